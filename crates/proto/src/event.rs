@@ -1,0 +1,349 @@
+//! The event protocol: what role processes tell the harness, and what the journal records.
+//!
+//! A role process writes each [`Event`] as one JSON line on stdout through an [`EventSink`].
+//! The harness adds its own events (process started, fault injected, verdicts) and writes all of
+//! them to `journal.jsonl` as [`JournalEntry`] lines: `{"t_ms":1234,"source":"agent-s003",
+//! "kind":"agent_resolved",...}`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+/// Which kind of process a sample or alarm is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProcessRole {
+    /// A reporting agent on a storage server.
+    Agent,
+    /// A storage server process.
+    Storage,
+}
+
+impl fmt::Display for ProcessRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ProcessRole::Agent => "agent",
+            ProcessRole::Storage => "storage",
+        })
+    }
+}
+
+/// The two alarms the watchdog runs side by side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlarmKind {
+    /// The fixed monitoring: a sustained upward trend of one process's resident memory.
+    Leak,
+    /// The 2012 monitoring: a server's aggregate memory in use above a threshold.
+    Aggregate,
+}
+
+impl fmt::Display for AlarmKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AlarmKind::Leak => "leak",
+            AlarmKind::Aggregate => "aggregate",
+        })
+    }
+}
+
+/// One resident-memory reading of one process.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RssSample {
+    /// Storage server the process belongs to (`s000`, `s001`, ...).
+    pub server: String,
+    /// Agent or storage.
+    pub role: ProcessRole,
+    /// Process id.
+    pub pid: u32,
+    /// Resident set size in bytes, as the kernel accounts it.
+    pub rss_bytes: u64,
+}
+
+/// Something that happened, told by a role process or by the harness.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Event {
+    // --- told by role processes -----------------------------------------------------------
+    /// A role is bound and serving. Always the first event of a role process.
+    Ready {
+        /// Role name (`dns`, `collector`, `agent`, `storage`, `watchdog`).
+        role: String,
+        /// The real addresses it serves on, by purpose (`dns`, `admin`, `http`).
+        addrs: BTreeMap<String, SocketAddr>,
+    },
+    /// A DNS server's answer for a name changed (admin update).
+    DnsRecordChanged {
+        /// Fully qualified name.
+        name: String,
+        /// The new A record set.
+        addrs: Vec<IpAddr>,
+        /// The zone's SOA serial after the change.
+        serial: u32,
+    },
+    /// An agent's resolved collector address set changed (including the first resolution).
+    AgentResolved {
+        /// Storage server the agent runs on.
+        server: String,
+        /// Addresses the agent's resolver returned.
+        addrs: Vec<IpAddr>,
+    },
+    /// An agent could not resolve the collector name.
+    AgentResolveFailed {
+        /// Storage server the agent runs on.
+        server: String,
+        /// What the resolver said.
+        error: String,
+    },
+    /// An agent's periodic counters.
+    AgentStats {
+        /// Storage server the agent runs on.
+        server: String,
+        /// Reports the collector accepted.
+        ok_reports: u64,
+        /// Report attempts that failed (connect, timeout, HTTP error).
+        failed_reports: u64,
+        /// Reports held for retry right now.
+        pending_reports: u64,
+        /// Bytes held in retry state (the leak, in leaky mode).
+        retained_bytes: u64,
+    },
+    /// The collector's periodic counters.
+    CollectorStats {
+        /// Reports accepted since start.
+        total_reports: u64,
+        /// Reports accepted per storage server.
+        per_server: BTreeMap<String, u64>,
+    },
+    /// A storage server's periodic state.
+    StorageStats {
+        /// Server id.
+        server: String,
+        /// Bytes of block cache currently resident.
+        cache_bytes: u64,
+        /// What the cache should hold given the budget and the agent's memory.
+        cache_target_bytes: u64,
+        /// The agent's resident memory as last read from /proc.
+        agent_rss_bytes: u64,
+        /// Whether the cache can no longer hold the working set.
+        degraded: bool,
+    },
+    /// One watchdog sweep: the resident memory of every watched process.
+    RssSweep {
+        /// One reading per live watched process.
+        samples: Vec<RssSample>,
+    },
+    /// The watchdog raised an alarm.
+    Alarm {
+        /// Which alarm.
+        alarm: AlarmKind,
+        /// Server the alarm is about.
+        server: String,
+        /// The process for a leak alarm; `None` for a per-server aggregate alarm.
+        role: Option<ProcessRole>,
+        /// Process id for a leak alarm.
+        pid: Option<u32>,
+        /// The numbers that made it fire.
+        detail: String,
+    },
+
+    // --- told by the harness --------------------------------------------------------------
+    /// The run began.
+    RunStarted {
+        /// Scenario name.
+        scenario: String,
+        /// The seed every random choice flows from.
+        seed: u64,
+        /// Storage servers in the fleet.
+        servers: usize,
+    },
+    /// A scenario phase began (for people reading the journal or the terminal).
+    Phase {
+        /// Short phase name.
+        name: String,
+        /// What happens in it.
+        detail: String,
+    },
+    /// The harness started a process.
+    ProcessStarted {
+        /// Process name in the run (`dns-a`, `agent-s003`, ...).
+        name: String,
+        /// Role.
+        role: String,
+        /// Process id.
+        pid: u32,
+    },
+    /// A process of the run exited.
+    ProcessExited {
+        /// Process name in the run.
+        name: String,
+        /// Process id.
+        pid: u32,
+        /// How it ended (`exit status: 0`, `signal: 9 (SIGKILL)`).
+        status: String,
+        /// Whether the harness asked it to stop.
+        expected: bool,
+    },
+    /// The harness injected a fault or a repair.
+    FaultInjected {
+        /// Timeline action (`replace_collector`, `dns_update`, ...).
+        action: String,
+        /// What exactly was done.
+        detail: String,
+    },
+    /// An expectation was checked.
+    Verdict {
+        /// Expectation name.
+        name: String,
+        /// Whether it held.
+        passed: bool,
+        /// The evidence.
+        detail: String,
+    },
+    /// The run ended.
+    RunFinished {
+        /// `pass` or `fail`.
+        verdict: String,
+    },
+}
+
+impl Event {
+    /// The `kind` tag of this event, as it appears in JSON.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::Ready { .. } => "ready",
+            Event::DnsRecordChanged { .. } => "dns_record_changed",
+            Event::AgentResolved { .. } => "agent_resolved",
+            Event::AgentResolveFailed { .. } => "agent_resolve_failed",
+            Event::AgentStats { .. } => "agent_stats",
+            Event::CollectorStats { .. } => "collector_stats",
+            Event::StorageStats { .. } => "storage_stats",
+            Event::RssSweep { .. } => "rss_sweep",
+            Event::Alarm { .. } => "alarm",
+            Event::RunStarted { .. } => "run_started",
+            Event::Phase { .. } => "phase",
+            Event::ProcessStarted { .. } => "process_started",
+            Event::ProcessExited { .. } => "process_exited",
+            Event::FaultInjected { .. } => "fault_injected",
+            Event::Verdict { .. } => "verdict",
+            Event::RunFinished { .. } => "run_finished",
+        }
+    }
+}
+
+/// One line of `journal.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JournalEntry {
+    /// Milliseconds since the run started, as the harness saw it.
+    pub t_ms: u64,
+    /// Who told it: a process name of the run, or `harness`.
+    pub source: String,
+    /// What happened.
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+/// Where a role sends its events. Cheap to clone.
+///
+/// In a role process this is [`EventSink::stdout`]; in tests it is [`EventSink::channel`], so a
+/// test can wait for readiness or a record change without parsing text.
+#[derive(Clone)]
+pub struct EventSink {
+    send: Arc<dyn Fn(Event) + Send + Sync>,
+}
+
+impl fmt::Debug for EventSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventSink").finish_non_exhaustive()
+    }
+}
+
+impl EventSink {
+    /// Writes each event as one JSON line on stdout and flushes, so the harness sees it at once.
+    /// A closed stdout (the harness is gone) is ignored: the process is about to die anyway.
+    pub fn stdout() -> Self {
+        Self {
+            send: Arc::new(|event: Event| {
+                // Serialising a plain enum of owned data cannot fail; if it ever did, an empty
+                // line is better than a panic in a daemon.
+                let line = serde_json::to_string(&event).unwrap_or_default();
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{line}");
+                let _ = out.flush();
+            }),
+        }
+    }
+
+    /// Sends events into an unbounded channel; the receiver sees them in order.
+    pub fn channel() -> (Self, std::sync::mpsc::Receiver<Event>) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let tx = std::sync::Mutex::new(tx);
+        let sink = Self {
+            send: Arc::new(move |event| {
+                if let Ok(tx) = tx.lock() {
+                    let _ = tx.send(event);
+                }
+            }),
+        };
+        (sink, rx)
+    }
+
+    /// Discards every event.
+    pub fn discard() -> Self {
+        Self {
+            send: Arc::new(|_| {}),
+        }
+    }
+
+    /// Tells one event.
+    pub fn emit(&self, event: Event) {
+        (self.send)(event);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn journal_entries_are_flat_json_with_a_kind_tag() {
+        let entry = JournalEntry {
+            t_ms: 1500,
+            source: "agent-s001".into(),
+            event: Event::AgentResolved {
+                server: "s001".into(),
+                addrs: vec!["127.1.2.10".parse().expect("ip")],
+            },
+        };
+        let line = serde_json::to_string(&entry).expect("serialize");
+        assert_eq!(
+            line,
+            r#"{"t_ms":1500,"source":"agent-s001","kind":"agent_resolved","server":"s001","addrs":["127.1.2.10"]}"#
+        );
+        let back: JournalEntry = serde_json::from_str(&line).expect("parse");
+        assert_eq!(back, entry);
+        assert_eq!(back.event.kind(), "agent_resolved");
+    }
+
+    #[test]
+    fn channel_sink_delivers_events_in_order() {
+        let (sink, rx) = EventSink::channel();
+        for i in 0..3 {
+            sink.emit(Event::RunFinished {
+                verdict: format!("v{i}"),
+            });
+        }
+        let got: Vec<_> = rx.try_iter().collect();
+        assert_eq!(got.len(), 3);
+        assert_eq!(
+            got[2],
+            Event::RunFinished {
+                verdict: "v2".into()
+            }
+        );
+    }
+}

@@ -1,0 +1,24 @@
+//! Types shared by every outage-lab process: humane units, the event protocol that role processes
+//! speak on stdout, the run journal, and the report schema.
+//!
+//! The harness and the role daemons are separate processes of one binary. They agree on exactly
+//! two things, both defined here:
+//!
+//! * **Events.** A role writes one JSON object per line on stdout ([`Event`]); the harness reads
+//!   every child's stdout, stamps each line with the time since the run started and appends it to
+//!   `journal.jsonl` as a [`JournalEntry`]. Human-readable logs go to stderr.
+//! * **The report.** `report.json` is a [`report::Report`]; its Rust type is its schema.
+
+pub mod event;
+pub mod report;
+pub mod units;
+pub mod wire;
+
+pub use event::{AlarmKind, Event, EventSink, JournalEntry, ProcessRole, RssSample};
+pub use units::{ByteSize, HumanDuration, UnitError};
+
+/// The DNS zone every run serves.
+pub const ZONE: &str = "lab.internal.";
+
+/// The name agents resolve to find the collector.
+pub const COLLECTOR_NAME: &str = "collector.lab.internal.";
