@@ -242,6 +242,9 @@ pub struct JournalEntry {
     pub t_ms: u64,
     /// Who told it: a process name of the run, or `harness`.
     pub source: String,
+    /// The teller's pid (absent for the harness). Tells a restarted process's lives apart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
     /// What happened.
     #[serde(flatten)]
     pub event: Event,
@@ -314,6 +317,7 @@ mod tests {
         let entry = JournalEntry {
             t_ms: 1500,
             source: "agent-s001".into(),
+            pid: Some(4242),
             event: Event::AgentResolved {
                 server: "s001".into(),
                 addrs: vec!["127.1.2.10".parse().expect("ip")],
@@ -322,7 +326,7 @@ mod tests {
         let line = serde_json::to_string(&entry).expect("serialize");
         assert_eq!(
             line,
-            r#"{"t_ms":1500,"source":"agent-s001","kind":"agent_resolved","server":"s001","addrs":["127.1.2.10"]}"#
+            r#"{"t_ms":1500,"source":"agent-s001","pid":4242,"kind":"agent_resolved","server":"s001","addrs":["127.1.2.10"]}"#
         );
         let back: JournalEntry = serde_json::from_str(&line).expect("parse");
         assert_eq!(back, entry);

@@ -99,7 +99,7 @@ impl fmt::Display for ByteSize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.0;
         for (unit, mult) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
-            if n >= mult && n % mult == 0 {
+            if n >= mult && n.is_multiple_of(mult) {
                 return write!(f, "{}{unit}", n / mult);
             }
         }
@@ -197,9 +197,9 @@ impl fmt::Display for HumanDuration {
         let ms = self.as_millis();
         if ms == 0 {
             write!(f, "0ms")
-        } else if ms % 60_000 == 0 {
+        } else if ms.is_multiple_of(60_000) {
             write!(f, "{}m", ms / 60_000)
-        } else if ms % 1_000 == 0 {
+        } else if ms.is_multiple_of(1_000) {
             write!(f, "{}s", ms / 1_000)
         } else {
             write!(f, "{ms}ms")
