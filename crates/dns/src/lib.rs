@@ -1,1 +1,353 @@
-//! placeholder
+//! The `dns` role: an authoritative DNS server for `lab.internal.` whose A records change at run
+//! time. Several run per scenario; they are the incident's "internal DNS servers", and the harness
+//! updates only some of them, which is how some agents in 2012 kept the address of a collector
+//! that no longer existed.
+//!
+//! * **DNS** over UDP and TCP, served by hickory-server from an in-memory zone: an SOA (serial 1
+//!   at start) and the configured A records, every one with the configured TTL. A name in the zone
+//!   without records is `NXDOMAIN`; a name outside it is `REFUSED`.
+//! * **Admin API** (axum) on its own listener: `GET /health`, `GET /records`,
+//!   `PUT /records/{name}`, which replaces the name's whole A record set, bumps the SOA serial
+//!   and emits [`Event::DnsRecordChanged`]. Routes, errors and access rules are listed in the
+//!   `admin` module; in short, without [`Config::admin_token`] only loopback clients may use it.
+//!
+//! Once both are serving, [`run`] logs the real addresses on stderr and emits one
+//! [`Event::Ready`] with `role: "dns"` and `addrs: {"dns": <UDP address>, "admin": <admin
+//! address>}`. It stops when the shutdown token is cancelled.
+
+mod admin;
+mod zone;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::IntoFuture;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hickory_proto::rr::Name;
+use hickory_server::Server;
+use hickory_server::net::NetError;
+use outage_lab_proto::{Event, EventSink, HumanDuration, ZONE};
+use serde::{Deserialize, Serialize};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio_util::sync::CancellationToken;
+
+/// How long a DNS-over-TCP connection may stay silent before the server closes it.
+const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Responses queued per DNS-over-TCP connection (hickory's own default).
+const TCP_RESPONSE_BUFFER: usize = 32;
+
+/// How long the DNS tasks and in-flight admin requests get to finish after shutdown is asked for,
+/// before `run` returns anyway.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Largest TTL DNS allows (RFC 2181: a TTL is 31 bits).
+const MAX_TTL_SECS: u32 = i32::MAX as u32;
+
+/// Behaviour of one DNS server.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Initial A records: name to addresses. A name without a dot is relative to the zone
+    /// (`collector` is `collector.lab.internal.`); a name with a dot is fully qualified, trailing
+    /// dot optional (`collector.lab.internal` or `collector.lab.internal.`). Every name must be in
+    /// `lab.internal.` and have at least one address.
+    #[serde(default = "default_records")]
+    pub records: BTreeMap<String, Vec<Ipv4Addr>>,
+    /// TTL served on every A record (and the SOA's negative-caching TTL): how long a resolver may
+    /// keep an answer. DNS counts whole seconds, so a fraction of a second is rounded up.
+    #[serde(default = "default_ttl")]
+    pub ttl: HumanDuration,
+    /// If set, admin requests must carry `Authorization: Bearer <token>` (from any peer); if
+    /// unset, only loopback peers may use the admin API.
+    #[serde(default = "default_admin_token")]
+    pub admin_token: Option<String>,
+}
+
+fn default_records() -> BTreeMap<String, Vec<Ipv4Addr>> {
+    BTreeMap::new()
+}
+
+fn default_ttl() -> HumanDuration {
+    HumanDuration::secs(1)
+}
+
+fn default_admin_token() -> Option<String> {
+    None
+}
+
+impl Default for Config {
+    /// No records, a 1 s TTL, loopback-only admin.
+    fn default() -> Self {
+        Self {
+            records: default_records(),
+            ttl: default_ttl(),
+            admin_token: default_admin_token(),
+        }
+    }
+}
+
+impl fmt::Debug for Config {
+    /// Like a derived `Debug`, but the admin token is never printed (configs end up in logs).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("records", &self.records)
+            .field("ttl", &self.ttl)
+            .field(
+                "admin_token",
+                &self.admin_token.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
+
+/// The sockets the server runs on, bound by the caller (so tests can bind port 0 and the harness
+/// can pick the address).
+#[derive(Debug)]
+pub struct Listeners {
+    /// DNS over UDP. Its address is the one announced as `dns` in `Event::Ready`.
+    pub udp: UdpSocket,
+    /// DNS over TCP; by convention on the same address and port as `udp`.
+    pub tcp: TcpListener,
+    /// The admin HTTP API.
+    pub admin: TcpListener,
+}
+
+/// Why the DNS role could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The configuration cannot be served (a name outside the zone, an empty address set, an
+    /// empty token, ...).
+    #[error("invalid dns config: {0}")]
+    InvalidConfig(String),
+    /// A listener's local address could not be read.
+    #[error("failed to read the local address of the {listener} listener")]
+    LocalAddr {
+        /// Which listener: `udp`, `tcp` or `admin`.
+        listener: &'static str,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The DNS server (its UDP or TCP task) failed.
+    #[error("the DNS server on {addr} failed")]
+    Dns {
+        /// The DNS (UDP) address.
+        addr: SocketAddr,
+        /// What hickory said.
+        #[source]
+        source: NetError,
+    },
+    /// The admin HTTP server failed.
+    #[error("the admin API on {addr} failed")]
+    Admin {
+        /// The admin address.
+        addr: SocketAddr,
+        /// What went wrong.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Serves DNS and the admin API on `listeners` until `shutdown` is cancelled, then stops both
+/// (hickory's graceful shutdown, axum's graceful shutdown) within about a second and returns
+/// `Ok(())`.
+///
+/// Before serving it checks `config`; a bad config is [`Error::InvalidConfig`] and nothing is
+/// served. Once serving it logs the real addresses and emits exactly one [`Event::Ready`]; every
+/// admin change emits one [`Event::DnsRecordChanged`].
+pub async fn run(
+    config: Config,
+    listeners: Listeners,
+    shutdown: CancellationToken,
+    events: EventSink,
+) -> Result<(), Error> {
+    let records = initial_records(&config.records)?;
+    if config
+        .admin_token
+        .as_ref()
+        .is_some_and(|t| t.trim().is_empty())
+    {
+        return Err(Error::InvalidConfig(
+            "admin_token is empty; omit it to allow loopback clients only".into(),
+        ));
+    }
+    let ttl = ttl_secs(config.ttl);
+    let local = |listener: &'static str, result: std::io::Result<SocketAddr>| {
+        result.map_err(|source| Error::LocalAddr { listener, source })
+    };
+    let dns_addr = local("udp", listeners.udp.local_addr())?;
+    let tcp_addr = local("tcp", listeners.tcp.local_addr())?;
+    let admin_addr = local("admin", listeners.admin.local_addr())?;
+
+    let zone = Arc::new(zone::Zone::new(&records, ttl));
+    let mut server = Server::new(zone.catalog());
+    server.register_socket(listeners.udp);
+    server.register_listener(listeners.tcp, TCP_IDLE_TIMEOUT, TCP_RESPONSE_BUFFER);
+
+    // Our own token for the admin server: cancelled by the caller's token, and by us if the DNS
+    // server fails, without cancelling anything of the caller's.
+    let stop = shutdown.child_token();
+    let app = admin::router(Arc::new(admin::Admin {
+        zone,
+        events: events.clone(),
+        token: config.admin_token.clone(),
+        updates: tokio::sync::Mutex::new(()),
+    }));
+    let mut admin_task = tokio::spawn(
+        axum::serve(
+            listeners.admin,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(stop.clone().cancelled_owned())
+        .into_future(),
+    );
+
+    // Both servers run on bound sockets: a query or request that arrives now waits in the
+    // kernel's queue until the tasks above first poll, so the server is ready as of here.
+    tracing::info!(
+        "listening for DNS on {dns_addr} (UDP) and {tcp_addr} (TCP), zone {ZONE}, ttl {ttl}s"
+    );
+    tracing::info!("admin API on http://{admin_addr}");
+    events.emit(Event::Ready {
+        role: "dns".into(),
+        addrs: BTreeMap::from([
+            ("dns".to_owned(), dns_addr),
+            ("admin".to_owned(), admin_addr),
+        ]),
+    });
+
+    // Wait for the shutdown, or for one of the servers to stop on its own (which is a failure:
+    // neither stops before it is asked to).
+    enum Ended {
+        Asked,
+        Dns(Result<(), NetError>),
+        Admin(Result<std::io::Result<()>, tokio::task::JoinError>),
+    }
+    let ended = tokio::select! {
+        () = stop.cancelled() => Ended::Asked,
+        result = server.block_until_done() => Ended::Dns(result),
+        joined = &mut admin_task => Ended::Admin(joined),
+    };
+    stop.cancel();
+
+    let outcome = match ended {
+        Ended::Asked => {
+            tracing::info!("stopping");
+            // Stop both at once, under one deadline. The DNS tasks end as soon as they see the
+            // cancellation; the admin server waits for in-flight requests. hickory reports a
+            // listener task that failed earlier (while its sibling kept serving) only here, so
+            // such a failure still makes `run` return an error.
+            let admin_abort = admin_task.abort_handle();
+            let both = async {
+                let (dns, admin) = tokio::join!(server.shutdown_gracefully(), admin_task);
+                dns.map_err(|source| Error::Dns {
+                    addr: dns_addr,
+                    source,
+                })?;
+                admin_result(admin, admin_addr)
+            };
+            match tokio::time::timeout(DRAIN_TIMEOUT, both).await {
+                Ok(result) => result,
+                Err(_) => {
+                    tracing::warn!("still draining after {DRAIN_TIMEOUT:?}; not waiting");
+                    admin_abort.abort();
+                    Ok(())
+                }
+            }
+        }
+        Ended::Dns(result) => {
+            let source = result
+                .err()
+                .unwrap_or_else(|| NetError::from("the DNS listeners stopped"));
+            drain_admin(admin_task).await;
+            Err(Error::Dns {
+                addr: dns_addr,
+                source,
+            })
+        }
+        Ended::Admin(joined) => {
+            // Dropping `server` at the end of this function aborts its tasks if the graceful
+            // stop takes too long.
+            let _ = tokio::time::timeout(DRAIN_TIMEOUT, server.shutdown_gracefully()).await;
+            Err(admin_result(joined, admin_addr)
+                .err()
+                .unwrap_or_else(|| Error::Admin {
+                    addr: admin_addr,
+                    source: std::io::Error::other("the admin server stopped on its own"),
+                }))
+        }
+    };
+    // An error is the caller's to report (the binary prints it as its last line).
+    if outcome.is_ok() {
+        tracing::info!("stopped");
+    }
+    outcome
+}
+
+/// Gives the admin server [`DRAIN_TIMEOUT`] to finish (its token is already cancelled), then
+/// aborts it.
+async fn drain_admin(task: tokio::task::JoinHandle<std::io::Result<()>>) {
+    let abort = task.abort_handle();
+    if tokio::time::timeout(DRAIN_TIMEOUT, task).await.is_err() {
+        abort.abort();
+    }
+}
+
+/// What the admin task's end means for `run`.
+fn admin_result(
+    joined: Result<std::io::Result<()>, tokio::task::JoinError>,
+    addr: SocketAddr,
+) -> Result<(), Error> {
+    match joined {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(source)) => Err(Error::Admin { addr, source }),
+        Err(join) => Err(Error::Admin {
+            addr,
+            source: std::io::Error::other(format!("the admin task ended abnormally: {join}")),
+        }),
+    }
+}
+
+/// Checks the configured records and keys them by fully qualified name.
+fn initial_records(
+    records: &BTreeMap<String, Vec<Ipv4Addr>>,
+) -> Result<BTreeMap<Name, Vec<Ipv4Addr>>, Error> {
+    if records.len() > zone::MAX_NAMES {
+        return Err(Error::InvalidConfig(format!(
+            "{} record names is too many (at most {})",
+            records.len(),
+            zone::MAX_NAMES
+        )));
+    }
+    let mut out: BTreeMap<Name, (String, Vec<Ipv4Addr>)> = BTreeMap::new();
+    for (input, addrs) in records {
+        let name = zone::fqdn(input)
+            .map_err(|reason| Error::InvalidConfig(format!("record {input:?}: {reason}")))?;
+        let ips: Vec<_> = addrs.iter().copied().map(Into::into).collect();
+        let addrs = zone::ipv4_set(&ips)
+            .map_err(|reason| Error::InvalidConfig(format!("record {input:?}: {reason}")))?;
+        if let Some((other, _)) = out.get(&name) {
+            return Err(Error::InvalidConfig(format!(
+                "records {other:?} and {input:?} both name {name}; give each name once"
+            )));
+        }
+        out.insert(name, (input.clone(), addrs));
+    }
+    Ok(out
+        .into_iter()
+        .map(|(name, (_, addrs))| (name, addrs))
+        .collect())
+}
+
+/// The configured TTL in whole seconds, rounded up (so `500ms` is 1 s, not "never cache") and
+/// capped at the largest TTL DNS allows.
+fn ttl_secs(ttl: HumanDuration) -> u32 {
+    let secs = ttl.as_millis().div_ceil(1000);
+    u32::try_from(secs).map_or(MAX_TTL_SECS, |s| s.min(MAX_TTL_SECS))
+}
+
+#[cfg(test)]
+mod tests;

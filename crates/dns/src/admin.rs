@@ -1,0 +1,271 @@
+//! The admin HTTP API of a DNS server: how the harness (or a person with curl) reads and changes
+//! the zone while it serves.
+//!
+//! | route | answer |
+//! |---|---|
+//! | `GET /health` | `200 ok` |
+//! | `GET /records` | JSON [`RecordsMsg`]: every A record set by fully qualified name, and the serial |
+//! | `PUT /records/{name}` | body JSON [`SetRecordMsg`]; replaces the name's whole A set, bumps the serial, answers the new [`RecordsMsg`] |
+//!
+//! Errors are `4xx` with a one-line plain-text reason: `400` for a name outside the zone, an IPv6
+//! address or an empty set, `400`/`415`/`422` for a body that is not the expected JSON (axum's
+//! `Json` rejections), `413` for a body over [`MAX_BODY_BYTES`], `404` for an unknown path, `405`
+//! for a known path with the wrong method, `401` for a missing or wrong bearer token and `403` for
+//! a non-loopback client when no token is configured.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use outage_lab_proto::wire::{RecordsMsg, SetRecordMsg};
+use outage_lab_proto::{Event, EventSink};
+use tokio::sync::Mutex;
+
+use crate::zone::{self, MAX_NAMES, Zone};
+
+/// Largest request body accepted. A record update is well under 1 KiB; 64 KiB is generous and
+/// still stops a client from making the server buffer arbitrary amounts of memory.
+pub(crate) const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// What the request handlers share.
+pub(crate) struct Admin {
+    /// The zone the DNS server answers from.
+    pub(crate) zone: Arc<Zone>,
+    /// Where `DnsRecordChanged` events go.
+    pub(crate) events: EventSink,
+    /// The bearer token every request must carry, if one is configured.
+    pub(crate) token: Option<String>,
+    /// Serialises updates, so that concurrent `PUT`s emit their events in serial order (the zone
+    /// itself is already consistent without it: each change is one write under the zone's lock).
+    pub(crate) updates: Mutex<()>,
+}
+
+/// The admin router; serve it with `into_make_service_with_connect_info::<SocketAddr>()` so the
+/// access check can see the peer's address.
+pub(crate) fn router(admin: Arc<Admin>) -> Router {
+    Router::new()
+        .route("/health", get(|| async { "ok" }))
+        .route("/records", get(get_records))
+        .route("/records/{name}", put(put_record))
+        .fallback(|| async { reject(StatusCode::NOT_FOUND, "no such path") })
+        .method_not_allowed_fallback(|| async {
+            reject(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed on this path",
+            )
+        })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // Outermost: the access check runs before routing, so an unauthorised client learns
+        // nothing about which paths exist.
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&admin),
+            authorize,
+        ))
+        .with_state(admin)
+}
+
+/// A 4xx answer with a one-line plain-text reason.
+fn reject(status: StatusCode, reason: impl Into<String>) -> Response {
+    (status, reason.into()).into_response()
+}
+
+/// The access check, as middleware around every route.
+async fn authorize(
+    State(admin): State<Arc<Admin>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match check_access(admin.token.as_deref(), peer.ip(), request.headers()) {
+        Ok(()) => next.run(request).await,
+        Err(denied) => denied.into_response(),
+    }
+}
+
+/// Why a request may not use the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Denied {
+    /// No token is configured and the peer is not on loopback: `403`.
+    NotLoopback(IpAddr),
+    /// A token is configured and the request does not carry it: `401`.
+    NoToken,
+}
+
+impl IntoResponse for Denied {
+    fn into_response(self) -> Response {
+        match self {
+            Denied::NotLoopback(peer) => reject(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "{peer} is not a loopback client; configure admin_token to allow remote clients"
+                ),
+            ),
+            Denied::NoToken => {
+                let mut response =
+                    reject(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                response
+            }
+        }
+    }
+}
+
+/// Without a token only loopback peers may call the API; with a token every peer, loopback
+/// included, must send `Authorization: Bearer <token>`.
+fn check_access(token: Option<&str>, peer: IpAddr, headers: &HeaderMap) -> Result<(), Denied> {
+    match token {
+        // `to_canonical` turns an IPv4-mapped IPv6 peer (::ffff:127.0.0.1, seen on a dual-stack
+        // listener) back into IPv4, so it counts as the loopback it is.
+        None if peer.to_canonical().is_loopback() => Ok(()),
+        None => Err(Denied::NotLoopback(peer)),
+        Some(token) if bearer_matches(headers, token) => Ok(()),
+        Some(_) => Err(Denied::NoToken),
+    }
+}
+
+/// Whether `headers` carry `Authorization: Bearer <token>` (the scheme is case-insensitive, as
+/// RFC 9110 says).
+fn bearer_matches(headers: &HeaderMap, token: &str) -> bool {
+    let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let Some((scheme, given)) = value.trim().split_once(' ') else {
+        return false;
+    };
+    scheme.eq_ignore_ascii_case("bearer") && constant_time_eq(given.trim(), token)
+}
+
+/// Compares without stopping at the first differing byte, so response timing does not tell a
+/// guesser how much of the token was right.
+fn constant_time_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// `GET /records`: the zone as the DNS server answers it right now.
+async fn get_records(State(admin): State<Arc<Admin>>) -> Json<RecordsMsg> {
+    Json(admin.zone.snapshot().await)
+}
+
+/// `PUT /records/{name}`: replace the name's whole A set. A malformed body never reaches this
+/// function: the `Json` extractor answers it with 400, 415, 422 or 413.
+async fn put_record(
+    State(admin): State<Arc<Admin>>,
+    Path(name): Path<String>,
+    Json(body): Json<SetRecordMsg>,
+) -> Response {
+    let fqdn = match zone::fqdn(&name) {
+        Ok(fqdn) => fqdn,
+        Err(reason) => return reject(StatusCode::BAD_REQUEST, format!("name {name:?}: {reason}")),
+    };
+    let addrs = match zone::ipv4_set(&body.addrs) {
+        Ok(addrs) => addrs,
+        Err(reason) => return reject(StatusCode::BAD_REQUEST, reason),
+    };
+
+    let _update = admin.updates.lock().await;
+    if !admin.zone.has(&fqdn).await && admin.zone.name_count().await >= MAX_NAMES {
+        return reject(
+            StatusCode::BAD_REQUEST,
+            format!("the zone already holds {MAX_NAMES} names; no more can be added"),
+        );
+    }
+    let records = admin.zone.replace(&fqdn, &addrs).await;
+    let name = fqdn.to_string();
+    let addrs: Vec<_> = addrs.into_iter().map(Into::into).collect();
+    tracing::info!(
+        "record changed: {name} A {addrs:?}, serial {}",
+        records.serial
+    );
+    admin.events.emit(Event::DnsRecordChanged {
+        name,
+        addrs,
+        serial: records.serial,
+    });
+    Json(records).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_auth(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        if let Ok(v) = HeaderValue::from_str(value) {
+            headers.insert(header::AUTHORIZATION, v);
+        }
+        headers
+    }
+
+    fn status(result: Result<(), Denied>) -> StatusCode {
+        result.map_or_else(
+            |denied| denied.into_response().status(),
+            |()| StatusCode::OK,
+        )
+    }
+
+    #[test]
+    fn without_a_token_only_loopback_peers_get_in() {
+        let none = HeaderMap::new();
+        for peer in ["127.0.0.1", "127.4.5.6", "::1", "::ffff:127.0.0.1"] {
+            let ip: IpAddr = peer.parse().expect("ip");
+            assert_eq!(
+                status(check_access(None, ip, &none)),
+                StatusCode::OK,
+                "{peer}"
+            );
+        }
+        for peer in ["10.0.0.1", "192.168.1.20", "::ffff:10.0.0.1", "2001:db8::1"] {
+            let ip: IpAddr = peer.parse().expect("ip");
+            assert_eq!(
+                status(check_access(None, ip, &none)),
+                StatusCode::FORBIDDEN,
+                "{peer}"
+            );
+        }
+    }
+
+    #[test]
+    fn with_a_token_every_peer_needs_the_bearer_token() {
+        let remote: IpAddr = "10.0.0.1".parse().expect("ip");
+        let local: IpAddr = "127.0.0.1".parse().expect("ip");
+        let token = Some("s3cret");
+        for peer in [remote, local] {
+            assert_eq!(
+                status(check_access(token, peer, &with_auth("Bearer s3cret"))),
+                StatusCode::OK
+            );
+            assert_eq!(
+                status(check_access(token, peer, &with_auth("bearer s3cret"))),
+                StatusCode::OK
+            );
+            for bad in [
+                "",
+                "Bearer",
+                "Bearer s3cre",
+                "Bearer s3cret2",
+                "Basic s3cret",
+                "s3cret",
+            ] {
+                assert_eq!(
+                    status(check_access(token, peer, &with_auth(bad))),
+                    StatusCode::UNAUTHORIZED,
+                    "{bad:?} from {peer}"
+                );
+            }
+        }
+    }
+}
