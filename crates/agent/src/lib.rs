@@ -1,1 +1,567 @@
-//! placeholder
+//! The reporting agent that runs beside every storage server, and holds the 2012 bug.
+//!
+//! Every `report_interval` the agent resolves `collector.lab.internal` through the one DNS server
+//! it is assigned (never the system resolver) and posts a [`ReportMsg`] to the first address it
+//! got. That is the whole job; what matters is what happens when the post fails:
+//!
+//! * `retry: { mode: leaky }` (the 2012 agent) keeps every failed report plus a buffer of really
+//!   written memory, forever. An agent whose DNS server still names the dead collector fails every
+//!   attempt, so its resident memory climbs steadily, and only a restart gives it back.
+//! * `retry: { mode: fixed }` keeps a bounded queue of sequence numbers and backs off.
+//!
+//! The retry rules live in [`retry`] as pure, unit-tested code; this module is the I/O around them.
+//!
+//! Events (one JSON line each on the role's stdout): one `Ready`; `AgentResolved` whenever the
+//! resolved address set changes (the first resolution included); `AgentResolveFailed` when
+//! resolution starts failing or fails in a new way; `AgentStats` every `stats_interval` and once
+//! more on shutdown.
+//!
+//! DNS caching is the resolver's: hickory-resolver keeps an answer for its TTL and asks again
+//! after, so a record change reaches the agent one TTL later, exactly as it reached the 2012 fleet.
+//! The agent adds no cache of its own and builds one resolver for its whole life.
+
+pub mod retry;
+
+use std::collections::BTreeMap;
+use std::mem::discriminant;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use hickory_resolver::config::{
+    ConnectionConfig, LookupIpStrategy, NameServerConfig, ResolveHosts, ResolverConfig,
+};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::net::{DnsError, NetError};
+use hickory_resolver::{Resolver, TokioResolver};
+use outage_lab_proto::wire::ReportMsg;
+use outage_lab_proto::{COLLECTOR_NAME, Event, EventSink, HumanDuration};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+
+pub use retry::{FailureEffect, RetryPolicy, RetryState, backoff_delay};
+
+/// Configuration of one agent process.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Storage server id this agent runs on (e.g. "s003").
+    pub server: String,
+    /// The one DNS server this agent resolves through (ip:port). No system resolver, ever: which
+    /// DNS server an agent uses is what decides whether it sees the stale record.
+    pub dns_server: SocketAddr,
+    /// TCP port of the collector; the address comes from DNS (`collector.lab.internal`).
+    pub collector_port: u16,
+    /// How often a report is due.
+    #[serde(default = "default_report_interval")]
+    pub report_interval: HumanDuration,
+    /// Deadline for one report POST (connect + response), and for one DNS query.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout: HumanDuration,
+    /// How often to emit `Event::AgentStats`.
+    #[serde(default = "default_stats_interval")]
+    pub stats_interval: HumanDuration,
+    /// What happens to a report that could not be sent.
+    #[serde(default)]
+    pub retry: RetryPolicy,
+    /// Seed for the backoff jitter (every random choice flows from the scenario seed).
+    pub seed: u64,
+}
+
+fn default_report_interval() -> HumanDuration {
+    HumanDuration::millis(100)
+}
+
+fn default_request_timeout() -> HumanDuration {
+    HumanDuration::millis(500)
+}
+
+fn default_stats_interval() -> HumanDuration {
+    HumanDuration::secs(1)
+}
+
+impl Default for Config {
+    /// The documented defaults for the optional fields. The fields with no default in a config
+    /// file (`server`, `dns_server`, `collector_port`, `seed`) are placeholders here (`s000`,
+    /// `127.0.0.1:53`, port 0, seed 0) that a caller is expected to overwrite, as in
+    /// `Config { server, dns_server, collector_port, seed, ..Config::default() }`.
+    fn default() -> Self {
+        Self {
+            server: "s000".into(),
+            dns_server: SocketAddr::from(([127, 0, 0, 1], 53)),
+            collector_port: 0,
+            report_interval: default_report_interval(),
+            request_timeout: default_request_timeout(),
+            stats_interval: default_stats_interval(),
+            retry: RetryPolicy::default(),
+            seed: 0,
+        }
+    }
+}
+
+impl Config {
+    /// Checks values that would make the agent misbehave (zero intervals, an inverted backoff).
+    pub fn validate(&self) -> Result<(), Error> {
+        let zero = |what: &str, d: HumanDuration| {
+            d.get()
+                .is_zero()
+                .then(|| Error::InvalidConfig(format!("{what} must be greater than 0ms")))
+        };
+        if let Some(err) = zero("report_interval", self.report_interval)
+            .or_else(|| zero("request_timeout", self.request_timeout))
+            .or_else(|| zero("stats_interval", self.stats_interval))
+        {
+            return Err(err);
+        }
+        self.retry.validate().map_err(Error::InvalidConfig)
+    }
+}
+
+/// Why the agent could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The configuration cannot work.
+    #[error("invalid agent config: {0}")]
+    InvalidConfig(String),
+    /// The DNS resolver could not be built.
+    #[error("failed to build the DNS resolver for {dns_server}")]
+    Resolver {
+        /// The DNS server it was for.
+        dns_server: SocketAddr,
+        /// What hickory said.
+        #[source]
+        source: NetError,
+    },
+    /// The HTTP client could not be built.
+    #[error("failed to build the HTTP client")]
+    HttpClient(#[source] reqwest::Error),
+}
+
+/// Runs the agent until `shutdown` is cancelled, then emits a last `AgentStats` and returns
+/// `Ok(())`. An attempt in flight at that moment is abandoned, not awaited.
+///
+/// Once the resolver and the HTTP client are built it logs the DNS server it uses and emits
+/// exactly one `Event::Ready { role: "agent", addrs: {} }`.
+pub async fn run(
+    config: Config,
+    shutdown: CancellationToken,
+    events: EventSink,
+) -> Result<(), Error> {
+    config.validate()?;
+    let link = Link::new(&config)?;
+    let state = RetryState::new(&config.retry);
+    tracing::info!(
+        server = %config.server,
+        retry = state.mode_name(),
+        "agent resolving {COLLECTOR_NAME} through DNS server {} only",
+        config.dns_server
+    );
+    events.emit(Event::Ready {
+        role: "agent".into(),
+        addrs: BTreeMap::new(),
+    });
+
+    let mut agent = Agent {
+        state,
+        rng: ChaCha8Rng::seed_from_u64(config.seed),
+        counters: Counters::default(),
+        watch: ResolveWatch::default(),
+        next_seq: 0,
+        events,
+        config,
+    };
+    agent.run(&link, &shutdown).await;
+    agent.emit_stats();
+    tracing::info!(server = %agent.config.server, "agent stopped");
+    Ok(())
+}
+
+/// The agent's two clients, built once. Kept apart from [`Agent`] so an attempt in flight can
+/// borrow them while the main loop still emits stats.
+struct Link {
+    resolver: TokioResolver,
+    client: reqwest::Client,
+    collector_port: u16,
+    /// Outer bound on one DNS lookup, in case the resolver's own timeout does not fire.
+    dns_guard: Duration,
+}
+
+impl Link {
+    fn new(config: &Config) -> Result<Self, Error> {
+        let timeout = config.request_timeout.get();
+        let dns = config.dns_server;
+
+        // One name server, UDP only, on its real port (the lab's DNS servers are not on 53).
+        let mut connection = ConnectionConfig::udp();
+        connection.port = dns.port();
+        let mut name_server = NameServerConfig::udp(dns.ip());
+        name_server.connections = vec![connection];
+        let mut builder = Resolver::builder_with_config(
+            ResolverConfig::from_name_servers(vec![name_server]),
+            TokioRuntimeProvider::default(),
+        );
+        let opts = builder.options_mut();
+        opts.timeout = timeout;
+        // `attempts` counts retries after the first try: 0 is one query per lookup. The agent's
+        // own cadence is the retry.
+        opts.attempts = 0;
+        opts.num_concurrent_reqs = 1;
+        // The zone serves A records only; asking for AAAA too would double the queries.
+        opts.ip_strategy = LookupIpStrategy::Ipv4Only;
+        // /etc/hosts is part of the system resolver, which the agent must never consult.
+        opts.use_hosts_file = ResolveHosts::Never;
+        // One name is ever looked up; a small cache keeps idle memory small. The cache still
+        // honours each answer's TTL, which is how a DNS change propagates to the agent.
+        opts.cache_size = 8;
+        opts.try_tcp_on_error = false;
+        let resolver = builder.build().map_err(|source| Error::Resolver {
+            dns_server: dns,
+            source,
+        })?;
+
+        let client = reqwest::Client::builder()
+            // Environment proxies must not capture loopback traffic of a lab run.
+            .no_proxy()
+            .connect_timeout(timeout)
+            .timeout(timeout)
+            // One attempt per report: the retry policy, not the HTTP client, decides on retries.
+            .retry(reqwest::retry::never())
+            .pool_max_idle_per_host(1)
+            .build()
+            .map_err(Error::HttpClient)?;
+
+        Ok(Self {
+            resolver,
+            client,
+            collector_port: config.collector_port,
+            dns_guard: timeout.saturating_mul(2),
+        })
+    }
+
+    /// One report attempt: resolve the collector, then post to its first address.
+    async fn attempt(&self, report: &ReportMsg) -> Attempt {
+        let lookup = tokio::time::timeout(self.dns_guard, self.resolver.lookup_ip(COLLECTOR_NAME));
+        let addrs: Vec<IpAddr> = match lookup.await {
+            Ok(Ok(lookup)) => lookup.iter().collect(),
+            Ok(Err(err)) => return Attempt::ResolveFailed(ResolveFailure::from_net(&err)),
+            Err(_) => return Attempt::ResolveFailed(ResolveFailure::guard_timeout()),
+        };
+        let Some(&first) = addrs.first() else {
+            return Attempt::ResolveFailed(ResolveFailure {
+                class: FailureClass::Empty,
+                message: format!("no addresses for {COLLECTOR_NAME}"),
+            });
+        };
+        let target = SocketAddr::new(first, self.collector_port);
+        let result = self
+            .client
+            .post(format!("http://{target}/report"))
+            .json(report)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map(drop);
+        Attempt::Posted {
+            addrs,
+            target,
+            result,
+        }
+    }
+}
+
+/// How one attempt ended.
+enum Attempt {
+    /// The collector name did not resolve; nothing was sent.
+    ResolveFailed(ResolveFailure),
+    /// The name resolved to `addrs` and a POST to `target` was made.
+    Posted {
+        addrs: Vec<IpAddr>,
+        target: SocketAddr,
+        result: Result<(), reqwest::Error>,
+    },
+}
+
+/// A resolution failure: a coarse class, to decide whether the error state changed, and the
+/// resolver's message, for the event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ResolveFailure {
+    class: FailureClass,
+    message: String,
+}
+
+/// The kind of a resolution failure. Messages can differ between two failures of the same kind
+/// (a query id, an address), so the "state changed" test compares kinds, not text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FailureClass {
+    /// A resolver error, by variant (and by `DnsError` variant for DNS errors).
+    Net(
+        std::mem::Discriminant<NetError>,
+        Option<std::mem::Discriminant<DnsError>>,
+    ),
+    /// The agent's outer guard timed out.
+    GuardTimeout,
+    /// An answer with no addresses.
+    Empty,
+}
+
+impl ResolveFailure {
+    fn from_net(err: &NetError) -> Self {
+        let dns = match err {
+            NetError::Dns(dns) => Some(discriminant(dns)),
+            _ => None,
+        };
+        Self {
+            class: FailureClass::Net(discriminant(err), dns),
+            message: err.to_string(),
+        }
+    }
+
+    fn guard_timeout() -> Self {
+        Self {
+            class: FailureClass::GuardTimeout,
+            message: "DNS lookup did not finish in time".into(),
+        }
+    }
+}
+
+/// Decides which resolution outcomes are news: a new address set, or a new kind of failure.
+#[derive(Debug, Default)]
+struct ResolveWatch {
+    /// The last address set resolved (sorted), `None` before the first resolution.
+    last_addrs: Option<Vec<IpAddr>>,
+    /// The kind of the current failure streak, `None` while resolution works.
+    failing: Option<FailureClass>,
+}
+
+impl ResolveWatch {
+    /// A successful resolution; true when the address set differs from the last one (order does
+    /// not count: a server may rotate its answers).
+    fn resolved(&mut self, addrs: &[IpAddr]) -> bool {
+        self.failing = None;
+        let mut set = addrs.to_vec();
+        set.sort_unstable();
+        set.dedup();
+        if self.last_addrs.as_ref() == Some(&set) {
+            return false;
+        }
+        self.last_addrs = Some(set);
+        true
+    }
+
+    /// A failed resolution; true when resolution was working before or failed differently.
+    fn failed(&mut self, failure: &ResolveFailure) -> bool {
+        let changed = self.failing != Some(failure.class);
+        self.failing = Some(failure.class);
+        changed
+    }
+}
+
+/// Report counters since this process started.
+#[derive(Debug, Default)]
+struct Counters {
+    ok: u64,
+    failed: u64,
+}
+
+/// The agent's mutable state across attempts.
+struct Agent {
+    config: Config,
+    events: EventSink,
+    /// What failed reports cost (the leak lives in here).
+    state: RetryState,
+    /// Seeded from the config, so a run's backoff schedule can be repeated.
+    rng: ChaCha8Rng,
+    counters: Counters,
+    watch: ResolveWatch,
+    /// Sequence number of the next report.
+    next_seq: u64,
+}
+
+impl Agent {
+    /// The main loop: an attempt whenever one is due, stats on their own clock, both interrupted
+    /// by shutdown.
+    async fn run(&mut self, link: &Link, shutdown: &CancellationToken) {
+        let stats_period = self.config.stats_interval.get();
+        let mut stats = tokio::time::interval_at(Instant::now() + stats_period, stats_period);
+        stats.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        // The first report is due at once.
+        let mut next_due = Instant::now();
+        loop {
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => return,
+                _ = stats.tick() => self.emit_stats(),
+                () = tokio::time::sleep_until(next_due) => {}
+            }
+            if Instant::now() < next_due {
+                continue;
+            }
+
+            let started = Instant::now();
+            let report = ReportMsg {
+                server: self.config.server.clone(),
+                seq: self.next_seq,
+                pending: self.state.pending(),
+            };
+            self.next_seq += 1;
+            // Drive the attempt while still emitting stats on time and honouring shutdown:
+            // an attempt against a blackholed collector can take a whole request_timeout.
+            let attempt = {
+                let mut attempt = std::pin::pin!(link.attempt(&report));
+                loop {
+                    tokio::select! {
+                        biased;
+                        () = shutdown.cancelled() => return,
+                        _ = stats.tick() => self.emit_stats(),
+                        outcome = &mut attempt => break outcome,
+                    }
+                }
+            };
+            self.record(attempt, report);
+
+            // The delay counts from when the attempt started, so a slow failure does not slow
+            // the cadence further; an attempt longer than the delay is followed at once.
+            let delay = self
+                .state
+                .next_delay(self.config.report_interval.get(), &mut self.rng);
+            next_due = started + delay;
+        }
+    }
+
+    /// Turns an attempt's outcome into events, counters and retry state.
+    fn record(&mut self, attempt: Attempt, report: ReportMsg) {
+        let server = &self.config.server;
+        let ok = match attempt {
+            Attempt::ResolveFailed(failure) => {
+                if self.watch.failed(&failure) {
+                    tracing::warn!(%server, "cannot resolve {COLLECTOR_NAME}: {}", failure.message);
+                    self.events.emit(Event::AgentResolveFailed {
+                        server: server.clone(),
+                        error: failure.message,
+                    });
+                }
+                false
+            }
+            Attempt::Posted {
+                addrs,
+                target,
+                result,
+            } => {
+                if self.watch.resolved(&addrs) {
+                    tracing::info!(%server, ?addrs, "{COLLECTOR_NAME} resolved");
+                    self.events.emit(Event::AgentResolved {
+                        server: server.clone(),
+                        addrs,
+                    });
+                }
+                match result {
+                    Ok(()) => true,
+                    Err(err) => {
+                        tracing::debug!(%server, %target, "report {} failed: {err}", report.seq);
+                        false
+                    }
+                }
+            }
+        };
+        if ok {
+            self.counters.ok += 1;
+            self.state.on_success();
+        } else {
+            self.counters.failed += 1;
+            if self.state.on_failure(report) == FailureEffect::CeilingReached {
+                tracing::warn!(
+                    %server,
+                    retained_bytes = self.state.retained_bytes(),
+                    "retry state reached its ceiling; no more memory will be retained"
+                );
+            }
+        }
+    }
+
+    fn emit_stats(&self) {
+        self.events.emit(Event::AgentStats {
+            server: self.config.server.clone(),
+            ok_reports: self.counters.ok,
+            failed_reports: self.counters.failed,
+            pending_reports: self.state.pending(),
+            retained_bytes: self.state.retained_bytes(),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failure(err: NetError) -> ResolveFailure {
+        ResolveFailure::from_net(&err)
+    }
+
+    #[test]
+    fn resolve_watch_reports_the_first_set_and_changes_but_not_reorderings() {
+        let a: IpAddr = [127, 0, 0, 1].into();
+        let b: IpAddr = [127, 0, 0, 2].into();
+        let mut watch = ResolveWatch::default();
+        assert!(watch.resolved(&[a]));
+        assert!(!watch.resolved(&[a]));
+        assert!(watch.resolved(&[a, b]));
+        assert!(!watch.resolved(&[b, a]));
+        assert!(watch.resolved(&[b]));
+    }
+
+    #[test]
+    fn resolve_watch_reports_a_failure_once_per_streak_and_kind() {
+        let mut watch = ResolveWatch::default();
+        assert!(watch.failed(&failure(NetError::Timeout)));
+        assert!(!watch.failed(&failure(NetError::Timeout)));
+        assert!(watch.failed(&failure(NetError::Msg("other".into()))));
+        // A message that differs within one kind is not a new state.
+        assert!(!watch.failed(&failure(NetError::Msg("other, again".into()))));
+        // A success in between starts a new streak, but the same addresses are not news.
+        let a: IpAddr = [127, 0, 0, 1].into();
+        assert!(watch.resolved(&[a]));
+        assert!(watch.failed(&failure(NetError::Timeout)));
+        assert!(!watch.resolved(&[a]));
+        assert!(watch.failed(&ResolveFailure::guard_timeout()));
+    }
+
+    #[test]
+    fn config_parses_with_defaults_and_rejects_unknown_fields() {
+        let config: Config = serde_json::from_str(
+            r#"{"server":"s003","dns_server":"127.0.0.1:5353","collector_port":8080,"seed":7}"#,
+        )
+        .expect("parse");
+        assert_eq!(config.report_interval, HumanDuration::millis(100));
+        assert_eq!(config.request_timeout, HumanDuration::millis(500));
+        assert_eq!(config.stats_interval, HumanDuration::secs(1));
+        assert_eq!(config.retry, RetryPolicy::default());
+        assert!(config.validate().is_ok());
+        assert!(
+            serde_json::from_str::<Config>(
+                r#"{"server":"s","dns_server":"127.0.0.1:53","collector_port":1,"seed":0,"x":1}"#
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn config_with_a_zero_interval_is_invalid() {
+        let mut config: Config = serde_json::from_str(
+            r#"{"server":"s003","dns_server":"127.0.0.1:5353","collector_port":8080,"seed":7}"#,
+        )
+        .expect("parse");
+        config.report_interval = HumanDuration::millis(0);
+        assert!(matches!(config.validate(), Err(Error::InvalidConfig(_))));
+    }
+
+    #[test]
+    fn config_default_matches_the_documented_defaults_of_a_parsed_file() {
+        let parsed: Config = serde_json::from_str(
+            r#"{"server":"s000","dns_server":"127.0.0.1:53","collector_port":0,"seed":0}"#,
+        )
+        .expect("parse");
+        assert_eq!(parsed, Config::default());
+    }
+}
