@@ -1,1 +1,414 @@
-//! placeholder
+//! The `storage` role: an EBS storage server that spends its memory budget on a block cache.
+//!
+//! A storage server in this lab is a pair of processes sharing one memory budget: this one and
+//! the reporting `agent` (see `DESIGN.md`). Every `resize_interval`, storage reads the agent's
+//! resident memory from `/proc`, works out what the budget leaves for the cache (the arithmetic,
+//! with a diagram, is in `src/sizing.rs`) and moves the cache there in one step. The
+//! cache is real memory — one anonymous mapping with a resident prefix — so the kernel, `ps` and
+//! the watchdog all see exactly what the cache holds.
+//!
+//! Customers read and write blocks over HTTP (`GET`/`PUT /blocks/{n}`). Hits are served from the
+//! cache; misses queue for a single simulated disk. While the agent is healthy the whole working
+//! set fits and requests are fast. A leaking agent squeezes the cache below the working set,
+//! misses pile up on the disk, and requests start missing their deadline (`503`): the stuck
+//! volumes of 22 October 2012.
+//!
+//! Events: one [`Event::Ready`] once serving, then an [`Event::StorageStats`] every
+//! `stats_interval`.
+
+mod cache;
+mod http;
+mod mapping;
+mod sizing;
+
+use std::collections::BTreeMap;
+use std::future::IntoFuture;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use outage_lab_proto::{ByteSize, Event, EventSink, HumanDuration};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
+
+use crate::cache::BlockCache;
+pub use crate::http::Health;
+use crate::http::Shared;
+use crate::sizing::Sizing;
+
+/// How long in-flight requests may take to finish after shutdown is requested.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Configuration of one storage process.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Server id (`s003`); names this server in events.
+    pub server: String,
+    /// Memory budget of the whole server (storage and agent together). The cache's address
+    /// space is reserved at this size once, at start.
+    #[serde(default = "default_budget")]
+    pub budget: ByteSize,
+    /// Share of the budget the server aims to keep in use, in (0, 1]. The rest is headroom.
+    #[serde(default = "default_fill_fraction")]
+    pub fill_fraction: f64,
+    /// File holding the agent's pid in decimal. Re-read every resize tick, because the agent
+    /// gets restarted; a missing or unreadable file, or a dead pid, counts as an agent using no
+    /// memory.
+    #[serde(default)]
+    pub agent_pid_file: Option<PathBuf>,
+    /// Bytes of blocks customers touch: block `n` is slot `n % (working_set / block_size)`.
+    /// While the cache holds less than this, the server is degraded.
+    #[serde(default = "default_working_set")]
+    pub working_set: ByteSize,
+    /// Size of one block: the unit of caching and of customer I/O. Must be a multiple of the
+    /// memory page size.
+    #[serde(default = "default_block_size")]
+    pub block_size: ByteSize,
+    /// How often the cache is resized to follow the agent's memory.
+    #[serde(default = "default_resize_interval")]
+    pub resize_interval: HumanDuration,
+    /// How often a `storage_stats` event is emitted.
+    #[serde(default = "default_stats_interval")]
+    pub stats_interval: HumanDuration,
+    /// What reading one block that is not in cache costs: the disk is held this long.
+    #[serde(default = "default_miss_penalty")]
+    pub miss_penalty: HumanDuration,
+    /// A request that cannot be answered within this is answered `503 deadline exceeded`.
+    #[serde(default = "default_request_deadline")]
+    pub request_deadline: HumanDuration,
+}
+
+fn default_budget() -> ByteSize {
+    ByteSize::mib(48)
+}
+fn default_fill_fraction() -> f64 {
+    0.9
+}
+fn default_working_set() -> ByteSize {
+    ByteSize::mib(16)
+}
+fn default_block_size() -> ByteSize {
+    ByteSize::kib(64)
+}
+fn default_resize_interval() -> HumanDuration {
+    HumanDuration::millis(100)
+}
+fn default_stats_interval() -> HumanDuration {
+    HumanDuration::secs(1)
+}
+fn default_miss_penalty() -> HumanDuration {
+    HumanDuration::millis(5)
+}
+fn default_request_deadline() -> HumanDuration {
+    HumanDuration::millis(50)
+}
+
+impl Default for Config {
+    /// Every documented default, with an empty `server` that must be filled in before
+    /// [`Config::validate`] accepts it (or use [`Config::new`]).
+    fn default() -> Self {
+        Self {
+            server: String::new(),
+            budget: default_budget(),
+            fill_fraction: default_fill_fraction(),
+            agent_pid_file: None,
+            working_set: default_working_set(),
+            block_size: default_block_size(),
+            resize_interval: default_resize_interval(),
+            stats_interval: default_stats_interval(),
+            miss_penalty: default_miss_penalty(),
+            request_deadline: default_request_deadline(),
+        }
+    }
+}
+
+impl Config {
+    /// A configuration with every default, for server `server`.
+    pub fn new(server: impl Into<String>) -> Self {
+        Self {
+            server: server.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Checks the values that serde cannot: ranges and relations between fields. The page-size
+    /// check on `block_size` needs the running machine and happens in [`run`].
+    pub fn validate(&self) -> Result<(), Error> {
+        let bad = |msg: String| Err(Error::Config(msg));
+        if self.server.is_empty() {
+            return bad("server must not be empty".into());
+        }
+        if !(self.fill_fraction > 0.0 && self.fill_fraction <= 1.0) {
+            return bad(format!(
+                "fill_fraction must be in (0, 1], got {}",
+                self.fill_fraction
+            ));
+        }
+        if self.block_size.bytes() == 0 {
+            return bad("block_size must not be zero".into());
+        }
+        if self.budget < self.block_size {
+            return bad(format!(
+                "budget {} is smaller than one block ({})",
+                self.budget, self.block_size
+            ));
+        }
+        if usize::try_from(self.budget.bytes()).is_err() {
+            return bad(format!("budget {} does not fit in memory", self.budget));
+        }
+        if self.working_set < self.block_size {
+            return bad(format!(
+                "working_set {} is smaller than one block ({})",
+                self.working_set, self.block_size
+            ));
+        }
+        for (name, d) in [
+            ("resize_interval", self.resize_interval),
+            ("stats_interval", self.stats_interval),
+        ] {
+            if d.get().is_zero() {
+                return bad(format!("{name} must be longer than 0ms"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The sockets storage serves on, bound by the caller.
+#[derive(Debug)]
+pub struct Listeners {
+    /// Customer I/O and `/health`.
+    pub http: tokio::net::TcpListener,
+}
+
+/// Why the storage role stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The configuration is invalid.
+    #[error("invalid storage config: {0}")]
+    Config(String),
+    /// The cache's address space could not be reserved.
+    #[error("could not reserve {bytes} bytes for the block cache: {source}")]
+    Reserve {
+        /// The budget that was asked for.
+        bytes: u64,
+        /// What mmap said.
+        source: std::io::Error,
+    },
+    /// Growing or shrinking the cache failed (a bug: the ranges are computed, not input).
+    #[error("could not resize the block cache: {0}")]
+    Resize(std::io::Error),
+    /// The listener's address could not be read.
+    #[error("could not read the HTTP listener's address: {0}")]
+    LocalAddr(std::io::Error),
+    /// The HTTP server failed or stopped on its own.
+    #[error("HTTP server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Runs a storage server until `shutdown` is cancelled.
+///
+/// Sizes the cache once before serving (so the first request already sees a warm cache), then
+/// logs the real address, emits one [`Event::Ready`] and keeps resizing and reporting. Returns
+/// `Ok` once shutdown is requested and in-flight requests have finished (at most a couple of
+/// seconds).
+pub async fn run(
+    config: Config,
+    listeners: Listeners,
+    shutdown: CancellationToken,
+    events: EventSink,
+) -> Result<(), Error> {
+    config.validate()?;
+    let page = mapping::page_size() as u64;
+    let block_size = config.block_size.bytes();
+    if !block_size.is_multiple_of(page) {
+        return Err(Error::Config(format!(
+            "block_size {} is not a multiple of the page size ({page} bytes)",
+            config.block_size
+        )));
+    }
+    let budget = config.budget.bytes();
+    // validate() checked that the budget fits in usize.
+    let capacity = usize::try_from(budget).unwrap_or(usize::MAX);
+    let cache =
+        BlockCache::new(capacity, block_size as usize).map_err(|source| Error::Reserve {
+            bytes: budget,
+            source,
+        })?;
+
+    let shared = Arc::new(Shared {
+        cache: RwLock::new(cache),
+        block_size,
+        working_set_blocks: config.working_set.bytes().div_ceil(block_size).max(1),
+        miss_penalty: config.miss_penalty.get(),
+        request_deadline: config.request_deadline.get(),
+        disk: Semaphore::new(1),
+        cache_bytes: AtomicU64::new(0),
+        cache_target_bytes: AtomicU64::new(0),
+        agent_rss_bytes: AtomicU64::new(0),
+        hits: AtomicU64::new(0),
+        misses: AtomicU64::new(0),
+        deadline_misses: AtomicU64::new(0),
+    });
+    let resizer = Resizer {
+        sizing: Sizing {
+            budget,
+            fill_fraction: config.fill_fraction,
+            block_size,
+        },
+        agent_pid_file: config.agent_pid_file.clone(),
+        shared: Arc::clone(&shared),
+    };
+    resizer.resize_once().await?;
+
+    let addr = listeners.http.local_addr().map_err(Error::LocalAddr)?;
+    let app = http::router(Arc::clone(&shared));
+    let serve = axum::serve(listeners.http, app)
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .into_future();
+    let mut server = tokio::spawn(serve);
+    tracing::info!(server = %config.server, "storage listening for HTTP on {addr}");
+    events.emit(Event::Ready {
+        role: "storage".into(),
+        addrs: BTreeMap::from([("http".to_owned(), addr)]),
+    });
+
+    let mut resize_tick = tokio::time::interval(config.resize_interval.get());
+    resize_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut stats_tick = tokio::time::interval(config.stats_interval.get());
+    stats_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            res = &mut server => {
+                // axum::serve only returns once the shutdown signal fired, which is handled above.
+                return Err(Error::Serve(match res {
+                    Ok(Ok(())) => std::io::Error::other("HTTP server stopped on its own"),
+                    Ok(Err(e)) => e,
+                    Err(join) => std::io::Error::other(join),
+                }));
+            }
+            _ = resize_tick.tick() => resizer.resize_once().await?,
+            _ = stats_tick.tick() => {
+                let h = shared.health();
+                events.emit(Event::StorageStats {
+                    server: config.server.clone(),
+                    cache_bytes: h.cache_bytes,
+                    cache_target_bytes: h.cache_target_bytes,
+                    agent_rss_bytes: h.agent_rss_bytes,
+                    degraded: h.degraded,
+                });
+            }
+        }
+    }
+
+    // Bounded drain: requests in flight finish (a miss takes at most request_deadline), idle
+    // keep-alive connections are closed by the graceful shutdown.
+    match tokio::time::timeout(DRAIN_TIMEOUT, &mut server).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => return Err(Error::Serve(e)),
+        Ok(Err(join)) => return Err(Error::Serve(std::io::Error::other(join))),
+        Err(_) => {
+            tracing::warn!("HTTP connections still open after {DRAIN_TIMEOUT:?}; dropping them");
+            server.abort();
+        }
+    }
+    tracing::info!(server = %config.server, "storage stopped");
+    Ok(())
+}
+
+/// The resize loop's state: reads memory, computes the target, moves the cache.
+struct Resizer {
+    sizing: Sizing,
+    agent_pid_file: Option<PathBuf>,
+    shared: Arc<Shared>,
+}
+
+impl Resizer {
+    /// One tick: measure, compute the target, and move the cache there in one step.
+    ///
+    /// One step, never a gradual ramp: a cache that warmed up over seconds would look, to a
+    /// per-process trend detector, exactly like a leak. A single jump is a step, which the
+    /// watchdog's detector is built to ignore.
+    async fn resize_once(&self) -> Result<(), Error> {
+        let agent_rss = sizing::agent_rss(self.agent_pid_file.as_deref());
+        let cache_bytes = self.shared.cache_bytes.load(Ordering::Relaxed);
+        // If our own statm cannot be read (no /proc?), assume the cache is all we hold: the
+        // target then only follows the agent.
+        let own_rss = sizing::read_rss("/proc/self/statm").unwrap_or(cache_bytes);
+        let target = self.sizing.target(agent_rss, own_rss, cache_bytes);
+        self.shared
+            .agent_rss_bytes
+            .store(agent_rss, Ordering::Relaxed);
+        self.shared
+            .cache_target_bytes
+            .store(target, Ordering::Relaxed);
+        if target == cache_bytes {
+            return Ok(());
+        }
+        // Growing writes up to the whole budget (tens of MiB): do it on a blocking thread so
+        // the runtime keeps serving other tasks meanwhile.
+        let shared = Arc::clone(&self.shared);
+        let resized = tokio::task::spawn_blocking(move || {
+            let mut cache = shared.write_cache();
+            let res = cache.resize(target);
+            shared
+                .cache_bytes
+                .store(cache.cached_bytes(), Ordering::Relaxed);
+            res
+        })
+        .await
+        .map_err(|join| Error::Resize(std::io::Error::other(join)))?;
+        resized.map_err(Error::Resize)?;
+        if self.shared.degraded(target) != self.shared.degraded(cache_bytes) {
+            tracing::info!(
+                cache_bytes = target,
+                agent_rss,
+                "cache {} the working set",
+                if self.shared.degraded(target) {
+                    "can no longer hold"
+                } else {
+                    "holds"
+                }
+            );
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_defaults_match_the_documented_values() {
+        let c: Config = serde_json::from_str(r#"{"server":"s003"}"#).expect("parse");
+        assert_eq!(c, Config::new("s003"));
+        assert_eq!(c.budget, ByteSize::mib(48));
+        assert_eq!(c.block_size, ByteSize::kib(64));
+        assert_eq!(c.request_deadline, HumanDuration::millis(50));
+        c.validate().expect("defaults are valid");
+    }
+
+    #[test]
+    fn config_rejects_unknown_fields_and_bad_values() {
+        assert!(serde_json::from_str::<Config>(r#"{"server":"s0","bugdet":"1MiB"}"#).is_err());
+        let mut c = Config::new("s0");
+        c.fill_fraction = 0.0;
+        assert!(c.validate().is_err());
+        c.fill_fraction = 1.5;
+        assert!(c.validate().is_err());
+        c.fill_fraction = f64::NAN;
+        assert!(c.validate().is_err());
+        let mut c = Config::new("s0");
+        c.working_set = ByteSize::kib(4);
+        assert!(c.validate().is_err());
+        let mut c = Config::new("s0");
+        c.resize_interval = HumanDuration::millis(0);
+        assert!(c.validate().is_err());
+    }
+}

@@ -1,1 +1,241 @@
-//! placeholder
+//! The `watchdog` role: samples the resident memory of every agent and storage process and runs
+//! two alarms side by side.
+//!
+//! * **aggregate** ([`AggregateAlarm`]) — the monitoring of October 2012: a server's agent +
+//!   storage RSS above a share of its budget. Because storage fills whatever the agent leaves,
+//!   this stays quiet while a leak squeezes the cache out.
+//! * **leak** ([`LeakDetector`]) — the monitoring AWS added afterwards: a sustained rise in one
+//!   process's RSS. It catches the leaking agent and ignores the storage cache's warm-up steps.
+//!
+//! The harness tells the watchdog what to watch through a small admin API (`PUT /targets`, see
+//! the `admin` module docs). Every `sample_interval` the watchdog reads the RSS of every target
+//! with sysinfo, emits one [`Event::RssSweep`], feeds the alarms and emits an [`Event::Alarm`]
+//! for each one that fires.
+
+mod admin;
+pub mod aggregate;
+pub mod leak;
+mod sweep;
+
+use std::collections::BTreeMap;
+use std::future::IntoFuture;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use outage_lab_proto::{AlarmKind, Event, EventSink, HumanDuration};
+use serde::{Deserialize, Serialize};
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+
+use crate::admin::AdminState;
+pub use crate::admin::Health;
+pub use crate::aggregate::{AggregateAlarm, AggregateConfig};
+pub use crate::leak::{LeakConfig, LeakDetector};
+use crate::sweep::Sweeper;
+
+/// How long in-flight admin requests may take to finish after shutdown is requested.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Configuration of the watchdog.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// How often every watched process's RSS is read.
+    #[serde(default = "default_sample_interval")]
+    pub sample_interval: HumanDuration,
+    /// The per-process leak rule (the fixed monitoring).
+    #[serde(default)]
+    pub leak: LeakConfig,
+    /// The per-server aggregate rule (the 2012 monitoring).
+    #[serde(default)]
+    pub aggregate: AggregateConfig,
+    /// Bearer token for `PUT /targets`. `None`: only loopback peers may change targets.
+    #[serde(default)]
+    pub admin_token: Option<String>,
+}
+
+fn default_sample_interval() -> HumanDuration {
+    HumanDuration::millis(250)
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            sample_interval: default_sample_interval(),
+            leak: LeakConfig::default(),
+            aggregate: AggregateConfig::default(),
+            admin_token: None,
+        }
+    }
+}
+
+impl Config {
+    /// Checks the values that serde cannot.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.sample_interval.get().is_zero() {
+            return Err(Error::Config(
+                "sample_interval must be longer than 0ms".into(),
+            ));
+        }
+        if self.admin_token.as_deref() == Some("") {
+            return Err(Error::Config(
+                "admin_token must not be empty (leave it out to allow loopback clients only)"
+                    .into(),
+            ));
+        }
+        self.leak.validate().map_err(Error::Config)?;
+        self.aggregate.validate().map_err(Error::Config)?;
+        Ok(())
+    }
+}
+
+/// The sockets the watchdog serves on, bound by the caller.
+#[derive(Debug)]
+pub struct Listeners {
+    /// The admin API.
+    pub admin: tokio::net::TcpListener,
+}
+
+/// Why the watchdog stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The configuration is invalid.
+    #[error("invalid watchdog config: {0}")]
+    Config(String),
+    /// sysinfo could not be initialised (no /proc?).
+    #[error("cannot read process information: {0}")]
+    Sysinfo(#[source] sysinfo::Error),
+    /// The listener's address could not be read.
+    #[error("could not read the admin listener's address: {0}")]
+    LocalAddr(#[source] std::io::Error),
+    /// The admin server failed or stopped on its own.
+    #[error("admin server failed: {0}")]
+    Serve(#[source] std::io::Error),
+    /// A sweep's blocking task panicked (a bug).
+    #[error("RSS sweep failed: {0}")]
+    Sweep(String),
+}
+
+/// Runs the watchdog until `shutdown` is cancelled.
+///
+/// Logs the real admin address, emits one [`Event::Ready`], then sweeps every
+/// `sample_interval` while anything is watched. Returns `Ok` once shutdown is requested and
+/// in-flight admin requests have finished (bounded by a couple of seconds).
+pub async fn run(
+    config: Config,
+    listeners: Listeners,
+    shutdown: CancellationToken,
+    events: EventSink,
+) -> Result<(), Error> {
+    config.validate()?;
+    let system = Arc::new(Mutex::new(sysinfo::System::new().map_err(Error::Sysinfo)?));
+    let state = Arc::new(AdminState::new(config.admin_token.clone()));
+
+    let addr = listeners.admin.local_addr().map_err(Error::LocalAddr)?;
+    let app = admin::router(Arc::clone(&state));
+    let serve = axum::serve(
+        listeners.admin,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+    .into_future();
+    let mut server = tokio::spawn(serve);
+    tracing::info!("watchdog admin API listening on {addr}");
+    events.emit(Event::Ready {
+        role: "watchdog".into(),
+        addrs: BTreeMap::from([("admin".to_owned(), addr)]),
+    });
+
+    let mut sweeper = Sweeper::new(config.leak.clone(), config.aggregate.clone());
+    let mut seen_version = 0;
+    let started = Instant::now();
+    let mut tick = tokio::time::interval(config.sample_interval.get());
+    // A late sweep is taken late, not twice in a row: the detector's segments are by time.
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            res = &mut server => {
+                // axum::serve only returns once the shutdown signal fired, handled above.
+                return Err(Error::Serve(match res {
+                    Ok(Ok(())) => std::io::Error::other("admin server stopped on its own"),
+                    Ok(Err(e)) => e,
+                    Err(join) => std::io::Error::other(join),
+                }));
+            }
+            _ = tick.tick() => {
+                let (version, targets) = state.targets();
+                if version != seen_version {
+                    sweeper.set_targets(&targets);
+                    seen_version = version;
+                }
+                let pids = sweeper.live_pids();
+                if targets.is_empty() {
+                    continue;
+                }
+                let at = started.elapsed();
+                let system = Arc::clone(&system);
+                let readings = tokio::task::spawn_blocking(move || {
+                    let mut system = system.lock().unwrap_or_else(PoisonError::into_inner);
+                    sweep::read(&mut system, &pids)
+                })
+                .await
+                .map_err(|e| Error::Sweep(e.to_string()))?;
+                state.sweeps.fetch_add(1, Ordering::Relaxed);
+                for event in sweeper.sweep(&readings, at) {
+                    if let Event::Alarm { alarm, server, role, pid, detail } = &event {
+                        let counter = match alarm {
+                            AlarmKind::Leak => &state.leak_alarms,
+                            AlarmKind::Aggregate => &state.aggregate_alarms,
+                        };
+                        counter.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(%alarm, %server, ?role, ?pid, "alarm: {detail}");
+                    }
+                    events.emit(event);
+                }
+            }
+        }
+    }
+
+    match tokio::time::timeout(DRAIN_TIMEOUT, &mut server).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => return Err(Error::Serve(e)),
+        Ok(Err(join)) => return Err(Error::Serve(std::io::Error::other(join))),
+        Err(_) => {
+            tracing::warn!("admin connections still open after {DRAIN_TIMEOUT:?}; dropping them");
+            server.abort();
+        }
+    }
+    tracing::info!("watchdog stopped");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_config_gets_the_documented_defaults() {
+        let c: Config = serde_json::from_str("{}").expect("parse");
+        assert_eq!(c, Config::default());
+        assert_eq!(c.sample_interval, HumanDuration::millis(250));
+        assert_eq!(c.leak.window, HumanDuration::secs(4));
+        assert_eq!(c.leak.segments, 4);
+        assert_eq!(c.aggregate.for_samples, 4);
+        c.validate().expect("defaults are valid");
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_values_are_rejected() {
+        assert!(serde_json::from_str::<Config>(r#"{"sample_intervall":"1s"}"#).is_err());
+        assert!(serde_json::from_str::<Config>(r#"{"leak":{"windw":"1s"}}"#).is_err());
+        let c: Config = serde_json::from_str(r#"{"leak":{"segments":1}}"#).expect("parse");
+        assert!(c.validate().is_err());
+        let c: Config = serde_json::from_str(r#"{"admin_token":""}"#).expect("parse");
+        assert!(c.validate().is_err());
+        let c: Config = serde_json::from_str(r#"{"sample_interval":"0ms"}"#).expect("parse");
+        assert!(c.validate().is_err());
+    }
+}

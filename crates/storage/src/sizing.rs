@@ -1,0 +1,178 @@
+//! How big the cache may be: the arithmetic that keeps a storage server's memory flat and full.
+//!
+//! A storage server is two processes sharing one budget: this `storage` process and the reporting
+//! `agent`. Like a real EBS server, storage treats every byte the agent does not use as cache:
+//!
+//! ```text
+//!   budget ┌──────────────────────────────┐
+//!          │ headroom (1 - fill_fraction) │  never used, so the server is not pushed to swap/OOM
+//!   aim ── ├──────────────────────────────┤
+//!          │ block cache  = target        │  whatever is left: shrinks as the agent grows
+//!          ├──────────────────────────────┤
+//!          │ storage's own base RSS       │  code, heap, stacks: own RSS minus the cache
+//!          ├──────────────────────────────┤
+//!          │ agent RSS                    │  read from /proc/<agent pid>/statm
+//!        0 └──────────────────────────────┘
+//! ```
+//!
+//! The consequence is the heart of the 2012 incident: the server's aggregate memory (agent +
+//! storage) sits at `aim` whether the agent is healthy or leaking, so an alarm on the aggregate
+//! has nothing to see; the leak shows up only as a shrinking cache, and then as slow I/O.
+
+use std::path::Path;
+
+/// The fixed inputs of the cache-size arithmetic.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Sizing {
+    /// Memory budget of the whole server (storage + agent), bytes.
+    pub(crate) budget: u64,
+    /// Share of the budget the server aims to keep in use, in (0, 1].
+    pub(crate) fill_fraction: f64,
+    /// Cache granularity, bytes (non-zero).
+    pub(crate) block_size: u64,
+}
+
+impl Sizing {
+    /// The bytes the server aims to have in use: `budget * fill_fraction`.
+    pub(crate) fn aim(&self) -> u64 {
+        // f64 holds integers exactly up to 2^53 (8 PiB); the cast saturates, never wraps.
+        (self.budget as f64 * self.fill_fraction) as u64
+    }
+
+    /// The cache size to move to, given the agent's RSS, this process's RSS and the cache size
+    /// that RSS was measured with.
+    ///
+    /// `own_rss - cache_bytes` is storage's base (everything but the cache): it is measured, not
+    /// configured, because it changes with load (connection buffers, heap growth), and any growth
+    /// in it must come out of the cache or the server would creep over its aim. The result is
+    /// clamped to `0..=budget` and rounded down to whole blocks, so the cache is never asked to
+    /// hold a partial block.
+    pub(crate) fn target(&self, agent_rss: u64, own_rss: u64, cache_bytes: u64) -> u64 {
+        let own_base = own_rss.saturating_sub(cache_bytes);
+        let free = self
+            .aim()
+            .saturating_sub(agent_rss)
+            .saturating_sub(own_base)
+            .min(self.budget);
+        free - free % self.block_size.max(1)
+    }
+}
+
+/// Resident pages from the text of a `/proc/<pid>/statm` file (its second field).
+pub(crate) fn parse_statm_resident_pages(statm: &str) -> Option<u64> {
+    statm.split_ascii_whitespace().nth(1)?.parse().ok()
+}
+
+/// Resident bytes of the process whose statm file is at `path` (`/proc/self/statm`,
+/// `/proc/1234/statm`). `None` if the file cannot be read or parsed, e.g. the process is gone.
+pub(crate) fn read_rss(path: impl AsRef<Path>) -> Option<u64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let pages = parse_statm_resident_pages(&text)?;
+    Some(pages.saturating_mul(crate::mapping::page_size() as u64))
+}
+
+/// Resident bytes of the agent whose pid is written (in decimal) in `pid_file`.
+///
+/// Zero if there is no pid file, it cannot be read or parsed, or the process is gone: the agent
+/// is restarted during a run, and a server whose agent is down has all its budget for the cache.
+/// A zombie's statm reads all zeros, so a dead-but-unreaped agent counts as zero too.
+pub(crate) fn agent_rss(pid_file: Option<&Path>) -> u64 {
+    let Some(pid_file) = pid_file else {
+        return 0;
+    };
+    let Ok(text) = std::fs::read_to_string(pid_file) else {
+        return 0;
+    };
+    let Ok(pid) = text.trim().parse::<u32>() else {
+        return 0;
+    };
+    if pid == 0 {
+        return 0;
+    }
+    read_rss(format!("/proc/{pid}/statm")).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1 << 20;
+    const KIB: u64 = 1 << 10;
+
+    fn sizing() -> Sizing {
+        Sizing {
+            budget: 48 * MIB,
+            fill_fraction: 0.9,
+            block_size: 64 * KIB,
+        }
+    }
+
+    #[test]
+    fn the_cache_gets_what_the_aim_leaves_after_the_agent_and_storage_base() {
+        // aim = 43.2 MiB; agent 4 MiB; own RSS 40 MiB of which 36 MiB is cache => base 4 MiB.
+        let t = sizing().target(4 * MIB, 40 * MIB, 36 * MIB);
+        let free = sizing().aim() - 8 * MIB;
+        assert_eq!(t, free - free % (64 * KIB));
+        assert_eq!(t % (64 * KIB), 0);
+        assert!(t > 35 * MIB && t <= 35 * MIB + 256 * KIB, "{t}");
+    }
+
+    #[test]
+    fn a_growing_agent_shrinks_the_cache_byte_for_byte() {
+        let s = sizing();
+        let small = s.target(4 * MIB, 40 * MIB, 36 * MIB);
+        let big = s.target(20 * MIB, 40 * MIB, 36 * MIB);
+        assert_eq!(small - big, 16 * MIB);
+    }
+
+    #[test]
+    fn the_target_is_zero_when_the_agent_alone_exceeds_the_aim() {
+        assert_eq!(sizing().target(60 * MIB, 4 * MIB, 0), 0);
+    }
+
+    #[test]
+    fn the_target_never_exceeds_the_budget() {
+        let s = Sizing {
+            budget: 8 * MIB,
+            fill_fraction: 1.0,
+            block_size: 64 * KIB,
+        };
+        // Own RSS below the cache size (cannot happen, but must not underflow or overshoot).
+        assert_eq!(s.target(0, 0, 4 * MIB), 8 * MIB);
+    }
+
+    #[test]
+    fn the_target_is_rounded_down_to_whole_blocks() {
+        let s = Sizing {
+            budget: 10 * MIB + 1000,
+            fill_fraction: 1.0,
+            block_size: 64 * KIB,
+        };
+        assert_eq!(s.target(0, 0, 0), 10 * MIB);
+    }
+
+    #[test]
+    fn statm_resident_is_the_second_field() {
+        assert_eq!(
+            parse_statm_resident_pages("3054 894 712 184 0 299 0\n"),
+            Some(894)
+        );
+        assert_eq!(parse_statm_resident_pages("3054"), None);
+        assert_eq!(parse_statm_resident_pages(""), None);
+        assert!(read_rss("/proc/self/statm").is_some_and(|b| b > 0));
+    }
+
+    #[test]
+    fn a_missing_or_garbled_pid_file_means_no_agent_memory() {
+        assert_eq!(agent_rss(None), 0);
+        assert_eq!(agent_rss(Some(Path::new("/nonexistent/agent.pid"))), 0);
+        let dir = std::env::temp_dir().join(format!("outage-lab-storage-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("tmp dir");
+        let file = dir.join("agent.pid");
+        std::fs::write(&file, "not a pid").expect("write");
+        assert_eq!(agent_rss(Some(&file)), 0);
+        std::fs::write(&file, format!("{}\n", std::process::id())).expect("write");
+        assert!(agent_rss(Some(&file)) > 0, "own pid should have RSS");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,369 @@
+//! One sweep: read every watched process's RSS, then run both alarms on the readings.
+//!
+//! The reading (sysinfo, `/proc`) and the judging ([`Sweeper::sweep`]) are split so that the
+//! judging, including PID-reuse handling, is a pure function of its inputs and tested as one.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use outage_lab_proto::wire::Target;
+use outage_lab_proto::{AlarmKind, Event, ProcessRole, RssSample};
+use sysinfo::{Pid, ProcessRefreshKind, ProcessStatus, ProcessesToUpdate, System};
+
+use crate::aggregate::{AggregateAlarm, AggregateConfig};
+use crate::leak::{LeakConfig, LeakDetector};
+
+/// What one sweep read about one process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Reading {
+    /// Resident set size, bytes.
+    pub(crate) rss: u64,
+    /// When the process started (seconds since the epoch, as sysinfo reports it). A pid whose
+    /// start time changes is a different process that reused the number.
+    pub(crate) start_time: u64,
+}
+
+/// Reads RSS and start time of `pids`. A pid that is gone, or a zombie (exited but not yet
+/// reaped: its RSS reads 0 and means nothing), is absent from the result.
+///
+/// Cost: sysinfo reads `stat` and `status` per pid, about 25 µs each with `without_tasks()`
+/// (listing `/proc/PID/task` would add a third); this runs on a blocking thread.
+pub(crate) fn read(system: &mut System, pids: &[u32]) -> HashMap<u32, Reading> {
+    let pids: Vec<Pid> = pids.iter().map(|&p| Pid::from_u32(p)).collect();
+    system.refresh_processes_specifics(
+        ProcessesToUpdate::Some(&pids),
+        true,
+        ProcessRefreshKind::nothing().with_memory().without_tasks(),
+    );
+    pids.iter()
+        .filter_map(|&pid| {
+            let p = system.process(pid)?;
+            if matches!(p.status(), ProcessStatus::Zombie | ProcessStatus::Dead) {
+                return None;
+            }
+            Some((
+                pid.as_u32(),
+                Reading {
+                    rss: p.memory(),
+                    start_time: p.start_time(),
+                },
+            ))
+        })
+        .collect()
+}
+
+/// One watched process and the detector that belongs to it.
+#[derive(Debug)]
+struct Watched {
+    target: Target,
+    /// Recorded at the first reading; a later reading with a different start time means the
+    /// pid was reused by another process.
+    start_time: Option<u64>,
+    /// The process exited or its pid was reused. It is not sampled again; it is forgotten when
+    /// the harness sends a target list without it.
+    gone: bool,
+    detector: LeakDetector,
+}
+
+/// The watchdog's judging state: the watched processes and each server's aggregate alarm.
+#[derive(Debug)]
+pub(crate) struct Sweeper {
+    leak: LeakConfig,
+    aggregate: AggregateConfig,
+    /// By pid.
+    watched: BTreeMap<u32, Watched>,
+    /// By server id.
+    aggregates: HashMap<String, AggregateAlarm>,
+}
+
+impl Sweeper {
+    pub(crate) fn new(leak: LeakConfig, aggregate: AggregateConfig) -> Self {
+        Self {
+            leak,
+            aggregate,
+            watched: BTreeMap::new(),
+            aggregates: HashMap::new(),
+        }
+    }
+
+    /// Replaces the watched set. A process that stays (same pid, server and role) keeps its
+    /// detector and history; anything else starts fresh.
+    pub(crate) fn set_targets(&mut self, targets: &[Target]) {
+        let mut next = BTreeMap::new();
+        for t in targets {
+            let kept = self
+                .watched
+                .remove(&t.pid)
+                .filter(|w| w.target.server == t.server && w.target.role == t.role);
+            let watched = match kept {
+                Some(mut w) => {
+                    w.target = t.clone();
+                    w
+                }
+                None => Watched {
+                    target: t.clone(),
+                    start_time: None,
+                    gone: false,
+                    detector: LeakDetector::new(&self.leak),
+                },
+            };
+            next.insert(t.pid, watched);
+        }
+        self.watched = next;
+        let servers: Vec<&str> = targets.iter().map(|t| t.server.as_str()).collect();
+        self.aggregates.retain(|s, _| servers.contains(&s.as_str()));
+    }
+
+    /// Pids worth reading this sweep.
+    pub(crate) fn live_pids(&self) -> Vec<u32> {
+        self.watched
+            .iter()
+            .filter(|(_, w)| !w.gone)
+            .map(|(&pid, _)| pid)
+            .collect()
+    }
+
+    /// Judges one sweep's readings taken at `at`: returns one `rss_sweep` event covering the
+    /// live targets, followed by any alarms it raised.
+    pub(crate) fn sweep(&mut self, readings: &HashMap<u32, Reading>, at: Duration) -> Vec<Event> {
+        let mut samples = Vec::new();
+        let mut alarms = Vec::new();
+        for (&pid, w) in &mut self.watched {
+            if w.gone {
+                continue;
+            }
+            let Some(r) = readings.get(&pid) else {
+                tracing::info!(pid, server = %w.target.server, role = %w.target.role, "watched process is gone");
+                w.gone = true;
+                continue;
+            };
+            match w.start_time {
+                None => w.start_time = Some(r.start_time),
+                Some(s) if s != r.start_time => {
+                    tracing::info!(pid, server = %w.target.server, "pid reused by another process; no longer watched");
+                    w.gone = true;
+                    continue;
+                }
+                Some(_) => {}
+            }
+            samples.push(RssSample {
+                server: w.target.server.clone(),
+                role: w.target.role,
+                pid,
+                rss_bytes: r.rss,
+            });
+            if let Some(detail) = w.detector.observe(at, r.rss) {
+                alarms.push(Event::Alarm {
+                    alarm: AlarmKind::Leak,
+                    server: w.target.server.clone(),
+                    role: Some(w.target.role),
+                    pid: Some(pid),
+                    detail,
+                });
+            }
+        }
+
+        // Aggregate per server: only when both its agent and its storage were sampled.
+        let mut per_server: BTreeMap<&str, (Option<u64>, Option<u64>, u64)> = BTreeMap::new();
+        for s in &samples {
+            let budget = self
+                .watched
+                .get(&s.pid)
+                .map_or(0, |w| w.target.budget_bytes);
+            let entry = per_server.entry(&s.server).or_insert((None, None, budget));
+            match s.role {
+                ProcessRole::Agent => entry.0 = Some(s.rss_bytes),
+                ProcessRole::Storage => entry.1 = Some(s.rss_bytes),
+            }
+        }
+        for (server, (agent, storage, budget)) in per_server {
+            let (Some(agent), Some(storage)) = (agent, storage) else {
+                continue;
+            };
+            let alarm = self
+                .aggregates
+                .entry(server.to_owned())
+                .or_insert_with(|| AggregateAlarm::new(&self.aggregate));
+            if let Some(detail) = alarm.observe(agent.saturating_add(storage), budget) {
+                alarms.push(Event::Alarm {
+                    alarm: AlarmKind::Aggregate,
+                    server: server.to_owned(),
+                    role: None,
+                    pid: None,
+                    detail,
+                });
+            }
+        }
+
+        samples.sort_by(|a, b| (&a.server, a.role, a.pid).cmp(&(&b.server, b.role, b.pid)));
+        let mut events = Vec::with_capacity(1 + alarms.len());
+        events.push(Event::RssSweep { samples });
+        events.extend(alarms);
+        events
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1 << 20;
+
+    fn target(server: &str, role: ProcessRole, pid: u32) -> Target {
+        Target {
+            server: server.into(),
+            role,
+            pid,
+            budget_bytes: 48 * MIB,
+        }
+    }
+
+    fn reading(rss: u64, start_time: u64) -> Reading {
+        Reading { rss, start_time }
+    }
+
+    fn sweeper() -> Sweeper {
+        Sweeper::new(LeakConfig::default(), AggregateConfig::default())
+    }
+
+    fn at(i: u32) -> Duration {
+        Duration::from_millis(250) * i
+    }
+
+    fn alarms(events: &[Event]) -> Vec<&Event> {
+        events
+            .iter()
+            .filter(|e| matches!(e, Event::Alarm { .. }))
+            .collect()
+    }
+
+    #[test]
+    fn each_sweep_is_one_event_with_every_live_target() {
+        let mut s = sweeper();
+        s.set_targets(&[
+            target("s001", ProcessRole::Storage, 11),
+            target("s000", ProcessRole::Agent, 20),
+            target("s000", ProcessRole::Storage, 10),
+        ]);
+        let readings = HashMap::from([(10, reading(30 * MIB, 1)), (20, reading(3 * MIB, 1))]);
+        let events = s.sweep(&readings, at(0));
+        assert_eq!(events.len(), 1);
+        let Event::RssSweep { samples } = &events[0] else {
+            panic!("not a sweep: {events:?}")
+        };
+        let got: Vec<_> = samples
+            .iter()
+            .map(|s| (s.server.as_str(), s.pid, s.rss_bytes))
+            .collect();
+        assert_eq!(got, [("s000", 20, 3 * MIB), ("s000", 10, 30 * MIB)]);
+        assert_eq!(s.live_pids(), [10, 20], "pid 11 is gone");
+    }
+
+    #[test]
+    fn a_reused_pid_is_treated_as_gone() {
+        let mut s = sweeper();
+        s.set_targets(&[target("s000", ProcessRole::Agent, 20)]);
+        s.sweep(&HashMap::from([(20, reading(3 * MIB, 100))]), at(0));
+        let events = s.sweep(&HashMap::from([(20, reading(90 * MIB, 105))]), at(1));
+        assert_eq!(events, [Event::RssSweep { samples: vec![] }]);
+        assert!(s.live_pids().is_empty());
+    }
+
+    #[test]
+    fn a_leaking_agent_raises_one_leak_alarm_naming_it() {
+        let mut s = sweeper();
+        s.set_targets(&[target("s004", ProcessRole::Agent, 42)]);
+        let mut raised = Vec::new();
+        for i in 0..40 {
+            let rss = 3 * MIB + u64::from(i) * 256 * 1024; // 1 MiB/s
+            let events = s.sweep(&HashMap::from([(42, reading(rss, 7))]), at(i));
+            raised.extend(alarms(&events).into_iter().cloned());
+        }
+        assert_eq!(raised.len(), 1, "{raised:?}");
+        let Event::Alarm {
+            alarm,
+            server,
+            role,
+            pid,
+            ..
+        } = &raised[0]
+        else {
+            unreachable!()
+        };
+        assert_eq!(
+            (*alarm, server.as_str(), *role, *pid),
+            (AlarmKind::Leak, "s004", Some(ProcessRole::Agent), Some(42))
+        );
+    }
+
+    #[test]
+    fn a_restarted_agent_with_a_new_pid_gets_a_fresh_detector() {
+        let mut s = sweeper();
+        s.set_targets(&[target("s004", ProcessRole::Agent, 42)]);
+        let mut count = 0;
+        for i in 0..40 {
+            let rss = 3 * MIB + u64::from(i) * 256 * 1024;
+            count += alarms(&s.sweep(&HashMap::from([(42, reading(rss, 7))]), at(i))).len();
+        }
+        // Restart: same server and role, new pid; it leaks too and is alarmed on again.
+        s.set_targets(&[target("s004", ProcessRole::Agent, 43)]);
+        for i in 40..80 {
+            let rss = 3 * MIB + u64::from(i - 40) * 256 * 1024;
+            count += alarms(&s.sweep(&HashMap::from([(43, reading(rss, 9))]), at(i))).len();
+        }
+        assert_eq!(count, 2);
+    }
+
+    #[test]
+    fn resending_the_same_targets_keeps_the_history() {
+        let mut s = sweeper();
+        let targets = [target("s004", ProcessRole::Agent, 42)];
+        s.set_targets(&targets);
+        let mut count = 0;
+        for i in 0..40 {
+            // The harness re-sends the full list every time any process (re)starts.
+            s.set_targets(&targets);
+            let rss = 3 * MIB + u64::from(i) * 256 * 1024;
+            count += alarms(&s.sweep(&HashMap::from([(42, reading(rss, 7))]), at(i))).len();
+        }
+        assert_eq!(count, 1);
+    }
+
+    #[test]
+    fn the_aggregate_alarm_needs_both_processes_of_a_server() {
+        let mut s = sweeper();
+        s.set_targets(&[
+            target("s000", ProcessRole::Agent, 20),
+            target("s000", ProcessRole::Storage, 10),
+        ]);
+        // Only the storage process readable: no aggregate judgement.
+        for i in 0..8 {
+            let ev = s.sweep(&HashMap::from([(10, reading(47 * MIB, 1))]), at(i));
+            assert!(alarms(&ev).is_empty());
+        }
+        // Agent 20 is now gone for good, so a fresh sweeper shows the positive case.
+        let mut s = sweeper();
+        s.set_targets(&[
+            target("s000", ProcessRole::Agent, 20),
+            target("s000", ProcessRole::Storage, 10),
+        ]);
+        let both = HashMap::from([(10, reading(40 * MIB, 1)), (20, reading(7 * MIB, 1))]);
+        let fired: Vec<_> = (0..6)
+            .flat_map(|i| s.sweep(&both, at(i)))
+            .filter(|e| {
+                matches!(
+                    e,
+                    Event::Alarm {
+                        alarm: AlarmKind::Aggregate,
+                        ..
+                    }
+                )
+            })
+            .collect();
+        assert_eq!(
+            fired.len(),
+            1,
+            "47 of 48 MiB for 6 sweeps fires once: {fired:?}"
+        );
+    }
+}
