@@ -1,1 +1,13 @@
-fn main() {}
+//! End-to-end tests: the real `outage-lab` binary, real processes, real sockets, real DNS.
+//!
+//! Each test bounds every wait and cleans up on failure (see `support::Proc`). Scenario runs
+//! take tens of seconds each; they are the proof that the causal chain happens for real.
+
+#![allow(clippy::unwrap_used, unreachable_pub)]
+
+mod support;
+
+mod cleanup;
+mod dns;
+mod runs;
+mod scenarios;

@@ -1,1 +1,166 @@
-fn main() {}
+//! `outage-lab`: one binary for the user commands (`run`, `validate`) and the hidden role
+//! commands the harness spawns as processes (`dns`, `collector`, `agent`, `storage`,
+//! `watchdog`). This file only parses and dispatches.
+
+// A binary crate: `pub` marks each module's interface to the rest of the crate; nothing is
+// exported, so the workspace's unreachable_pub lint would only add noise here.
+#![allow(unreachable_pub)]
+
+mod cli;
+mod harness;
+mod plan;
+mod roles;
+mod scenario;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command, RunArgs, ValidateArgs};
+use crate::scenario::Scenario;
+
+/// Exit codes: part of the interface, documented in `--help` and the README.
+mod exit {
+    /// An expectation did not hold.
+    pub const EXPECTATION_FAILED: u8 = 1;
+    /// Bad input: scenario or flags. Nothing was started.
+    pub const BAD_INPUT: u8 = 2;
+    /// The harness itself failed.
+    pub const HARNESS_FAILED: u8 = 3;
+    /// Interrupted by SIGINT or SIGTERM (128 + 2, the shell's convention).
+    pub const INTERRUPTED: u8 = 130;
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    match cli.command {
+        Command::Run(args) => run(args),
+        Command::Validate(args) => validate(&args),
+        role => roles::run(role),
+    }
+}
+
+fn init_logging() {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("OUTAGE_LAB_LOG").unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new(
+                "info,hickory_server=warn,hickory_proto=warn,hickory_net=warn",
+            )
+        });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .try_init();
+}
+
+/// Reads, parses and validates a scenario, including every role config it implies.
+fn load(path: &std::path::Path) -> Result<Scenario, String> {
+    let scenario = Scenario::load(path).map_err(|e| e.to_string())?;
+    harness::preflight(&scenario).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(scenario)
+}
+
+fn run(args: RunArgs) -> ExitCode {
+    let scenario = match load(&args.scenario) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("outage-lab: invalid scenario: {e}");
+            return ExitCode::from(exit::BAD_INPUT);
+        }
+    };
+    let scenario_text = std::fs::read_to_string(&args.scenario).unwrap_or_default();
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => {
+            eprintln!("outage-lab: cannot find my own executable to spawn roles: {e}");
+            return ExitCode::from(exit::HARNESS_FAILED);
+        }
+    };
+    let opts = harness::RunOptions {
+        seed: args.seed,
+        servers: args.servers,
+        out: args.out,
+        exe,
+        scenario_text,
+    };
+    // One thread on purpose: children get PR_SET_PDEATHSIG, which fires when the *thread* that
+    // forked them exits; the main thread lives exactly as long as the harness.
+    let runtime = match single_threaded_runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    match runtime.block_on(harness::run(scenario, opts)) {
+        Ok(outcome) => {
+            println!("\n{}", harness::report::verdict_table(&outcome.report));
+            println!("run directory: {}", outcome.run_dir.display());
+            if let Some(sig) = outcome.interrupted {
+                eprintln!("outage-lab: interrupted by {sig}; every process of the run was stopped");
+                ExitCode::from(exit::INTERRUPTED)
+            } else if outcome.report.verdict == outage_lab_proto::report::Verdict::Pass {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(exit::EXPECTATION_FAILED)
+            }
+        }
+        Err(e) => {
+            eprintln!("outage-lab: the harness failed: {e}");
+            ExitCode::from(exit::HARNESS_FAILED)
+        }
+    }
+}
+
+/// The runtime every process of outage-lab uses: one thread (see `run` and `roles`).
+fn single_threaded_runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("outage-lab: cannot start a runtime: {e}");
+            ExitCode::from(exit::HARNESS_FAILED)
+        })
+}
+
+fn validate(args: &ValidateArgs) -> ExitCode {
+    let mut bad = 0;
+    for path in &args.scenarios {
+        match load(path) {
+            Ok(s) => println!(
+                "{}: ok ({}: {} servers, {} DNS servers, {} timeline steps, {} expectations)",
+                path.display(),
+                s.name,
+                s.servers(),
+                s.dns.servers.len(),
+                s.timeline.len(),
+                count_expectations(&s)
+            ),
+            Err(e) => {
+                bad += 1;
+                eprintln!("{e}");
+            }
+        }
+    }
+    if bad == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(exit::BAD_INPUT)
+    }
+}
+
+fn count_expectations(s: &Scenario) -> usize {
+    let e = &s.expect;
+    [
+        e.stale_share.is_some(),
+        e.stale_agents_grow_at_least.is_some(),
+        e.stale_agents_grow_at_most.is_some(),
+        e.fresh_agents_grow_at_most.is_some(),
+        e.leak_alarm.is_some(),
+        e.aggregate_alarm.is_some(),
+        e.memory_recovers_within.is_some(),
+    ]
+    .into_iter()
+    .filter(|x| *x)
+    .count()
+}

@@ -32,7 +32,8 @@ pub enum UnitError {
     },
 }
 
-const SIZE_EXPECTED: &str = "a whole number followed by a unit: B, KiB, MiB, GiB (or kB, MB, GB), e.g. \"64KiB\"";
+const SIZE_EXPECTED: &str =
+    "a whole number followed by a unit: B, KiB, MiB, GiB (or kB, MB, GB), e.g. \"64KiB\"";
 const DURATION_EXPECTED: &str =
     "a number followed by a unit: ms, s, m or h, optionally chained, e.g. \"250ms\", \"1m30s\"";
 
@@ -88,10 +89,12 @@ impl FromStr for ByteSize {
             "GB" => 1_000_000_000,
             _ => return Err(invalid()),
         };
-        n.checked_mul(mult).map(ByteSize).ok_or(UnitError::Overflow {
-            what: "size",
-            input: input.to_owned(),
-        })
+        n.checked_mul(mult)
+            .map(ByteSize)
+            .ok_or(UnitError::Overflow {
+                what: "size",
+                input: input.to_owned(),
+            })
     }
 }
 
@@ -168,7 +171,9 @@ impl FromStr for HumanDuration {
                 .find(|c: char| !(c.is_ascii_digit() || c == '.'))
                 .ok_or_else(invalid)?;
             let (num, tail) = rest.split_at(num_end);
-            let unit_end = tail.find(|c: char| c.is_ascii_digit()).unwrap_or(tail.len());
+            let unit_end = tail
+                .find(|c: char| c.is_ascii_digit())
+                .unwrap_or(tail.len());
             let (unit, tail) = tail.split_at(unit_end);
             let value: f64 = num.parse().map_err(|_| invalid())?;
             let mult = match unit {
@@ -235,7 +240,15 @@ mod tests {
 
     #[test]
     fn sizes_without_a_unit_or_with_a_sign_are_rejected() {
-        for bad in ["64", "", "KiB", "-1MiB", "1.5MiB", "12 parsecs", "99999999999999999999B"] {
+        for bad in [
+            "64",
+            "",
+            "KiB",
+            "-1MiB",
+            "1.5MiB",
+            "12 parsecs",
+            "99999999999999999999B",
+        ] {
             assert!(bad.parse::<ByteSize>().is_err(), "{bad:?} parsed");
         }
         assert!(matches!(
@@ -254,10 +267,19 @@ mod tests {
 
     #[test]
     fn durations_parse_chained_units() {
-        assert_eq!("250ms".parse::<HumanDuration>(), Ok(HumanDuration::millis(250)));
+        assert_eq!(
+            "250ms".parse::<HumanDuration>(),
+            Ok(HumanDuration::millis(250))
+        );
         assert_eq!("5s".parse::<HumanDuration>(), Ok(HumanDuration::secs(5)));
-        assert_eq!("1m30s".parse::<HumanDuration>(), Ok(HumanDuration::secs(90)));
-        assert_eq!("1.5s".parse::<HumanDuration>(), Ok(HumanDuration::millis(1500)));
+        assert_eq!(
+            "1m30s".parse::<HumanDuration>(),
+            Ok(HumanDuration::secs(90))
+        );
+        assert_eq!(
+            "1.5s".parse::<HumanDuration>(),
+            Ok(HumanDuration::millis(1500))
+        );
         assert_eq!("0s".parse::<HumanDuration>(), Ok(HumanDuration::millis(0)));
     }
 

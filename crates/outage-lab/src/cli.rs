@@ -1,0 +1,153 @@
+//! The command line. Doc comments here are the `--help` text.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Reproduce the AWS EBS outage of 22 October 2012 with real processes on this machine.
+///
+/// A run starts DNS servers, collectors, storage servers with their reporting agents and a
+/// watchdog as real processes on loopback addresses, replaces the collector, lets the DNS update
+/// reach only some DNS servers, and watches the agents behind the stale ones leak memory while the
+/// 2012-style aggregate alarm stays silent. It ends with a verdict table and a run directory.
+///
+/// Exit codes: 0 every expectation held; 1 an expectation failed; 2 bad input (scenario or
+/// flags), nothing started; 3 the harness itself failed (a process would not start, a fault
+/// could not be injected); 130 interrupted (SIGINT/SIGTERM), everything stopped.
+#[derive(Debug, Parser)]
+#[command(
+    name = "outage-lab",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// User commands and the hidden role commands the harness spawns.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a scenario: start the fleet, inject the faults, check the expectations.
+    ///
+    /// Example: outage-lab run fixtures/scenarios/ebs-2012-10-22.yaml --servers 30 --seed 7
+    Run(RunArgs),
+    /// Check scenario files without starting anything (exit 0 valid, 2 invalid).
+    ///
+    /// Example: outage-lab validate fixtures/scenarios/*.yaml
+    Validate(ValidateArgs),
+    /// Role: an authoritative DNS server for lab.internal (spawned by the harness).
+    #[command(hide = true)]
+    Dns(DnsArgs),
+    /// Role: a data-collection server (spawned by the harness).
+    #[command(hide = true)]
+    Collector(ListenArgs),
+    /// Role: a storage server's reporting agent (spawned by the harness).
+    #[command(hide = true)]
+    Agent(ConfigArgs),
+    /// Role: a storage server (spawned by the harness).
+    #[command(hide = true)]
+    Storage(ListenArgs),
+    /// Role: the memory watchdog (spawned by the harness).
+    #[command(hide = true)]
+    Watchdog(ListenArgs),
+}
+
+/// `outage-lab run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The scenario file (YAML), e.g. fixtures/scenarios/ebs-2012-10-22.yaml.
+    pub scenario: PathBuf,
+    /// Seed for every random choice (overrides the scenario's `seed`); rerun with it to repeat.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Number of storage servers (overrides `fleet.servers`); each is two processes.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=2000))]
+    pub servers: Option<u32>,
+    /// Run directory for the journal, report, configs and logs
+    /// [default: runs/<scenario>-<UTC time>-seed<seed>].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+/// `outage-lab validate`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Scenario files to check.
+    #[arg(required = true)]
+    pub scenarios: Vec<PathBuf>,
+}
+
+/// A role that only needs its config file.
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// The role's JSON config, as the harness writes it in <run>/config/.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+}
+
+/// A role with one listening address.
+#[derive(Debug, Args)]
+pub struct ListenArgs {
+    /// The role's JSON config.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Address to serve on; port 0 lets the kernel choose (the real one is announced).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: SocketAddr,
+}
+
+/// The DNS role's addresses.
+#[derive(Debug, Args)]
+pub struct DnsArgs {
+    /// The role's JSON config.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Address for DNS over UDP and TCP (one port for both); port 0 lets the kernel choose.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: SocketAddr,
+    /// Address of the admin HTTP API that changes records.
+    #[arg(long, value_name = "ADDR")]
+    pub admin: SocketAddr,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn run_takes_a_scenario_and_overrides() {
+        let cli = Cli::try_parse_from([
+            "outage-lab",
+            "run",
+            "s.yaml",
+            "--seed",
+            "7",
+            "--servers",
+            "30",
+        ])
+        .expect("parses");
+        let Command::Run(args) = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(args.seed, Some(7));
+        assert_eq!(args.servers, Some(30));
+    }
+
+    #[test]
+    fn a_fleet_of_zero_servers_is_refused_by_the_parser() {
+        let err = Cli::try_parse_from(["outage-lab", "run", "s.yaml", "--servers", "0"])
+            .expect_err("refused");
+        assert_eq!(err.exit_code(), 2);
+    }
+}

@@ -1,0 +1,258 @@
+//! What the harness learns during a run, folded from journal events.
+//!
+//! [`RunState::apply`] is a pure function of the event stream, so the same state can be rebuilt
+//! from `journal.jsonl` after the fact and tested with synthetic events.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use outage_lab_proto::{AlarmKind, Event, JournalEntry, ProcessRole};
+
+/// One life of an agent process (a restart starts a new one).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Incarnation {
+    /// Its pid.
+    pub pid: u32,
+    /// When it started (ms since run start).
+    pub started_ms: u64,
+    /// Every RSS sample: (t_ms, bytes).
+    pub rss: Vec<(u64, u64)>,
+    /// Latest counters it reported.
+    pub ok_reports: u64,
+    /// Latest counters it reported.
+    pub failed_reports: u64,
+    /// Latest retained bytes it reported.
+    pub retained_bytes: u64,
+}
+
+/// Everything known about one storage server.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ServerState {
+    /// Agent lives, in start order.
+    pub agents: Vec<Incarnation>,
+    /// The storage process's pid.
+    pub storage_pid: Option<u32>,
+    /// Storage RSS samples: (t_ms, bytes).
+    pub storage_rss: Vec<(u64, u64)>,
+    /// Storage cache sizes reported: (t_ms, bytes).
+    pub cache: Vec<(u64, u64)>,
+    /// When storage first reported degraded.
+    pub degraded_at_ms: Option<u64>,
+    /// Every address set the agent resolved, with when: (t_ms, addrs).
+    pub resolved: Vec<(u64, Vec<IpAddr>)>,
+    /// First leak alarm on the agent.
+    pub leak_at_ms: Option<u64>,
+    /// First leak alarm on the storage process.
+    pub storage_leak_at_ms: Option<u64>,
+    /// First aggregate alarm.
+    pub aggregate_at_ms: Option<u64>,
+}
+
+impl ServerState {
+    /// The agent's RSS samples over all lives, in time order.
+    pub fn agent_rss(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.agents.iter().flat_map(|a| a.rss.iter().copied())
+    }
+
+    /// Failed reports summed over lives.
+    pub fn failed_reports(&self) -> u64 {
+        self.agents.iter().map(|a| a.failed_reports).sum()
+    }
+
+    /// Accepted reports summed over lives.
+    pub fn ok_reports(&self) -> u64 {
+        self.agents.iter().map(|a| a.ok_reports).sum()
+    }
+
+    /// The last agent RSS sample taken before `t_ms` (the baseline before a fault).
+    pub fn agent_rss_before(&self, t_ms: u64) -> Option<u64> {
+        self.agent_rss()
+            .take_while(|(t, _)| *t < t_ms)
+            .last()
+            .map(|(_, b)| b)
+    }
+
+    /// The address set the agent held at `t_ms` (the last one resolved at or before it).
+    pub fn resolved_at(&self, t_ms: u64) -> Option<&[IpAddr]> {
+        self.resolved
+            .iter()
+            .take_while(|(t, _)| *t <= t_ms)
+            .last()
+            .map(|(_, a)| a.as_slice())
+    }
+
+    /// Highest agent RSS in `[from_ms, to_ms)`.
+    pub fn agent_peak_between(&self, from_ms: u64, to_ms: u64) -> Option<u64> {
+        self.agent_rss()
+            .filter(|(t, _)| *t >= from_ms && *t < to_ms)
+            .map(|(_, b)| b)
+            .max()
+    }
+}
+
+/// A process exit the harness did not ask for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Crash {
+    /// Process name.
+    pub name: String,
+    /// When.
+    pub t_ms: u64,
+    /// How it ended.
+    pub status: String,
+}
+
+/// The whole run as the harness saw it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunState {
+    /// Per storage server, by id.
+    pub servers: BTreeMap<String, ServerState>,
+    /// When each timeline action was injected: (action, t_ms), in order.
+    pub faults: Vec<(String, u64)>,
+    /// Processes that exited without being asked to.
+    pub crashes: Vec<Crash>,
+    /// Any leak alarm on a process the harness does not know (should never happen).
+    pub first_leak_alarm_ms: Option<u64>,
+    /// When the timeline started (the fleet was up).
+    pub fleet_up_ms: Option<u64>,
+}
+
+impl RunState {
+    /// A state with the given server ids known up front.
+    pub fn with_servers<'a>(ids: impl IntoIterator<Item = &'a str>) -> Self {
+        Self {
+            servers: ids
+                .into_iter()
+                .map(|id| (id.to_owned(), ServerState::default()))
+                .collect(),
+            ..Self::default()
+        }
+    }
+
+    /// Folds one journal entry in.
+    pub fn apply(&mut self, entry: &JournalEntry) {
+        let t = entry.t_ms;
+        match &entry.event {
+            Event::ProcessStarted { name, role, pid } => {
+                if let Some(server) = name.strip_prefix("agent-") {
+                    self.server(server).agents.push(Incarnation {
+                        pid: *pid,
+                        started_ms: t,
+                        ..Incarnation::default()
+                    });
+                } else if let Some(server) =
+                    name.strip_prefix("storage-").filter(|_| role == "storage")
+                {
+                    self.server(server).storage_pid = Some(*pid);
+                }
+            }
+            Event::ProcessExited {
+                name,
+                status,
+                expected: false,
+                ..
+            } => {
+                self.crashes.push(Crash {
+                    name: name.clone(),
+                    t_ms: t,
+                    status: status.clone(),
+                });
+            }
+            Event::RssSweep { samples } => {
+                for s in samples {
+                    let server = self.server(&s.server);
+                    match s.role {
+                        ProcessRole::Agent => {
+                            if let Some(life) =
+                                server.agents.iter_mut().rev().find(|a| a.pid == s.pid)
+                            {
+                                life.rss.push((t, s.rss_bytes));
+                            }
+                        }
+                        ProcessRole::Storage => server.storage_rss.push((t, s.rss_bytes)),
+                    }
+                }
+            }
+            Event::AgentStats {
+                server,
+                ok_reports,
+                failed_reports,
+                retained_bytes,
+                ..
+            } => {
+                let pid = entry.pid;
+                let state = self.server(server);
+                let life = match pid {
+                    Some(pid) => state.agents.iter_mut().rev().find(|a| a.pid == pid),
+                    None => state.agents.last_mut(),
+                };
+                if let Some(life) = life {
+                    life.ok_reports = *ok_reports;
+                    life.failed_reports = *failed_reports;
+                    life.retained_bytes = *retained_bytes;
+                }
+            }
+            Event::AgentResolved { server, addrs } => {
+                self.server(server).resolved.push((t, addrs.clone()));
+            }
+            Event::StorageStats {
+                server,
+                cache_bytes,
+                degraded,
+                ..
+            } => {
+                let state = self.server(server);
+                state.cache.push((t, *cache_bytes));
+                if *degraded && state.degraded_at_ms.is_none() {
+                    state.degraded_at_ms = Some(t);
+                }
+            }
+            Event::Alarm {
+                alarm,
+                server,
+                role,
+                ..
+            } => {
+                let state = self.server(server);
+                let slot = match (alarm, role) {
+                    (AlarmKind::Leak, Some(ProcessRole::Agent)) => &mut state.leak_at_ms,
+                    (AlarmKind::Leak, _) => &mut state.storage_leak_at_ms,
+                    (AlarmKind::Aggregate, _) => &mut state.aggregate_at_ms,
+                };
+                slot.get_or_insert(t);
+                if *alarm == AlarmKind::Leak {
+                    self.first_leak_alarm_ms.get_or_insert(t);
+                }
+            }
+            Event::FaultInjected { action, .. } => self.faults.push((action.clone(), t)),
+            Event::Phase { name, .. } if name == "timeline" => {
+                self.fleet_up_ms.get_or_insert(t);
+            }
+            _ => {}
+        }
+    }
+
+    fn server(&mut self, id: &str) -> &mut ServerState {
+        self.servers.entry(id.to_owned()).or_default()
+    }
+
+    /// When the first fault was injected, if any.
+    pub fn first_fault_ms(&self) -> Option<u64> {
+        self.faults.first().map(|(_, t)| *t)
+    }
+
+    /// When `action` was first injected.
+    pub fn fault_ms(&self, action: &str) -> Option<u64> {
+        self.faults
+            .iter()
+            .find(|(a, _)| a == action)
+            .map(|(_, t)| *t)
+    }
+
+    /// When the earliest aggregate alarm fired on any server.
+    pub fn first_aggregate_alarm_ms(&self) -> Option<u64> {
+        self.servers
+            .values()
+            .filter_map(|s| s.aggregate_at_ms)
+            .min()
+    }
+}

@@ -1,0 +1,401 @@
+//! The supervisor: starts every process of a run, hears what they say, and stops them all.
+//!
+//! Ownership rules, because a harness that leaves processes behind is worse than none:
+//!
+//! * Every child is started with `PR_SET_PDEATHSIG = SIGKILL`, set between fork and exec, so the
+//!   kernel kills it if the harness dies by any means, `SIGKILL` included. The harness runs on a
+//!   single-threaded runtime: the death signal is tied to the thread that forked, and the main
+//!   thread lives exactly as long as the process.
+//! * [`Supervisor::stop_all`] sends `SIGTERM`, waits a bounded time, then sends `SIGKILL` and
+//!   reaps. Signals go only to PIDs this supervisor started and has not yet reaped, so a recycled
+//!   PID can never be hit.
+//! * A child's stdout is its event stream (JSON lines, see `outage_lab_proto::Event`); its stderr
+//!   goes to `logs/<name>.log` in the run directory.
+
+use std::collections::BTreeMap;
+use std::fs::OpenOptions;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use outage_lab_proto::Event;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::HarnessError;
+
+/// One message into the run loop: an event, who told it, and when the harness heard it.
+#[derive(Debug, Clone)]
+pub struct Inbound {
+    /// Milliseconds since the run started.
+    pub t_ms: u64,
+    /// Process name, or `harness`.
+    pub source: String,
+    /// The teller's pid (`None` for the harness itself).
+    pub pid: Option<u32>,
+    /// What happened.
+    pub event: Event,
+}
+
+/// A process that was started and has announced itself ready.
+#[derive(Debug, Clone)]
+pub struct Started {
+    /// Its pid.
+    pub pid: u32,
+    /// The addresses from its readiness line, by purpose.
+    pub addrs: BTreeMap<String, SocketAddr>,
+}
+
+struct Proc {
+    pid: u32,
+    /// Set before the harness signals it, so its exit is reported as expected.
+    stopping: Arc<AtomicBool>,
+    /// Becomes true when the child has been reaped.
+    exited: watch::Receiver<bool>,
+}
+
+/// A spawned process whose readiness line has not been seen yet.
+#[derive(Debug)]
+pub struct Pending {
+    name: String,
+    pid: u32,
+    ready: oneshot::Receiver<BTreeMap<String, SocketAddr>>,
+    log: PathBuf,
+}
+
+/// Starts, watches and stops the processes of one run.
+pub struct Supervisor {
+    exe: PathBuf,
+    log_dir: PathBuf,
+    t0: Instant,
+    tx: mpsc::UnboundedSender<Inbound>,
+    procs: Mutex<BTreeMap<String, Proc>>,
+}
+
+impl std::fmt::Debug for Supervisor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Supervisor")
+            .field("exe", &self.exe)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Supervisor {
+    /// A supervisor that spawns `exe` (the outage-lab binary itself) and sends everything it
+    /// hears into `tx`.
+    pub fn new(
+        exe: PathBuf,
+        run_dir: &Path,
+        t0: Instant,
+        tx: mpsc::UnboundedSender<Inbound>,
+    ) -> Self {
+        Self {
+            exe,
+            log_dir: run_dir.join("logs"),
+            t0,
+            tx,
+            procs: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Milliseconds since the run started.
+    pub fn now_ms(&self) -> u64 {
+        u64::try_from(self.t0.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Records an event of the harness's own.
+    pub fn emit(&self, event: Event) {
+        let _ = self.tx.send(Inbound {
+            t_ms: self.now_ms(),
+            source: "harness".into(),
+            pid: None,
+            event,
+        });
+    }
+
+    /// Starts `outage-lab <args>` as process `name`. Returns once it is running; wait for its
+    /// readiness with [`Pending::ready`].
+    pub fn spawn(&self, name: &str, role: &str, args: &[String]) -> Result<Pending, HarnessError> {
+        std::fs::create_dir_all(&self.log_dir)
+            .map_err(|e| HarnessError::io(format!("create {}", self.log_dir.display()), e))?;
+        let log = self.log_dir.join(format!("{name}.log"));
+        let log_file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .map_err(|e| HarnessError::io(format!("open {}", log.display()), e))?;
+
+        let mut cmd = Command::new(&self.exe);
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log_file))
+            .env("OUTAGE_LAB_PROCESS", name)
+            .kill_on_drop(true);
+        let parent = std::process::id();
+        // SAFETY: the closure runs in the forked child before exec and only calls
+        // async-signal-safe functions (prctl, getppid); it allocates nothing.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                ) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // If the harness died between fork and prctl, the signal will never come: stop.
+                if libc::getppid() as u32 != parent {
+                    return Err(std::io::Error::other("parent exited before exec"));
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().map_err(|e| {
+            HarnessError::Start(format!(
+                "{name}: could not spawn {}: {e}",
+                self.exe.display()
+            ))
+        })?;
+        let pid = child
+            .id()
+            .ok_or_else(|| HarnessError::Start(format!("{name}: exited at once")))?;
+
+        // Stdout: the event stream. The first `ready` event also answers `Pending::ready`.
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| HarnessError::Start(format!("{name}: no stdout")))?;
+        let tx = self.tx.clone();
+        let source = name.to_owned();
+        let t0 = self.t0;
+        tokio::spawn(async move {
+            let mut ready_tx = Some(ready_tx);
+            let mut lines = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let Ok(event) = serde_json::from_str::<Event>(&line) else {
+                    tracing::debug!(process = %source, %line, "ignoring a stdout line that is not an event");
+                    continue;
+                };
+                if let (Event::Ready { addrs, .. }, Some(ready)) = (&event, ready_tx.take()) {
+                    let _ = ready.send(addrs.clone());
+                }
+                let t_ms = u64::try_from(t0.elapsed().as_millis()).unwrap_or(u64::MAX);
+                let _ = tx.send(Inbound {
+                    t_ms,
+                    source: source.clone(),
+                    pid: Some(pid),
+                    event,
+                });
+            }
+        });
+
+        // The reaper: waits for the exit and reports it.
+        let stopping = Arc::new(AtomicBool::new(false));
+        let (exited_tx, exited_rx) = watch::channel(false);
+        let tx = self.tx.clone();
+        let source = name.to_owned();
+        let expected = stopping.clone();
+        tokio::spawn(async move {
+            let status = match child.wait().await {
+                Ok(status) => describe_status(status),
+                Err(e) => format!("wait failed: {e}"),
+            };
+            let _ = exited_tx.send(true);
+            let t_ms = u64::try_from(t0.elapsed().as_millis()).unwrap_or(u64::MAX);
+            let _ = tx.send(Inbound {
+                t_ms,
+                source: source.clone(),
+                pid: Some(pid),
+                event: Event::ProcessExited {
+                    name: source,
+                    pid,
+                    status,
+                    expected: expected.load(Ordering::SeqCst),
+                },
+            });
+        });
+
+        self.lock().insert(
+            name.to_owned(),
+            Proc {
+                pid,
+                stopping,
+                exited: exited_rx,
+            },
+        );
+        self.emit(Event::ProcessStarted {
+            name: name.to_owned(),
+            role: role.to_owned(),
+            pid,
+        });
+        Ok(Pending {
+            name: name.to_owned(),
+            pid,
+            ready: ready_rx,
+            log,
+        })
+    }
+
+    /// Spawns and waits for readiness.
+    pub async fn start(
+        &self,
+        name: &str,
+        role: &str,
+        args: &[String],
+        timeout: Duration,
+    ) -> Result<Started, HarnessError> {
+        self.spawn(name, role, args)?.ready(timeout).await
+    }
+
+    /// Stops process `name`: SIGTERM, up to `grace` to exit, then SIGKILL. Waits until reaped.
+    pub async fn stop(&self, name: &str, grace: Duration) {
+        let target = {
+            let mut procs = self.lock();
+            procs.remove(name)
+        };
+        if let Some(proc) = target {
+            stop_proc(proc, grace).await;
+        }
+    }
+
+    /// Stops the named processes at once (see [`Supervisor::stop`]) and waits until all are reaped.
+    pub async fn stop_many(&self, names: &[String], grace: Duration) {
+        let targets: Vec<Proc> = {
+            let mut procs = self.lock();
+            names.iter().filter_map(|n| procs.remove(n)).collect()
+        };
+        stop_procs(targets, grace).await;
+    }
+
+    /// Stops every process still running, all at once, and waits until all are reaped.
+    pub async fn stop_all(&self, grace: Duration) {
+        let all: Vec<Proc> = std::mem::take(&mut *self.lock()).into_values().collect();
+        stop_procs(all, grace).await;
+    }
+
+    /// Pids of processes still running, by name.
+    pub fn running(&self) -> BTreeMap<String, u32> {
+        self.lock()
+            .iter()
+            .filter(|(_, p)| !*p.exited.borrow())
+            .map(|(n, p)| (n.clone(), p.pid))
+            .collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Proc>> {
+        // A poisoned lock only means another task panicked while holding it; the map itself is
+        // always consistent (single inserts and removes), so keep using it.
+        self.procs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Pending {
+    /// The pid of the spawned process.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Waits for the process's readiness line. Fails if it exits first or takes longer than
+    /// `timeout`; the error quotes the end of the process's log.
+    pub async fn ready(self, timeout: Duration) -> Result<Started, HarnessError> {
+        match tokio::time::timeout(timeout, self.ready).await {
+            Ok(Ok(addrs)) => Ok(Started {
+                pid: self.pid,
+                addrs,
+            }),
+            Ok(Err(_)) => Err(HarnessError::Start(format!(
+                "{} (pid {}) exited before it was ready; the end of {}:\n{}",
+                self.name,
+                self.pid,
+                self.log.display(),
+                tail(&self.log, 15)
+            ))),
+            Err(_) => Err(HarnessError::Start(format!(
+                "{} (pid {}) was not ready within {:?}; the end of {}:\n{}",
+                self.name,
+                self.pid,
+                timeout,
+                self.log.display(),
+                tail(&self.log, 15)
+            ))),
+        }
+    }
+}
+
+async fn stop_procs(procs: Vec<Proc>, grace: Duration) {
+    let mut waits = tokio::task::JoinSet::new();
+    for proc in procs {
+        waits.spawn(stop_proc(proc, grace));
+    }
+    while waits.join_next().await.is_some() {}
+}
+
+/// SIGTERM, up to `grace` to exit, then SIGKILL; a zero grace is SIGKILL at once (a crash).
+async fn stop_proc(mut proc: Proc, grace: Duration) {
+    if *proc.exited.borrow() {
+        return;
+    }
+    proc.stopping.store(true, Ordering::SeqCst);
+    let exited = if grace.is_zero() {
+        Err(())
+    } else {
+        signal(proc.pid, libc::SIGTERM);
+        tokio::time::timeout(grace, proc.exited.wait_for(|done| *done))
+            .await
+            .map(|_| ())
+            .map_err(|_| ())
+    };
+    if exited.is_err() {
+        if !grace.is_zero() {
+            tracing::warn!(
+                pid = proc.pid,
+                "did not stop within {grace:?} of SIGTERM; sending SIGKILL"
+            );
+        }
+        signal(proc.pid, libc::SIGKILL);
+        let _ =
+            tokio::time::timeout(Duration::from_secs(5), proc.exited.wait_for(|done| *done)).await;
+    }
+}
+
+/// Sends `sig` to `pid`. Only called for children that have not been reaped yet, so the pid is
+/// still ours (a zombie keeps its pid until reaped).
+fn signal(pid: u32, sig: libc::c_int) {
+    if let Ok(pid) = libc::pid_t::try_from(pid) {
+        // SAFETY: kill(2) has no memory-safety preconditions.
+        unsafe {
+            libc::kill(pid, sig);
+        }
+    }
+}
+
+fn describe_status(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit code {code}"),
+        (None, Some(sig)) => format!("killed by signal {sig}"),
+        _ => status.to_string(),
+    }
+}
+
+/// The last `n` lines of a log file, for error messages.
+pub fn tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines.len().saturating_sub(n);
+    let out = lines[start..].join("\n");
+    if out.is_empty() {
+        "(empty)".into()
+    } else {
+        out
+    }
+}

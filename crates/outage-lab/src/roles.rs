@@ -1,0 +1,151 @@
+//! The hidden role commands: bind what the role needs, load its config, run it until SIGINT or
+//! SIGTERM. Each role runs on a single-threaded runtime: they are small, I/O-bound processes and
+//! a fleet has hundreds of them.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use outage_lab_proto::EventSink;
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::Command;
+use crate::exit;
+
+/// Runs a role command to completion and returns its exit code: 0 after a clean stop, 2 for a bad
+/// config file, 3 when the role failed (could not bind, crashed).
+pub fn run(command: Command) -> ExitCode {
+    let runtime = match crate::single_threaded_runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    match runtime.block_on(run_async(command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(RoleError::Config(e)) => {
+            eprintln!("outage-lab: {e:#}");
+            ExitCode::from(exit::BAD_INPUT)
+        }
+        Err(RoleError::Failed(e)) => {
+            eprintln!("outage-lab: {e:#}");
+            ExitCode::from(exit::HARNESS_FAILED)
+        }
+    }
+}
+
+enum RoleError {
+    Config(anyhow::Error),
+    Failed(anyhow::Error),
+}
+
+async fn run_async(command: Command) -> Result<(), RoleError> {
+    let shutdown = CancellationToken::new();
+    stop_on_signals(shutdown.clone()).map_err(RoleError::Failed)?;
+    let events = EventSink::stdout();
+    match command {
+        Command::Dns(args) => {
+            let config: outage_lab_dns::Config = load(&args.config)?;
+            let (udp, tcp) = bind_dns(args.listen).await.map_err(RoleError::Failed)?;
+            let admin = bind(args.admin).await?;
+            let listeners = outage_lab_dns::Listeners { udp, tcp, admin };
+            outage_lab_dns::run(config, listeners, shutdown, events)
+                .await
+                .context("dns failed")
+                .map_err(RoleError::Failed)
+        }
+        Command::Collector(args) => {
+            let config: outage_lab_collector::Config = load(&args.config)?;
+            let listeners = outage_lab_collector::Listeners {
+                http: bind(args.listen).await?,
+            };
+            outage_lab_collector::run(config, listeners, shutdown, events)
+                .await
+                .context("collector failed")
+                .map_err(RoleError::Failed)
+        }
+        Command::Agent(args) => {
+            let config: outage_lab_agent::Config = load(&args.config)?;
+            outage_lab_agent::run(config, shutdown, events)
+                .await
+                .context("agent failed")
+                .map_err(RoleError::Failed)
+        }
+        Command::Storage(args) => {
+            let config: outage_lab_storage::Config = load(&args.config)?;
+            let listeners = outage_lab_storage::Listeners {
+                http: bind(args.listen).await?,
+            };
+            outage_lab_storage::run(config, listeners, shutdown, events)
+                .await
+                .context("storage failed")
+                .map_err(RoleError::Failed)
+        }
+        Command::Watchdog(args) => {
+            let config: outage_lab_watchdog::Config = load(&args.config)?;
+            let listeners = outage_lab_watchdog::Listeners {
+                admin: bind(args.listen).await?,
+            };
+            outage_lab_watchdog::run(config, listeners, shutdown, events)
+                .await
+                .context("watchdog failed")
+                .map_err(RoleError::Failed)
+        }
+        Command::Run(_) | Command::Validate(_) => {
+            Err(RoleError::Failed(anyhow::anyhow!("not a role command")))
+        }
+    }
+}
+
+/// Reads a role's JSON config; unknown fields are errors.
+fn load<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, RoleError> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("failed to read config {}", path.display()))
+        .map_err(RoleError::Config)?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("invalid config {}", path.display()))
+        .map_err(RoleError::Config)
+}
+
+async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, RoleError> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("failed to listen on {addr}"))
+        .map_err(RoleError::Failed)
+}
+
+/// DNS serves UDP and TCP on one port. With port 0, UDP picks the port and TCP must get the same
+/// one; on the rare collision, try again with a fresh UDP port.
+async fn bind_dns(addr: std::net::SocketAddr) -> Result<(UdpSocket, TcpListener)> {
+    for _ in 0..16 {
+        let udp = UdpSocket::bind(addr)
+            .await
+            .with_context(|| format!("failed to bind UDP {addr}"))?;
+        let local = udp.local_addr()?;
+        match TcpListener::bind(local).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e) if addr.port() != 0 => {
+                return Err(e).with_context(|| format!("failed to listen on TCP {local}"));
+            }
+            Err(_) => continue,
+        }
+    }
+    bail!(
+        "could not find one port free for both UDP and TCP on {}",
+        addr.ip()
+    )
+}
+
+/// Cancels `token` on the first SIGINT or SIGTERM.
+fn stop_on_signals(token: CancellationToken) -> Result<()> {
+    let mut int = signal(SignalKind::interrupt()).context("failed to listen for SIGINT")?;
+    let mut term = signal(SignalKind::terminate()).context("failed to listen for SIGTERM")?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = int.recv() => tracing::info!("SIGINT: stopping"),
+            _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+        }
+        token.cancel();
+    });
+    Ok(())
+}

@@ -1,0 +1,130 @@
+//! Whole scenario runs: the causal chain of 2012 happening to real processes.
+
+use std::time::Duration;
+
+use outage_lab_proto::report::Verdict;
+
+use crate::support::{ScenarioRun, report, wait_until_gone};
+
+const MIB: i64 = 1024 * 1024;
+const RUN_LIMIT: Duration = Duration::from_secs(180);
+
+fn growth(first: Option<u64>, peak: Option<u64>) -> i64 {
+    i64::try_from(peak.unwrap()).unwrap() - i64::try_from(first.unwrap()).unwrap()
+}
+
+#[test]
+fn stale_agents_leak_and_fresh_agents_do_not() {
+    let (done, out, _tmp) =
+        ScenarioRun::start("ebs-2012-10-22.yaml", &["--servers", "6", "--seed", "11"])
+            .finish(RUN_LIMIT);
+    assert_eq!(done.code(), Some(0), "{}", done.output());
+    assert!(done.stdout.contains("verdict: PASS"), "{}", done.output());
+    let report = report(&out);
+    assert_eq!(report.verdict, Verdict::Pass);
+    assert_eq!(report.seed, 11);
+    assert_eq!(report.servers.len(), 6);
+
+    // A third of six servers sit behind the DNS server the update missed.
+    let stale: Vec<_> = report.servers.iter().filter(|s| s.stale).collect();
+    assert_eq!(stale.len(), 2, "{report:#?}");
+    for s in &report.servers {
+        let grew = growth(s.agent.rss_first_bytes, s.agent.rss_peak_bytes);
+        if s.stale {
+            assert_eq!(s.dns_server, "dns-c");
+            assert!(grew >= 8 * MIB, "stale {} grew only {grew} bytes", s.id);
+            assert!(s.agent.failed_reports > 0, "stale {} never failed", s.id);
+            assert!(
+                s.alarms.leak_at_ms.is_some(),
+                "no leak alarm on stale {}",
+                s.id
+            );
+            // The restart freed it: the last sample is back near the first.
+            let after = growth(s.agent.rss_first_bytes, s.agent.rss_last_bytes);
+            assert!(
+                after <= 2 * MIB,
+                "stale {} still {after} bytes above its start",
+                s.id
+            );
+        } else {
+            assert!(grew <= 2 * MIB, "fresh {} grew {grew} bytes", s.id);
+            assert!(
+                s.alarms.leak_at_ms.is_none(),
+                "false leak alarm on fresh {}",
+                s.id
+            );
+        }
+        assert!(
+            s.alarms.storage_leak_at_ms.is_none(),
+            "false leak alarm on storage {}",
+            s.id
+        );
+    }
+    // The 2012 alarm did not see it coming: silent at least until the leak alarm had fired.
+    // (Release builds keep it silent throughout; a debug build's larger processes can push a
+    // leaking server over the threshold near the end.)
+    let first_leak = report
+        .servers
+        .iter()
+        .filter_map(|s| s.alarms.leak_at_ms)
+        .min()
+        .unwrap();
+    for s in &report.servers {
+        if let Some(agg) = s.alarms.aggregate_at_ms {
+            assert!(
+                agg >= first_leak,
+                "aggregate alarm on {} at {agg}ms before the first leak alarm at {first_leak}ms",
+                s.id
+            );
+        }
+    }
+    assert!(
+        report
+            .expectations
+            .iter()
+            .any(|e| e.name == "fault_took_effect" && e.passed)
+    );
+    assert!(wait_until_gone(out.to_str().unwrap(), Duration::from_secs(3)).is_empty());
+}
+
+#[test]
+fn fixed_agents_do_not_leak_and_raise_no_alarm() {
+    let (done, out, _tmp) =
+        ScenarioRun::start("ebs-2012-10-22-fixed.yaml", &["--servers", "6"]).finish(RUN_LIMIT);
+    assert_eq!(done.code(), Some(0), "{}", done.output());
+    let report = report(&out);
+    for s in &report.servers {
+        let grew = growth(s.agent.rss_first_bytes, s.agent.rss_peak_bytes);
+        assert!(
+            grew <= 2 * MIB,
+            "{} grew {grew} bytes with the fixed agent",
+            s.id
+        );
+        assert!(s.alarms.leak_at_ms.is_none(), "leak alarm on {}", s.id);
+        if s.stale {
+            assert!(
+                s.agent.failed_reports > 0,
+                "stale {} should still fail to report",
+                s.id
+            );
+        }
+    }
+}
+
+#[test]
+fn an_expectation_that_cannot_hold_exits_1_and_says_which() {
+    let (done, out, _tmp) =
+        ScenarioRun::start("impossible-expectation.yaml", &[]).finish(RUN_LIMIT);
+    assert_eq!(done.code(), Some(1), "{}", done.output());
+    assert!(
+        done.stdout.contains("stale_agents_grow_at_least  NO"),
+        "{}",
+        done.output()
+    );
+    assert!(
+        done.stdout.contains("expected at least 1GiB"),
+        "{}",
+        done.output()
+    );
+    assert_eq!(report(&out).verdict, Verdict::Fail);
+}

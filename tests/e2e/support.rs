@@ -1,0 +1,285 @@
+//! Shared helpers for the end-to-end tests: the real binary, run as a child process with a
+//! deadline, killed and reaped on drop so a failing test leaves nothing behind.
+
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use outage_lab_proto::JournalEntry;
+use outage_lab_proto::report::Report;
+
+/// The binary under test, built by Cargo for this test target.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_outage-lab"))
+}
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A fixture scenario by file name.
+pub fn scenario(name: &str) -> PathBuf {
+    repo().join("fixtures/scenarios").join(name)
+}
+
+/// A running `outage-lab` process. Dropping it sends SIGTERM, waits up to 5 s, then SIGKILLs and
+/// reaps, so a panicking test cannot leak it.
+pub struct Proc {
+    child: Option<Child>,
+    stdout: Option<JoinHandle<String>>,
+    stderr: Option<JoinHandle<String>>,
+}
+
+/// How a process ended and what it printed.
+#[derive(Debug)]
+pub struct Finished {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Finished {
+    pub fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+    /// Everything the process printed, for assertion messages.
+    pub fn output(&self) -> String {
+        format!(
+            "--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.stdout, self.stderr
+        )
+    }
+}
+
+impl Proc {
+    /// Starts `outage-lab <args>`; stdout and stderr are read on their own threads, so a chatty
+    /// child never blocks and deadlines stay real.
+    pub fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(bin())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn outage-lab");
+        let stdout = child.stdout.take().map(drain);
+        let stderr = child.stderr.take().map(drain);
+        Self {
+            child: Some(child),
+            stdout,
+            stderr,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// Sends a signal to the process.
+    pub fn signal(&self, sig: i32) {
+        let pid = i32::try_from(self.pid()).expect("pid fits");
+        // SAFETY: kill(2) has no memory-safety preconditions; the pid is our unreaped child.
+        unsafe {
+            libc::kill(pid, sig);
+        }
+    }
+
+    /// Waits up to `limit` for the process to exit; panics (after killing it) on timeout.
+    pub fn wait(mut self, limit: Duration) -> Finished {
+        let mut child = self.child.take().expect("child present");
+        let deadline = Instant::now() + limit;
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                let out = self
+                    .stdout
+                    .take()
+                    .map(|h| h.join().unwrap_or_default())
+                    .unwrap_or_default();
+                let err = self
+                    .stderr
+                    .take()
+                    .map(|h| h.join().unwrap_or_default())
+                    .unwrap_or_default();
+                panic!(
+                    "outage-lab did not exit within {limit:?}\n--- stdout ---\n{out}\n--- stderr ---\n{err}"
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        Finished {
+            status,
+            stdout: self
+                .stdout
+                .take()
+                .map(|h| h.join().unwrap_or_default())
+                .unwrap_or_default(),
+            stderr: self
+                .stderr
+                .take()
+                .map(|h| h.join().unwrap_or_default())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            if let Ok(None) = child.try_wait() {
+                let pid = i32::try_from(child.id()).unwrap_or(0);
+                // SAFETY: as above.
+                unsafe {
+                    libc::kill(pid, libc::SIGTERM);
+                }
+                let deadline = Instant::now() + Duration::from_secs(5);
+                while Instant::now() < deadline {
+                    if let Ok(Some(_)) = child.try_wait() {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                let _ = child.kill();
+            }
+            let _ = child.wait();
+        }
+    }
+}
+
+fn drain(mut r: impl Read + Send + 'static) -> JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = r.read_to_string(&mut s);
+        s
+    })
+}
+
+/// Runs `outage-lab <args>` to the end within `limit`.
+pub fn run(args: &[&str], limit: Duration) -> Finished {
+    Proc::start(args).wait(limit)
+}
+
+/// Reads a run's report.
+pub fn report(run_dir: &Path) -> Report {
+    let text = std::fs::read_to_string(run_dir.join("report.json")).expect("report.json exists");
+    serde_json::from_str(&text).expect("report.json parses as the documented schema")
+}
+
+/// Reads a run's journal.
+pub fn journal(run_dir: &Path) -> Vec<JournalEntry> {
+    let text = std::fs::read_to_string(run_dir.join("journal.jsonl")).unwrap_or_default();
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad journal line {l:?}: {e}")))
+        .collect()
+}
+
+/// Pids of live processes whose command line mentions `needle` (e.g. a run directory), other
+/// than zombies. Used to prove a run left nothing behind: every role process of a run is started
+/// with a config path inside the run directory, so this identifies them without guessing.
+pub fn live_processes_mentioning(needle: &str) -> Vec<(u32, String)> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if !cmdline.contains(needle) {
+            continue;
+        }
+        let state = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        // Field 3 of stat is the state; Z = zombie (already dead, waiting for its parent).
+        let zombie = state
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z'));
+        if !zombie {
+            found.push((pid, cmdline));
+        }
+    }
+    found
+}
+
+/// Waits until no live process mentions `needle`, up to `limit`; returns what is left.
+pub fn wait_until_gone(needle: &str, limit: Duration) -> Vec<(u32, String)> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = live_processes_mentioning(needle);
+        if left.is_empty() || Instant::now() > deadline {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Waits until the journal contains an entry satisfying `pred`, up to `limit`.
+pub fn wait_for_journal(
+    run_dir: &Path,
+    limit: Duration,
+    pred: impl Fn(&JournalEntry) -> bool,
+) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        let text = std::fs::read_to_string(run_dir.join("journal.jsonl")).unwrap_or_default();
+        // The journal is written as the run goes; a half-written last line is skipped.
+        if text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<JournalEntry>(l).ok())
+            .any(|e| pred(&e))
+        {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+/// A scenario run into its own temporary run directory.
+pub struct ScenarioRun {
+    /// Holds the temporary directory for as long as the test needs it.
+    pub _tmp: tempfile::TempDir,
+    /// The run directory (`--out`).
+    pub out: PathBuf,
+    /// The harness process.
+    pub proc: Proc,
+}
+
+impl ScenarioRun {
+    /// Starts `outage-lab run fixtures/scenarios/<fixture> --out <tmp>/run <extra...>`.
+    pub fn start(fixture: &str, extra: &[&str]) -> Self {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let out = tmp.path().join("run");
+        let path = scenario(fixture);
+        let mut args = vec![
+            "run",
+            path.to_str().expect("utf-8 path"),
+            "--out",
+            out.to_str().expect("utf-8 path"),
+        ];
+        args.extend_from_slice(extra);
+        let proc = Proc::start(&args);
+        Self {
+            _tmp: tmp,
+            out,
+            proc,
+        }
+    }
+
+    /// Runs to the end within `limit`; returns how it ended and the run directory's guard.
+    pub fn finish(self, limit: Duration) -> (Finished, PathBuf, tempfile::TempDir) {
+        (self.proc.wait(limit), self.out, self._tmp)
+    }
+}
