@@ -48,3 +48,8 @@ fn ctrl_c_mid_run_stops_every_process_and_exits_130() {
 fn sigkill_of_the_harness_takes_every_child_with_it() {
     stop_mid_run(libc::SIGKILL, None);
 }
+
+#[test]
+fn sigterm_mid_run_stops_every_process_and_exits_130() {
+    stop_mid_run(libc::SIGTERM, Some(130));
+}

@@ -7,7 +7,9 @@
 
 mod support;
 
+mod bad_scenarios;
 mod cleanup;
 mod dns;
 mod runs;
+mod safety;
 mod scenarios;

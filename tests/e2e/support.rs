@@ -60,8 +60,14 @@ impl Proc {
     /// Starts `outage-lab <args>`; stdout and stderr are read on their own threads, so a chatty
     /// child never blocks and deadlines stay real.
     pub fn start(args: &[&str]) -> Self {
+        Self::start_with_env(args, &[])
+    }
+
+    /// Like [`Proc::start`], with extra environment variables.
+    pub fn start_with_env(args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Self {
         let mut child = Command::new(bin())
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -67,6 +67,10 @@ pub struct RunArgs {
     /// Number of storage servers (overrides `fleet.servers`); each is two processes.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=2000))]
     pub servers: Option<u32>,
+    /// Most memory the run's processes may use; the run is refused (exit 2) if its worst case
+    /// is larger, and stopped if the real total crosses it. [default: 75% of MemAvailable]
+    #[arg(long, value_name = "SIZE")]
+    pub memory_limit: Option<outage_lab_proto::ByteSize>,
     /// Run directory for the journal, report, configs and logs
     /// [default: runs/<scenario>-<UTC time>-seed<seed>].
     #[arg(long, value_name = "DIR")]

@@ -7,6 +7,7 @@
 #![allow(unreachable_pub)]
 
 mod cli;
+mod containment;
 mod harness;
 mod plan;
 mod roles;
@@ -64,10 +65,26 @@ fn load(path: &std::path::Path) -> Result<Scenario, String> {
 }
 
 fn run(args: RunArgs) -> ExitCode {
-    let scenario = match load(&args.scenario) {
+    let mut scenario = match load(&args.scenario) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("outage-lab: invalid scenario: {e}");
+            return ExitCode::from(exit::BAD_INPUT);
+        }
+    };
+    if let Some(n) = args.servers {
+        // clap already bounded it to 1..=2000, the scenario's own range.
+        scenario.fleet.servers.value = n;
+    }
+    let memory_limit = match containment::check(&scenario, args.memory_limit) {
+        Ok(_) => containment::limit(args.memory_limit)
+            .map(|(l, _)| l)
+            .unwrap_or(u64::MAX),
+        Err(e) => {
+            eprintln!(
+                "outage-lab: refusing to run {}: {e}",
+                args.scenario.display()
+            );
             return ExitCode::from(exit::BAD_INPUT);
         }
     };
@@ -81,7 +98,7 @@ fn run(args: RunArgs) -> ExitCode {
     };
     let opts = harness::RunOptions {
         seed: args.seed,
-        servers: args.servers,
+        memory_limit,
         out: args.out,
         exe,
         scenario_text,

@@ -11,6 +11,7 @@
 //! 5. check the expectations and write `report.json`.
 
 pub mod checks;
+pub mod ledger;
 pub mod report;
 pub mod state;
 pub mod supervisor;
@@ -31,6 +32,7 @@ use tokio::sync::mpsc;
 use self::checks::{CheckInput, check_all};
 use self::state::RunState;
 use self::supervisor::{Inbound, Started, Supervisor};
+use crate::containment::MemoryGuard;
 use crate::plan::{Plan, ServerPlan, pick_octet};
 use crate::scenario::{AgentSelection, Scenario, Step};
 
@@ -75,8 +77,8 @@ impl HarnessError {
 pub struct RunOptions {
     /// Override of the scenario's seed.
     pub seed: Option<u64>,
-    /// Override of the fleet size.
-    pub servers: Option<u32>,
+    /// Most memory the run's agents and storage processes may hold; the run stops above it.
+    pub memory_limit: u64,
     /// The run directory; default `runs/<scenario>-<UTC time>-seed<seed>`.
     pub out: Option<PathBuf>,
     /// The outage-lab binary to spawn for every role (normally `current_exe()`).
@@ -98,11 +100,7 @@ pub struct Outcome {
 
 /// Runs a scenario to the end. Every process it starts is stopped before it returns, on every
 /// path; a harness killed outright takes them with it through the parent-death signal.
-pub async fn run(mut scenario: Scenario, opts: RunOptions) -> Result<Outcome, HarnessError> {
-    if let Some(n) = opts.servers {
-        // Validated by the CLI before we get here.
-        scenario.fleet.servers.value = n;
-    }
+pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Outcome, HarnessError> {
     let seed = opts.seed.unwrap_or(scenario.seed);
     let plan = Plan::new(
         pick_octet(),
@@ -115,11 +113,24 @@ pub async fn run(mut scenario: Scenario, opts: RunOptions) -> Result<Outcome, Ha
         .out
         .clone()
         .unwrap_or_else(|| default_run_dir(&scenario.name, seed));
+    // Absolute, so every child's command line names it in full: the ledger proves a process's
+    // identity by it, and logs and configs stay findable whatever the working directory.
+    let run_dir = std::path::absolute(&run_dir).unwrap_or(run_dir);
     prepare_run_dir(&run_dir, &opts.scenario_text, &plan)?;
+
+    for line in ledger::reap_orphans() {
+        say(&format!("reaped a process left behind: {line}"));
+    }
+    let ledger = ledger::Ledger::create(&run_dir).map_err(|e| {
+        HarnessError::io(
+            format!("create the ledger in {}", ledger::state_dir().display()),
+            e,
+        )
+    })?;
 
     let t0 = Instant::now();
     let (tx, rx) = mpsc::unbounded_channel();
-    let sup = Supervisor::new(opts.exe.clone(), &run_dir, t0, tx);
+    let sup = Supervisor::new(opts.exe.clone(), &run_dir, t0, tx, ledger);
     let journal_path = run_dir.join("journal.jsonl");
     let journal = File::create(&journal_path)
         .map_err(|e| HarnessError::io(format!("create {}", journal_path.display()), e))?;
@@ -139,6 +150,8 @@ pub async fn run(mut scenario: Scenario, opts: RunOptions) -> Result<Outcome, Ha
         endpoints: Endpoints::default(),
         next_status_ms: 0,
         last_flush: Instant::now(),
+        guard: MemoryGuard::new(opts.memory_limit),
+        memory_abort: None,
     };
     driver.sup.emit(Event::RunStarted {
         scenario: scenario.name.clone(),
@@ -176,6 +189,9 @@ pub async fn run(mut scenario: Scenario, opts: RunOptions) -> Result<Outcome, Ha
     driver.sup.stop_all(STOP_GRACE).await;
     driver.drain_until_closed(Duration::from_secs(5)).await;
     let leftovers = driver.sup.running();
+    if leftovers.is_empty() {
+        driver.sup.close_ledger();
+    }
     driven?;
 
     let mut expectations = check_all(&CheckInput {
@@ -191,6 +207,16 @@ pub async fn run(mut scenario: Scenario, opts: RunOptions) -> Result<Outcome, Ha
                 name: "run_completed".into(),
                 passed: false,
                 detail: format!("interrupted by {sig} at {end_ms}ms; the timeline did not finish"),
+            },
+        );
+    }
+    if let Some(reason) = &driver.memory_abort {
+        expectations.insert(
+            0,
+            ExpectationResult {
+                name: "memory_contained".into(),
+                passed: false,
+                detail: reason.clone(),
             },
         );
     }
@@ -271,6 +297,10 @@ struct Driver<'a> {
     next_status_ms: u64,
     /// The journal is flushed at least this often, so `tail -f journal.jsonl` follows the run.
     last_flush: Instant,
+    /// Trips when the real memory of the run's processes crosses the limit.
+    guard: MemoryGuard,
+    /// Set by the guard: why the run was stopped early.
+    memory_abort: Option<String>,
 }
 
 impl Driver<'_> {
@@ -310,6 +340,9 @@ impl Driver<'_> {
                         None => break,
                     }
                 }
+            }
+            if self.memory_abort.is_some() {
+                return Ok(());
             }
             if self.sup.now_ms() >= self.next_status_ms {
                 self.next_status_ms += status_every;
@@ -657,6 +690,16 @@ impl Driver<'_> {
         if self.last_flush.elapsed() >= Duration::from_millis(250) || entry.source == "harness" {
             let _ = self.journal.flush();
             self.last_flush = Instant::now();
+        }
+        if let Event::RssSweep { samples } = &entry.event {
+            let total = samples.iter().map(|s| s.rss_bytes).sum();
+            if let (None, Some(reason)) = (&self.memory_abort, self.guard.check(total)) {
+                say(&format!(
+                    "t={:>5.1}s  STOPPING: {reason}",
+                    entry.t_ms as f64 / 1000.0
+                ));
+                self.memory_abort = Some(reason);
+            }
         }
         if let Event::Alarm {
             alarm,

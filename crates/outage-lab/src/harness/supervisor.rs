@@ -74,6 +74,8 @@ pub struct Supervisor {
     t0: Instant,
     tx: mpsc::UnboundedSender<Inbound>,
     procs: Mutex<BTreeMap<String, Proc>>,
+    /// Every process started, on disk, for a later run to reap if this one crashes.
+    ledger: Mutex<Option<super::ledger::Ledger>>,
 }
 
 impl std::fmt::Debug for Supervisor {
@@ -92,6 +94,7 @@ impl Supervisor {
         run_dir: &Path,
         t0: Instant,
         tx: mpsc::UnboundedSender<Inbound>,
+        ledger: super::ledger::Ledger,
     ) -> Self {
         Self {
             exe,
@@ -99,6 +102,14 @@ impl Supervisor {
             t0,
             tx,
             procs: Mutex::new(BTreeMap::new()),
+            ledger: Mutex::new(Some(ledger)),
+        }
+    }
+
+    /// Removes the ledger: call only once every process has been reaped.
+    pub fn close_ledger(&self) {
+        if let Some(ledger) = self.ledger.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            ledger.close();
         }
     }
 
@@ -224,6 +235,11 @@ impl Supervisor {
             });
         });
 
+        let mut ledger = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(Err(e)) = ledger.as_mut().map(|l| l.record(pid, name)) {
+            tracing::warn!("could not record {name} (pid {pid}) in the ledger: {e}");
+        }
+        drop(ledger);
         self.lock().insert(
             name.to_owned(),
             Proc {

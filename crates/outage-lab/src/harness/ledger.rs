@@ -1,0 +1,181 @@
+//! The ledger: what a run started, on disk, so a later run can clean up after a crashed one.
+//!
+//! Children die with the harness through `PR_SET_PDEATHSIG`, so orphans should never exist; the
+//! ledger is the second line of defence for the cases that signal cannot cover (a child stopped
+//! with SIGSTOP when the harness died, a kernel that drops the signal). Each running harness
+//! keeps `ledger-<pid>-<start>.jsonl` in the state directory: one line per process it started,
+//! with the process's start time. At the start of every run, ledgers whose harness is gone are
+//! read, and a listed process is killed only if its identity is proven: the same pid, the same
+//! kernel start time, and a command line naming that run's directory. Anything else is left
+//! alone; a recycled pid is never hit.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// One line of a ledger.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Line {
+    /// Process id.
+    pid: u32,
+    /// Its start time in clock ticks since boot (`/proc/PID/stat` field 22).
+    start: u64,
+    /// The run directory, which every process of the run names on its command line.
+    run_dir: String,
+    /// Process name in the run (`harness` for the first line).
+    name: String,
+}
+
+/// The open ledger of this run.
+#[derive(Debug)]
+pub struct Ledger {
+    path: PathBuf,
+    file: File,
+    run_dir: String,
+}
+
+/// Where ledgers live: `$OUTAGE_LAB_STATE_DIR`, else `$XDG_RUNTIME_DIR/outage-lab`, else
+/// `/tmp/outage-lab-<uid>`.
+pub fn state_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("OUTAGE_LAB_STATE_DIR") {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR") {
+        return PathBuf::from(dir).join("outage-lab");
+    }
+    // SAFETY: getuid(2) cannot fail and has no preconditions.
+    let uid = unsafe { libc::getuid() };
+    PathBuf::from(format!("/tmp/outage-lab-{uid}"))
+}
+
+/// A process's start time (clock ticks since boot), or `None` if it does not exist.
+pub fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may contain spaces: split after the last ')'.
+    let (_, rest) = stat.rsplit_once(") ")?;
+    // rest starts at field 3 (state); field 22 is the 20th from here.
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+impl Ledger {
+    /// Creates this harness's ledger for `run_dir`.
+    pub fn create(run_dir: &Path) -> std::io::Result<Self> {
+        let dir = state_dir();
+        std::fs::create_dir_all(&dir)?;
+        let me = std::process::id();
+        let start = start_time(me).unwrap_or(0);
+        let path = dir.join(format!("ledger-{me}-{start}.jsonl"));
+        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        let run_dir = std::path::absolute(run_dir)
+            .unwrap_or_else(|_| run_dir.to_owned())
+            .display()
+            .to_string();
+        let mut ledger = Self {
+            path,
+            file,
+            run_dir,
+        };
+        ledger.append(me, start, "harness")?;
+        Ok(ledger)
+    }
+
+    /// Records a process this run started.
+    pub fn record(&mut self, pid: u32, name: &str) -> std::io::Result<()> {
+        let start = start_time(pid).unwrap_or(0);
+        self.append(pid, start, name)
+    }
+
+    fn append(&mut self, pid: u32, start: u64, name: &str) -> std::io::Result<()> {
+        let line = Line {
+            pid,
+            start,
+            run_dir: self.run_dir.clone(),
+            name: name.to_owned(),
+        };
+        let json = serde_json::to_string(&line).map_err(std::io::Error::other)?;
+        writeln!(self.file, "{json}")?;
+        self.file.flush()
+    }
+
+    /// The run ended and every process was reaped: the ledger is no longer needed.
+    pub fn close(self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Reaps processes left by harnesses that are gone. Returns one line per process killed.
+pub fn reap_orphans() -> Vec<String> {
+    let mut reaped = Vec::new();
+    let Ok(entries) = std::fs::read_dir(state_dir()) else {
+        return reaped;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let is_ledger = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("ledger-") && n.ends_with(".jsonl"));
+        if !is_ledger {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let lines: Vec<Line> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        let Some(harness) = lines.first() else {
+            let _ = std::fs::remove_file(&path);
+            continue;
+        };
+        if is_alive(harness.pid, harness.start) {
+            continue; // A run in progress: not ours to touch.
+        }
+        for line in &lines[1..] {
+            let proven = is_alive(line.pid, line.start) && names_run_dir(line.pid, &line.run_dir);
+            let Ok(pid) = libc::pid_t::try_from(line.pid) else {
+                continue;
+            };
+            if proven {
+                // SAFETY: kill(2) has no memory-safety preconditions; identity was proven just
+                // above (same pid, same start time, command line names the run).
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+                reaped.push(format!(
+                    "{} (pid {}) of the crashed run in {} (harness pid {})",
+                    line.name, line.pid, line.run_dir, harness.pid
+                ));
+            }
+        }
+        let _ = std::fs::remove_file(&path);
+    }
+    reaped
+}
+
+fn is_alive(pid: u32, start: u64) -> bool {
+    start_time(pid).is_some_and(|s| s == start)
+}
+
+fn names_run_dir(pid: u32, run_dir: &str) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| String::from_utf8_lossy(&c).contains(run_dir))
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_start_time_of_this_process_is_readable_and_stable() {
+        let me = std::process::id();
+        let a = start_time(me).expect("own stat");
+        assert_eq!(start_time(me), Some(a));
+        assert!(start_time(u32::MAX).is_none());
+    }
+}
