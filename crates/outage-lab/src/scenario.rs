@@ -24,7 +24,7 @@
 //!   leak_alarm: exactly_stale_agents
 //! ```
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::Path;
 
@@ -40,6 +40,10 @@ pub const MAX_SCENARIO_BYTES: u64 = 1024 * 1024;
 /// Largest fleet a scenario may ask for. Each server is two processes; past this the machine,
 /// not the scenario, is the experiment.
 pub const MAX_SERVERS: u32 = 2_000;
+
+/// Longest scenario name: it is part of the run directory's name, which must stay well under the
+/// 255 bytes a file name may have.
+pub const MAX_NAME_CHARS: usize = 128;
 
 /// A scenario that could not be read or is not valid. The message is complete: it names the file,
 /// the line and column where it has them, and what was expected.
@@ -346,7 +350,8 @@ pub enum AggregateAlarmExpectation {
 
 impl Scenario {
     /// Reads and validates a scenario file. Refuses directories, files over
-    /// [`MAX_SCENARIO_BYTES`] and text that is not UTF-8, before parsing.
+    /// [`MAX_SCENARIO_BYTES`] and text that is not UTF-8, before parsing. The read itself is
+    /// bounded too, so a device or a pipe that never ends (`/dev/zero`) is refused, not slurped.
     pub fn load(path: &Path) -> Result<Self, ScenarioError> {
         let shown = path.display().to_string();
         let fail = |what: String| ScenarioError {
@@ -358,18 +363,39 @@ impl Scenario {
                 "is a directory; expected a scenario file (YAML)".into(),
             ));
         }
-        if meta.len() > MAX_SCENARIO_BYTES {
-            return Err(fail(format!(
-                "is {} bytes; a scenario may be at most {MAX_SCENARIO_BYTES} bytes",
-                meta.len()
-            )));
-        }
-        let bytes = std::fs::read(path).map_err(|e| fail(format!("cannot read: {e}")))?;
-        let text = String::from_utf8(bytes).map_err(|e| {
+        let too_big = |size: String| {
             fail(format!(
-                "is not UTF-8 text (invalid byte at offset {}); expected a YAML scenario",
-                e.utf8_error().valid_up_to()
+                "is {size} bytes; a scenario may be at most {MAX_SCENARIO_BYTES} bytes"
             ))
+        };
+        if meta.len() > MAX_SCENARIO_BYTES {
+            return Err(too_big(meta.len().to_string()));
+        }
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|file| {
+                std::io::Read::read_to_end(
+                    &mut std::io::Read::take(file, MAX_SCENARIO_BYTES + 1),
+                    &mut bytes,
+                )
+            })
+            .map_err(|e| fail(format!("cannot read: {e}")))?;
+        if bytes.len() as u64 > MAX_SCENARIO_BYTES {
+            return Err(too_big(format!("more than {MAX_SCENARIO_BYTES}")));
+        }
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+            let bad = e.as_bytes()[valid.len()];
+            // `valid` is UTF-8 by definition: count lines and characters up to the bad byte.
+            let valid = std::str::from_utf8(valid).unwrap_or_default();
+            let line = valid.matches('\n').count() + 1;
+            let column = valid.rsplit('\n').next().unwrap_or_default().chars().count() + 1;
+            ScenarioError {
+                message: format!(
+                    "{shown}:{line}:{column}: byte 0x{bad:02x} (offset {}) is not UTF-8; expected a YAML scenario, which is UTF-8 text",
+                    valid.len()
+                ),
+            }
         })?;
         Self::parse(&text, &shown)
     }
@@ -383,30 +409,66 @@ impl Scenario {
                 ),
             });
         }
+        if text
+            .lines()
+            .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+        {
+            return Err(ScenarioError {
+                message: format!(
+                    "{source}:1:1: the file has only comments and blank lines; expected a scenario (see fixtures/scenarios/ebs-2012-10-22.yaml)"
+                ),
+            });
+        }
         let scenario: Scenario =
             serde_saphyr::from_str(text).map_err(|e| yaml_error(&e, source))?;
-        scenario.validate(source)?;
+        scenario.validate(text, source)?;
         Ok(scenario)
     }
 
-    fn validate(&self, source: &str) -> Result<(), ScenarioError> {
-        let at = |s: &dyn LocatedValue, what: String| ScenarioError {
-            message: format!("{source}:{}:{}: {what}", s.line(), s.column()),
+    /// Checks what serde cannot: ranges, names, the timeline's order and references, and the
+    /// values the role processes would refuse at start-up. `text` is read again, only on failure,
+    /// to find where a value without a position of its own was written (see [`Places`]).
+    fn validate(&self, text: &str, source: &str) -> Result<(), ScenarioError> {
+        let located = |line: u64, column: u64, what: &str| ScenarioError {
+            message: if line == 0 {
+                // A default: it has no place in the file.
+                format!("{source}: {what}")
+            } else {
+                format!("{source}:{line}:{column}: {what}")
+            },
         };
+        let at = |s: &dyn LocatedValue, what: String| located(s.line(), s.column(), &what);
         let plain = |what: String| ScenarioError {
             message: format!("{source}: {what}"),
         };
+        // Where `paths[0]` (else the first of the others that is written, else the nearest
+        // written part of `paths[0]`) is in the file.
+        let at_path = |paths: &[&[&str]], what: String| {
+            let places = Places::read(text).unwrap_or_default();
+            let found = paths
+                .iter()
+                .find_map(|p| places.exact(p))
+                .or_else(|| paths.first().and_then(|p| places.nearest(p)));
+            match found {
+                Some(loc) => located(loc.line(), loc.column(), &what),
+                None => plain(what),
+            }
+        };
 
         if self.name.trim().is_empty()
+            || self.name.chars().count() > MAX_NAME_CHARS
             || !self
                 .name
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
         {
-            return Err(plain(format!(
-                "name {:?} must be non-empty and use only letters, digits, '-', '_' and '.' (it names the run directory)",
-                self.name
-            )));
+            return Err(at_path(
+                &[&["name"]],
+                format!(
+                    "name {:?} is not a usable name; expected 1 to {MAX_NAME_CHARS} letters, digits, '-', '_' or '.' (it names the run directory)",
+                    self.name
+                ),
+            ));
         }
         let duration = self.duration.value.get();
         if duration.is_zero() {
@@ -444,25 +506,47 @@ impl Scenario {
                 "storage.working_set must be greater than 0B".into(),
             ));
         }
+        let block = outage_lab_storage::Config::default().block_size;
+        if self.storage.working_set.value < block {
+            return Err(at(
+                &self.storage.working_set,
+                format!(
+                    "storage.working_set is {}; expected at least one storage block ({block})",
+                    self.storage.working_set.value
+                ),
+            ));
+        }
         if self.agent.report_interval.value.get().is_zero() {
             return Err(at(
                 &self.agent.report_interval,
                 "agent.report_interval must be greater than 0ms".into(),
             ));
         }
+        if self.agent.request_timeout.get().is_zero() {
+            return Err(at_path(
+                &[&["agent", "request_timeout"]],
+                "agent.request_timeout must be greater than 0ms".into(),
+            ));
+        }
+        self.validate_retry(&at_path)?;
+        self.validate_watchdog(&at_path)?;
 
         // DNS server names: at least one, unique.
         if self.dns.servers.is_empty() {
-            return Err(plain(
+            return Err(at_path(
+                &[&["dns", "servers"]],
                 "dns.servers is empty; expected at least one DNS server name".into(),
             ));
         }
         if self.dns.servers.len() > crate::plan::MAX_DNS_SERVERS {
-            return Err(plain(format!(
-                "dns.servers names {} servers; at most {} are supported",
-                self.dns.servers.len(),
-                crate::plan::MAX_DNS_SERVERS
-            )));
+            return Err(at_path(
+                &[&["dns", "servers"]],
+                format!(
+                    "dns.servers names {} servers; at most {} are supported",
+                    self.dns.servers.len(),
+                    crate::plan::MAX_DNS_SERVERS
+                ),
+            ));
         }
         let mut names = BTreeSet::new();
         for name in &self.dns.servers {
@@ -584,6 +668,107 @@ impl Scenario {
         Ok(())
     }
 
+    /// The agent's retry policy: what `RetryPolicy::validate` checks, where it was written.
+    fn validate_retry(
+        &self,
+        at_path: &dyn Fn(&[&[&str]], String) -> ScenarioError,
+    ) -> Result<(), ScenarioError> {
+        const BASE: &[&str] = &["agent", "retry", "backoff_base"];
+        const MAX: &[&str] = &["agent", "retry", "backoff_max"];
+        if let RetryPolicy::Fixed {
+            backoff_base,
+            backoff_max,
+            ..
+        } = &self.agent.retry
+        {
+            if backoff_base.get().is_zero() {
+                return Err(at_path(
+                    &[BASE],
+                    "agent.retry.backoff_base must be greater than 0ms (a dead collector must not be retried in a tight loop)".into(),
+                ));
+            }
+            if backoff_base > backoff_max {
+                return Err(at_path(
+                    &[BASE, MAX],
+                    format!(
+                        "agent.retry.backoff_base is {backoff_base}, above backoff_max {backoff_max}; expected backoff_base <= backoff_max"
+                    ),
+                ));
+            }
+        }
+        // Anything else the agent would refuse at start-up.
+        self.agent.retry.validate().map_err(|e| {
+            at_path(
+                &[&["agent", "retry"]],
+                format!("agent.retry is not valid: {e}"),
+            )
+        })
+    }
+
+    /// The watchdog's settings: what its `validate` checks, where each value was written.
+    fn validate_watchdog(
+        &self,
+        at_path: &dyn Fn(&[&[&str]], String) -> ScenarioError,
+    ) -> Result<(), ScenarioError> {
+        const WINDOW: &[&str] = &["watchdog", "leak", "window"];
+        const SEGMENTS: &[&str] = &["watchdog", "leak", "segments"];
+        let w = &self.watchdog;
+        if w.sample_interval.get().is_zero() {
+            return Err(at_path(
+                &[&["watchdog", "sample_interval"]],
+                "watchdog.sample_interval must be greater than 0ms".into(),
+            ));
+        }
+        if w.leak.segments < 2 {
+            return Err(at_path(
+                &[SEGMENTS],
+                format!(
+                    "watchdog.leak.segments is {}; expected at least 2 (growth is measured from one segment to the next)",
+                    w.leak.segments
+                ),
+            ));
+        }
+        let shortest = std::time::Duration::from_millis(u64::from(w.leak.segments));
+        if w.leak.window.get() < shortest {
+            return Err(at_path(
+                &[WINDOW, SEGMENTS],
+                format!(
+                    "watchdog.leak.window is {} for {} segments; expected at least {} (1ms per segment)",
+                    w.leak.window,
+                    w.leak.segments,
+                    HumanDuration(shortest)
+                ),
+            ));
+        }
+        w.leak.validate().map_err(|e| {
+            at_path(
+                &[&["watchdog", "leak"]],
+                format!("watchdog.leak is not valid: {e}"),
+            )
+        })?;
+        let threshold = w.aggregate.threshold;
+        if !(threshold.is_finite() && threshold > 0.0) {
+            return Err(at_path(
+                &[&["watchdog", "aggregate", "threshold"]],
+                format!(
+                    "watchdog.aggregate.threshold is {threshold}; expected a positive share of the memory budget (e.g. 0.95)"
+                ),
+            ));
+        }
+        if w.aggregate.for_samples == 0 {
+            return Err(at_path(
+                &[&["watchdog", "aggregate", "for_samples"]],
+                "watchdog.aggregate.for_samples is 0; expected at least 1 sweep".into(),
+            ));
+        }
+        w.aggregate.validate().map_err(|e| {
+            at_path(
+                &[&["watchdog", "aggregate"]],
+                format!("watchdog.aggregate is not valid: {e}"),
+            )
+        })
+    }
+
     /// Number of storage servers.
     pub fn servers(&self) -> usize {
         self.fleet.servers.value as usize
@@ -642,19 +827,33 @@ impl<T> LocatedValue for Spanned<T> {
 }
 
 /// Turns a YAML/serde error into `file:line:column: message`, followed by the snippet the parser
-/// renders (the offending line with a caret).
+/// renders (the offending line with a caret). The message is [`ScenarioMessages`]'s: for people
+/// who write scenarios, saying what was expected, with no advice about parser options.
 fn yaml_error(err: &serde_saphyr::Error, source: &str) -> ScenarioError {
-    let bare = err.without_snippet().to_string();
-    // The bare message reads "error: line L column C: what"; keep only "what".
-    let what = bare
-        .split_once(": ")
-        .and_then(|(_, rest)| {
-            rest.strip_prefix("line ")
-                .and_then(|r| r.split_once(": ").map(|(_, w)| w.to_owned()))
+    use serde_saphyr::MessageFormatter;
+
+    let mut original = err;
+    while let serde_saphyr::Error::WithSnippet { error, .. }
+    | serde_saphyr::Error::AliasError { error, .. } = original
+    {
+        original = error;
+    }
+    // Called directly, a formatter does not neutralise control characters (a key may hold any).
+    let what: String = ScenarioMessages
+        .format_message(original)
+        .chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_debug().to_string()
+            } else {
+                c.to_string()
+            }
         })
-        .unwrap_or(bare.clone());
-    let snippet =
-        err.render_with_options(serde_saphyr::render_options! { source_name: Some(source) });
+        .collect();
+    let snippet = err.render_with_options(serde_saphyr::render_options! {
+        formatter: &ScenarioMessages,
+        source_name: Some(source),
+    });
     let snippet: Vec<&str> = snippet.lines().skip(1).collect();
     let head = match err.location() {
         Some(loc) => format!("{source}:{}:{}: {what}", loc.line(), loc.column()),
@@ -666,6 +865,192 @@ fn yaml_error(err: &serde_saphyr::Error, source: &str) -> ScenarioError {
         format!("{head}\n{}", snippet.join("\n"))
     };
     ScenarioError { message }
+}
+
+/// The parser's user-facing messages, with the few that do not say what was expected (or that
+/// give advice meant for programmers) rewritten.
+struct ScenarioMessages;
+
+impl serde_saphyr::MessageFormatter for ScenarioMessages {
+    fn format_message<'a>(&self, err: &'a serde_saphyr::Error) -> std::borrow::Cow<'a, str> {
+        use serde_saphyr::Error;
+        use serde_saphyr::localizer::ExternalMessageSource;
+        let expected = match err {
+            Error::InvalidScalar { ty, .. } => match *ty {
+                "u8" | "u16" | "u32" | "u64" | "usize" => {
+                    let max = match *ty {
+                        "u8" => u64::from(u8::MAX),
+                        "u16" => u64::from(u16::MAX),
+                        "u32" => u64::from(u32::MAX),
+                        _ => u64::MAX,
+                    };
+                    Some(format!(
+                        "invalid {ty}: expected a whole number from 0 to {max}"
+                    ))
+                }
+                "i8" | "i16" | "i32" | "i64" | "isize" => {
+                    Some(format!("invalid {ty}: expected a whole number"))
+                }
+                "f32" | "f64" => Some(format!("invalid {ty}: expected a number, e.g. 0.5")),
+                "bool" => Some(format!("invalid {ty}: expected true or false")),
+                _ => None,
+            },
+            Error::DuplicateMappingKey { key: Some(key), .. } => Some(format!(
+                "duplicate key `{key}`; expected each field at most once"
+            )),
+            Error::DuplicateMappingKey { key: None, .. } => {
+                Some("duplicate key; expected each field at most once".into())
+            }
+            Error::MultipleDocuments { .. } => Some(
+                "a second YAML document starts here; expected exactly one scenario per file".into(),
+            ),
+            Error::Eof { .. } => {
+                Some("unexpected end of file; expected the rest of the scenario".into())
+            }
+            Error::SerdeMissingField { field, .. } => Some(format!(
+                "missing field `{field}`; expected it in this mapping (it has no default)"
+            )),
+            Error::Unexpected {
+                expected: "mapping start",
+                ..
+            } => Some("expected a mapping of `field: value` lines here".into()),
+            // `outage_lab_proto::UnitError::Overflow` says what, not what would fit.
+            Error::Message { msg, .. } if msg.ends_with(" is too large") => {
+                if msg.starts_with("size ") {
+                    Some(format!("{msg}; expected at most {}GiB", u64::MAX >> 30))
+                } else if msg.starts_with("duration ") {
+                    Some(format!(
+                        "{msg}; expected at most {}h",
+                        u64::MAX / 2 / 3_600_000
+                    ))
+                } else {
+                    None
+                }
+            }
+            Error::ExternalMessage { source, msg, .. }
+                if matches!(**source, ExternalMessageSource::Parser(_)) =>
+            {
+                let hint = if msg.contains("tab") {
+                    "; indent with spaces"
+                } else {
+                    ""
+                };
+                Some(format!("YAML syntax error: {msg}{hint}"))
+            }
+            _ => None,
+        };
+        match expected {
+            Some(text) => std::borrow::Cow::Owned(text),
+            None => serde_saphyr::UserMessageFormatter.format_message(err),
+        }
+    }
+}
+
+/// Where each value of a scenario was written, for the values whose types come from the role
+/// crates and so carry no position of their own (the agent's retry policy, the watchdog's
+/// alarms, the name). Read from the text a second time, only when a check on one of them fails.
+/// Keys are field names (sequence items are keyed by their index).
+#[derive(Debug, Default)]
+struct Places(BTreeMap<String, Spanned<Places>>);
+
+impl Places {
+    /// The places of `text`, which has already parsed as a scenario; `None` if they cannot be
+    /// read (the message then goes without a position).
+    fn read(text: &str) -> Option<Self> {
+        let options = serde_saphyr::options! {
+            // `.nan` is a valid f64 to the scenario (and refused by its checks); here it is
+            // only a value whose place is wanted.
+            non_finite_float_policy: serde_saphyr::NonFiniteFloatPolicy::PassThrough,
+        };
+        serde_saphyr::from_str_with_options(text, options).ok()
+    }
+
+    /// Where `path` itself was written.
+    fn exact(&self, path: &[&str]) -> Option<serde_saphyr::Location> {
+        let (first, rest) = path.split_first()?;
+        let here = self.0.get(*first)?;
+        if rest.is_empty() {
+            Some(here.referenced)
+        } else {
+            here.value.exact(rest)
+        }
+    }
+
+    /// Where `path` was written, or else the deepest part of it that was: a value left to its
+    /// default has no place, the mapping it belongs in may.
+    fn nearest(&self, path: &[&str]) -> Option<serde_saphyr::Location> {
+        let (first, rest) = path.split_first()?;
+        let here = self.0.get(*first)?;
+        here.value.nearest(rest).or(Some(here.referenced))
+    }
+}
+
+impl<'de> Deserialize<'de> for Places {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(PlacesVisitor)
+    }
+}
+
+struct PlacesVisitor;
+
+impl<'de> serde::de::Visitor<'de> for PlacesVisitor {
+    type Value = Places;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any YAML value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Places, E> {
+        Ok(Places::default())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Places, E> {
+        Ok(Places::default())
+    }
+    fn visit_i128<E>(self, _: i128) -> Result<Places, E> {
+        Ok(Places::default())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Places, E> {
+        Ok(Places::default())
+    }
+    fn visit_u128<E>(self, _: u128) -> Result<Places, E> {
+        Ok(Places::default())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Places, E> {
+        Ok(Places::default())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Places, E> {
+        Ok(Places::default())
+    }
+    fn visit_bytes<E>(self, _: &[u8]) -> Result<Places, E> {
+        Ok(Places::default())
+    }
+    fn visit_unit<E>(self) -> Result<Places, E> {
+        Ok(Places::default())
+    }
+    fn visit_none<E>(self) -> Result<Places, E> {
+        Ok(Places::default())
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Places, D::Error> {
+        Places::deserialize(d)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Places, A::Error> {
+        let mut places = BTreeMap::new();
+        let mut index = 0usize;
+        while let Some(item) = seq.next_element::<Spanned<Places>>()? {
+            places.insert(index.to_string(), item);
+            index += 1;
+        }
+        Ok(Places(places))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Places, A::Error> {
+        let mut places = BTreeMap::new();
+        // The text parsed as a scenario, so every key is a field name.
+        while let Some(key) = map.next_key::<String>()? {
+            let value = map.next_value::<Spanned<Places>>()?;
+            places.insert(key, value);
+        }
+        Ok(Places(places))
+    }
 }
 
 #[cfg(test)]
@@ -768,6 +1153,115 @@ timeline:
         let e = err(&format!("{MINIMAL}expect:\n  stale_share: 1.5\n"));
         assert!(e.starts_with("s.yaml:11:"), "{e}");
         assert!(e.contains("expected a fraction"), "{e}");
+    }
+
+    #[test]
+    fn values_of_the_role_crates_are_checked_where_they_are_written() {
+        let e = err(&format!(
+            "{MINIMAL}agent:\n  retry:\n    mode: fixed\n    backoff_base: 5s\n    backoff_max: 1s\n"
+        ));
+        assert!(
+            e.starts_with("s.yaml:13:19: agent.retry.backoff_base is 5s"),
+            "{e}"
+        );
+        let e = err(&format!("{MINIMAL}watchdog:\n  leak: {{ segments: 1 }}\n"));
+        assert!(
+            e.starts_with("s.yaml:11:21: watchdog.leak.segments is 1"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{MINIMAL}watchdog:\n  aggregate: {{ threshold: .nan }}\n"
+        ));
+        assert!(
+            e.starts_with("s.yaml:11:27: watchdog.aggregate.threshold is NaN"),
+            "{e}"
+        );
+        let e = err(&MINIMAL.replace(
+            "  servers: 3\n",
+            "  servers: 3\nagent:\n  request_timeout: 0s\n",
+        ));
+        assert!(e.starts_with("s.yaml:6:20: agent.request_timeout"), "{e}");
+        let e = err(&MINIMAL.replace("name: t", "name: a/b"));
+        assert!(e.starts_with("s.yaml:1:7: name \"a/b\""), "{e}");
+        let e = err(&MINIMAL.replace("[dns-a, dns-b]", "[]"));
+        assert!(e.starts_with("s.yaml:6:12: dns.servers is empty"), "{e}");
+    }
+
+    #[test]
+    fn a_default_that_conflicts_points_at_the_value_that_is_written() {
+        // backoff_base defaults to 100ms: the mistake is the backoff_max written here.
+        let e = err(&format!(
+            "{MINIMAL}agent:\n  retry: {{ mode: fixed, backoff_max: 50ms }}\n"
+        ));
+        assert!(
+            e.starts_with("s.yaml:11:38: agent.retry.backoff_base is 100ms"),
+            "{e}"
+        );
+        // segments defaults to 4: the window written is too short for it.
+        let e = err(&format!("{MINIMAL}watchdog:\n  leak: {{ window: 2ms }}\n"));
+        assert!(
+            e.starts_with("s.yaml:11:19: watchdog.leak.window is 2ms"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_working_set_smaller_than_a_block_is_rejected() {
+        let e = err(&format!("{MINIMAL}storage:\n  working_set: 1KiB\n"));
+        assert!(e.starts_with("s.yaml:11:16:"), "{e}");
+        assert!(
+            e.contains("expected at least one storage block (64KiB)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn parser_messages_say_what_was_expected_without_programmer_advice() {
+        let e = err(&MINIMAL.replace("  servers: 3\n", "  servers: 3\n  servers: 4\n"));
+        assert!(
+            e.starts_with("s.yaml:5:3: duplicate key `servers`; expected each field at most once"),
+            "{e}"
+        );
+        assert!(!e.contains("DuplicateKeyPolicy"), "{e}");
+        let e = err(&format!("{MINIMAL}---\n{MINIMAL}"));
+        assert!(e.contains("expected exactly one scenario per file"), "{e}");
+        assert!(!e.contains("from_str_multiple"), "{e}");
+        let e = err(&MINIMAL.replace("servers: 3", "servers: 99999999999"));
+        assert!(
+            e.starts_with("s.yaml:4:12: invalid u32: expected a whole number from 0 to 4294967295"),
+            "{e}"
+        );
+        let e = err("name: \"t\nduration: 1s\n");
+        assert!(
+            e.starts_with("s.yaml:1:7: YAML syntax error: unclosed quote"),
+            "{e}"
+        );
+        let e = err("- name: t\n");
+        assert!(e.starts_with("s.yaml:1:1: expected a mapping"), "{e}");
+        let e = err(&MINIMAL.replace("duration: 10s", "duration: 99999999999999999h"));
+        assert!(e.contains("is too large; expected at most"), "{e}");
+    }
+
+    #[test]
+    fn a_file_of_only_comments_is_empty() {
+        let e = err("# expect: nothing\n\n  # indented\n");
+        assert!(
+            e.starts_with("s.yaml:1:1: the file has only comments"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_located() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("bin.yaml");
+        std::fs::write(&path, b"name: t\n  \xc3x\xff").expect("write");
+        let e = Scenario::load(&path).expect_err("refused").message;
+        let shown = path.display().to_string();
+        assert!(
+            e.starts_with(&format!("{shown}:2:3: byte 0xc3 (offset 10) is not UTF-8")),
+            "{e}"
+        );
     }
 
     #[test]
