@@ -141,3 +141,38 @@ fn two_default_runs_started_together_both_pass() {
         assert!(wait_until_gone(out.to_str().unwrap(), Duration::from_secs(3)).is_empty());
     }
 }
+
+#[test]
+fn admin_apis_bound_off_loopback_refuse_to_start_without_a_token() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("c.json");
+    std::fs::write(&config, "{}").unwrap();
+    let config = config.to_str().unwrap();
+    // The token check comes before any bind, so nothing listens off loopback in this test.
+    for args in [
+        vec!["watchdog", "--config", config, "--listen", "0.0.0.0:0"],
+        vec![
+            "dns",
+            "--config",
+            config,
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "0.0.0.0:0",
+        ],
+    ] {
+        let done = run(&args, Duration::from_secs(20));
+        assert_eq!(done.code(), Some(2), "{args:?}: {}", done.output());
+        assert!(
+            done.stderr.contains("without a token")
+                && done.stderr.contains("OUTAGE_LAB_ADMIN_TOKEN"),
+            "{}",
+            done.output()
+        );
+        assert!(
+            !done.stdout.contains("ready"),
+            "it must not serve: {}",
+            done.output()
+        );
+    }
+}

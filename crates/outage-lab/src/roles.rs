@@ -45,7 +45,8 @@ async fn run_async(command: Command) -> Result<(), RoleError> {
     let events = EventSink::stdout();
     match command {
         Command::Dns(args) => {
-            let config: outage_lab_dns::Config = load(&args.config)?;
+            let mut config: outage_lab_dns::Config = load(&args.config)?;
+            config.admin_token = admin_token(config.admin_token, args.admin)?;
             let (udp, tcp) = bind_dns(args.listen).await.map_err(RoleError::Failed)?;
             let admin = bind(args.admin).await?;
             let listeners = outage_lab_dns::Listeners { udp, tcp, admin };
@@ -82,7 +83,8 @@ async fn run_async(command: Command) -> Result<(), RoleError> {
                 .map_err(RoleError::Failed)
         }
         Command::Watchdog(args) => {
-            let config: outage_lab_watchdog::Config = load(&args.config)?;
+            let mut config: outage_lab_watchdog::Config = load(&args.config)?;
+            config.admin_token = admin_token(config.admin_token, args.listen)?;
             let listeners = outage_lab_watchdog::Listeners {
                 admin: bind(args.listen).await?,
             };
@@ -95,6 +97,28 @@ async fn run_async(command: Command) -> Result<(), RoleError> {
             Err(RoleError::Failed(anyhow::anyhow!("not a role command")))
         }
     }
+}
+
+/// The environment variable that carries the admin token (it wins over a config file's).
+pub const ADMIN_TOKEN_ENV: &str = "OUTAGE_LAB_ADMIN_TOKEN";
+
+/// The admin token to use for an API bound to `addr`: `$OUTAGE_LAB_ADMIN_TOKEN`, else the
+/// config's. An admin API that can change DNS or what is watched must not be reachable from
+/// another machine without one, so binding it off loopback without a token is refused.
+fn admin_token(
+    configured: Option<String>,
+    addr: std::net::SocketAddr,
+) -> Result<Option<String>, RoleError> {
+    let token = std::env::var(ADMIN_TOKEN_ENV)
+        .ok()
+        .filter(|t| !t.is_empty())
+        .or(configured);
+    if token.is_none() && !addr.ip().is_loopback() {
+        return Err(RoleError::Config(anyhow::anyhow!(
+            "refusing to serve the admin API on {addr} without a token: set {ADMIN_TOKEN_ENV} (or admin_token in the config), or bind a loopback address"
+        )));
+    }
+    Ok(token)
 }
 
 /// Reads a role's JSON config; unknown fields are errors.
