@@ -22,6 +22,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use axum::{Json, Router};
+use outage_lab_proto::access;
 use outage_lab_proto::wire::{RecordsMsg, SetRecordMsg};
 use outage_lab_proto::{Event, EventSink};
 use tokio::sync::Mutex;
@@ -117,42 +118,15 @@ impl IntoResponse for Denied {
     }
 }
 
-/// Without a token only loopback peers may call the API; with a token every peer, loopback
-/// included, must send `Authorization: Bearer <token>`.
+/// The shared admin rule (`outage_lab_proto::access`), with this API's refusal messages.
 fn check_access(token: Option<&str>, peer: IpAddr, headers: &HeaderMap) -> Result<(), Denied> {
-    match token {
-        // `to_canonical` turns an IPv4-mapped IPv6 peer (::ffff:127.0.0.1, seen on a dual-stack
-        // listener) back into IPv4, so it counts as the loopback it is.
-        None if peer.to_canonical().is_loopback() => Ok(()),
-        None => Err(Denied::NotLoopback(peer)),
-        Some(token) if bearer_matches(headers, token) => Ok(()),
-        Some(_) => Err(Denied::NoToken),
-    }
-}
-
-/// Whether `headers` carry `Authorization: Bearer <token>` (the scheme is case-insensitive, as
-/// RFC 9110 says).
-fn bearer_matches(headers: &HeaderMap, token: &str) -> bool {
-    let Some(value) = headers
+    let authorization = headers
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return false;
-    };
-    let Some((scheme, given)) = value.trim().split_once(' ') else {
-        return false;
-    };
-    scheme.eq_ignore_ascii_case("bearer") && constant_time_eq(given.trim(), token)
-}
-
-/// Compares without stopping at the first differing byte, so response timing does not tell a
-/// guesser how much of the token was right.
-fn constant_time_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+        .and_then(|v| v.to_str().ok());
+    access::check(token, peer, authorization).map_err(|denied| match denied {
+        access::Denied::NotLoopback => Denied::NotLoopback(peer),
+        access::Denied::BadToken => Denied::NoToken,
+    })
 }
 
 /// `GET /records`: the zone as the DNS server answers it right now.

@@ -9,6 +9,7 @@
 //!   `journal.jsonl` as a [`JournalEntry`]. Human-readable logs go to stderr.
 //! * **The report.** `report.json` is a [`report::Report`]; its Rust type is its schema.
 
+pub mod access;
 pub mod event;
 pub mod report;
 pub mod units;

@@ -18,6 +18,7 @@ use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use outage_lab_proto::access;
 use outage_lab_proto::wire::Target;
 use serde::{Deserialize, Serialize};
 
@@ -158,39 +159,19 @@ impl IntoResponse for Denied {
     }
 }
 
-/// The admin-API rule shared by every role: a token, if configured, is required and enough;
-/// without one, only loopback peers may change state.
+/// The shared admin rule (`outage_lab_proto::access`), with this API's refusal messages.
 pub(crate) fn authorize(
     token: Option<&str>,
     peer: SocketAddr,
     headers: &HeaderMap,
 ) -> Result<(), Denied> {
-    match token {
-        Some(token) => {
-            let presented = headers
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "))
-                .unwrap_or("");
-            if constant_time_eq(presented.as_bytes(), token.as_bytes()) {
-                Ok(())
-            } else {
-                Err(Denied::Unauthorized)
-            }
-        }
-        // `to_canonical` turns an IPv4-mapped IPv6 peer (::ffff:127.0.0.1) back into IPv4.
-        None if peer.ip().to_canonical().is_loopback() => Ok(()),
-        None => Err(Denied::Forbidden),
-    }
-}
-
-/// Compares without an early exit on the first differing byte, so response timing does not
-/// reveal how much of a guessed token was right.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    access::check(token, peer.ip(), authorization).map_err(|denied| match denied {
+        access::Denied::NotLoopback => Denied::Forbidden,
+        access::Denied::BadToken => Denied::Unauthorized,
+    })
 }
 
 /// Rejects lists the alarms could not make sense of.
