@@ -126,5 +126,19 @@ fn an_expectation_that_cannot_hold_exits_1_and_says_which() {
         "{}",
         done.output()
     );
-    assert_eq!(report(&out).verdict, Verdict::Fail);
+    let report = report(&out);
+    assert_eq!(report.verdict, Verdict::Fail);
+    // CI systems read junit.xml: one case per expectation, the failed one carries its evidence.
+    let junit = std::fs::read_to_string(out.join("junit.xml")).unwrap();
+    assert_eq!(
+        junit.matches("<testcase ").count(),
+        report.expectations.len(),
+        "{junit}"
+    );
+    let failed = report.expectations.iter().filter(|e| !e.passed).count();
+    assert_eq!(junit.matches("<failure ").count(), failed, "{junit}");
+    assert!(
+        junit.contains("stale_agents_grow_at_least") && junit.contains("expected at least 1GiB"),
+        "{junit}"
+    );
 }

@@ -262,6 +262,9 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Outcome, Harnes
         &driver.state,
         expectations,
     );
+    let junit_path = run_dir.join("junit.xml");
+    std::fs::write(&junit_path, report::junit(&report))
+        .map_err(|e| HarnessError::io(format!("write {}", junit_path.display()), e))?;
     let report_path = run_dir.join("report.json");
     let json = serde_json::to_string_pretty(&report)
         .map_err(|e| HarnessError::io("encode report".into(), std::io::Error::other(e)))?;

@@ -151,3 +151,96 @@ pub fn verdict_table(report: &Report) -> String {
     });
     out
 }
+
+/// `junit.xml`: one test case per expectation, so CI systems show the verdict natively; a failed
+/// expectation is a `<failure>` carrying its evidence.
+pub fn junit(report: &Report) -> String {
+    let failures = report.expectations.iter().filter(|e| !e.passed).count();
+    let suite = xml_escape(&report.scenario);
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    out.push_str(&format!(
+        "<testsuites name=\"outage-lab\" tests=\"{n}\" failures=\"{failures}\" time=\"{t:.3}\">\n  <testsuite name=\"{suite}\" tests=\"{n}\" failures=\"{failures}\" errors=\"0\" skipped=\"0\" time=\"{t:.3}\">\n    <properties>\n      <property name=\"seed\" value=\"{seed}\"/>\n      <property name=\"servers\" value=\"{servers}\"/>\n    </properties>\n",
+        n = report.expectations.len(),
+        t = report.wall_ms as f64 / 1000.0,
+        seed = report.seed,
+        servers = report.servers.len(),
+    ));
+    for e in &report.expectations {
+        let name = xml_escape(&e.name);
+        let detail = xml_escape(&e.detail);
+        if e.passed {
+            out.push_str(&format!(
+                "    <testcase name=\"{name}\" classname=\"outage-lab.{suite}\" time=\"0\">\n      <system-out>{detail}</system-out>\n    </testcase>\n"
+            ));
+        } else {
+            out.push_str(&format!(
+                "    <testcase name=\"{name}\" classname=\"outage-lab.{suite}\" time=\"0\">\n      <failure message=\"{detail}\" type=\"expectation\">{detail}</failure>\n    </testcase>\n"
+            ));
+        }
+    }
+    out.push_str("  </testsuite>\n</testsuites>\n");
+    out
+}
+
+/// Escapes text for XML attributes and content, dropping characters XML 1.0 cannot carry.
+fn xml_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\t' | '\n' | '\r' => out.push(c),
+            c if (c as u32) < 0x20 => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(expectations: Vec<ExpectationResult>) -> Report {
+        Report {
+            scenario: "ebs-2012-10-22".into(),
+            seed: 7,
+            verdict: Verdict::Fail,
+            wall_ms: 45_250,
+            servers: Vec::new(),
+            expectations,
+        }
+    }
+
+    #[test]
+    fn junit_has_one_case_per_expectation_and_failures_carry_the_evidence() {
+        let xml = junit(&report(vec![
+            ExpectationResult {
+                name: "leak_alarm".into(),
+                passed: true,
+                detail: "fired on 4/4".into(),
+            },
+            ExpectationResult {
+                name: "stale_share".into(),
+                passed: false,
+                detail: "1 of 3 < expected \"2\" & more".into(),
+            },
+        ]));
+        assert_eq!(xml.matches("<testcase ").count(), 2);
+        assert!(xml.contains("tests=\"2\" failures=\"1\""));
+        assert!(
+            xml.contains("<failure message=\"1 of 3 &lt; expected &quot;2&quot; &amp; more\""),
+            "{xml}"
+        );
+        assert!(xml.contains("time=\"45.250\""));
+        assert!(!xml.contains("& more"), "unescaped ampersand: {xml}");
+    }
+
+    #[test]
+    fn control_characters_are_dropped_from_xml() {
+        assert_eq!(xml_escape("a\u{1}b\tc"), "ab\tc");
+    }
+}
