@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use outage_lab_proto::report::Verdict;
 
-use crate::support::{Proc, ScenarioRun, report, run, scenario, wait_until_gone};
+use crate::support::{Proc, ScenarioRun, alarms, report, run, scenario, wait_until_gone};
 
 #[test]
 fn an_oom_sized_agent_is_refused_with_exit_2_before_anything_starts() {
@@ -133,8 +133,20 @@ fn two_default_runs_started_together_both_pass() {
     let b = ScenarioRun::start("ebs-2012-10-22.yaml", &["--servers", "6", "--seed", "2"]);
     let (done_a, out_a, _ta) = a.finish(Duration::from_secs(240));
     let (done_b, out_b, _tb) = b.finish(Duration::from_secs(240));
-    assert_eq!(done_a.code(), Some(0), "{}", done_a.output());
-    assert_eq!(done_b.code(), Some(0), "{}", done_b.output());
+    assert_eq!(
+        done_a.code(),
+        Some(0),
+        "{}\nalarms:\n{}",
+        done_a.output(),
+        alarms(&out_a)
+    );
+    assert_eq!(
+        done_b.code(),
+        Some(0),
+        "{}\nalarms:\n{}",
+        done_b.output(),
+        alarms(&out_b)
+    );
     assert_eq!(report(&out_a).verdict, Verdict::Pass);
     assert_eq!(report(&out_b).verdict, Verdict::Pass);
     for out in [&out_a, &out_b] {

@@ -289,3 +289,20 @@ impl ScenarioRun {
         (self.proc.wait(limit), self.out, self._tmp)
     }
 }
+
+/// Every alarm of a run with its evidence, for assertion messages: when an alarm fires where it
+/// should not, its RSS floors say why.
+pub fn alarms(run_dir: &Path) -> String {
+    journal(run_dir)
+        .iter()
+        .filter(|e| e.event.kind() == "alarm")
+        .map(|e| {
+            format!(
+                "t={}ms {}",
+                e.t_ms,
+                serde_json::to_string(&e.event).unwrap_or_default()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
