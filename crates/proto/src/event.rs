@@ -243,8 +243,9 @@ pub struct JournalEntry {
     /// Who told it: a process name of the run, or `harness`.
     pub source: String,
     /// The teller's pid (absent for the harness). Tells a restarted process's lives apart.
+    /// Named apart from the `pid` some events carry, which the flattened event keeps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pid: Option<u32>,
+    pub source_pid: Option<u32>,
     /// What happened.
     #[serde(flatten)]
     pub event: Event,
@@ -317,7 +318,7 @@ mod tests {
         let entry = JournalEntry {
             t_ms: 1500,
             source: "agent-s001".into(),
-            pid: Some(4242),
+            source_pid: Some(4242),
             event: Event::AgentResolved {
                 server: "s001".into(),
                 addrs: vec!["127.1.2.10".parse().expect("ip")],
@@ -326,11 +327,30 @@ mod tests {
         let line = serde_json::to_string(&entry).expect("serialize");
         assert_eq!(
             line,
-            r#"{"t_ms":1500,"source":"agent-s001","pid":4242,"kind":"agent_resolved","server":"s001","addrs":["127.1.2.10"]}"#
+            r#"{"t_ms":1500,"source":"agent-s001","source_pid":4242,"kind":"agent_resolved","server":"s001","addrs":["127.1.2.10"]}"#
         );
         let back: JournalEntry = serde_json::from_str(&line).expect("parse");
         assert_eq!(back, entry);
         assert_eq!(back.event.kind(), "agent_resolved");
+    }
+
+    #[test]
+    fn journal_entries_whose_event_has_its_own_pid_read_back() {
+        for source_pid in [None, Some(7)] {
+            let entry = JournalEntry {
+                t_ms: 7,
+                source: "harness".into(),
+                source_pid,
+                event: Event::ProcessStarted {
+                    name: "dns-a".into(),
+                    role: "dns".into(),
+                    pid: 9140,
+                },
+            };
+            let line = serde_json::to_string(&entry).expect("serialize");
+            let back: JournalEntry = serde_json::from_str(&line).expect("parse");
+            assert_eq!(back, entry, "{line}");
+        }
     }
 
     #[test]

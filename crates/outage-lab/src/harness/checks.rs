@@ -642,7 +642,7 @@ expect:
             self.entries.push(JournalEntry {
                 t_ms,
                 source: source.into(),
-                pid,
+                source_pid: pid,
                 event,
             });
         }

@@ -683,7 +683,7 @@ impl Driver<'_> {
         let entry = JournalEntry {
             t_ms: msg.t_ms,
             source: msg.source,
-            pid: msg.pid,
+            source_pid: msg.pid,
             event: msg.event,
         };
         if let Ok(line) = serde_json::to_string(&entry) {

@@ -179,7 +179,7 @@ impl RunState {
                 retained_bytes,
                 ..
             } => {
-                let pid = entry.pid;
+                let pid = entry.source_pid;
                 let state = self.server(server);
                 let life = match pid {
                     Some(pid) => state.agents.iter_mut().rev().find(|a| a.pid == pid),
