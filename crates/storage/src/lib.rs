@@ -283,9 +283,11 @@ pub async fn run(
     stats_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         tokio::select! {
+            // Checked first: when shutdown is requested the HTTP server stops gracefully at the
+            // same moment, and that stop must not be mistaken for a failure.
+            biased;
             () = shutdown.cancelled() => break,
             res = &mut server => {
-                // axum::serve only returns once the shutdown signal fired, which is handled above.
                 return Err(Error::Serve(match res {
                     Ok(Ok(())) => std::io::Error::other("HTTP server stopped on its own"),
                     Ok(Err(e)) => e,
@@ -335,7 +337,9 @@ impl Resizer {
     /// per-process trend detector, exactly like a leak. A single jump is a step, which the
     /// watchdog's detector is built to ignore.
     async fn resize_once(&self) -> Result<(), Error> {
-        let agent_rss = sizing::agent_rss(self.agent_pid_file.as_deref());
+        // While the agent is absent (a restart), keep its last known share of the budget.
+        let agent_rss = sizing::agent_rss(self.agent_pid_file.as_deref())
+            .unwrap_or_else(|| self.shared.agent_rss_bytes.load(Ordering::Relaxed));
         let cache_bytes = self.shared.cache_bytes.load(Ordering::Relaxed);
         // If our own statm cannot be read (no /proc?), assume the cache is all we hold: the
         // target then only follows the agent.

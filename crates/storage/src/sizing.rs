@@ -71,25 +71,18 @@ pub(crate) fn read_rss(path: impl AsRef<Path>) -> Option<u64> {
     Some(pages.saturating_mul(crate::mapping::page_size() as u64))
 }
 
-/// Resident bytes of the agent whose pid is written (in decimal) in `pid_file`.
+/// Resident bytes of the agent whose pid is written (in decimal) in `pid_file`, or `None` when
+/// there is no live agent: no pid file, one that cannot be read or parsed, a process that is gone,
+/// or a zombie (its statm reads all zeros).
 ///
-/// Zero if there is no pid file, it cannot be read or parsed, or the process is gone: the agent
-/// is restarted during a run, and a server whose agent is down has all its budget for the cache.
-/// A zombie's statm reads all zeros, so a dead-but-unreaped agent counts as zero too.
-pub(crate) fn agent_rss(pid_file: Option<&Path>) -> u64 {
-    let Some(pid_file) = pid_file else {
-        return 0;
-    };
-    let Ok(text) = std::fs::read_to_string(pid_file) else {
-        return 0;
-    };
-    let Ok(pid) = text.trim().parse::<u32>() else {
-        return 0;
-    };
-    if pid == 0 {
-        return 0;
-    }
-    read_rss(format!("/proc/{pid}/statm")).unwrap_or(0)
+/// `None` is not "the agent uses nothing": during a restart the agent is absent for a moment,
+/// and handing its share of the budget to the cache for that moment, then taking it back as the
+/// new agent starts, is a multi-step climb and fall of the storage process's memory that a trend
+/// detector can mistake for a leak on a busy machine. The caller keeps the last known value.
+pub(crate) fn agent_rss(pid_file: Option<&Path>) -> Option<u64> {
+    let text = std::fs::read_to_string(pid_file?).ok()?;
+    let pid = text.trim().parse::<u32>().ok().filter(|pid| *pid != 0)?;
+    read_rss(format!("/proc/{pid}/statm")).filter(|rss| *rss > 0)
 }
 
 #[cfg(test)]
@@ -163,16 +156,19 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_or_garbled_pid_file_means_no_agent_memory() {
-        assert_eq!(agent_rss(None), 0);
-        assert_eq!(agent_rss(Some(Path::new("/nonexistent/agent.pid"))), 0);
+    fn a_missing_or_garbled_pid_file_means_no_live_agent() {
+        assert_eq!(agent_rss(None), None);
+        assert_eq!(agent_rss(Some(Path::new("/nonexistent/agent.pid"))), None);
         let dir = std::env::temp_dir().join(format!("outage-lab-storage-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("tmp dir");
         let file = dir.join("agent.pid");
         std::fs::write(&file, "not a pid").expect("write");
-        assert_eq!(agent_rss(Some(&file)), 0);
+        assert_eq!(agent_rss(Some(&file)), None);
         std::fs::write(&file, format!("{}\n", std::process::id())).expect("write");
-        assert!(agent_rss(Some(&file)) > 0, "own pid should have RSS");
+        assert!(
+            agent_rss(Some(&file)).is_some_and(|b| b > 0),
+            "own pid should have RSS"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
