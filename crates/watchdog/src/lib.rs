@@ -156,6 +156,9 @@ pub async fn run(
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         tokio::select! {
+            // Checked first: on shutdown the HTTP server stops gracefully at the same moment, and
+            // that stop must not be mistaken for a failure.
+            biased;
             () = shutdown.cancelled() => break,
             res = &mut server => {
                 // axum::serve only returns once the shutdown signal fired, handled above.
