@@ -175,6 +175,12 @@ pub async fn run(
     agent.run(&link, &shutdown).await;
     agent.emit_stats();
     tracing::info!(server = %agent.config.server, "agent stopped");
+    // The retry state is not dropped: freeing tens of MiB of retained reports one buffer at a
+    // time would shrink this process's memory in stages while it shuts down, and the storage
+    // process beside it would grow its cache in the same stages (a staircase a leak detector can
+    // mistake for a leak). The process exits right after `run` returns, and the exit hands the
+    // whole leak back to the machine at once, which is what restarting the agent means here.
+    std::mem::forget(agent.state);
     Ok(())
 }
 
