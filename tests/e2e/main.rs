@@ -10,6 +10,8 @@ mod support;
 mod bad_scenarios;
 mod cleanup;
 mod dns;
+mod metrics;
 mod runs;
 mod safety;
 mod scenarios;
+mod views;

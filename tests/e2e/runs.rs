@@ -90,7 +90,63 @@ fn stale_agents_leak_and_fresh_agents_do_not() {
             .iter()
             .any(|e| e.name == "fault_took_effect" && e.passed)
     );
+
+    // The second half: leaking servers stop serving I/O, failover runs out of room, volumes get
+    // stuck, and every one recovers after the repair without losing an acknowledged write.
+    let v = &report.volumes;
+    assert!(v.stuck_peak > 0, "{v:?}");
+    assert!(v.failovers_without_capacity > 0, "{v:?}");
+    assert_eq!(v.stuck_final, 0, "{v:?}");
+    assert_eq!(v.lost_acknowledged_writes, 0, "{v:?}");
+    assert!(v.acknowledged_writes > 100, "{v:?}");
+    assert!(v.recovered_at_ms.is_some(), "{v:?}");
+    assert_valid_junit(&out.join("junit.xml"));
+    assert!(report.load.requests > 1000, "{:?}", report.load);
+    for s in &report.servers {
+        if s.stale {
+            let degraded = s
+                .degraded_at_ms
+                .expect("a stale server stopped serving I/O");
+            let alarm = s.alarms.leak_at_ms.expect("leak alarm");
+            assert!(
+                alarm < degraded,
+                "{}: alarm {alarm}ms, degraded {degraded}ms",
+                s.id
+            );
+            if let Some(stuck) = s.first_stuck_at_ms {
+                assert!(alarm < stuck, "{}: alarm {alarm}ms, stuck {stuck}ms", s.id);
+            }
+        } else {
+            assert_eq!(s.degraded_at_ms, None, "fresh {} stopped serving I/O", s.id);
+        }
+    }
+    let journal = crate::support::journal(&out);
+    let kinds = |k: &str| journal.iter().filter(|e| e.event.kind() == k).count();
+    assert!(kinds("volume_changed") > 0 && kinds("failover") > 0 && kinds("load_stats") > 0);
     assert!(wait_until_gone(out.to_str().unwrap(), Duration::from_secs(3)).is_empty());
+}
+
+#[test]
+fn spare_failover_capacity_means_fewer_stuck_volumes_at_the_same_seed() {
+    // Both at once: the same faults hit the same servers at the same moments.
+    let args = ["--servers", "6", "--seed", "11"];
+    let tight = ScenarioRun::start("ebs-2012-10-22.yaml", &args);
+    let spare = ScenarioRun::start("ebs-2012-10-22-spare-capacity.yaml", &args);
+    let (tight_done, tight_out, _t1) = tight.finish(RUN_LIMIT);
+    let (spare_done, spare_out, _t2) = spare.finish(RUN_LIMIT);
+    assert_eq!(tight_done.code(), Some(0), "{}", tight_done.output());
+    assert_eq!(spare_done.code(), Some(0), "{}", spare_done.output());
+    let (tight, spare) = (report(&tight_out).volumes, report(&spare_out).volumes);
+    assert!(
+        spare.stuck_peak < tight.stuck_peak,
+        "spare capacity: {spare:?}\n2012 capacity: {tight:?}"
+    );
+    assert_eq!(spare.failovers_without_capacity, 0, "{spare:?}");
+    assert!(tight.failovers_without_capacity > 0, "{tight:?}");
+    assert_eq!(
+        spare.lost_acknowledged_writes + tight.lost_acknowledged_writes,
+        0
+    );
 }
 
 #[test]
@@ -120,7 +176,15 @@ fn fixed_agents_do_not_leak_and_raise_no_alarm() {
                 s.id
             );
         }
+        assert_eq!(s.degraded_at_ms, None, "{} stopped serving I/O", s.id);
     }
+    assert_eq!(report.volumes.stuck_peak, 0, "{:?}", report.volumes);
+    assert_eq!(report.volumes.lost_acknowledged_writes, 0);
+    assert!(
+        report.volumes.acknowledged_writes > 100,
+        "{:?}",
+        report.volumes
+    );
 }
 
 #[test]
@@ -129,7 +193,10 @@ fn an_expectation_that_cannot_hold_exits_1_and_says_which() {
         ScenarioRun::start("impossible-expectation.yaml", &[]).finish(RUN_LIMIT);
     assert_eq!(done.code(), Some(1), "{}", done.output());
     assert!(
-        done.stdout.contains("stale_agents_grow_at_least  NO"),
+        done.stdout
+            .lines()
+            .any(|l| l.starts_with("stale_agents_grow_at_least")
+                && l.split_whitespace().nth(1) == Some("NO")),
         "{}",
         done.output()
     );
@@ -152,5 +219,27 @@ fn an_expectation_that_cannot_hold_exits_1_and_says_which() {
     assert!(
         junit.contains("stale_agents_grow_at_least") && junit.contains("expected at least 1GiB"),
         "{junit}"
+    );
+    assert_valid_junit(&out.join("junit.xml"));
+}
+
+/// Validates a junit.xml against the common JUnit schema (fixtures/junit/junit.xsd) with
+/// xmllint (Debian's libxml2-utils; `scripts/test` installs it when missing).
+fn assert_valid_junit(path: &std::path::Path) {
+    let schema = crate::support::repo().join("fixtures/junit/junit.xsd");
+    let out = std::process::Command::new("xmllint")
+        .args(["--noout", "--schema"])
+        .arg(&schema)
+        .arg(path)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("xmllint is needed to validate junit.xml ({e}); apt-get install libxml2-utils")
+        });
+    assert!(
+        out.status.success(),
+        "{} does not validate against {}:\n{}",
+        path.display(),
+        schema.display(),
+        String::from_utf8_lossy(&out.stderr)
     );
 }

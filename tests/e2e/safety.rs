@@ -12,10 +12,12 @@ use crate::support::{Proc, ScenarioRun, alarms, report, run, scenario, wait_unti
 fn an_oom_sized_agent_is_refused_with_exit_2_before_anything_starts() {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("oom.yaml");
-    let text = std::fs::read_to_string(scenario("ebs-2012-10-22.yaml"))
-        .unwrap()
-        .replace("ceiling: 32MiB", "ceiling: 64GiB");
-    std::fs::write(&path, text).unwrap();
+    let text = std::fs::read_to_string(scenario("ebs-2012-10-22.yaml")).unwrap();
+    let ceiling = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("ceiling:"))
+        .expect("the 2012 scenario has a leak ceiling");
+    std::fs::write(&path, text.replace(ceiling, "    ceiling: 64GiB")).unwrap();
     let out = tmp.path().join("run");
     let done = run(
         &[

@@ -20,6 +20,7 @@
 //! after, so a record change reaches the agent one TTL later, exactly as it reached the 2012 fleet.
 //! The agent adds no cache of its own and builds one resolver for its whole life.
 
+mod metrics;
 pub mod retry;
 
 use std::collections::BTreeMap;
@@ -137,6 +138,9 @@ pub enum Error {
     /// The HTTP client could not be built.
     #[error("failed to build the HTTP client")]
     HttpClient(#[source] reqwest::Error),
+    /// The metrics listener's address could not be read.
+    #[error("could not read the metrics listener's address")]
+    MetricsListener(#[source] std::io::Error),
 }
 
 /// Runs the agent until `shutdown` is cancelled, then emits a last `AgentStats` and returns
@@ -149,7 +153,26 @@ pub async fn run(
     shutdown: CancellationToken,
     events: EventSink,
 ) -> Result<(), Error> {
+    run_with_metrics(config, None, shutdown, events).await
+}
+
+/// [`run`], and with `metrics` also serves `GET /metrics` (Prometheus text format) on that
+/// listener; its address is announced in the `Ready` event as `metrics`.
+pub async fn run_with_metrics(
+    config: Config,
+    metrics: Option<tokio::net::TcpListener>,
+    shutdown: CancellationToken,
+    events: EventSink,
+) -> Result<(), Error> {
     config.validate()?;
+    let exported = metrics::Metrics::new(&config.server);
+    let mut addrs = BTreeMap::new();
+    if let Some(listener) = metrics {
+        let addr = listener.local_addr().map_err(Error::MetricsListener)?;
+        tracing::info!("agent metrics on http://{addr}/metrics");
+        addrs.insert("metrics".to_owned(), addr);
+        exported.serve(listener, shutdown.clone());
+    }
     let link = Link::new(&config)?;
     let state = RetryState::new(&config.retry);
     tracing::info!(
@@ -160,7 +183,7 @@ pub async fn run(
     );
     events.emit(Event::Ready {
         role: "agent".into(),
-        addrs: BTreeMap::new(),
+        addrs,
     });
 
     let mut agent = Agent {
@@ -168,6 +191,7 @@ pub async fn run(
         rng: ChaCha8Rng::seed_from_u64(config.seed),
         counters: Counters::default(),
         watch: ResolveWatch::default(),
+        metrics: exported,
         next_seq: 0,
         events,
         config,
@@ -381,6 +405,8 @@ struct Agent {
     rng: ChaCha8Rng,
     counters: Counters,
     watch: ResolveWatch,
+    /// What `/metrics` shows (kept current on every attempt).
+    metrics: metrics::Metrics,
     /// Sequence number of the next report.
     next_seq: u64,
 }
@@ -473,9 +499,11 @@ impl Agent {
         };
         if ok {
             self.counters.ok += 1;
+            self.metrics.ok.inc();
             self.state.on_success();
         } else {
             self.counters.failed += 1;
+            self.metrics.failed.inc();
             if self.state.on_failure(report) == FailureEffect::CeilingReached {
                 tracing::warn!(
                     %server,
@@ -484,6 +512,11 @@ impl Agent {
                 );
             }
         }
+        let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        self.metrics.pending.set(gauge(self.state.pending()));
+        self.metrics
+            .retained
+            .set(gauge(self.state.retained_bytes()));
     }
 
     fn emit_stats(&self) {

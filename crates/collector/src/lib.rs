@@ -19,6 +19,8 @@
 //! The collector also tells the harness its counters as [`Event::CollectorStats`], at most once per
 //! `stats_interval` and only when they changed, so an idle collector writes nothing to the journal.
 
+mod metrics;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -191,6 +193,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/report", post(post_report))
         .route("/stats", get(get_stats))
         .route("/health", get(|| async { "ok" }))
+        .route("/metrics", get(metrics::serve))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(shared)
 }

@@ -16,6 +16,7 @@
 //! address>}`. It stops when the shutdown token is cancelled.
 
 mod admin;
+mod metrics;
 mod zone;
 
 use std::collections::BTreeMap;
@@ -183,19 +184,26 @@ pub async fn run(
     let admin_addr = local("admin", listeners.admin.local_addr())?;
 
     let zone = Arc::new(zone::Zone::new(&records, ttl));
-    let mut server = Server::new(zone.catalog());
+    let initial_serial = zone.snapshot().await.serial;
+    let metrics = Arc::new(metrics::Metrics::new(initial_serial));
+    let mut server = Server::new(metrics::Counting {
+        inner: zone.catalog(),
+        metrics: Arc::clone(&metrics),
+    });
     server.register_socket(listeners.udp);
     server.register_listener(listeners.tcp, TCP_IDLE_TIMEOUT, TCP_RESPONSE_BUFFER);
 
     // Our own token for the admin server: cancelled by the caller's token, and by us if the DNS
     // server fails, without cancelling anything of the caller's.
     let stop = shutdown.child_token();
+    let metrics_routes = metrics.router(Arc::clone(&zone));
     let app = admin::router(Arc::new(admin::Admin {
         zone,
         events: events.clone(),
         token: config.admin_token.clone(),
         updates: tokio::sync::Mutex::new(()),
-    }));
+    }))
+    .merge(metrics_routes);
     let mut admin_task = tokio::spawn(
         axum::serve(
             listeners.admin,
@@ -227,6 +235,9 @@ pub async fn run(
         Admin(Result<std::io::Result<()>, tokio::task::JoinError>),
     }
     let ended = tokio::select! {
+        // Checked first: the admin server stops gracefully on the same token, and its stop must
+        // not be mistaken for a failure when both are ready at once.
+        biased;
         () = stop.cancelled() => Ended::Asked,
         result = server.block_until_done() => Ended::Dns(result),
         joined = &mut admin_task => Ended::Admin(joined),

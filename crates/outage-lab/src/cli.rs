@@ -39,6 +39,14 @@ pub enum Command {
     ///
     /// Example: outage-lab validate fixtures/scenarios/*.yaml
     Validate(ValidateArgs),
+    /// Rebuild report.html of a run from its journal.jsonl and report.json.
+    ///
+    /// Every run writes report.html at its end; this rebuilds it, e.g. after an upgrade of
+    /// outage-lab or for a run that was copied from CI. The page is one self-contained file (inline
+    /// SVG plots, no script, nothing fetched): open it in any browser, even offline.
+    ///
+    /// Example: outage-lab report runs/ebs-2012-10-22-20261123T234650Z-seed5
+    Report(ReportArgs),
     /// Role: an authoritative DNS server for lab.internal (spawned by the harness).
     #[command(hide = true)]
     Dns(DnsArgs),
@@ -47,13 +55,16 @@ pub enum Command {
     Collector(ListenArgs),
     /// Role: a storage server's reporting agent (spawned by the harness).
     #[command(hide = true)]
-    Agent(ConfigArgs),
+    Agent(AgentArgs),
     /// Role: a storage server (spawned by the harness).
     #[command(hide = true)]
     Storage(ListenArgs),
     /// Role: the memory watchdog (spawned by the harness).
     #[command(hide = true)]
     Watchdog(ListenArgs),
+    /// Role: the EBS control plane (spawned by the harness).
+    #[command(hide = true)]
+    Control(ListenArgs),
 }
 
 /// `outage-lab run`.
@@ -75,6 +86,21 @@ pub struct RunArgs {
     /// [default: runs/<scenario>-<UTC time>-seed<seed>].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Serve a live view of the run on this loopback address while it runs: the fleet, who is
+    /// stale, memory climbing, alarms and stuck volumes, updated as events arrive. The URL is
+    /// printed at start. Without ADDR: 127.0.0.1 on a free port. Non-loopback addresses are
+    /// refused. Example: --serve 127.0.0.1:8080
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:0")]
+    pub serve: Option<SocketAddr>,
+}
+
+/// `outage-lab report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The run directory (the one `outage-lab run` printed at its end, or its --out); it must
+    /// hold journal.jsonl and report.json. report.html is written beside them.
+    #[arg(value_name = "RUN_DIR")]
+    pub run_dir: PathBuf,
 }
 
 /// `outage-lab validate`.
@@ -85,12 +111,16 @@ pub struct ValidateArgs {
     pub scenarios: Vec<PathBuf>,
 }
 
-/// A role that only needs its config file.
+/// The agent role's arguments.
 #[derive(Debug, Args)]
-pub struct ConfigArgs {
-    /// The role's JSON config, as the harness writes it in <run>/config/.
+pub struct AgentArgs {
+    /// The agent's JSON config, as the harness writes it in <run>/config/.
     #[arg(long, value_name = "FILE")]
     pub config: PathBuf,
+    /// Serve `GET /metrics` on this address (port 0: the kernel chooses, the real one is
+    /// announced). Without it the agent listens on nothing.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
 }
 
 /// A role with one listening address.
@@ -146,6 +176,26 @@ mod tests {
         };
         assert_eq!(args.seed, Some(7));
         assert_eq!(args.servers, Some(30));
+    }
+
+    #[test]
+    fn serve_takes_an_optional_address() {
+        let parse = |args: &[&str]| {
+            let cli = Cli::try_parse_from(args).expect("parses");
+            let Command::Run(args) = cli.command else {
+                panic!("not run")
+            };
+            args.serve
+        };
+        assert_eq!(parse(&["outage-lab", "run", "s.yaml"]), None);
+        assert_eq!(
+            parse(&["outage-lab", "run", "s.yaml", "--serve"]),
+            Some("127.0.0.1:0".parse().expect("addr"))
+        );
+        assert_eq!(
+            parse(&["outage-lab", "run", "--serve", "127.0.0.2:8080", "s.yaml"]),
+            Some("127.0.0.2:8080".parse().expect("addr"))
+        );
     }
 
     #[test]

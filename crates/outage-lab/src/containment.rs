@@ -58,12 +58,17 @@ pub fn worst_case(scenario: &Scenario) -> Estimate {
     let budget = scenario.fleet.memory_budget.value.bytes();
     // The storage cache fills what the budget leaves, so a server sits at its budget, unless the
     // agent alone outgrows it: then it is the agent at its ceiling beside a cache-less storage.
+    // Volume replicas are real memory too: a server full of them may hold every slot.
+    let replicas = u64::from(scenario.volumes.slots_per_server)
+        .saturating_mul(scenario.volumes.replica_size.bytes());
     let leaking = AGENT_IDLE
         .bytes()
         .saturating_add(leak_ceiling)
-        .saturating_add(STORAGE_BASE.bytes());
+        .saturating_add(STORAGE_BASE.bytes())
+        .saturating_add(replicas);
     let per_server = budget.max(leaking);
-    let infra_processes = scenario.dns.servers.len() as u64 + 3;
+    // DNS servers, two collectors, the watchdog and control.
+    let infra_processes = scenario.dns.servers.len() as u64 + 4;
     Estimate {
         servers: scenario.servers() as u64,
         per_server,
@@ -161,12 +166,13 @@ mod tests {
     #[test]
     fn a_leaking_server_is_bounded_by_its_agent_ceiling_when_that_exceeds_the_budget() {
         let e = worst_case(&scenario(""));
-        // Default leak ceiling 32MiB + 16MiB idle agent + 16MiB storage = 64MiB > 48MiB budget.
-        assert_eq!(e.per_server, ByteSize::mib(64).bytes());
+        // Default leak ceiling 32MiB + 16MiB idle agent + 16MiB storage + 8 replica slots of
+        // 256KiB = 66MiB > 48MiB budget.
+        assert_eq!(e.per_server, ByteSize::mib(66).bytes());
         assert_eq!(e.servers, 100);
         assert_eq!(
             e.infra,
-            6 * ByteSize::mib(32).bytes() + ByteSize::mib(64).bytes()
+            7 * ByteSize::mib(32).bytes() + ByteSize::mib(64).bytes()
         );
     }
 

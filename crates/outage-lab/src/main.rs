@@ -12,12 +12,13 @@ mod harness;
 mod plan;
 mod roles;
 mod scenario;
+mod terminal;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::cli::{Cli, Command, RunArgs, ValidateArgs};
+use crate::cli::{Cli, Command, ReportArgs, RunArgs, ValidateArgs};
 use crate::scenario::Scenario;
 
 /// Exit codes: part of the interface, documented in `--help` and the README.
@@ -38,6 +39,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run(args) => run(args),
         Command::Validate(args) => validate(&args),
+        Command::Report(args) => report(&args),
         role => roles::run(role),
     }
 }
@@ -88,6 +90,12 @@ fn run(args: RunArgs) -> ExitCode {
             return ExitCode::from(exit::BAD_INPUT);
         }
     };
+    if let Some(addr) = args.serve.filter(|a| !a.ip().is_loopback()) {
+        eprintln!(
+            "outage-lab: refusing to serve the live view on {addr}: it shows the run to anyone who can reach it; use a loopback address such as 127.0.0.1:8080"
+        );
+        return ExitCode::from(exit::BAD_INPUT);
+    }
     let scenario_text = std::fs::read_to_string(&args.scenario).unwrap_or_default();
     let exe = match std::env::current_exe() {
         Ok(exe) => exe,
@@ -102,6 +110,7 @@ fn run(args: RunArgs) -> ExitCode {
         out: args.out,
         exe,
         scenario_text,
+        serve: args.serve,
     };
     // One thread on purpose: children get PR_SET_PDEATHSIG, which fires when the *thread* that
     // forked them exits; the main thread lives exactly as long as the harness.
@@ -109,7 +118,9 @@ fn run(args: RunArgs) -> ExitCode {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    match runtime.block_on(harness::run(scenario, opts)) {
+    let result = runtime.block_on(harness::run(scenario, opts));
+    terminal::finish();
+    match result {
         Ok(outcome) => {
             println!("\n{}", harness::report::verdict_table(&outcome.report));
             println!("run directory: {}", outcome.run_dir.display());
@@ -138,6 +149,34 @@ fn single_threaded_runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
             eprintln!("outage-lab: cannot start a runtime: {e}");
             ExitCode::from(exit::HARNESS_FAILED)
         })
+}
+
+/// `outage-lab report RUN_DIR`: rebuilds report.html from the run's journal and report.
+fn report(args: &ReportArgs) -> ExitCode {
+    let dir = &args.run_dir;
+    if !dir.is_dir() {
+        eprintln!(
+            "outage-lab: {} is not a run directory ({}); give the directory `outage-lab run` printed at its end",
+            dir.display(),
+            if dir.exists() {
+                "it is a file"
+            } else {
+                "no such directory"
+            }
+        );
+        return ExitCode::from(exit::BAD_INPUT);
+    }
+    match outage_lab_viz::write_report(dir) {
+        Ok(path) => {
+            let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            println!("wrote {} ({bytes} bytes)", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("outage-lab: cannot build the report: {e}");
+            ExitCode::from(exit::BAD_INPUT)
+        }
+    }
 }
 
 fn validate(args: &ValidateArgs) -> ExitCode {

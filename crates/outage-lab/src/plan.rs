@@ -36,6 +36,8 @@ pub struct Plan {
     pub collector_new: Ipv4Addr,
     /// The watchdog's admin API.
     pub watchdog: Ipv4Addr,
+    /// The control plane's HTTP API.
+    pub control: Ipv4Addr,
     /// The storage servers, in id order.
     pub servers: Vec<ServerPlan>,
 }
@@ -129,6 +131,7 @@ impl Plan {
             collector_old: infra(200),
             collector_new: infra(201),
             watchdog: infra(202),
+            control: infra(203),
             servers,
         }
     }
@@ -256,6 +259,7 @@ mod tests {
             plan.collector_old,
             plan.collector_new,
             plan.watchdog,
+            plan.control,
         ]);
         for ip in infra.chain(plan.servers.iter().map(|s| s.ip)) {
             assert_eq!(ip.octets()[..2], [127, 33]);

@@ -67,7 +67,11 @@ async fn run_async(command: Command) -> Result<(), RoleError> {
         }
         Command::Agent(args) => {
             let config: outage_lab_agent::Config = load(&args.config)?;
-            outage_lab_agent::run(config, shutdown, events)
+            let metrics = match args.metrics {
+                Some(addr) => Some(bind(addr).await?),
+                None => None,
+            };
+            outage_lab_agent::run_with_metrics(config, metrics, shutdown, events)
                 .await
                 .context("agent failed")
                 .map_err(RoleError::Failed)
@@ -93,7 +97,17 @@ async fn run_async(command: Command) -> Result<(), RoleError> {
                 .context("watchdog failed")
                 .map_err(RoleError::Failed)
         }
-        Command::Run(_) | Command::Validate(_) => {
+        Command::Control(args) => {
+            let config: outage_lab_control::Config = load(&args.config)?;
+            let listeners = outage_lab_control::Listeners {
+                http: bind(args.listen).await?,
+            };
+            outage_lab_control::run(config, listeners, shutdown, events)
+                .await
+                .context("control failed")
+                .map_err(RoleError::Failed)
+        }
+        Command::Run(_) | Command::Validate(_) | Command::Report(_) => {
             Err(RoleError::Failed(anyhow::anyhow!("not a role command")))
         }
     }

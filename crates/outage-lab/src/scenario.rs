@@ -88,6 +88,12 @@ pub struct Scenario {
     /// The watchdog's sampling and both alarms.
     #[serde(default)]
     pub watchdog: WatchdogSettings,
+    /// Volumes on the storage servers and the control plane that fails them over.
+    #[serde(default)]
+    pub volumes: VolumeSettings,
+    /// The customers' I/O against the volumes.
+    #[serde(default)]
+    pub load: LoadSettings,
     /// Faults and repairs, in time order.
     #[serde(default)]
     pub timeline: Vec<Step>,
@@ -180,6 +186,12 @@ pub struct StorageSettings {
     /// Blocks customers touch; a cache smaller than this makes the server degraded.
     #[serde(default = "default_working_set")]
     pub working_set: Spanned<ByteSize>,
+    /// What one block access that misses the cache costs on the disk.
+    #[serde(default = "default_miss_penalty")]
+    pub miss_penalty: HumanDuration,
+    /// A block request not answered within this is refused (`503 deadline exceeded`).
+    #[serde(default = "default_request_deadline")]
+    pub request_deadline: HumanDuration,
 }
 
 impl Default for StorageSettings {
@@ -187,8 +199,156 @@ impl Default for StorageSettings {
         Self {
             fill_fraction: default_fill_fraction(),
             working_set: default_working_set(),
+            miss_penalty: default_miss_penalty(),
+            request_deadline: default_request_deadline(),
         }
     }
+}
+
+fn default_miss_penalty() -> HumanDuration {
+    HumanDuration::millis(10)
+}
+
+fn default_request_deadline() -> HumanDuration {
+    HumanDuration::millis(50)
+}
+
+/// Volumes and the control plane.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VolumeSettings {
+    /// Replicas one storage server can hold, spare slots included.
+    #[serde(default = "default_slots_per_server")]
+    pub slots_per_server: u32,
+    /// Share of all slots filled at placement, in (0, 1]: the rest is failover capacity.
+    #[serde(default = "default_placement_fill")]
+    pub placement_fill: f64,
+    /// Blocks in each volume.
+    #[serde(default = "default_blocks_per_volume")]
+    pub blocks_per_volume: u32,
+    /// Real memory one replica occupies on its server (what a new mirror costs the receiver).
+    #[serde(default = "default_replica_size")]
+    pub replica_size: ByteSize,
+    /// Most failovers begun per second, fleet-wide.
+    #[serde(default = "default_failovers_per_second")]
+    pub failovers_per_second: f64,
+    /// How control probes each server's I/O path.
+    #[serde(default)]
+    pub probe: ProbeSettings,
+}
+
+impl Default for VolumeSettings {
+    fn default() -> Self {
+        Self {
+            slots_per_server: default_slots_per_server(),
+            placement_fill: default_placement_fill(),
+            blocks_per_volume: default_blocks_per_volume(),
+            replica_size: default_replica_size(),
+            failovers_per_second: default_failovers_per_second(),
+            probe: ProbeSettings::default(),
+        }
+    }
+}
+
+fn default_slots_per_server() -> u32 {
+    8
+}
+fn default_placement_fill() -> f64 {
+    0.875
+}
+fn default_blocks_per_volume() -> u32 {
+    64
+}
+fn default_replica_size() -> ByteSize {
+    ByteSize::kib(256)
+}
+fn default_failovers_per_second() -> f64 {
+    50.0
+}
+
+/// Control's health probes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeSettings {
+    /// How often every server is probed.
+    #[serde(default = "default_probe_interval")]
+    pub interval: HumanDuration,
+    /// Block reads one probe makes through the server's cache and disk, within one request
+    /// deadline.
+    #[serde(default = "default_probe_blocks")]
+    pub blocks: u64,
+    /// Probes remembered per server.
+    #[serde(default = "default_probe_window")]
+    pub window: u32,
+    /// Failed probes within the window that make a server unhealthy.
+    #[serde(default = "default_fail_after")]
+    pub fail_after: u32,
+    /// Successful probes in a row that make it healthy again.
+    #[serde(default = "default_recover_after")]
+    pub recover_after: u32,
+}
+
+impl Default for ProbeSettings {
+    fn default() -> Self {
+        Self {
+            interval: default_probe_interval(),
+            blocks: default_probe_blocks(),
+            window: default_probe_window(),
+            fail_after: default_fail_after(),
+            recover_after: default_recover_after(),
+        }
+    }
+}
+
+fn default_probe_interval() -> HumanDuration {
+    HumanDuration::millis(250)
+}
+fn default_probe_blocks() -> u64 {
+    16
+}
+fn default_probe_window() -> u32 {
+    5
+}
+fn default_fail_after() -> u32 {
+    3
+}
+fn default_recover_after() -> u32 {
+    8
+}
+
+/// The customers' I/O.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoadSettings {
+    /// Requests per second over all volumes (0 turns the load off).
+    #[serde(default = "default_requests_per_second")]
+    pub requests_per_second: f64,
+    /// Share of requests that are reads, in [0, 1].
+    #[serde(default = "default_read_fraction")]
+    pub read_fraction: f64,
+    /// A request not answered within this counts as an error.
+    #[serde(default = "default_load_deadline")]
+    pub deadline: HumanDuration,
+}
+
+impl Default for LoadSettings {
+    fn default() -> Self {
+        Self {
+            requests_per_second: default_requests_per_second(),
+            read_fraction: default_read_fraction(),
+            deadline: default_load_deadline(),
+        }
+    }
+}
+
+fn default_requests_per_second() -> f64 {
+    100.0
+}
+fn default_read_fraction() -> f64 {
+    0.5
+}
+fn default_load_deadline() -> HumanDuration {
+    HumanDuration::millis(250)
 }
 
 fn default_fill_fraction() -> Spanned<f64> {
@@ -326,6 +486,34 @@ pub struct Expectations {
     /// After a restart, each restarted agent's last resident memory is within this of its level
     /// before the first fault.
     pub memory_recovers_within: Option<ByteSize>,
+    /// Whether volumes get stuck, and when.
+    pub stuck_volumes: Option<StuckVolumesExpectation>,
+    /// Whether failovers run out of healthy servers with spare capacity.
+    pub failover_capacity: Option<FailoverCapacityExpectation>,
+    /// Every volume is healthy again within this of the last timeline step, and none is stuck
+    /// at the end.
+    pub volumes_recover_within: Option<Spanned<HumanDuration>>,
+}
+
+/// Whether volumes get stuck.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StuckVolumesExpectation {
+    /// Some do, only on stale servers or servers that took failover load from them, and on every
+    /// stale server the leak alarm fired before its first stuck volume.
+    AfterLeakAlarm,
+    /// None does.
+    None,
+}
+
+/// Whether failovers find capacity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailoverCapacityExpectation {
+    /// At least one failover finds no healthy server with a free slot.
+    RunsOut,
+    /// Every failover finds one.
+    Suffices,
 }
 
 /// Where the leak alarm must fire.
@@ -530,6 +718,7 @@ impl Scenario {
         }
         self.validate_retry(&at_path)?;
         self.validate_watchdog(&at_path)?;
+        self.validate_volumes(&at_path)?;
 
         // DNS server names: at least one, unique.
         if self.dns.servers.is_empty() {
@@ -703,6 +892,116 @@ impl Scenario {
                 format!("agent.retry is not valid: {e}"),
             )
         })
+    }
+
+    /// The volume and load settings: what control and the load would refuse at start.
+    fn validate_volumes(
+        &self,
+        at_path: &dyn Fn(&[&[&str]], String) -> ScenarioError,
+    ) -> Result<(), ScenarioError> {
+        let placeholder = |i: u16| outage_lab_control::ServerEntry {
+            id: format!("s{i:03}"),
+            addr: std::net::SocketAddr::from(([127, 0, 0, 1], i + 1)),
+        };
+        let probe = &self.volumes.probe;
+        if probe.window == 0 || probe.fail_after == 0 || probe.fail_after > probe.window {
+            return Err(at_path(
+                &[
+                    &["volumes", "probe", "fail_after"],
+                    &["volumes", "probe", "window"],
+                ],
+                format!(
+                    "volumes.probe.fail_after is {} with a window of {}; expected 1 to window failed probes",
+                    probe.fail_after, probe.window
+                ),
+            ));
+        }
+        if probe.recover_after == 0 {
+            return Err(at_path(
+                &[&["volumes", "probe", "recover_after"]],
+                "volumes.probe.recover_after is 0; expected at least 1 probe".into(),
+            ));
+        }
+        // The fleet's own size is checked elsewhere; here only the volume settings matter.
+        let control =
+            crate::harness::control_config(self, (0..2).map(placeholder).collect(), self.seed);
+        control.validate().map_err(|e| {
+            let detail = e.to_string();
+            let field = [
+                "slots_per_server",
+                "placement_fill",
+                "blocks_per_volume",
+                "failovers_per_second",
+            ]
+            .into_iter()
+            .find(|f| detail.contains(f));
+            match field {
+                Some(f) => at_path(
+                    &[&["volumes", f]],
+                    format!("volumes.{f} is not valid: {detail}"),
+                ),
+                None => at_path(
+                    &[&["volumes", "probe"]],
+                    format!("volumes.probe is not valid: {detail}"),
+                ),
+            }
+        })?;
+        if self.volumes.probe.blocks == 0 || self.volumes.probe.blocks > 1024 {
+            return Err(at_path(
+                &[&["volumes", "probe", "blocks"]],
+                format!(
+                    "volumes.probe.blocks is {}; expected 1 to 1024",
+                    self.volumes.probe.blocks
+                ),
+            ));
+        }
+        if self.volumes.replica_size > ByteSize::mib(64) {
+            return Err(at_path(
+                &[&["volumes", "replica_size"]],
+                format!(
+                    "volumes.replica_size is {}; expected at most 64MiB",
+                    self.volumes.replica_size
+                ),
+            ));
+        }
+        let l = &self.load;
+        if !(l.requests_per_second.is_finite() && (0.0..=10_000.0).contains(&l.requests_per_second))
+        {
+            return Err(at_path(
+                &[&["load", "requests_per_second"]],
+                format!(
+                    "load.requests_per_second is {}; expected 0 to 10000",
+                    l.requests_per_second
+                ),
+            ));
+        }
+        if !(0.0..=1.0).contains(&l.read_fraction) {
+            return Err(at_path(
+                &[&["load", "read_fraction"]],
+                format!(
+                    "load.read_fraction is {}; expected a share in [0, 1]",
+                    l.read_fraction
+                ),
+            ));
+        }
+        if l.deadline.get().is_zero() {
+            return Err(at_path(
+                &[&["load", "deadline"]],
+                "load.deadline must be longer than 0ms".into(),
+            ));
+        }
+        for (name, d) in [
+            ("miss_penalty", self.storage.miss_penalty),
+            ("request_deadline", self.storage.request_deadline),
+        ] {
+            if d.get().is_zero() {
+                return Err(at_path(
+                    &[&["storage", name]],
+                    format!("storage.{name} must be longer than 0ms"),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The watchdog's settings: what its `validate` checks, where each value was written.

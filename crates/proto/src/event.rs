@@ -51,6 +51,42 @@ impl fmt::Display for AlarmKind {
     }
 }
 
+/// The state of one volume, as the control plane sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VolumeState {
+    /// Primary and mirror both serve; writes are acknowledged once both hold them.
+    Healthy,
+    /// One replica serves reads; writes wait until a new mirror holds the data.
+    Degraded,
+    /// No replica can serve, or no server had capacity for a new mirror: I/O is refused.
+    Stuck,
+}
+
+impl fmt::Display for VolumeState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            VolumeState::Healthy => "healthy",
+            VolumeState::Degraded => "degraded",
+            VolumeState::Stuck => "stuck",
+        })
+    }
+}
+
+/// What a failover decision came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailoverOutcome {
+    /// A healthy server with a free slot was chosen and the data copied to it.
+    Remirrored,
+    /// No healthy server had a free slot: the volume is stuck until one has.
+    NoCapacity,
+    /// Neither replica serves: nothing to copy from, the volume is stuck.
+    NoHealthyReplica,
+    /// The copy to the chosen server failed; control will try again.
+    CopyFailed,
+}
+
 /// One resident-memory reading of one process.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RssSample {
@@ -151,6 +187,73 @@ pub enum Event {
         detail: String,
     },
 
+    /// The control plane's judgement of a storage server changed (from its health probes).
+    ServerHealth {
+        /// Server id.
+        server: String,
+        /// Whether control now counts it as serving I/O.
+        healthy: bool,
+        /// The probe evidence (`3 probes failed in a row: deadline exceeded`).
+        detail: String,
+    },
+    /// A volume changed state (placement, failover, re-mirror, stuck, recovered).
+    VolumeChanged {
+        /// Volume id (`v0007`).
+        volume: String,
+        /// Its new state.
+        state: VolumeState,
+        /// The server serving it (`None` while no replica can serve).
+        primary: Option<String>,
+        /// The server holding its mirror (`None` while it has none).
+        mirror: Option<String>,
+        /// Every server holding an up-to-date copy (primary first): the servers a stuck volume
+        /// is stuck on.
+        replicas: Vec<String>,
+        /// Why it changed.
+        reason: String,
+    },
+    /// A failover decision of the control plane.
+    Failover {
+        /// Volume id.
+        volume: String,
+        /// The unhealthy server the volume is moving away from.
+        from: String,
+        /// The server chosen to receive the new mirror, if any had capacity.
+        to: Option<String>,
+        /// What was decided.
+        outcome: FailoverOutcome,
+        /// The numbers behind it.
+        detail: String,
+    },
+    /// The control plane's periodic volume counts.
+    ControlStats {
+        /// Volumes placed.
+        total: u64,
+        /// Volumes with two serving replicas.
+        healthy: u64,
+        /// Volumes serving from one replica while failing over or re-mirroring.
+        degraded: u64,
+        /// Volumes that cannot serve I/O.
+        stuck: u64,
+        /// Failovers begun since start.
+        failovers_attempted: u64,
+        /// Failovers that found no healthy server with spare capacity.
+        failovers_without_capacity: u64,
+    },
+    /// The customer load's counters over the last window (told by the harness).
+    LoadStats {
+        /// Requests finished in the window.
+        requests: u64,
+        /// Requests acknowledged in the window.
+        ok: u64,
+        /// Requests refused, failed or past their deadline in the window.
+        errors: u64,
+        /// Median latency in the window, ms.
+        p50_ms: f64,
+        /// 99th-percentile latency in the window, ms.
+        p99_ms: f64,
+    },
+
     // --- told by the harness --------------------------------------------------------------
     /// The run began.
     RunStarted {
@@ -224,6 +327,11 @@ impl Event {
             Event::StorageStats { .. } => "storage_stats",
             Event::RssSweep { .. } => "rss_sweep",
             Event::Alarm { .. } => "alarm",
+            Event::ServerHealth { .. } => "server_health",
+            Event::VolumeChanged { .. } => "volume_changed",
+            Event::Failover { .. } => "failover",
+            Event::ControlStats { .. } => "control_stats",
+            Event::LoadStats { .. } => "load_stats",
             Event::RunStarted { .. } => "run_started",
             Event::Phase { .. } => "phase",
             Event::ProcessStarted { .. } => "process_started",

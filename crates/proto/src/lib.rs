@@ -11,11 +11,14 @@
 
 pub mod access;
 pub mod event;
+pub mod metrics;
 pub mod report;
 pub mod units;
 pub mod wire;
 
-pub use event::{AlarmKind, Event, EventSink, JournalEntry, ProcessRole, RssSample};
+pub use event::{
+    AlarmKind, Event, EventSink, FailoverOutcome, JournalEntry, ProcessRole, RssSample, VolumeState,
+};
 pub use units::{ByteSize, HumanDuration, UnitError};
 
 /// The DNS zone every run serves.

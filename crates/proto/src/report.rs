@@ -1,5 +1,5 @@
 //! `report.json`: the summary of a run that machines read. This type is the schema; fields are
-//! only ever added (later issues add volumes and load), never renamed.
+//! only ever added , never renamed.
 
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +18,49 @@ pub struct Report {
     pub servers: Vec<ServerReport>,
     /// Every expectation, in scenario order, plus the harness's own fault checks.
     pub expectations: Vec<ExpectationResult>,
+    /// Volumes, failovers and the acknowledged-write check.
+    pub volumes: VolumesReport,
+    /// The customer load over the whole run.
+    pub load: LoadReport,
+}
+
+/// What happened to the volumes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct VolumesReport {
+    /// Volumes placed.
+    pub total: u64,
+    /// Most volumes stuck at once.
+    pub stuck_peak: u64,
+    /// When that peak was first reached (ms since the run started), if any volume stuck.
+    pub stuck_peak_at_ms: Option<u64>,
+    /// Volumes stuck when the run ended.
+    pub stuck_final: u64,
+    /// Failovers begun.
+    pub failovers_attempted: u64,
+    /// Failovers that found no healthy server with spare capacity.
+    pub failovers_without_capacity: u64,
+    /// Writes the storage servers acknowledged to the customer load.
+    pub acknowledged_writes: u64,
+    /// Acknowledged writes whose value did not read back at the end (must be 0).
+    pub lost_acknowledged_writes: u64,
+    /// When every volume was healthy again after the last volume stuck or degraded (ms), if it
+    /// was by the end of the run.
+    pub recovered_at_ms: Option<u64>,
+}
+
+/// The customer load over the whole run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LoadReport {
+    /// Requests sent.
+    pub requests: u64,
+    /// Requests acknowledged.
+    pub ok: u64,
+    /// Requests refused, failed or past their deadline.
+    pub errors: u64,
+    /// Median latency, ms.
+    pub p50_ms: f64,
+    /// 99th-percentile latency, ms.
+    pub p99_ms: f64,
 }
 
 /// The verdict of a run.
@@ -45,6 +88,12 @@ pub struct ServerReport {
     pub storage: StorageReport,
     /// When each alarm first fired for this server, in ms since the run started.
     pub alarms: ServerAlarms,
+    /// When the control plane first counted this server as not serving I/O (ms), if ever.
+    pub degraded_at_ms: Option<u64>,
+    /// When one of the volumes it held first became stuck (ms), if ever.
+    pub first_stuck_at_ms: Option<u64>,
+    /// Whether it received a new mirror because another server failed.
+    pub took_failover_load: bool,
 }
 
 /// Resident memory and report counts of one server's agent, across restarts.

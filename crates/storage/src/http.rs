@@ -22,6 +22,7 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use crate::cache::{BlockCache, disk_byte};
+use crate::volumes::{VolState, Volumes};
 
 /// The answer to `GET /health`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,6 +41,8 @@ pub struct Health {
     pub misses: u64,
     /// Block requests answered `503 deadline exceeded`.
     pub deadline_misses: u64,
+    /// Volume replicas held.
+    pub replicas: u64,
 }
 
 /// State shared by the HTTP handlers and the resize loop.
@@ -67,6 +70,8 @@ pub(crate) struct Shared {
     pub(crate) hits: AtomicU64,
     pub(crate) misses: AtomicU64,
     pub(crate) deadline_misses: AtomicU64,
+    /// Health probes served (spreads successive probes over the working set).
+    pub(crate) probes: AtomicU64,
 }
 
 impl Shared {
@@ -87,7 +92,7 @@ impl Shared {
     }
 
     /// A snapshot for `/health`.
-    pub(crate) fn health(&self) -> Health {
+    pub(crate) fn health(&self, replicas: usize) -> Health {
         let cache_bytes = self.cache_bytes.load(Ordering::Relaxed);
         Health {
             cache_bytes,
@@ -97,6 +102,7 @@ impl Shared {
             hits: self.hits.load(Ordering::Relaxed),
             misses: self.misses.load(Ordering::Relaxed),
             deadline_misses: self.deadline_misses.load(Ordering::Relaxed),
+            replicas: replicas as u64,
         }
     }
 
@@ -104,18 +110,26 @@ impl Shared {
     /// `Err` if the request, which started at `started`, could not finish by its deadline; the
     /// wait is cut short as soon as that is certain, so a doomed request does not hold a place in
     /// the queue.
-    async fn disk_read(&self, started: Instant) -> Result<(), DeadlineExceeded> {
+    pub(crate) async fn disk_read(&self, started: Instant) -> Result<(), DeadlineExceeded> {
         let deadline = started + self.request_deadline;
         // The latest moment the disk may be acquired and the read still finish in time.
         let latest_start = deadline
             .checked_sub(self.miss_penalty)
             .filter(|&t| t >= started)
             .ok_or(DeadlineExceeded)?;
+        // `timeout_at` polls the inner future before its deadline, so a free disk would be
+        // granted even when the deadline has already passed: check the clock first and after.
+        if Instant::now() > latest_start {
+            return Err(DeadlineExceeded);
+        }
         let permit = tokio::time::timeout_at(latest_start, self.disk.acquire())
             .await
             .map_err(|_| DeadlineExceeded)?
             // The semaphore is never closed; treat it like a timeout if it ever were.
             .map_err(|_| DeadlineExceeded)?;
+        if Instant::now() > latest_start {
+            return Err(DeadlineExceeded);
+        }
         tokio::time::sleep(self.miss_penalty).await;
         drop(permit);
         Ok(())
@@ -124,7 +138,7 @@ impl Shared {
 
 /// A miss that could not be served within the request deadline.
 #[derive(Debug)]
-struct DeadlineExceeded;
+pub(crate) struct DeadlineExceeded;
 
 impl IntoResponse for DeadlineExceeded {
     fn into_response(self) -> Response {
@@ -133,8 +147,12 @@ impl IntoResponse for DeadlineExceeded {
 }
 
 /// The customer-facing router. `PUT` bodies are limited to one block (413 beyond it).
-pub(crate) fn router(shared: Arc<Shared>) -> Router {
+pub(crate) fn router(shared: Arc<Shared>, volumes: Arc<Volumes>) -> Router {
     let body_limit = usize::try_from(shared.block_size).unwrap_or(usize::MAX);
+    let vol = crate::volumes::router(VolState {
+        shared: Arc::clone(&shared),
+        volumes: Arc::clone(&volumes),
+    });
     Router::new()
         .route(
             "/blocks/{n}",
@@ -143,14 +161,18 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
                 .layer(DefaultBodyLimit::max(body_limit)),
         )
         .route("/health", get(health))
-        .with_state(shared)
+        .with_state(VolState { shared, volumes })
+        .merge(vol)
 }
 
-async fn health(State(shared): State<Arc<Shared>>) -> axum::Json<Health> {
-    axum::Json(shared.health())
+async fn health(State(st): State<VolState>) -> axum::Json<Health> {
+    axum::Json(st.shared.health(st.volumes.len()))
 }
 
-async fn get_block(State(shared): State<Arc<Shared>>, Path(n): Path<u64>) -> Response {
+async fn get_block(
+    State(VolState { shared, .. }): State<VolState>,
+    Path(n): Path<u64>,
+) -> Response {
     let started = Instant::now();
     let slot = n % shared.working_set_blocks;
     // Copy a hit out under the read lock; the guard is dropped before any await.
@@ -172,7 +194,11 @@ async fn get_block(State(shared): State<Arc<Shared>>, Path(n): Path<u64>) -> Res
     }
 }
 
-async fn put_block(State(shared): State<Arc<Shared>>, Path(n): Path<u64>, body: Bytes) -> Response {
+async fn put_block(
+    State(VolState { shared, .. }): State<VolState>,
+    Path(n): Path<u64>,
+    body: Bytes,
+) -> Response {
     let started = Instant::now();
     let slot = n % shared.working_set_blocks;
     // A cached block takes the write in memory (write-back); the lab's disk is synthetic, so

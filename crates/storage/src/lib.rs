@@ -19,7 +19,9 @@
 mod cache;
 mod http;
 mod mapping;
+mod metrics;
 mod sizing;
+mod volumes;
 
 use std::collections::BTreeMap;
 use std::future::IntoFuture;
@@ -80,6 +82,12 @@ pub struct Config {
     /// A request that cannot be answered within this is answered `503 deadline exceeded`.
     #[serde(default = "default_request_deadline")]
     pub request_deadline: HumanDuration,
+    /// Real memory each volume replica occupies on this server (its stored data).
+    #[serde(default = "default_replica_bytes")]
+    pub replica_bytes: ByteSize,
+    /// Block reads one health probe (`GET /probe`) makes through the cache and disk.
+    #[serde(default = "default_probe_blocks")]
+    pub probe_blocks: u64,
 }
 
 fn default_budget() -> ByteSize {
@@ -106,6 +114,12 @@ fn default_miss_penalty() -> HumanDuration {
 fn default_request_deadline() -> HumanDuration {
     HumanDuration::millis(50)
 }
+fn default_replica_bytes() -> ByteSize {
+    ByteSize::kib(256)
+}
+fn default_probe_blocks() -> u64 {
+    8
+}
 
 impl Default for Config {
     /// Every documented default, with an empty `server` that must be filled in before
@@ -122,6 +136,8 @@ impl Default for Config {
             stats_interval: default_stats_interval(),
             miss_penalty: default_miss_penalty(),
             request_deadline: default_request_deadline(),
+            replica_bytes: default_replica_bytes(),
+            probe_blocks: default_probe_blocks(),
         }
     }
 }
@@ -164,6 +180,18 @@ impl Config {
             return bad(format!(
                 "working_set {} is smaller than one block ({})",
                 self.working_set, self.block_size
+            ));
+        }
+        if self.probe_blocks == 0 || self.probe_blocks > 1024 {
+            return bad(format!(
+                "probe_blocks must be in 1..=1024, got {}",
+                self.probe_blocks
+            ));
+        }
+        if usize::try_from(self.replica_bytes.bytes()).is_err() {
+            return bad(format!(
+                "replica_bytes {} does not fit in memory",
+                self.replica_bytes
             ));
         }
         for (name, d) in [
@@ -253,7 +281,12 @@ pub async fn run(
         hits: AtomicU64::new(0),
         misses: AtomicU64::new(0),
         deadline_misses: AtomicU64::new(0),
+        probes: AtomicU64::new(0),
     });
+    let volumes = Arc::new(volumes::Volumes::new(
+        usize::try_from(config.replica_bytes.bytes()).unwrap_or(usize::MAX),
+        config.probe_blocks,
+    ));
     let resizer = Resizer {
         sizing: Sizing {
             budget,
@@ -266,7 +299,11 @@ pub async fn run(
     resizer.resize_once().await?;
 
     let addr = listeners.http.local_addr().map_err(Error::LocalAddr)?;
-    let app = http::router(Arc::clone(&shared));
+    let app = metrics::instrument(
+        http::router(Arc::clone(&shared), Arc::clone(&volumes)),
+        &config.server,
+        Arc::clone(&shared),
+    );
     let serve = axum::serve(listeners.http, app)
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())
         .into_future();
@@ -296,7 +333,7 @@ pub async fn run(
             }
             _ = resize_tick.tick() => resizer.resize_once().await?,
             _ = stats_tick.tick() => {
-                let h = shared.health();
+                let h = shared.health(volumes.len());
                 events.emit(Event::StorageStats {
                     server: config.server.clone(),
                     cache_bytes: h.cache_bytes,

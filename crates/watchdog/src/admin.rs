@@ -281,6 +281,7 @@ mod tests {
             role,
             pid,
             budget_bytes,
+            stale: false,
         };
         let (a, s) = (ProcessRole::Agent, ProcessRole::Storage);
         assert!(validate_targets(&[]).is_ok());

@@ -75,6 +75,10 @@ impl LeakConfig {
     }
 }
 
+/// The largest rise between two segment floors may be at most this many times the smallest: a
+/// leak raises memory at a steady pace, a step does not.
+pub const MAX_RISE_RATIO: u64 = 4;
+
 /// Detects a sustained rise in one process's resident memory. One detector per process: a new
 /// pid (a restarted agent) gets a fresh detector, and a detector fires at most once.
 ///
@@ -82,8 +86,8 @@ impl LeakConfig {
 ///
 /// Keep the samples of the last `window`. Cut the window into `segments` equal segments and take
 /// each segment's **floor**, its lowest sample. Fire when every floor is at least
-/// `min_segment_growth` above the floor before it, and the last floor is at least
-/// `min_total_growth` above the first. With the defaults (4 s, 4 segments, 128 KiB, 1 MiB) that
+/// `min_segment_growth` above the floor before it, no rise is more than [`MAX_RISE_RATIO`] times
+/// another, and the last floor is at least `min_total_growth` above the first. With the defaults (4 s, 4 segments, 128 KiB, 1 MiB) that
 /// is: memory that never drops back, climbing second after second for three seconds straight, by
 /// at least a mebibyte. Why this shape:
 ///
@@ -96,6 +100,12 @@ impl LeakConfig {
 ///   "rise between *every* pair of segments" rejects it however large the step. This is why
 ///   storage resizes its cache in one step rather than ramping: a ramp lasting a whole window
 ///   would be indistinguishable from a leak.
+/// * **A step caught mid-way**: on a loaded machine the refill of a 25 MiB cache can take longer
+///   than one sample, so a sample lands half-way up and the step crosses two boundaries; a small
+///   genuine rise after it (a replica arriving) crosses the third. The rises are then wildly
+///   uneven (+16, +7, +1.4 MiB, seen at 200 servers), while a leak's are even: the ratio test
+///   rejects it, at the cost of a leak whose first segment caught only its start being seen one
+///   segment later.
 /// * **Churn** (allocate, free, allocate: a sawtooth) moves the peaks but not the floors: every
 ///   segment that contains a trough has the same floor. Comparing floors rather than the last
 ///   sample of each segment also avoids aliasing, where a sawtooth sampled in step with the
@@ -159,12 +169,25 @@ impl LeakDetector {
         }
         let floors = self.floors(start)?;
 
+        let rises: Vec<u64> = floors
+            .windows(2)
+            .map(|pair| pair[1].saturating_sub(pair[0]))
+            .collect();
         let rises_everywhere = floors
             .windows(2)
             .all(|pair| pair[1] >= pair[0].saturating_add(self.min_segment_growth));
         let (first, last) = (floors[0], floors[floors.len() - 1]);
         let total = last.saturating_sub(first);
         if !(rises_everywhere && total >= self.min_total_growth) {
+            return None;
+        }
+        // Steady: no rise may dwarf another (a step caught mid-way, then a small legitimate rise,
+        // is not a leak).
+        let (smallest, largest) = (
+            rises.iter().copied().min().unwrap_or(0),
+            rises.iter().copied().max().unwrap_or(0),
+        );
+        if largest > smallest.saturating_mul(MAX_RISE_RATIO) {
             return None;
         }
         self.fired = true;
@@ -273,6 +296,24 @@ mod tests {
             "{detail}"
         );
         assert!(d.fired());
+    }
+
+    #[test]
+    fn a_cache_refill_caught_mid_way_then_a_small_rise_is_silent() {
+        // Seen at 200 servers after the agent restart: the storage process's samples went
+        // 10.35 -> 26.25 -> 35.23 MiB within two sweeps (the refill spanning a boundary), down to
+        // 33.56 as the new agent grew, and up to 35.0 as re-mirrored replicas arrived.
+        let fired = run(12.0, |t| {
+            let mib = match t {
+                t if t < 4.0 => 10.35,
+                t if t < 4.6 => 26.25,
+                t if t < 5.4 => 35.23,
+                t if t < 6.0 => 33.56,
+                _ => 35.0,
+            };
+            (mib * MIB as f64) as u64
+        });
+        assert_eq!(fired, vec![], "a refill is not a leak");
     }
 
     #[test]

@@ -14,7 +14,9 @@
 
 mod admin;
 pub mod aggregate;
+pub mod discover;
 pub mod leak;
+mod metrics;
 mod sweep;
 
 use std::collections::BTreeMap;
@@ -134,7 +136,8 @@ pub async fn run(
     let state = Arc::new(AdminState::new(config.admin_token.clone()));
 
     let addr = listeners.admin.local_addr().map_err(Error::LocalAddr)?;
-    let app = admin::router(Arc::clone(&state));
+    let metrics = Arc::new(metrics::Metrics::new());
+    let app = admin::router(Arc::clone(&state)).merge(Arc::clone(&metrics).router());
     let serve = axum::serve(
         listeners.admin,
         app.into_make_service_with_connect_info::<SocketAddr>(),
@@ -188,12 +191,16 @@ pub async fn run(
                 .map_err(|e| Error::Sweep(e.to_string()))?;
                 state.sweeps.fetch_add(1, Ordering::Relaxed);
                 for event in sweeper.sweep(&readings, at) {
+                    if let Event::RssSweep { samples } = &event {
+                        metrics.record_sweep(samples, &targets);
+                    }
                     if let Event::Alarm { alarm, server, role, pid, detail } = &event {
                         let counter = match alarm {
                             AlarmKind::Leak => &state.leak_alarms,
                             AlarmKind::Aggregate => &state.aggregate_alarms,
                         };
                         counter.fetch_add(1, Ordering::Relaxed);
+                        metrics.alarm(*alarm);
                         tracing::warn!(%alarm, %server, ?role, ?pid, "alarm: {detail}");
                     }
                     events.emit(event);

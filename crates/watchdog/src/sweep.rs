@@ -215,6 +215,7 @@ mod tests {
             role,
             pid,
             budget_bytes: 48 * MIB,
+            stale: false,
         }
     }
 

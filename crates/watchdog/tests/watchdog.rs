@@ -116,6 +116,7 @@ fn me_as_agent(server: &str, budget_bytes: u64) -> Target {
         role: ProcessRole::Agent,
         pid: std::process::id(),
         budget_bytes,
+        stale: false,
     }
 }
 
@@ -228,6 +229,7 @@ async fn a_server_over_its_budget_for_four_sweeps_raises_the_aggregate_alarm() {
             role: ProcessRole::Storage,
             pid: storage.id(),
             budget_bytes: 1 << 20,
+            stale: false,
         },
     ];
     let (status, body) = wd.put_targets(targets_json(&targets), None).await;

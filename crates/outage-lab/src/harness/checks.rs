@@ -11,9 +11,13 @@ use std::net::IpAddr;
 use outage_lab_proto::ByteSize;
 use outage_lab_proto::report::ExpectationResult;
 
+use super::load::WriteCheck;
 use super::state::{RunState, ServerState};
 use crate::plan::Plan;
-use crate::scenario::{AggregateAlarmExpectation, LeakAlarmExpectation, Scenario};
+use crate::scenario::{
+    AggregateAlarmExpectation, FailoverCapacityExpectation, LeakAlarmExpectation, Scenario,
+    StuckVolumesExpectation,
+};
 
 /// Everything a check needs.
 #[derive(Debug)]
@@ -26,6 +30,8 @@ pub struct CheckInput<'a> {
     pub state: &'a RunState,
     /// When the timeline ended (ms since run start).
     pub end_ms: u64,
+    /// Every acknowledged write read back at the end; `None` when the run had no load.
+    pub writes: Option<&'a Result<WriteCheck, String>>,
 }
 
 /// Runs every check; the result is in report order.
@@ -69,7 +75,170 @@ pub fn check_all(input: &CheckInput<'_>) -> Vec<ExpectationResult> {
     if let Some(within) = expect.memory_recovers_within {
         out.push(memory_recovers(input, within));
     }
+    if let Some(writes) = input.writes {
+        out.push(acknowledged_writes_read_back(writes));
+    }
+    if let Some(rule) = expect.stuck_volumes {
+        out.push(stuck_volumes(input, rule));
+    }
+    if let Some(rule) = expect.failover_capacity {
+        out.push(failover_capacity(input, rule));
+    }
+    if let Some(within) = &expect.volumes_recover_within {
+        out.push(volumes_recover(input, within.value.get()));
+    }
     out
+}
+
+/// Always checked when there was load: every acknowledged write reads back.
+fn acknowledged_writes_read_back(writes: &Result<WriteCheck, String>) -> ExpectationResult {
+    const NAME: &str = "acknowledged_writes_read_back";
+    match writes {
+        Err(e) => result(NAME, false, format!("could not read the writes back: {e}")),
+        Ok(c) => {
+            let passed = c.lost.is_empty() && c.unreadable.is_empty();
+            let mut detail = format!(
+                "{} blocks with acknowledged writes read back: {} lost, {} unreadable",
+                c.checked,
+                c.lost.len(),
+                c.unreadable.len()
+            );
+            for ((v, b), acked, got) in c.lost.iter().take(5) {
+                detail.push_str(&format!(
+                    "; {v} block {b}: acknowledged {acked}, read {got}"
+                ));
+            }
+            for (v, b) in c.unreadable.iter().take(5) {
+                detail.push_str(&format!("; {v} block {b}: no replica served it"));
+            }
+            result(NAME, passed, detail)
+        }
+    }
+}
+
+fn stuck_volumes(input: &CheckInput<'_>, rule: StuckVolumesExpectation) -> ExpectationResult {
+    const NAME: &str = "stuck_volumes";
+    let v = &input.state.volumes;
+    let peak = format!(
+        "stuck peak {} of {} volumes{}",
+        v.stuck_peak,
+        v.states.len(),
+        v.stuck_peak_at_ms
+            .map(|t| format!(" at {t}ms"))
+            .unwrap_or_default()
+    );
+    if rule == StuckVolumesExpectation::None {
+        return result(NAME, v.stuck_peak == 0, peak);
+    }
+    if v.stuck_peak == 0 {
+        return result(
+            NAME,
+            false,
+            format!("{peak}; expected some volumes to get stuck"),
+        );
+    }
+    let stale: std::collections::BTreeSet<&str> =
+        input.plan.stale_servers().map(|s| s.id.as_str()).collect();
+    let mut problems = Vec::new();
+    let mut lead_ms = Vec::new();
+    for (id, s) in &input.state.servers {
+        let Some(stuck_at) = s.first_stuck_at_ms else {
+            continue;
+        };
+        if stale.contains(id.as_str()) {
+            match s.leak_at_ms {
+                Some(alarm) if alarm < stuck_at => lead_ms.push(stuck_at - alarm),
+                Some(alarm) => problems.push(format!(
+                    "{id}: leak alarm at {alarm}ms, not before its first stuck volume at {stuck_at}ms"
+                )),
+                None => problems.push(format!(
+                    "{id}: stuck at {stuck_at}ms with no leak alarm"
+                )),
+            }
+        } else if !s
+            .took_failover_from
+            .iter()
+            .any(|f| stale.contains(f.as_str()))
+        {
+            problems.push(format!(
+                "{id}: a fresh server that took no failover load from a stale one had a stuck volume at {stuck_at}ms"
+            ));
+        }
+    }
+    let stuck_servers = input
+        .state
+        .servers
+        .values()
+        .filter(|s| s.first_stuck_at_ms.is_some())
+        .count();
+    let lead = lead_ms.iter().min().map_or_else(String::new, |min| {
+        format!("; the leak alarm led the first stuck volume by at least {min}ms")
+    });
+    let detail = format!("{peak}; {stuck_servers} servers had stuck volumes{lead}");
+    if problems.is_empty() {
+        result(NAME, true, detail)
+    } else {
+        result(NAME, false, format!("{detail}; {}", problems.join("; ")))
+    }
+}
+
+fn failover_capacity(
+    input: &CheckInput<'_>,
+    rule: FailoverCapacityExpectation,
+) -> ExpectationResult {
+    let v = &input.state.volumes;
+    let detail = format!(
+        "{} failovers, {} found no healthy server with a free slot",
+        v.failovers_attempted, v.failovers_without_capacity
+    );
+    let passed = match rule {
+        FailoverCapacityExpectation::RunsOut => v.failovers_without_capacity > 0,
+        FailoverCapacityExpectation::Suffices => v.failovers_without_capacity == 0,
+    };
+    result("failover_capacity", passed, detail)
+}
+
+fn volumes_recover(input: &CheckInput<'_>, within: std::time::Duration) -> ExpectationResult {
+    const NAME: &str = "volumes_recover_within";
+    let v = &input.state.volumes;
+    let last_step = input.state.faults.last().map_or(0, |(_, t)| *t);
+    let limit = last_step + within.as_millis() as u64;
+    let not_healthy = v
+        .states
+        .values()
+        .filter(|s| **s != outage_lab_proto::VolumeState::Healthy)
+        .count();
+    if not_healthy > 0 {
+        return result(
+            NAME,
+            false,
+            format!(
+                "{not_healthy} volumes not healthy at the end ({} stuck)",
+                v.stuck_now
+            ),
+        );
+    }
+    match v.recovered_at_ms {
+        None => result(NAME, true, "every volume stayed healthy".into()),
+        Some(t) if t <= limit.max(last_step) => result(
+            NAME,
+            true,
+            format!(
+                "every volume healthy again at {t}ms, {}ms after the last step (limit {}ms)",
+                t.saturating_sub(last_step),
+                within.as_millis()
+            ),
+        ),
+        Some(t) => result(
+            NAME,
+            false,
+            format!(
+                "every volume healthy again only at {t}ms, {}ms after the last step (limit {}ms)",
+                t.saturating_sub(last_step),
+                within.as_millis()
+            ),
+        ),
+    }
 }
 
 fn result(name: &str, passed: bool, detail: String) -> ExpectationResult {
@@ -659,6 +828,7 @@ expect:
                 plan: &self.plan,
                 state: &state,
                 end_ms: 20_000,
+                writes: None,
             })
         }
 

@@ -11,7 +11,9 @@
 //! 5. check the expectations and write `report.json`.
 
 pub mod checks;
+pub mod endpoints;
 pub mod ledger;
+pub mod load;
 pub mod report;
 pub mod state;
 pub mod supervisor;
@@ -21,13 +23,15 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use outage_lab_proto::report::{ExpectationResult, Report, Verdict};
 use outage_lab_proto::wire::{SetRecordMsg, Target};
-use outage_lab_proto::{COLLECTOR_NAME, Event, JournalEntry, ProcessRole};
+use outage_lab_proto::{COLLECTOR_NAME, Event, HumanDuration, JournalEntry, ProcessRole};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use self::checks::{CheckInput, check_all};
 use self::state::RunState;
@@ -39,6 +43,8 @@ use crate::scenario::{AgentSelection, Scenario, Step};
 /// How long a process may take to print its readiness line.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long a process may take to stop after SIGTERM before it gets SIGKILL.
+/// How often the customer load's counters go to the journal.
+const LOAD_STATS_INTERVAL: Duration = Duration::from_secs(1);
 const STOP_GRACE: Duration = Duration::from_secs(3);
 
 /// A failure of the harness itself (exit code 3): a process would not start, a fault could not be
@@ -85,6 +91,8 @@ pub struct RunOptions {
     pub exe: PathBuf,
     /// The scenario file's text, copied into the run directory.
     pub scenario_text: String,
+    /// Serve the live view on this (loopback) address during the run.
+    pub serve: Option<SocketAddr>,
 }
 
 /// How a run ended, when the harness itself did not fail.
@@ -152,7 +160,18 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Outcome, Harnes
         last_flush: Instant::now(),
         guard: MemoryGuard::new(opts.memory_limit),
         memory_abort: None,
+        seed,
+        load: Arc::default(),
+        load_stop: CancellationToken::new(),
+        load_task: None,
+        write_check: None,
+        live: None,
     };
+    if let Some(addr) = opts.serve {
+        let live = live_view(addr, &scenario, &plan).await?;
+        driver.endpoints.listed.add_live_view(&live.url);
+        driver.live = Some(live);
+    }
     driver.sup.emit(Event::RunStarted {
         scenario: scenario.name.clone(),
         seed,
@@ -199,6 +218,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Outcome, Harnes
         plan: &plan,
         state: &driver.state,
         end_ms,
+        writes: driver.write_check.as_ref(),
     });
     if let Some(sig) = interrupted {
         expectations.insert(
@@ -253,14 +273,23 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Outcome, Harnes
         .flush()
         .map_err(|e| HarnessError::io("write journal.jsonl".into(), e))?;
 
+    let (load_total, acknowledged_writes) = {
+        let ledger = load::lock(&driver.load);
+        (ledger.total(), ledger.acknowledged_writes)
+    };
     let report = report::build(
         &scenario.name,
         seed,
-        verdict,
-        t0.elapsed(),
         &plan,
         &driver.state,
-        expectations,
+        report::Outcome {
+            verdict,
+            wall: t0.elapsed(),
+            expectations,
+            load: load_total,
+            acknowledged_writes,
+            writes: driver.write_check.as_ref().and_then(|c| c.as_ref().ok()),
+        },
     );
     let junit_path = run_dir.join("junit.xml");
     std::fs::write(&junit_path, report::junit(&report))
@@ -270,6 +299,13 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Outcome, Harnes
         .map_err(|e| HarnessError::io("encode report".into(), std::io::Error::other(e)))?;
     std::fs::write(&report_path, json + "\n")
         .map_err(|e| HarnessError::io(format!("write {}", report_path.display()), e))?;
+    // The page people read, from the files just written (`outage-lab report` does the same).
+    if let Err(e) = outage_lab_viz::write_report(&run_dir) {
+        say(&format!("could not write report.html: {e}"));
+    }
+    if let Some(live) = driver.live.take() {
+        live.close(Duration::from_millis(500)).await;
+    }
     Ok(Outcome {
         run_dir,
         report,
@@ -285,6 +321,10 @@ struct Endpoints {
     watchdog_admin: Option<SocketAddr>,
     agent_pids: BTreeMap<String, u32>,
     storage_pids: BTreeMap<String, u32>,
+    storage_addrs: BTreeMap<String, SocketAddr>,
+    control: Option<SocketAddr>,
+    /// Every URL of the run, for `endpoints.json`.
+    listed: endpoints::Endpoints,
 }
 
 struct Driver<'a> {
@@ -304,6 +344,18 @@ struct Driver<'a> {
     guard: MemoryGuard,
     /// Set by the guard: why the run was stopped early.
     memory_abort: Option<String>,
+    /// The run's seed (the scenario's, or `--seed`).
+    seed: u64,
+    /// The customer load's counters and acknowledged writes.
+    load: Arc<Mutex<load::LoadLedger>>,
+    /// Stops the customer load.
+    load_stop: CancellationToken,
+    /// The customer load, while it runs.
+    load_task: Option<tokio::task::JoinHandle<()>>,
+    /// Every acknowledged write read back at the end (after recovery).
+    write_check: Option<Result<load::WriteCheck, String>>,
+    /// The live view (`run --serve`), fed every journal entry.
+    live: Option<outage_lab_viz::live::LiveView>,
 }
 
 impl Driver<'_> {
@@ -325,6 +377,8 @@ impl Driver<'_> {
         self.pump();
         let status_every = 5_000;
         self.next_status_ms = self.sup.now_ms() + status_every;
+        let mut load_stats = tokio::time::interval(LOAD_STATS_INTERVAL);
+        load_stats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
         let steps = self.scenario.timeline.clone();
         let end = fleet_up + self.scenario.duration.value.get();
@@ -343,10 +397,14 @@ impl Driver<'_> {
                         None => break,
                     }
                 }
+                _ = load_stats.tick() => self.emit_load_stats(),
             }
             if self.memory_abort.is_some() {
                 return Ok(());
             }
+            crate::terminal::tick(|| {
+                report::status_line(self.sup.now_ms(), self.plan, &self.state)
+            });
             if self.sup.now_ms() >= self.next_status_ms {
                 self.next_status_ms += status_every;
                 say(&report::status_line(
@@ -357,12 +415,106 @@ impl Driver<'_> {
             }
         }
         self.pump();
+        self.finish_load().await;
         say(&report::status_line(
             self.sup.now_ms(),
             self.plan,
             &self.state,
         ));
         Ok(())
+    }
+
+    fn emit_load_stats(&mut self) {
+        if self.load_task.is_some() {
+            self.emit_load_window();
+        }
+    }
+
+    /// Tells the load's counters since the last window.
+    fn emit_load_window(&mut self) {
+        let w = load::lock(&self.load).take_window();
+        self.sup.emit(Event::LoadStats {
+            requests: w.requests,
+            ok: w.ok,
+            errors: w.errors,
+            p50_ms: w.p50_ms,
+            p99_ms: w.p99_ms,
+        });
+    }
+
+    /// Starts control (which places the volumes) and then the customer load.
+    async fn start_control_and_load(&mut self) -> Result<(), HarnessError> {
+        let servers = self
+            .plan
+            .servers
+            .iter()
+            .filter_map(|s| {
+                self.endpoints.storage_addrs.get(&s.id).map(|addr| {
+                    outage_lab_control::ServerEntry {
+                        id: s.id.clone(),
+                        addr: *addr,
+                    }
+                })
+            })
+            .collect();
+        let config = control_config(self.scenario, servers, self.seed);
+        let file = self.write_config("control", &config)?;
+        let args = role_args(
+            "control",
+            &file,
+            &[("--listen", format!("{}:0", self.plan.control))],
+        );
+        // Placement creates every replica before control is ready.
+        let timeout = READY_TIMEOUT + Duration::from_millis(20 * self.plan.servers.len() as u64);
+        let started = self.sup.start("control", "control", &args, timeout).await?;
+        let control = addr(&started, "http", "control")?;
+        self.endpoints.listed.learn("control", "control", &started);
+        self.endpoints.control = Some(control);
+        self.pump();
+        let l = &self.scenario.load;
+        if l.requests_per_second > 0.0 {
+            let config = load::LoadConfig {
+                control,
+                requests_per_second: l.requests_per_second,
+                read_fraction: l.read_fraction,
+                deadline: l.deadline.get(),
+                seed: self.seed ^ 0x10AD_10AD,
+            };
+            self.load_task = Some(tokio::spawn(load::run(
+                config,
+                self.http.clone(),
+                Arc::clone(&self.load),
+                self.load_stop.clone(),
+            )));
+        }
+        Ok(())
+    }
+
+    /// Stops the load, then reads every acknowledged write back (the timeline has repaired
+    /// everything by now).
+    async fn finish_load(&mut self) {
+        let Some(task) = self.load_task.take() else {
+            return;
+        };
+        self.load_stop.cancel();
+        let _ = task.await;
+        self.emit_load_window();
+        let Some(control) = self.endpoints.control else {
+            return;
+        };
+        let acked = load::lock(&self.load).acked.clone();
+        let check = load::read_back(&self.http, control, &acked).await;
+        match &check {
+            Ok(c) => say(&format!(
+                "t={:>5.1}s  read back {} blocks with acknowledged writes: {} lost, {} unreadable",
+                self.sup.now_ms() as f64 / 1000.0,
+                c.checked,
+                c.lost.len(),
+                c.unreadable.len()
+            )),
+            Err(e) => say(&format!("could not read acknowledged writes back: {e}")),
+        }
+        self.write_check = Some(check);
     }
 
     async fn start_fleet(&mut self) -> Result<(), HarnessError> {
@@ -391,6 +543,7 @@ impl Driver<'_> {
             let started = pending.ready(READY_TIMEOUT).await?;
             let udp = addr(&started, "dns", &name)?;
             let admin = addr(&started, "admin", &name)?;
+            self.endpoints.listed.learn(&name, "dns", &started);
             self.endpoints.dns.insert(name, (udp, admin));
         }
 
@@ -413,6 +566,9 @@ impl Driver<'_> {
             .start("watchdog", "watchdog", &args, READY_TIMEOUT)
             .await?;
         self.endpoints.watchdog_admin = Some(addr(&started, "admin", "watchdog")?);
+        self.endpoints
+            .listed
+            .learn("watchdog", "watchdog", &started);
         self.pump();
 
         // Agents first (storage needs their pids), all at once, then storage, then wait for all.
@@ -442,13 +598,33 @@ impl Driver<'_> {
         let timeout = READY_TIMEOUT + Duration::from_millis(50 * plan.servers.len() as u64);
         for (id, role, pending) in pendings {
             let started = pending.ready(timeout).await?;
+            let name = format!("{role}-{id}");
+            self.endpoints
+                .listed
+                .learn(&name, &role.to_string(), &started);
             match role {
-                ProcessRole::Agent => self.endpoints.agent_pids.insert(id, started.pid),
-                ProcessRole::Storage => self.endpoints.storage_pids.insert(id, started.pid),
-            };
+                ProcessRole::Agent => {
+                    self.endpoints.agent_pids.insert(id, started.pid);
+                }
+                ProcessRole::Storage => {
+                    let http = addr(&started, "http", &format!("storage-{id}"))?;
+                    self.endpoints.storage_addrs.insert(id.clone(), http);
+                    self.endpoints.storage_pids.insert(id, started.pid);
+                }
+            }
             self.pump();
         }
-        self.push_targets().await
+        self.push_targets().await?;
+        self.start_control_and_load().await?;
+        self.write_endpoints()
+    }
+
+    fn write_endpoints(&self) -> Result<(), HarnessError> {
+        let path = self.run_dir.join(endpoints::FILE);
+        self.endpoints
+            .listed
+            .write(&self.run_dir)
+            .map_err(|e| HarnessError::io(format!("write {}", path.display()), e))
     }
 
     async fn start_collector(
@@ -466,6 +642,7 @@ impl Driver<'_> {
             .sup
             .start(name, "collector", &args, READY_TIMEOUT)
             .await?;
+        self.endpoints.listed.learn(name, "collector", &started);
         addr(&started, "http", name)
     }
 
@@ -480,9 +657,11 @@ impl Driver<'_> {
         let config = agent_config(scenario, server, dns_addr, self.endpoints.collector_port);
         let name = format!("agent-{}", server.id);
         let file = self.write_config(&name, &config)?;
-        let pending = self
-            .sup
-            .spawn(&name, "agent", &role_args("agent", &file, &[]))?;
+        // Metrics on the server's own address; a restarted agent takes its old port again.
+        let metrics = (self.endpoints.listed.metrics_addr(&name))
+            .unwrap_or_else(|| SocketAddr::new(server.ip.into(), 0));
+        let args = role_args("agent", &file, &[("--metrics", metrics.to_string())]);
+        let pending = self.sup.spawn(&name, "agent", &args)?;
         let pid_file = self.pid_file(&server.id);
         std::fs::write(&pid_file, format!("{}\n", pending.pid()))
             .map_err(|e| HarnessError::io(format!("write {}", pid_file.display()), e))?;
@@ -492,6 +671,8 @@ impl Driver<'_> {
     /// Tells the watchdog the complete set of pids to watch.
     async fn push_targets(&mut self) -> Result<(), HarnessError> {
         let budget = self.scenario.fleet.memory_budget.value.bytes();
+        let plan = self.plan;
+        let stale = |id: &str| plan.servers.iter().any(|s| s.id == id && s.stale);
         let mut targets = Vec::new();
         for (server, pid) in &self.endpoints.agent_pids {
             targets.push(Target {
@@ -499,6 +680,7 @@ impl Driver<'_> {
                 role: ProcessRole::Agent,
                 pid: *pid,
                 budget_bytes: budget,
+                stale: stale(server),
             });
         }
         for (server, pid) in &self.endpoints.storage_pids {
@@ -507,6 +689,7 @@ impl Driver<'_> {
                 role: ProcessRole::Storage,
                 pid: *pid,
                 budget_bytes: budget,
+                stale: stale(server),
             });
         }
         let Some(admin) = self.endpoints.watchdog_admin else {
@@ -545,6 +728,8 @@ impl Driver<'_> {
                     .await?;
                 // A hardware failure does not shut down cleanly: SIGKILL at once.
                 self.sup.stop("collector-old", Duration::ZERO).await;
+                self.endpoints.listed.forget("collector-old");
+                self.write_endpoints()?;
                 format!(
                     "collector-old ({}:{port}) failed (SIGKILL); replacement collector-new serves on {new}; DNS still names the old address",
                     self.plan.collector_old
@@ -689,6 +874,9 @@ impl Driver<'_> {
         if let Ok(line) = serde_json::to_string(&entry) {
             // A full disk shows up at the final flush, which is checked.
             let _ = writeln!(self.journal, "{line}");
+            if let Some(live) = &self.live {
+                live.feed.publish(&entry, &line);
+            }
         }
         if self.last_flush.elapsed() >= Duration::from_millis(250) || entry.source == "harness" {
             let _ = self.journal.flush();
@@ -718,6 +906,7 @@ impl Driver<'_> {
                 role.map(|r| format!(" ({r})")).unwrap_or_default()
             ));
         }
+        crate::terminal::observe(&entry);
         self.state.apply(&entry);
     }
 
@@ -765,7 +954,37 @@ fn storage_config(scenario: &Scenario, id: &str, pid_file: PathBuf) -> outage_la
         fill_fraction: scenario.storage.fill_fraction.value,
         agent_pid_file: Some(pid_file),
         working_set: scenario.storage.working_set.value,
+        miss_penalty: scenario.storage.miss_penalty,
+        request_deadline: scenario.storage.request_deadline,
+        replica_bytes: scenario.volumes.replica_size,
+        probe_blocks: scenario.volumes.probe.blocks,
         ..outage_lab_storage::Config::default()
+    }
+}
+
+/// The control plane's config for these storage servers.
+pub(crate) fn control_config(
+    scenario: &Scenario,
+    servers: Vec<outage_lab_control::ServerEntry>,
+    seed: u64,
+) -> outage_lab_control::Config {
+    let v = &scenario.volumes;
+    outage_lab_control::Config {
+        servers,
+        slots_per_server: v.slots_per_server,
+        placement_fill: v.placement_fill,
+        blocks_per_volume: v.blocks_per_volume,
+        probe_interval: v.probe.interval,
+        // A probe is one request with the storage deadline; give the network a little more.
+        probe_timeout: HumanDuration(
+            scenario.storage.request_deadline.get() + Duration::from_millis(150),
+        ),
+        probe_window: v.probe.window,
+        unhealthy_after: v.probe.fail_after,
+        healthy_after: v.probe.recover_after,
+        failovers_per_second: v.failovers_per_second,
+        seed,
+        ..outage_lab_control::Config::new(Vec::new())
     }
 }
 
@@ -777,6 +996,30 @@ fn watchdog_config(scenario: &Scenario) -> outage_lab_watchdog::Config {
         aggregate: scenario.watchdog.aggregate.clone(),
         admin_token: None,
     }
+}
+
+/// Starts the live view (`run --serve`) of this fleet and tells its URL.
+async fn live_view(
+    addr: SocketAddr,
+    scenario: &Scenario,
+    plan: &Plan,
+) -> Result<outage_lab_viz::live::LiveView, HarnessError> {
+    use outage_lab_viz::live::{Fleet, FleetServer, LiveView};
+    let fleet = Fleet {
+        scenario: scenario.name.clone(),
+        servers: (plan.servers.iter())
+            .map(|s| FleetServer {
+                id: s.id.clone(),
+                dns_server: s.dns_server.clone(),
+                stale: s.stale,
+            })
+            .collect(),
+    };
+    let view = LiveView::start(addr, &fleet)
+        .await
+        .map_err(|e| HarnessError::io(format!("serve the live view on {addr}"), e))?;
+    say(&format!("live view: {}", view.url));
+    Ok(view)
 }
 
 /// Checks that every process the scenario would start accepts its config, so a value the roles
@@ -878,7 +1121,7 @@ fn utc_stamp(secs: u64) -> String {
 
 /// A line for the person watching.
 pub fn say(line: &str) {
-    println!("{line}");
+    crate::terminal::say(line);
 }
 
 #[cfg(test)]

@@ -3,9 +3,11 @@
 use std::time::Duration;
 
 use outage_lab_proto::report::{
-    AgentReport, ExpectationResult, Report, ServerAlarms, ServerReport, StorageReport, Verdict,
+    AgentReport, ExpectationResult, LoadReport, Report, ServerAlarms, ServerReport, StorageReport,
+    Verdict, VolumesReport,
 };
 
+use super::load::WriteCheck;
 use super::state::{RunState, ServerState};
 use crate::plan::Plan;
 
@@ -13,11 +15,9 @@ use crate::plan::Plan;
 pub fn build(
     scenario: &str,
     seed: u64,
-    verdict: Verdict,
-    wall: Duration,
     plan: &Plan,
     state: &RunState,
-    expectations: Vec<ExpectationResult>,
+    outcome: Outcome<'_>,
 ) -> Report {
     let empty = ServerState::default();
     let servers = plan
@@ -56,17 +56,49 @@ pub fn build(
                     storage_leak_at_ms: s.storage_leak_at_ms,
                     aggregate_at_ms: s.aggregate_at_ms,
                 },
+                degraded_at_ms: s.unhealthy_at_ms,
+                first_stuck_at_ms: s.first_stuck_at_ms,
+                took_failover_load: !s.took_failover_from.is_empty(),
             }
         })
         .collect();
     Report {
         scenario: scenario.to_owned(),
         seed,
-        verdict,
-        wall_ms: u64::try_from(wall.as_millis()).unwrap_or(u64::MAX),
+        verdict: outcome.verdict,
+        wall_ms: u64::try_from(outcome.wall.as_millis()).unwrap_or(u64::MAX),
         servers,
-        expectations,
+        expectations: outcome.expectations,
+        volumes: VolumesReport {
+            total: state.volumes.states.len() as u64,
+            stuck_peak: state.volumes.stuck_peak,
+            stuck_peak_at_ms: state.volumes.stuck_peak_at_ms,
+            stuck_final: state.volumes.stuck_now,
+            failovers_attempted: state.volumes.failovers_attempted,
+            failovers_without_capacity: state.volumes.failovers_without_capacity,
+            acknowledged_writes: outcome.acknowledged_writes,
+            lost_acknowledged_writes: outcome.writes.map_or(0, |w| w.lost.len() as u64),
+            recovered_at_ms: state.volumes.recovered_at_ms,
+        },
+        load: outcome.load.clone(),
     }
+}
+
+/// How the run ended, and what the customer load saw.
+#[derive(Debug)]
+pub struct Outcome<'a> {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Wall time of the run.
+    pub wall: Duration,
+    /// Every checked expectation.
+    pub expectations: Vec<ExpectationResult>,
+    /// Request counters and latency over the whole run.
+    pub load: LoadReport,
+    /// Writes acknowledged.
+    pub acknowledged_writes: u64,
+    /// The read-back check, if it ran.
+    pub writes: Option<&'a WriteCheck>,
 }
 
 fn mib(b: f64) -> String {
@@ -110,13 +142,22 @@ pub fn status_line(now_ms: u64, plan: &Plan, state: &RunState) -> String {
         .values()
         .filter(|s| s.aggregate_at_ms.is_some())
         .count();
+    let unhealthy = state
+        .servers
+        .values()
+        .filter(|s| s.unhealthy_at_ms.is_some())
+        .count();
+    let v = &state.volumes;
     format!(
-        "t={:>5.1}s  agent RSS mean: stale {} / fresh {} | leak alarms: {}/{stale_n} stale, {} fresh, {other_alarms} storage | aggregate (2012) alarms: {aggregate} | reports ok {ok}, failed {failed}",
+        "t={:>5.1}s  agent RSS mean: stale {} / fresh {} | leak alarms: {}/{stale_n} stale, {} fresh, {other_alarms} storage | aggregate (2012) alarms: {aggregate} | reports ok {ok}, failed {failed} | volumes stuck {}/{} (peak {}), servers ever unhealthy {unhealthy}",
         now_ms as f64 / 1000.0,
         mean(groups[1]),
         mean(groups[0]),
         groups[1].2,
         groups[0].2,
+        v.stuck_now,
+        v.states.len(),
+        v.stuck_peak,
     )
 }
 
@@ -212,6 +253,8 @@ mod tests {
             wall_ms: 45_250,
             servers: Vec::new(),
             expectations,
+            volumes: VolumesReport::default(),
+            load: LoadReport::default(),
         }
     }
 

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use outage_lab_proto::{AlarmKind, Event, JournalEntry, ProcessRole};
+use outage_lab_proto::{AlarmKind, Event, FailoverOutcome, JournalEntry, ProcessRole, VolumeState};
 
 /// One life of an agent process (a restart starts a new one).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -46,6 +46,15 @@ pub struct ServerState {
     pub storage_leak_at_ms: Option<u64>,
     /// First aggregate alarm.
     pub aggregate_at_ms: Option<u64>,
+    /// When control first counted it as not serving I/O.
+    pub unhealthy_at_ms: Option<u64>,
+    /// When one of the volumes it held first became stuck.
+    pub first_stuck_at_ms: Option<u64>,
+    /// Servers whose failed volumes it received a new mirror of.
+    pub took_failover_from: std::collections::BTreeSet<String>,
+    /// The other servers of the volumes it held when they got stuck (the failed replicas whose
+    /// load it was left with).
+    pub stuck_alongside: std::collections::BTreeSet<String>,
 }
 
 impl ServerState {
@@ -114,6 +123,32 @@ pub struct RunState {
     pub first_leak_alarm_ms: Option<u64>,
     /// When the timeline started (the fleet was up).
     pub fleet_up_ms: Option<u64>,
+    /// The volumes.
+    pub volumes: VolumesState,
+}
+
+/// Volumes as the journal tells them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VolumesState {
+    /// Every volume's current state.
+    pub states: BTreeMap<String, VolumeState>,
+    /// Volumes stuck right now.
+    pub stuck_now: u64,
+    /// Most volumes stuck at once, and when that was first reached.
+    pub stuck_peak: u64,
+    /// When `stuck_peak` was first reached.
+    pub stuck_peak_at_ms: Option<u64>,
+    /// When every volume was last seen returning to healthy after some were not; cleared when
+    /// one falls out of healthy again.
+    pub recovered_at_ms: Option<u64>,
+    /// Whether any volume ever left healthy.
+    pub ever_unhealthy: bool,
+    /// Failover counters from control's last stats.
+    pub failovers_attempted: u64,
+    /// Failovers that found no capacity, from control's last stats.
+    pub failovers_without_capacity: u64,
+    /// Stuck volumes over time: (t_ms, count), one point per change.
+    pub stuck_series: Vec<(u64, u64)>,
 }
 
 impl RunState {
@@ -223,11 +258,76 @@ impl RunState {
                     self.first_leak_alarm_ms.get_or_insert(t);
                 }
             }
+            Event::ServerHealth {
+                server,
+                healthy: false,
+                ..
+            } => {
+                self.server(server).unhealthy_at_ms.get_or_insert(t);
+            }
+            Event::VolumeChanged {
+                volume,
+                state,
+                replicas,
+                ..
+            } => {
+                if *state == VolumeState::Stuck {
+                    for r in replicas {
+                        let server = self.server(r);
+                        server.first_stuck_at_ms.get_or_insert(t);
+                        let others = replicas.iter().filter(|o| *o != r).cloned();
+                        server.stuck_alongside.extend(others);
+                    }
+                }
+                self.volume_changed(t, volume, *state);
+            }
+            Event::Failover {
+                from,
+                to: Some(to),
+                outcome: FailoverOutcome::Remirrored,
+                ..
+            } if from != to => {
+                let from = from.clone();
+                self.server(to).took_failover_from.insert(from);
+            }
+            Event::ControlStats {
+                failovers_attempted,
+                failovers_without_capacity,
+                ..
+            } => {
+                self.volumes.failovers_attempted = *failovers_attempted;
+                self.volumes.failovers_without_capacity = *failovers_without_capacity;
+            }
             Event::FaultInjected { action, .. } => self.faults.push((action.clone(), t)),
             Event::Phase { name, .. } if name == "timeline" => {
                 self.fleet_up_ms.get_or_insert(t);
             }
             _ => {}
+        }
+    }
+
+    fn volume_changed(&mut self, t: u64, volume: &str, state: VolumeState) {
+        let v = &mut self.volumes;
+        let old = v.states.insert(volume.to_owned(), state);
+        let was_stuck = old == Some(VolumeState::Stuck);
+        let is_stuck = state == VolumeState::Stuck;
+        if is_stuck && !was_stuck {
+            v.stuck_now += 1;
+        } else if was_stuck && !is_stuck {
+            v.stuck_now = v.stuck_now.saturating_sub(1);
+        }
+        if is_stuck != was_stuck {
+            v.stuck_series.push((t, v.stuck_now));
+        }
+        if v.stuck_now > v.stuck_peak {
+            v.stuck_peak = v.stuck_now;
+            v.stuck_peak_at_ms = Some(t);
+        }
+        if state != VolumeState::Healthy {
+            v.ever_unhealthy = true;
+            v.recovered_at_ms = None;
+        } else if v.ever_unhealthy && v.states.values().all(|s| *s == VolumeState::Healthy) {
+            v.recovered_at_ms = Some(t);
         }
     }
 

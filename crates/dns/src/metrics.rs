@@ -1,0 +1,114 @@
+//! `GET /metrics` on a DNS server's admin listener: queries answered, the answer it gives right
+//! now for `collector.lab.internal` (a gauge of 1 labelled with the address, the usual idiom for
+//! "current value is a string"), the zone serial and how many record changes it has taken.
+//!
+//! `/metrics` is read-only and sits outside the admin API's access check, like `/health` on the
+//! other daemons: a Prometheus on another host can scrape it without the admin token.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use hickory_server::net::runtime::Time;
+use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
+use outage_lab_proto::metrics::prometheus_client::metrics::counter::Counter;
+use outage_lab_proto::metrics::prometheus_client::metrics::family::Family;
+use outage_lab_proto::metrics::prometheus_client::metrics::gauge::Gauge;
+use outage_lab_proto::metrics::prometheus_client::registry::Registry;
+use outage_lab_proto::{COLLECTOR_NAME, metrics};
+
+use crate::zone::Zone;
+
+/// The DNS server's metrics.
+#[derive(Debug)]
+pub(crate) struct Metrics {
+    registry: Registry,
+    queries: Counter,
+    answer: Family<Vec<(&'static str, String)>, Gauge>,
+    serial: Gauge,
+    changes: Gauge,
+    /// The serial at start: changes are counted from it.
+    initial_serial: u32,
+}
+
+impl Metrics {
+    pub(crate) fn new(initial_serial: u32) -> Self {
+        let mut registry = Registry::with_prefix(metrics::PREFIX);
+        let queries = Counter::default();
+        registry.register(
+            "dns_queries",
+            "DNS requests this server answered (UDP and TCP)",
+            queries.clone(),
+        );
+        let answer = Family::<Vec<(&'static str, String)>, Gauge>::default();
+        registry.register(
+            "dns_collector_answer",
+            "1 for every address this server answers for collector.lab.internal right now",
+            answer.clone(),
+        );
+        let serial = Gauge::default();
+        registry.register("dns_zone_serial", "The zone's SOA serial", serial.clone());
+        let changes = Gauge::default();
+        registry.register(
+            "dns_record_changes",
+            "Record set replacements since start (through the admin API)",
+            changes.clone(),
+        );
+        Self {
+            registry,
+            queries,
+            answer,
+            serial,
+            changes,
+            initial_serial,
+        }
+    }
+
+    /// The `/metrics` route; the zone is read at scrape time.
+    pub(crate) fn router(self: Arc<Self>, zone: Arc<Zone>) -> Router {
+        Router::new()
+            .route("/metrics", get(serve))
+            .with_state((self, zone))
+    }
+}
+
+async fn serve(State((m, zone)): State<(Arc<Metrics>, Arc<Zone>)>) -> impl IntoResponse {
+    let snapshot = zone.snapshot().await;
+    m.answer.clear();
+    for addr in snapshot.records.get(COLLECTOR_NAME).into_iter().flatten() {
+        m.answer
+            .get_or_create(&vec![("address", addr.to_string())])
+            .set(1);
+    }
+    m.serial.set(i64::from(snapshot.serial));
+    m.changes
+        .set(i64::from(snapshot.serial.wrapping_sub(m.initial_serial)));
+    (
+        [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
+        metrics::encode(&m.registry),
+    )
+}
+
+/// A request handler that counts every request, then lets `inner` answer it.
+#[derive(Debug)]
+pub(crate) struct Counting<H> {
+    pub(crate) inner: H,
+    pub(crate) metrics: Arc<Metrics>,
+}
+
+#[async_trait::async_trait]
+impl<H: RequestHandler> RequestHandler for Counting<H> {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        response_handle: R,
+    ) -> ResponseInfo {
+        self.metrics.queries.inc();
+        self.inner
+            .handle_request::<R, T>(request, response_handle)
+            .await
+    }
+}

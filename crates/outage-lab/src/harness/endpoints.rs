@@ -1,0 +1,199 @@
+//! `endpoints.json` in the run directory: every URL a run serves, so a person or a script knows
+//! what to scrape (`/metrics` of every process) and where the admin APIs are, without reading
+//! logs. Written as soon as the fleet is up and rewritten whenever a process comes up on a new
+//! address (the replacement collector); restarted agents keep their metrics address.
+//!
+//! The file is a JSON list of `{name, role, url, kind}`; `kind` is `metrics`, `admin` (an API
+//! that changes state), `health` or `stats` (read-only JSON), or `dns` (a `dns://` server).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::supervisor::Started;
+
+/// The file's name in the run directory.
+pub const FILE: &str = "endpoints.json";
+
+/// One URL of the run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Endpoint {
+    /// The process's name in the run (`dns-a`, `agent-s003`, `watchdog`, ...).
+    pub name: String,
+    /// Its role (`dns`, `collector`, `agent`, `storage`, `watchdog`).
+    pub role: String,
+    /// Where it serves.
+    pub url: String,
+    /// What the URL is for: `metrics`, `admin`, `health`, `stats`, `dns`, or for `run --serve`
+    /// `live` (the page) and `events` (its server-sent events).
+    pub kind: &'static str,
+}
+
+/// Every endpoint learned so far, by process name (a process that comes up again replaces its
+/// old entries).
+#[derive(Debug, Default)]
+pub struct Endpoints {
+    by_process: BTreeMap<String, Vec<Endpoint>>,
+}
+
+impl Endpoints {
+    /// Records what a process announced in its readiness line.
+    pub fn learn(&mut self, name: &str, role: &str, started: &Started) {
+        let entry = |url: String, kind| Endpoint {
+            name: name.to_owned(),
+            role: role.to_owned(),
+            url,
+            kind,
+        };
+        let mut list = Vec::new();
+        for (key, addr) in &started.addrs {
+            let http = |path: &str| format!("http://{addr}{path}");
+            match (role, key.as_str()) {
+                ("dns", "dns") => list.push(entry(format!("dns://{addr}"), "dns")),
+                ("dns", "admin") => {
+                    list.push(entry(http("/metrics"), "metrics"));
+                    list.push(entry(http("/records"), "admin"));
+                }
+                ("collector", "http") => {
+                    list.push(entry(http("/metrics"), "metrics"));
+                    list.push(entry(http("/stats"), "stats"));
+                }
+                ("control", "http") => {
+                    list.push(entry(http("/metrics"), "metrics"));
+                    list.push(entry(http("/volumes"), "admin"));
+                    list.push(entry(http("/health"), "health"));
+                }
+                ("storage", "http") => {
+                    list.push(entry(http("/metrics"), "metrics"));
+                    list.push(entry(http("/health"), "health"));
+                }
+                ("watchdog", "admin") => {
+                    list.push(entry(http("/metrics"), "metrics"));
+                    list.push(entry(http("/targets"), "admin"));
+                    list.push(entry(http("/health"), "health"));
+                }
+                (_, "metrics") => list.push(entry(http("/metrics"), "metrics")),
+                _ => {}
+            }
+        }
+        self.by_process.insert(name.to_owned(), list);
+    }
+
+    /// Lists the live view (`run --serve`): the page and its event stream.
+    pub fn add_live_view(&mut self, url: &str) {
+        let base = url.trim_end_matches('/');
+        let entry = |url: String, kind| Endpoint {
+            name: "live-view".to_owned(),
+            role: "harness".to_owned(),
+            url,
+            kind,
+        };
+        self.by_process.insert(
+            "live-view".to_owned(),
+            vec![
+                entry(format!("{base}/"), "live"),
+                entry(format!("{base}/events"), "events"),
+            ],
+        );
+    }
+
+    /// Drops a process that is gone for good (the failed collector).
+    pub fn forget(&mut self, name: &str) {
+        self.by_process.remove(name);
+    }
+
+    /// The address a process's `/metrics` was on, so a restarted agent can take it again and a
+    /// scraper's target list stays true.
+    pub fn metrics_addr(&self, name: &str) -> Option<SocketAddr> {
+        let url = &self
+            .by_process
+            .get(name)?
+            .iter()
+            .find(|e| e.kind == "metrics")?
+            .url;
+        url.strip_prefix("http://")?
+            .strip_suffix("/metrics")?
+            .parse()
+            .ok()
+    }
+
+    /// Writes `endpoints.json` into `run_dir` (through a temporary file, so a reader never sees
+    /// half a list).
+    pub fn write(&self, run_dir: &Path) -> std::io::Result<()> {
+        let all: Vec<&Endpoint> = self.by_process.values().flatten().collect();
+        let json = serde_json::to_string_pretty(&all).map_err(std::io::Error::other)?;
+        let tmp = run_dir.join(format!("{FILE}.tmp"));
+        std::fs::write(&tmp, json + "\n")?;
+        std::fs::rename(&tmp, run_dir.join(FILE))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn started(addrs: &[(&str, &str)]) -> Started {
+        Started {
+            pid: 1,
+            addrs: addrs
+                .iter()
+                .map(|(k, a)| ((*k).to_owned(), a.parse().expect("addr")))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_live_view_is_listed_with_its_event_stream() {
+        let mut e = Endpoints::default();
+        e.add_live_view("http://127.0.0.1:4100/");
+        let urls: Vec<(&str, &str)> = e
+            .by_process
+            .values()
+            .flatten()
+            .map(|x| (x.kind, x.url.as_str()))
+            .collect();
+        assert_eq!(
+            urls,
+            vec![
+                ("live", "http://127.0.0.1:4100/"),
+                ("events", "http://127.0.0.1:4100/events")
+            ]
+        );
+    }
+
+    #[test]
+    fn a_dns_server_lists_its_metrics_admin_and_dns_urls_and_an_agent_keeps_its_metrics_address() {
+        let mut e = Endpoints::default();
+        e.learn(
+            "dns-a",
+            "dns",
+            &started(&[("dns", "127.9.0.2:5300"), ("admin", "127.9.0.2:8000")]),
+        );
+        e.learn(
+            "agent-s000",
+            "agent",
+            &started(&[("metrics", "127.9.1.1:9100")]),
+        );
+        let urls: Vec<(&str, &str)> = e
+            .by_process
+            .values()
+            .flatten()
+            .map(|x| (x.url.as_str(), x.kind))
+            .collect();
+        assert_eq!(
+            urls,
+            [
+                ("http://127.9.1.1:9100/metrics", "metrics"),
+                ("http://127.9.0.2:8000/metrics", "metrics"),
+                ("http://127.9.0.2:8000/records", "admin"),
+                ("dns://127.9.0.2:5300", "dns"),
+            ]
+        );
+        assert_eq!(
+            e.metrics_addr("agent-s000"),
+            Some("127.9.1.1:9100".parse().expect("addr"))
+        );
+    }
+}

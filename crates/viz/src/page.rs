@@ -1,0 +1,581 @@
+//! Assembling `report.html`: the summary, the verdict table, the plots and the 2012 timeline.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::net::IpAddr;
+
+use outage_lab_proto::report::{Report, Verdict};
+use outage_lab_proto::{AlarmKind, Event, JournalEntry, ProcessRole};
+
+use crate::series::{self, Group, Phases};
+use crate::svg::{Frame, esc, secs, trim};
+
+/// Colours of the memory plot. Exact RGB, drawn without transparency, so a screenshot can be
+/// checked for them pixel by pixel.
+pub mod colour {
+    /// Agents behind a stale DNS server (they leak).
+    pub const STALE_AGENT: (u8, u8, u8) = (0xd6, 0x27, 0x28);
+    /// Agents behind an updated DNS server.
+    pub const FRESH_AGENT: (u8, u8, u8) = (0x1f, 0x77, 0xb4);
+    /// Storage processes.
+    pub const STORAGE: (u8, u8, u8) = (0x9a, 0x9a, 0x9a);
+    /// The per-process leak alarm.
+    pub const LEAK_ALARM: (u8, u8, u8) = (0xff, 0x7f, 0x0e);
+    /// The 2012 aggregate alarm.
+    pub const AGGREGATE_ALARM: (u8, u8, u8) = (0x94, 0x67, 0xbd);
+}
+
+fn hex((r, g, b): (u8, u8, u8)) -> String {
+    format!("#{r:02x}{g:02x}{b:02x}")
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// What every plot draws from.
+struct Ctx<'a> {
+    entries: &'a [JournalEntry],
+    report: &'a Report,
+    phases: Phases,
+    end_ms: u64,
+}
+
+/// The whole page.
+pub(crate) fn render(entries: &[JournalEntry], report: &Report, skipped: usize) -> String {
+    let end_ms = entries
+        .iter()
+        .map(|e| e.t_ms)
+        .max()
+        .unwrap_or(report.wall_ms)
+        .max(1);
+    let cx = Ctx {
+        entries,
+        report,
+        phases: series::phases(entries, end_ms),
+        end_ms,
+    };
+    let mut out = String::with_capacity(256 * 1024);
+    let title = format!(
+        "outage-lab: {} seed {} ({})",
+        report.scenario,
+        report.seed,
+        verdict_word(report.verdict)
+    );
+    let _ = write!(
+        out,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title><style>{}</style></head><body>\n",
+        esc(&title),
+        css()
+    );
+    summary(&mut out, entries, report, end_ms);
+    section(&mut out, "memory", "Resident memory per process");
+    memory_plot(&mut out, &cx);
+    section(
+        &mut out,
+        "dns",
+        "What each DNS server answers for the collector",
+    );
+    dns_plot(&mut out, &cx);
+    section(&mut out, "alarms", "Alarms");
+    alarm_plot(&mut out, &cx);
+    section(&mut out, "volumes", "Stuck volumes and customer errors");
+    volume_plots(&mut out, &cx);
+    section(&mut out, "phases", "Phases and faults of this run");
+    phase_table(&mut out, &cx.phases);
+    section(&mut out, "verdict", "Expectations");
+    verdict_table(&mut out, report);
+    section(&mut out, "y2012", "The 2012 event, for comparison");
+    crate::incident::timeline(&mut out, &cx.phases);
+    let _ = write!(
+        out,
+        "<p class=\"foot\">Built from journal.jsonl ({} entries{}) and report.json by outage-lab; rebuild with <code>outage-lab report RUN_DIR</code>. Every plot is inline SVG: this file needs nothing else.</p>\n</body></html>\n",
+        entries.len(),
+        if skipped > 0 {
+            format!(", {skipped} of kinds this version does not know skipped")
+        } else {
+            String::new()
+        }
+    );
+    out
+}
+
+fn verdict_word(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Pass => "PASS",
+        Verdict::Fail => "FAIL",
+    }
+}
+
+fn css() -> String {
+    format!(
+        "body{{font:14px/1.4 sans-serif;margin:16px 24px;color:#222;max-width:1000px}}\
+h1{{font-size:20px;margin:0 0 4px}}h2{{font-size:16px;margin:22px 0 4px}}\
+.pass{{color:#1a7f37}}.fail{{color:#c00}}\
+table{{border-collapse:collapse;margin:6px 0}}td,th{{border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top}}\
+th{{background:#f3f3f3}}td.no{{color:#c00;font-weight:bold}}td.yes{{color:#1a7f37}}\
+.kv td:first-child{{color:#555}}.legend span{{margin-right:14px;white-space:nowrap}}\
+.sw{{display:inline-block;width:14px;height:4px;margin-right:4px;vertical-align:middle}}\
+.note{{color:#666;font-style:italic}}.foot{{color:#777;font-size:12px;margin-top:24px}}\
+svg{{display:block;font:11px sans-serif}}svg .frame{{fill:none;stroke:#888}}svg .grid{{stroke:#eee}}\
+svg .tick{{stroke:#888}}svg .tl{{text-anchor:middle;fill:#444}}svg .vl{{text-anchor:end;fill:#444}}\
+svg .band{{stroke:none}}svg .b0{{fill:#f7f7f7}}svg .b1{{fill:#eef3f8}}\
+svg .fault{{stroke:#444;stroke-dasharray:4 3}}svg .fn{{text-anchor:middle;fill:#000;font-weight:bold}}\
+svg polyline{{fill:none;stroke-width:1.5;stroke-linejoin:round}}\
+svg .stale{{stroke:{stale};stroke-width:2}}svg .fresh{{stroke:{fresh}}}svg .storage{{stroke:{storage}}}\
+svg .leak{{stroke:{leak};stroke-width:2}}svg .aggregate{{stroke:{agg};stroke-width:2}}\
+svg .stuck{{stroke:#8c564b;stroke-width:2}}svg .degraded{{stroke:#bcbd22;stroke-width:2}}svg .err{{stroke:#17becf;stroke-width:2}}\
+svg .rowl{{text-anchor:end;fill:#222}}svg .ans{{fill:#fff;font-size:10px}}",
+        stale = hex(colour::STALE_AGENT),
+        fresh = hex(colour::FRESH_AGENT),
+        storage = hex(colour::STORAGE),
+        leak = hex(colour::LEAK_ALARM),
+        agg = hex(colour::AGGREGATE_ALARM),
+    )
+}
+
+fn section(out: &mut String, id: &str, title: &str) {
+    let _ = writeln!(out, "<h2 id=\"{id}\">{}</h2>", esc(title));
+}
+
+fn legend(out: &mut String, items: &[(String, String)]) {
+    out.push_str("<div class=\"legend\">");
+    for (colour, label) in items {
+        let _ = write!(
+            out,
+            "<span><i class=\"sw\" style=\"background:{colour}\"></i>{}</span>",
+            esc(label)
+        );
+    }
+    out.push_str("</div>\n");
+}
+
+fn summary(out: &mut String, entries: &[JournalEntry], report: &Report, end_ms: u64) {
+    let stale = report.servers.iter().filter(|s| s.stale).count();
+    let _ = write!(
+        out,
+        "<h1>{} <span class=\"{}\">{}</span></h1>\n<table class=\"kv\">",
+        esc(&report.scenario),
+        if report.verdict == Verdict::Pass {
+            "pass"
+        } else {
+            "fail"
+        },
+        verdict_word(report.verdict)
+    );
+    let description = entries.iter().find_map(|e| match &e.event {
+        Event::RunStarted { scenario, .. } => Some(scenario.clone()),
+        _ => None,
+    });
+    let mut rows: Vec<(&str, String)> = vec![
+        ("seed", report.seed.to_string()),
+        (
+            "fleet",
+            format!(
+                "{} storage servers, {stale} stale (behind a DNS server that missed the update)",
+                report.servers.len()
+            ),
+        ),
+        (
+            "wall time",
+            format!("{} (journal spans {})", secs(report.wall_ms), secs(end_ms)),
+        ),
+    ];
+    if description.as_deref() != Some(report.scenario.as_str())
+        && let Some(d) = description
+    {
+        rows.push(("journal scenario", d));
+    }
+    let leak_stale = report
+        .servers
+        .iter()
+        .filter(|s| s.stale && s.alarms.leak_at_ms.is_some())
+        .count();
+    let leak_fresh = report
+        .servers
+        .iter()
+        .filter(|s| !s.stale && s.alarms.leak_at_ms.is_some())
+        .count();
+    let aggregate = report
+        .servers
+        .iter()
+        .filter(|s| s.alarms.aggregate_at_ms.is_some())
+        .count();
+    rows.push((
+        "alarms",
+        format!(
+            "leak alarm on {leak_stale}/{stale} stale agents and {leak_fresh} fresh ones; 2012 aggregate alarm on {aggregate} servers"
+        ),
+    ));
+    let v = &report.volumes;
+    if v.total > 0 {
+        rows.push((
+            "volumes",
+            format!(
+                "{} placed; at most {} stuck at once{}; {} stuck at the end; {} failovers, {} without capacity; {} acknowledged writes, {} lost",
+                v.total,
+                v.stuck_peak,
+                v.stuck_peak_at_ms
+                    .map(|t| format!(" (at {})", secs(t)))
+                    .unwrap_or_default(),
+                v.stuck_final,
+                v.failovers_attempted,
+                v.failovers_without_capacity,
+                v.acknowledged_writes,
+                v.lost_acknowledged_writes
+            ),
+        ));
+    }
+    let l = &report.load;
+    if l.requests > 0 {
+        rows.push((
+            "customer load",
+            format!(
+                "{} requests, {} ok, {} errors ({:.1}%); p50 {:.1}ms, p99 {:.1}ms",
+                l.requests,
+                l.ok,
+                l.errors,
+                l.errors as f64 * 100.0 / l.requests as f64,
+                l.p50_ms,
+                l.p99_ms
+            ),
+        ));
+    }
+    for (k, v) in rows {
+        let _ = write!(out, "<tr><td>{}</td><td>{}</td></tr>", esc(k), esc(&v));
+    }
+    out.push_str("</table>\n");
+}
+
+fn memory_plot(out: &mut String, cx: &Ctx<'_>) {
+    let (entries, report, phases, end_ms) = (cx.entries, cx.report, &cx.phases, cx.end_ms);
+    let lines = series::memory_lines(entries, report);
+    if lines.is_empty() {
+        note(
+            out,
+            "No rss_sweep events in this journal: the watchdog sampled nothing.",
+        );
+        return;
+    }
+    let top = lines
+        .iter()
+        .flat_map(|l| l.points.iter().map(|p| p.1))
+        .fold(0.0, f64::max)
+        / MIB;
+    let f = Frame::new(360.0, end_ms as f64, 0.0, top * 1.05);
+    f.open(out, "plot memory", "resident memory per process over time");
+    f.phases(out, phases);
+    f.value_axis(out, |v| format!("{} MiB", trim(v)));
+    f.time_axis(out);
+    // Storage first and stale agents last, so the leak is drawn on top of everything.
+    let mut ordered: Vec<&series::MemoryLine> = lines.iter().collect();
+    ordered.sort_by_key(|l| l.group);
+    for l in ordered {
+        let (class, what) = match l.group {
+            Group::Storage => ("storage", "storage"),
+            Group::FreshAgent => ("fresh", "agent (fresh DNS)"),
+            Group::StaleAgent => ("stale", "agent (stale DNS)"),
+        };
+        let pts: Vec<(u64, f64)> = l.points.iter().map(|(t, b)| (*t, b / MIB)).collect();
+        f.polyline(out, class, &pts, &format!("{} {what}", l.server));
+    }
+    // Leak alarms as small marks on the time axis of the memory plot too.
+    for a in series::alarms(entries, report) {
+        let x = f.x(a.t_ms as f64);
+        let y = f.plot_bottom();
+        let _ = write!(
+            out,
+            r#"<line class="{}" x1="{x:.0}" y1="{:.0}" x2="{x:.0}" y2="{y:.0}"/>"#,
+            a.kind,
+            y - 8.0
+        );
+    }
+    out.push_str("</svg>\n");
+    let count = |g| lines.iter().filter(|l| l.group == g).count();
+    legend(
+        out,
+        &[
+            (
+                hex(colour::STALE_AGENT),
+                format!("stale agents ({})", count(Group::StaleAgent)),
+            ),
+            (
+                hex(colour::FRESH_AGENT),
+                format!("fresh agents ({})", count(Group::FreshAgent)),
+            ),
+            (
+                hex(colour::STORAGE),
+                format!("storage processes ({})", count(Group::Storage)),
+            ),
+            (
+                hex(colour::LEAK_ALARM),
+                "leak alarm (tick on the axis)".into(),
+            ),
+            (
+                hex(colour::AGGREGATE_ALARM),
+                "2012 aggregate alarm (tick on the axis)".into(),
+            ),
+        ],
+    );
+}
+
+fn dns_plot(out: &mut String, cx: &Ctx<'_>) {
+    let (entries, report, phases, end_ms) = (cx.entries, cx.report, &cx.phases, cx.end_ms);
+    let tracks = series::dns_tracks(entries, report);
+    if tracks.is_empty() {
+        note(out, "No DNS servers in this run.");
+        return;
+    }
+    // One colour per distinct answer, in order of first appearance.
+    let palette = ["#6a51a3", "#31a354", "#e6550d", "#3182bd", "#636363"];
+    let mut answers: Vec<Vec<IpAddr>> = Vec::new();
+    for t in &tracks {
+        for (_, a) in &t.answers {
+            if !answers.contains(a) {
+                answers.push(a.clone());
+            }
+        }
+    }
+    let row = 26.0;
+    let h = 18.0 + 28.0 + row * tracks.len() as f64;
+    let f = Frame::new(h, end_ms as f64, 0.0, tracks.len() as f64);
+    f.open(
+        out,
+        "plot dns",
+        "collector answer of each DNS server over time",
+    );
+    f.phases(out, phases);
+    for (i, t) in tracks.iter().enumerate() {
+        let y = f.top + row * i as f64 + 4.0;
+        let _ = write!(
+            out,
+            r#"<text class="rowl" x="{:.0}" y="{:.0}">{} ({} agents{})</text>"#,
+            f.left - 6.0,
+            y + 13.0,
+            esc(&t.name),
+            t.agents,
+            if t.stale { ", stale" } else { "" }
+        );
+        for (k, (from, addrs)) in t.answers.iter().enumerate() {
+            let to = t.answers.get(k + 1).map_or(end_ms, |n| n.0);
+            let idx = answers.iter().position(|a| a == addrs).unwrap_or(0);
+            let (x0, x1) = (f.x(*from as f64), f.x(to as f64));
+            let label = join_ips(addrs);
+            let _ = write!(
+                out,
+                r#"<rect x="{x0:.0}" y="{y:.0}" width="{:.0}" height="{:.0}" fill="{}"><title>{} answers {label} from {}</title></rect>"#,
+                (x1 - x0).max(1.0),
+                row - 8.0,
+                palette[idx % palette.len()],
+                esc(&t.name),
+                secs(*from)
+            );
+            if x1 - x0 > 90.0 {
+                let _ = write!(
+                    out,
+                    r#"<text class="ans" x="{:.0}" y="{:.0}">{label}</text>"#,
+                    x0 + 4.0,
+                    y + 13.0
+                );
+            }
+        }
+    }
+    f.time_axis(out);
+    out.push_str("</svg>\n");
+    let items: Vec<(String, String)> = answers
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            (
+                palette[i % palette.len()].to_owned(),
+                format!(
+                    "{}{}",
+                    join_ips(a),
+                    if i == 0 { " (first answer)" } else { "" }
+                ),
+            )
+        })
+        .collect();
+    legend(out, &items);
+}
+
+fn join_ips(addrs: &[IpAddr]) -> String {
+    addrs
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn alarm_plot(out: &mut String, cx: &Ctx<'_>) {
+    let (entries, report, phases, end_ms) = (cx.entries, cx.report, &cx.phases, cx.end_ms);
+    let marks = series::alarms(entries, report);
+    let rows: [(&str, AlarmKind, Option<ProcessRole>); 3] = [
+        ("leak: agents", AlarmKind::Leak, Some(ProcessRole::Agent)),
+        ("leak: storage", AlarmKind::Leak, Some(ProcessRole::Storage)),
+        ("2012 aggregate", AlarmKind::Aggregate, None),
+    ];
+    let row = 24.0;
+    let f = Frame::new(18.0 + 28.0 + row * 3.0, end_ms as f64, 0.0, 3.0);
+    f.open(out, "plot alarms", "alarms over time");
+    f.phases(out, phases);
+    for (i, (label, kind, role)) in rows.iter().enumerate() {
+        let y = f.top + row * i as f64;
+        let n = marks
+            .iter()
+            .filter(|m| m.kind == *kind && (m.kind == AlarmKind::Aggregate || m.role == *role))
+            .count();
+        let _ = write!(
+            out,
+            r#"<text class="rowl" x="{:.0}" y="{:.0}">{label} ({n})</text>"#,
+            f.left - 6.0,
+            y + 16.0
+        );
+        for m in marks
+            .iter()
+            .filter(|m| m.kind == *kind && (m.kind == AlarmKind::Aggregate || m.role == *role))
+        {
+            let x = f.x(m.t_ms as f64);
+            let _ = write!(
+                out,
+                r#"<line class="{kind}" x1="{x:.0}" y1="{:.0}" x2="{x:.0}" y2="{:.0}"><title>{} {} at {}{}: {}</title></line>"#,
+                y + 4.0,
+                y + row - 2.0,
+                kind,
+                esc(&m.server),
+                secs(m.t_ms),
+                if m.stale { " (stale)" } else { "" },
+                esc(&m.detail)
+            );
+        }
+    }
+    f.time_axis(out);
+    out.push_str("</svg>\n");
+    if marks.is_empty() {
+        note(out, "No alarm fired in this run.");
+    } else {
+        let first = |k: AlarmKind| {
+            marks
+                .iter()
+                .find(|m| m.kind == k)
+                .map_or("never".to_owned(), |m| {
+                    format!("first at {} on {}", secs(m.t_ms), m.server)
+                })
+        };
+        let _ = writeln!(
+            out,
+            "<p>Leak alarm: {}. 2012 aggregate alarm: {}.</p>",
+            esc(&first(AlarmKind::Leak)),
+            esc(&first(AlarmKind::Aggregate))
+        );
+    }
+}
+
+fn volume_plots(out: &mut String, cx: &Ctx<'_>) {
+    let (entries, phases, end_ms) = (cx.entries, &cx.phases, cx.end_ms);
+    let v = series::volumes(entries);
+    if v.stuck.is_empty() {
+        note(
+            out,
+            "No control_stats events in this journal: this run had no control plane counting volumes.",
+        );
+    } else {
+        let top = v
+            .stuck
+            .iter()
+            .chain(&v.degraded)
+            .map(|p| p.1)
+            .fold(v.total as f64, f64::max);
+        let f = Frame::new(200.0, end_ms as f64, 0.0, top.max(1.0));
+        f.open(out, "plot volumes", "stuck and degraded volumes over time");
+        f.phases(out, phases);
+        f.value_axis(out, trim);
+        f.time_axis(out);
+        f.polyline(out, "degraded", &v.degraded, "degraded volumes");
+        f.polyline(out, "stuck", &v.stuck, "stuck volumes");
+        out.push_str("</svg>\n");
+        legend(
+            out,
+            &[
+                ("#8c564b".into(), format!("stuck volumes (of {})", v.total)),
+                ("#bcbd22".into(), "degraded volumes".into()),
+            ],
+        );
+    }
+    let err = series::error_rate(entries);
+    if err.is_empty() {
+        note(
+            out,
+            "No load_stats events in this journal: this run had no customer load.",
+        );
+    } else {
+        let top = err.iter().map(|p| p.1).fold(0.0, f64::max).max(1.0);
+        let f = Frame::new(200.0, end_ms as f64, 0.0, (top * 1.1).min(100.0));
+        f.open(out, "plot errors", "customer error rate over time");
+        f.phases(out, phases);
+        f.value_axis(out, |v| format!("{}%", trim(v)));
+        f.time_axis(out);
+        f.polyline(out, "err", &err, "customer error rate");
+        out.push_str("</svg>\n");
+        legend(
+            out,
+            &[(
+                "#17becf".into(),
+                "customer error rate (% of requests in each window)".into(),
+            )],
+        );
+    }
+}
+
+fn phase_table(out: &mut String, phases: &Phases) {
+    out.push_str("<table><tr><th>#</th><th>at</th><th>what</th><th>detail</th></tr>");
+    for b in &phases.bands {
+        let _ = write!(
+            out,
+            "<tr><td></td><td>{}</td><td>phase: {}</td><td>until {}</td></tr>",
+            secs(b.from_ms),
+            esc(&b.name),
+            secs(b.to_ms)
+        );
+    }
+    for (i, f) in phases.faults.iter().enumerate() {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            i + 1,
+            secs(f.t_ms),
+            esc(&f.action),
+            esc(&f.detail)
+        );
+    }
+    out.push_str("</table>\n<p class=\"note\">The numbers mark the faults on every plot above; shaded bands are the phases.</p>\n");
+}
+
+fn verdict_table(out: &mut String, report: &Report) {
+    out.push_str(
+        "<table class=\"verdict\"><tr><th>expectation</th><th>held</th><th>evidence</th></tr>",
+    );
+    for e in &report.expectations {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td class=\"{}\">{}</td><td>{}</td></tr>",
+            esc(&e.name),
+            if e.passed { "yes" } else { "no" },
+            if e.passed { "yes" } else { "NO" },
+            esc(&e.detail)
+        );
+    }
+    out.push_str("</table>\n");
+    let by_dns: BTreeMap<&str, usize> = report.servers.iter().fold(BTreeMap::new(), |mut m, s| {
+        *m.entry(s.dns_server.as_str()).or_default() += 1;
+        m
+    });
+    let _ = writeln!(
+        out,
+        "<p class=\"note\">{} servers behind {} DNS servers.</p>",
+        report.servers.len(),
+        by_dns.len()
+    );
+}
+
+fn note(out: &mut String, text: &str) {
+    let _ = writeln!(out, "<p class=\"note\">{}</p>", esc(text));
+}

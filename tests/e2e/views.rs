@@ -1,0 +1,373 @@
+//! What people look at: the live view during a run and report.html after it, each checked in a
+//! real headless Chromium (Debian's `chromium`, which .ci/run installs). One scenario run serves
+//! both checks, to keep CI short.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use outage_lab_proto::{AlarmKind, Event};
+use outage_lab_viz::colour;
+
+use crate::support::{ScenarioRun, alarms, journal, run, wait_for_journal};
+
+const RUN_LIMIT: Duration = Duration::from_secs(180);
+const BROWSER_LIMIT: Duration = Duration::from_secs(60);
+
+/// The Chromium binary; a missing one fails the test with how to install it (never a skip).
+fn chromium() -> PathBuf {
+    let candidates = ["chromium", "chromium-browser", "google-chrome"];
+    std::env::var_os("CHROMIUM")
+        .map(PathBuf::from)
+        .or_else(|| {
+            let path = std::env::var_os("PATH")?;
+            std::env::split_paths(&path)
+                .flat_map(|dir| candidates.iter().map(move |c| dir.join(c)))
+                .find(|p| p.is_file())
+        })
+        .expect(
+            "these tests need headless Chromium: `apt-get install chromium` (Debian), or set CHROMIUM to its path",
+        )
+}
+
+/// `chromium --headless <args> <url>` with its own profile directory (two may run at once),
+/// stdout piped.
+fn browser(profile: &Path, args: &[&str], url: &str) -> Child {
+    Command::new(chromium())
+        .args([
+            "--headless",
+            // Tests run as root in CI containers, where Chromium's sandbox cannot start.
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--hide-scrollbars",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(args)
+        .arg(url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chromium")
+}
+
+/// Waits for a browser within `limit` (killing it on timeout) and returns what it printed.
+fn finish(mut child: Child, limit: Duration) -> String {
+    let mut stdout = child.stdout.take().expect("piped");
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + limit;
+    loop {
+        if child.try_wait().expect("try_wait").is_some() {
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("chromium did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    reader.join().unwrap_or_default()
+}
+
+/// A free loopback port for `--serve` (the kernel's choice, released just before use).
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+#[test]
+fn the_live_view_shows_the_leak_during_the_run_and_report_html_draws_it_after() {
+    let started = Instant::now();
+    let serve = format!("127.0.0.1:{}", free_port());
+    let url = format!("http://{serve}/");
+    let run_ = ScenarioRun::start(
+        "ebs-2012-10-22.yaml",
+        &["--servers", "6", "--seed", "11", "--serve", &serve],
+    );
+    let out = run_.out.clone();
+    let profiles = tempfile::tempdir().expect("temp dir");
+
+    // --- during the run: the live page ------------------------------------------------------
+    let leak = |e: &outage_lab_proto::JournalEntry| {
+        matches!(
+            &e.event,
+            Event::Alarm {
+                alarm: AlarmKind::Leak,
+                ..
+            }
+        )
+    };
+    assert!(
+        wait_for_journal(&out, RUN_LIMIT, leak),
+        "no leak alarm in the journal"
+    );
+    let alarm_seen = started.elapsed();
+    // One browser stays on the page until the run ends, following the server-sent events.
+    let follower = browser(
+        &profiles.path().join("follower"),
+        &["--virtual-time-budget=600000", "--dump-dom"],
+        &url,
+    );
+    // Another takes the page as it stands now.
+    let now = finish(
+        browser(&profiles.path().join("now"), &["--dump-dom"], &url),
+        BROWSER_LIMIT,
+    );
+    let entries = journal(&out);
+    assert!(
+        !entries.iter().any(|e| e.event.kind() == "run_finished"),
+        "the run ended before the live page was read; the check would prove nothing"
+    );
+    let plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("plan.json")).expect("plan.json"))
+            .expect("plan parses");
+    let stale: Vec<&str> = plan["servers"]
+        .as_array()
+        .expect("servers")
+        .iter()
+        .filter(|s| s["stale"] == true)
+        .map(|s| s["id"].as_str().expect("id"))
+        .collect();
+    assert!(!stale.is_empty(), "{plan}");
+    for id in &stale {
+        let tile = tile_tag(&now, id);
+        assert!(
+            tile.contains(r#"class="tile stale"#),
+            "live page shows {id} as {tile:?}, not stale:\n{now}"
+        );
+    }
+    assert_eq!(
+        now.matches(r#"class="tile stale"#).count(),
+        stale.len(),
+        "one stale tile per stale server:\n{now}"
+    );
+    assert!(
+        now.contains(r#"class="alarm leak""#),
+        "live page lists no leak alarm:\n{now}"
+    );
+    let live_checked = started.elapsed();
+
+    let (done, out, _tmp) = run_.finish(RUN_LIMIT);
+    assert_eq!(
+        done.code(),
+        Some(0),
+        "{}\nalarms:\n{}",
+        done.output(),
+        alarms(&out)
+    );
+    assert!(
+        done.stdout.contains(&format!("live view: {url}")),
+        "{}",
+        done.output()
+    );
+    // A script finds the live view where it finds every other URL of the run.
+    let endpoints = std::fs::read_to_string(out.join("endpoints.json")).expect("endpoints.json");
+    assert!(
+        endpoints.contains(&format!("\"url\": \"{url}\""))
+            && endpoints.contains("\"kind\": \"live\""),
+        "{endpoints}"
+    );
+    // Not a terminal: plain status lines, no live line and its control codes (CI logs).
+    assert!(
+        done.stdout.contains("agent RSS mean: stale"),
+        "{}",
+        done.output()
+    );
+    assert!(
+        !done.stdout.contains('\x1b'),
+        "terminal codes in a pipe: {:?}",
+        done.stdout
+    );
+    let followed = finish(follower, BROWSER_LIMIT);
+    // The follower loaded the page at the first leak alarm; the verdict and the DNS repair came
+    // later, so they reached it through the event stream.
+    assert!(
+        followed.contains(r#"<span id="state" class="pass">PASS</span>"#),
+        "the page following the stream did not get the verdict:\n{followed}"
+    );
+    assert!(followed.contains("dns_repair"), "{followed}");
+
+    // --- after the run: report.html ---------------------------------------------------------
+    let html_path = out.join("report.html");
+    let html = std::fs::read_to_string(&html_path).expect("the run wrote report.html");
+    assert_eq!(
+        outage_lab_viz::outside_references(&html),
+        Vec::<String>::new(),
+        "report.html must reference nothing outside itself"
+    );
+    for forbidden in ["<script", "<link", "<img", "<iframe", "http:", "https:"] {
+        assert!(
+            !html.contains(forbidden),
+            "report.html contains {forbidden}"
+        );
+    }
+    // `outage-lab report` rebuilds the same page from the journal.
+    std::fs::remove_file(&html_path).expect("rm");
+    let rebuilt = run(
+        &["report", out.to_str().expect("utf-8")],
+        Duration::from_secs(30),
+    );
+    assert_eq!(rebuilt.code(), Some(0), "{}", rebuilt.output());
+    assert_eq!(std::fs::read_to_string(&html_path).expect("rebuilt"), html);
+
+    let shot = profiles.path().join("report.png");
+    let file_url = format!("file://{}", html_path.display());
+    let _ = finish(
+        browser(
+            &profiles.path().join("shot"),
+            &[
+                "--window-size=1100,1200",
+                &format!("--screenshot={}", shot.display()),
+            ],
+            &file_url,
+        ),
+        BROWSER_LIMIT,
+    );
+    let picture = Picture::read(&shot);
+    let stale_px = picture.pixels_like(colour::STALE_AGENT);
+    let fresh_px = picture.pixels_like(colour::FRESH_AGENT);
+    assert!(
+        stale_px.len() > 1_000,
+        "the screenshot shows only {} pixels of the stale-agent colour: no memory plot?",
+        stale_px.len()
+    );
+    assert!(
+        fresh_px.len() > 500,
+        "{} fresh-agent pixels",
+        fresh_px.len()
+    );
+    // Stale agents climb: their line spans the run and reaches far above every fresh agent.
+    let (min_x, max_x) = stale_px
+        .iter()
+        .fold((u32::MAX, 0), |(lo, hi), p| (lo.min(p.0), hi.max(p.0)));
+    assert!(
+        max_x - min_x > 600,
+        "stale line spans only {min_x}..{max_x}"
+    );
+    let top = |px: &[(u32, u32)]| px.iter().map(|p| p.1).min().unwrap_or(u32::MAX);
+    assert!(
+        top(&stale_px) + 80 < top(&fresh_px),
+        "stale agents peak at row {}, fresh at row {}: no climb in the picture",
+        top(&stale_px),
+        top(&fresh_px)
+    );
+    eprintln!(
+        "timings: leak alarm in the journal after {alarm_seen:?}, live page checked at {live_checked:?}, whole test {:?}; report.html {} bytes; {} stale-agent pixels",
+        started.elapsed(),
+        html.len(),
+        stale_px.len()
+    );
+}
+
+#[test]
+fn report_of_a_directory_without_a_run_exits_2_and_names_what_is_missing() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = tmp.path().to_str().expect("utf-8");
+    let done = run(&["report", dir], Duration::from_secs(30));
+    assert_eq!(done.code(), Some(2), "{}", done.output());
+    assert!(
+        done.stderr.contains(&format!("{dir}/report.json")),
+        "{}",
+        done.output()
+    );
+
+    let missing = tmp.path().join("nope");
+    let done = run(
+        &["report", missing.to_str().expect("utf-8")],
+        Duration::from_secs(30),
+    );
+    assert_eq!(done.code(), Some(2), "{}", done.output());
+    assert!(
+        done.stderr
+            .contains("is not a run directory (no such directory)"),
+        "{}",
+        done.output()
+    );
+}
+
+#[test]
+fn serve_refuses_a_non_loopback_address_before_starting_anything() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let out = tmp.path().join("run");
+    let scenario = crate::support::scenario("ebs-2012-10-22.yaml");
+    let done = run(
+        &[
+            "run",
+            scenario.to_str().expect("utf-8"),
+            "--out",
+            out.to_str().expect("utf-8"),
+            "--serve",
+            "0.0.0.0:8080",
+        ],
+        Duration::from_secs(30),
+    );
+    assert_eq!(done.code(), Some(2), "{}", done.output());
+    assert!(
+        done.stderr
+            .contains("refusing to serve the live view on 0.0.0.0:8080")
+    );
+    assert!(!out.exists(), "nothing may start: {} exists", out.display());
+}
+
+/// The opening tag of the fleet tile of server `id` in a dumped DOM.
+fn tile_tag<'a>(dom: &'a str, id: &str) -> &'a str {
+    let at = dom
+        .find(&format!(r#"data-server="{id}""#))
+        .unwrap_or_else(|| panic!("no tile for {id}:\n{dom}"));
+    let start = dom[..at].rfind('<').expect("inside a tag");
+    let end = at + dom[at..].find('>').expect("tag closes");
+    &dom[start..=end]
+}
+
+/// A decoded screenshot.
+struct Picture {
+    width: u32,
+    rgb: Vec<(u8, u8, u8)>,
+}
+
+impl Picture {
+    fn read(path: &Path) -> Self {
+        let file = std::fs::File::open(path).expect("chromium wrote the screenshot");
+        let mut decoder = png::Decoder::new(std::io::BufReader::new(file));
+        decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
+        let mut reader = decoder.read_info().expect("a PNG");
+        let mut buf = vec![0; reader.output_buffer_size().expect("size")];
+        let info = reader.next_frame(&mut buf).expect("a frame");
+        let step = info.color_type.samples();
+        assert!(
+            step >= 3,
+            "colour screenshot expected, got {:?}",
+            info.color_type
+        );
+        let rgb = buf[..info.buffer_size()]
+            .chunks(step)
+            .map(|c| (c[0], c[1], c[2]))
+            .collect();
+        Self {
+            width: info.width,
+            rgb,
+        }
+    }
+
+    /// (x, y) of every pixel within a small distance of `colour` (line edges are antialiased).
+    fn pixels_like(&self, (r, g, b): (u8, u8, u8)) -> Vec<(u32, u32)> {
+        let near = |a: u8, b: u8| a.abs_diff(b) <= 12;
+        self.rgb
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| near(p.0, r) && near(p.1, g) && near(p.2, b))
+            .map(|(i, _)| {
+                let i = u32::try_from(i).expect("fits");
+                (i % self.width, i / self.width)
+            })
+            .collect()
+    }
+}
