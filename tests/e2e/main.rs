@@ -10,6 +10,7 @@ mod support;
 mod bad_scenarios;
 mod cleanup;
 mod dns;
+mod hosts;
 mod metrics;
 mod runs;
 mod safety;

@@ -65,6 +65,15 @@ pub enum Command {
     /// Role: the EBS control plane (spawned by the harness).
     #[command(hide = true)]
     Control(ListenArgs),
+    /// Launcher for one container of the compose deployment: starts role processes there when
+    /// the harness (`run --hosts`) asks.
+    ///
+    /// It registers itself in the state directory every container mounts, creates or reads the
+    /// admin token there, and refuses every request without it. It starts nothing but
+    /// outage-lab roles, and they die with it.
+    ///
+    /// Example (compose/compose.yaml does this): outage-lab host --service storage --state /lab
+    Host(HostArgs),
 }
 
 /// `outage-lab run`.
@@ -73,7 +82,7 @@ pub struct RunArgs {
     /// The scenario file (YAML), e.g. fixtures/scenarios/ebs-2012-10-22.yaml.
     pub scenario: PathBuf,
     /// Seed for every random choice (overrides the scenario's `seed`); rerun with it to repeat.
-    #[arg(long)]
+    #[arg(long, env = "OUTAGE_LAB_SEED")]
     pub seed: Option<u64>,
     /// Number of storage servers (overrides `fleet.servers`); each is two processes.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=2000))]
@@ -92,6 +101,13 @@ pub struct RunArgs {
     /// refused. Example: --serve 127.0.0.1:8080
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:0")]
     pub serve: Option<SocketAddr>,
+    /// Run the fleet on launcher hosts (`outage-lab host`, one per container) registered in
+    /// this state directory, instead of as child processes here. This is how the compose
+    /// deployment runs (see compose/compose.yaml); the run directory must be on a path every
+    /// container mounts. With it, --serve may bind a container address (publish it on the
+    /// machine's loopback only).
+    #[arg(long, value_name = "STATE_DIR")]
+    pub hosts: Option<PathBuf>,
 }
 
 /// `outage-lab report`.
@@ -132,6 +148,27 @@ pub struct ListenArgs {
     /// Address to serve on; port 0 lets the kernel choose (the real one is announced).
     #[arg(long, value_name = "ADDR")]
     pub listen: SocketAddr,
+}
+
+/// The launcher's arguments.
+#[derive(Debug, Args)]
+pub struct HostArgs {
+    /// Address for the launcher's HTTP API. Off loopback it needs the admin token (from
+    /// --state or OUTAGE_LAB_ADMIN_TOKEN).
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:7070")]
+    pub listen: SocketAddr,
+    /// The compose service this launcher belongs to: dns, collector-old, collector-new,
+    /// watchdog, control or storage.
+    #[arg(long, value_name = "NAME", requires = "state")]
+    pub service: Option<String>,
+    /// State directory shared by every container: the launcher registers there and takes the
+    /// admin token from there (creating it if it is the first).
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<PathBuf>,
+    /// The address to announce (default: this container's address in /etc/hosts when
+    /// listening on 0.0.0.0, else the listening address).
+    #[arg(long, value_name = "IP")]
+    pub advertise: Option<std::net::IpAddr>,
 }
 
 /// The DNS role's addresses.

@@ -90,7 +90,10 @@ fn run(args: RunArgs) -> ExitCode {
             return ExitCode::from(exit::BAD_INPUT);
         }
     };
-    if let Some(addr) = args.serve.filter(|a| !a.ip().is_loopback()) {
+    if let Some(addr) = args
+        .serve
+        .filter(|a| !a.ip().is_loopback() && args.hosts.is_none())
+    {
         eprintln!(
             "outage-lab: refusing to serve the live view on {addr}: it shows the run to anyone who can reach it; use a loopback address such as 127.0.0.1:8080"
         );
@@ -111,6 +114,7 @@ fn run(args: RunArgs) -> ExitCode {
         exe,
         scenario_text,
         serve: args.serve,
+        hosts: args.hosts,
     };
     // One thread on purpose: children get PR_SET_PDEATHSIG, which fires when the *thread* that
     // forked them exits; the main thread lives exactly as long as the harness.

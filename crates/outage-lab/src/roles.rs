@@ -107,10 +107,82 @@ async fn run_async(command: Command) -> Result<(), RoleError> {
                 .context("control failed")
                 .map_err(RoleError::Failed)
         }
+        Command::Host(args) => host(args, shutdown, events).await,
         Command::Run(_) | Command::Validate(_) | Command::Report(_) => {
             Err(RoleError::Failed(anyhow::anyhow!("not a role command")))
         }
     }
+}
+
+/// The launcher: token and registration from the state directory, then serve.
+async fn host(
+    args: crate::cli::HostArgs,
+    shutdown: CancellationToken,
+    events: EventSink,
+) -> Result<(), RoleError> {
+    let from_state = match &args.state {
+        Some(state) => Some(
+            outage_lab_host::load_or_create_token(state)
+                .with_context(|| {
+                    format!(
+                        "failed to read or create the admin token in {}",
+                        state.display()
+                    )
+                })
+                .map_err(RoleError::Failed)?,
+        ),
+        None => None,
+    };
+    let token = admin_token(from_state, args.listen)?;
+    let http = bind(args.listen).await?;
+    let bound = http
+        .local_addr()
+        .context("failed to read the listening address")
+        .map_err(RoleError::Failed)?;
+    let ip = match args.advertise {
+        Some(ip) => ip,
+        None if bound.ip().is_unspecified() => outage_lab_host::advertised_ipv4()
+            .context("failed to find this container's address")
+            .map_err(RoleError::Failed)?
+            .into(),
+        None => bound.ip(),
+    };
+    let advertise = std::net::SocketAddr::new(ip, bound.port());
+    if let (Some(state), Some(service)) = (&args.state, &args.service) {
+        let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_else(|_| advertise.to_string());
+        let reg = outage_lab_host::Registration {
+            service: service.clone(),
+            host: hostname,
+            addr: advertise,
+        };
+        let path = outage_lab_host::register(state, &reg)
+            .with_context(|| format!("failed to register in {}", state.display()))
+            .map_err(RoleError::Failed)?;
+        tracing::info!(service, "registered in {}", path.display());
+    }
+    let exe = std::env::current_exe()
+        .context("cannot find my own executable to start roles")
+        .map_err(RoleError::Failed)?;
+    let config = outage_lab_host::Config {
+        exe,
+        child_env: token
+            .iter()
+            .map(|t| (ADMIN_TOKEN_ENV.to_owned(), t.clone()))
+            .collect(),
+        admin_token: token,
+        advertise: Some(advertise),
+    };
+    outage_lab_host::run(
+        config,
+        outage_lab_host::Listeners { http },
+        shutdown,
+        events,
+    )
+    .await
+    .context("host launcher failed")
+    .map_err(RoleError::Failed)
 }
 
 /// The environment variable that carries the admin token (it wins over a config file's).

@@ -14,6 +14,7 @@ pub mod checks;
 pub mod endpoints;
 pub mod ledger;
 pub mod load;
+pub mod remote;
 pub mod report;
 pub mod state;
 pub mod supervisor;
@@ -46,6 +47,8 @@ const READY_TIMEOUT: Duration = Duration::from_secs(20);
 /// How often the customer load's counters go to the journal.
 const LOAD_STATS_INTERVAL: Duration = Duration::from_secs(1);
 const STOP_GRACE: Duration = Duration::from_secs(3);
+/// How long `run --hosts` waits for every launcher host to register and answer.
+const HOSTS_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// A failure of the harness itself (exit code 3): a process would not start, a fault could not be
 /// injected, the run directory could not be written.
@@ -91,8 +94,10 @@ pub struct RunOptions {
     pub exe: PathBuf,
     /// The scenario file's text, copied into the run directory.
     pub scenario_text: String,
-    /// Serve the live view on this (loopback) address during the run.
+    /// Serve the live view on this address during the run (loopback, unless on launcher hosts).
     pub serve: Option<SocketAddr>,
+    /// Run the fleet on the launcher hosts registered in this state directory (compose).
+    pub hosts: Option<PathBuf>,
 }
 
 /// How a run ended, when the harness itself did not fail.
@@ -110,7 +115,7 @@ pub struct Outcome {
 /// path; a harness killed outright takes them with it through the parent-death signal.
 pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Outcome, HarnessError> {
     let seed = opts.seed.unwrap_or(scenario.seed);
-    let plan = Plan::new(
+    let mut plan = Plan::new(
         pick_octet(),
         seed,
         scenario.servers(),
@@ -124,21 +129,41 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Outcome, Harnes
     // Absolute, so every child's command line names it in full: the ledger proves a process's
     // identity by it, and logs and configs stay findable whatever the working directory.
     let run_dir = std::path::absolute(&run_dir).unwrap_or(run_dir);
+    let remote = match &opts.hosts {
+        Some(state) => {
+            say(&format!(
+                "waiting for the launcher hosts registered in {}",
+                state.display()
+            ));
+            Some(remote::connect(state, &mut plan, HOSTS_TIMEOUT).await?)
+        }
+        None => None,
+    };
     prepare_run_dir(&run_dir, &opts.scenario_text, &plan)?;
 
-    for line in ledger::reap_orphans() {
-        say(&format!("reaped a process left behind: {line}"));
-    }
-    let ledger = ledger::Ledger::create(&run_dir).map_err(|e| {
-        HarnessError::io(
-            format!("create the ledger in {}", ledger::state_dir().display()),
-            e,
-        )
-    })?;
+    // The ledger lets a later run on this machine reap what a crashed one left; processes on
+    // launcher hosts die with their launcher's connection instead.
+    let ledger = if remote.is_none() {
+        for line in ledger::reap_orphans() {
+            say(&format!("reaped a process left behind: {line}"));
+        }
+        Some(ledger::Ledger::create(&run_dir).map_err(|e| {
+            HarnessError::io(
+                format!("create the ledger in {}", ledger::state_dir().display()),
+                e,
+            )
+        })?)
+    } else {
+        None
+    };
 
     let t0 = Instant::now();
     let (tx, rx) = mpsc::unbounded_channel();
-    let sup = Supervisor::new(opts.exe.clone(), &run_dir, t0, tx, ledger);
+    let headers = match &remote {
+        Some(remote) => remote::Remote::auth_headers(&remote.token)?,
+        None => reqwest::header::HeaderMap::new(),
+    };
+    let sup = Supervisor::new(opts.exe.clone(), &run_dir, t0, tx, ledger, remote);
     let journal_path = run_dir.join("journal.jsonl");
     let journal = File::create(&journal_path)
         .map_err(|e| HarnessError::io(format!("create {}", journal_path.display()), e))?;
@@ -152,6 +177,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Outcome, Harnes
         run_dir: run_dir.clone(),
         http: reqwest::Client::builder()
             .no_proxy()
+            .default_headers(headers)
             .timeout(Duration::from_secs(5))
             .build()
             .map_err(|e| HarnessError::Start(format!("HTTP client: {e}")))?,
@@ -537,7 +563,10 @@ impl Driver<'_> {
                     ("--admin", format!("{}:0", dns.ip)),
                 ],
             );
-            pendings.push((dns.name.clone(), self.sup.spawn(&dns.name, "dns", &args)?));
+            pendings.push((
+                dns.name.clone(),
+                self.sup.spawn(&dns.name, "dns", &args).await?,
+            ));
         }
         for (name, pending) in pendings {
             let started = pending.ready(READY_TIMEOUT).await?;
@@ -577,7 +606,7 @@ impl Driver<'_> {
             pendings.push((
                 server.id.clone(),
                 ProcessRole::Agent,
-                self.spawn_agent(server)?,
+                self.spawn_agent(server).await?,
             ));
         }
         for server in &plan.servers {
@@ -592,7 +621,7 @@ impl Driver<'_> {
             pendings.push((
                 server.id.clone(),
                 ProcessRole::Storage,
-                self.sup.spawn(&name, "storage", &args)?,
+                self.sup.spawn(&name, "storage", &args).await?,
             ));
         }
         let timeout = READY_TIMEOUT + Duration::from_millis(50 * plan.servers.len() as u64);
@@ -646,7 +675,10 @@ impl Driver<'_> {
         addr(&started, "http", name)
     }
 
-    fn spawn_agent(&mut self, server: &ServerPlan) -> Result<supervisor::Pending, HarnessError> {
+    async fn spawn_agent(
+        &mut self,
+        server: &ServerPlan,
+    ) -> Result<supervisor::Pending, HarnessError> {
         let scenario = self.scenario;
         let (dns_addr, _) = self
             .endpoints
@@ -661,7 +693,7 @@ impl Driver<'_> {
         let metrics = (self.endpoints.listed.metrics_addr(&name))
             .unwrap_or_else(|| SocketAddr::new(server.ip.into(), 0));
         let args = role_args("agent", &file, &[("--metrics", metrics.to_string())]);
-        let pending = self.sup.spawn(&name, "agent", &args)?;
+        let pending = self.sup.spawn(&name, "agent", &args).await?;
         let pid_file = self.pid_file(&server.id);
         std::fs::write(&pid_file, format!("{}\n", pending.pid()))
             .map_err(|e| HarnessError::io(format!("write {}", pid_file.display()), e))?;
@@ -786,7 +818,7 @@ impl Driver<'_> {
                 self.sup.stop_many(&names, STOP_GRACE).await;
                 let mut pendings = Vec::new();
                 for s in &servers {
-                    pendings.push((s.id.clone(), self.spawn_agent(s)?));
+                    pendings.push((s.id.clone(), self.spawn_agent(s).await?));
                 }
                 for (id, pending) in pendings {
                     let started = pending.ready(READY_TIMEOUT).await?;

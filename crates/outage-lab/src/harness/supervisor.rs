@@ -56,6 +56,49 @@ struct Proc {
     stopping: Arc<AtomicBool>,
     /// Becomes true when the child has been reaped.
     exited: watch::Receiver<bool>,
+    /// For a process on a launcher host: where to send its signals. `None`: our own child.
+    remote: Option<RemoteSignal>,
+}
+
+/// The launcher route that signals one remote process.
+#[derive(Clone)]
+struct RemoteSignal {
+    client: reqwest::Client,
+    url: String,
+}
+
+impl Proc {
+    /// Sends `sig`: to our own child directly, to a remote one through its launcher (which only
+    /// signals a child it has not reaped). A launcher that cannot be reached is logged; the
+    /// caller's SIGKILL fallback and timeouts still bound the stop.
+    async fn signal(&self, sig: libc::c_int) {
+        match &self.remote {
+            None => outage_lab_host::send_signal(self.pid, sig),
+            Some(remote) => {
+                let signal = if sig == libc::SIGKILL {
+                    outage_lab_host::Signal::Kill
+                } else {
+                    outage_lab_host::Signal::Term
+                };
+                let sent = remote
+                    .client
+                    .post(&remote.url)
+                    .timeout(Duration::from_secs(2))
+                    .json(&outage_lab_host::SignalRequest { signal })
+                    .send()
+                    .await;
+                match sent {
+                    Ok(r) if r.status().is_success() || r.status() == 404 => {}
+                    Ok(r) => {
+                        tracing::warn!(url = %remote.url, status = %r.status(), "launcher refused a signal")
+                    }
+                    Err(e) => {
+                        tracing::warn!(url = %remote.url, "could not reach the launcher: {e}")
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// A spawned process whose readiness line has not been seen yet.
@@ -74,8 +117,11 @@ pub struct Supervisor {
     t0: Instant,
     tx: mpsc::UnboundedSender<Inbound>,
     procs: Mutex<BTreeMap<String, Proc>>,
-    /// Every process started, on disk, for a later run to reap if this one crashes.
+    /// Every process started, on disk, for a later run to reap if this one crashes (local
+    /// runs only: a remote pid means nothing to this machine's next run).
     ledger: Mutex<Option<super::ledger::Ledger>>,
+    /// Set when the fleet runs on launcher hosts (`run --hosts`).
+    remote: Option<super::remote::Remote>,
 }
 
 impl std::fmt::Debug for Supervisor {
@@ -94,7 +140,8 @@ impl Supervisor {
         run_dir: &Path,
         t0: Instant,
         tx: mpsc::UnboundedSender<Inbound>,
-        ledger: super::ledger::Ledger,
+        ledger: Option<super::ledger::Ledger>,
+        remote: Option<super::remote::Remote>,
     ) -> Self {
         Self {
             exe,
@@ -102,7 +149,8 @@ impl Supervisor {
             t0,
             tx,
             procs: Mutex::new(BTreeMap::new()),
-            ledger: Mutex::new(Some(ledger)),
+            ledger: Mutex::new(ledger),
+            remote,
         }
     }
 
@@ -128,113 +176,41 @@ impl Supervisor {
         });
     }
 
-    /// Starts `outage-lab <args>` as process `name`. Returns once it is running; wait for its
-    /// readiness with [`Pending::ready`].
-    pub fn spawn(&self, name: &str, role: &str, args: &[String]) -> Result<Pending, HarnessError> {
+    /// Starts `outage-lab <args>` as process `name`, here or on its launcher host. Returns once
+    /// it is running; wait for its readiness with [`Pending::ready`].
+    pub async fn spawn(
+        &self,
+        name: &str,
+        role: &str,
+        args: &[String],
+    ) -> Result<Pending, HarnessError> {
         std::fs::create_dir_all(&self.log_dir)
             .map_err(|e| HarnessError::io(format!("create {}", self.log_dir.display()), e))?;
         let log = self.log_dir.join(format!("{name}.log"));
-        let log_file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .map_err(|e| HarnessError::io(format!("open {}", log.display()), e))?;
-
-        let mut cmd = Command::new(&self.exe);
-        cmd.args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log_file))
-            .env("OUTAGE_LAB_PROCESS", name)
-            .kill_on_drop(true);
-        let parent = std::process::id();
-        // SAFETY: the closure runs in the forked child before exec and only calls
-        // async-signal-safe functions (prctl, getppid); it allocates nothing.
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::prctl(
-                    libc::PR_SET_PDEATHSIG,
-                    libc::SIGKILL as libc::c_ulong,
-                    0,
-                    0,
-                    0,
-                ) != 0
-                {
-                    return Err(std::io::Error::last_os_error());
-                }
-                // If the harness died between fork and prctl, the signal will never come: stop.
-                if libc::getppid() as u32 != parent {
-                    return Err(std::io::Error::other("parent exited before exec"));
-                }
-                Ok(())
-            });
-        }
-        let mut child = cmd.spawn().map_err(|e| {
-            HarnessError::Start(format!(
-                "{name}: could not spawn {}: {e}",
-                self.exe.display()
-            ))
-        })?;
-        let pid = child
-            .id()
-            .ok_or_else(|| HarnessError::Start(format!("{name}: exited at once")))?;
-
-        // Stdout: the event stream. The first `ready` event also answers `Pending::ready`.
         let (ready_tx, ready_rx) = oneshot::channel();
-        let stdout = child
-            .stdout
-            .take()
-            .ok_or_else(|| HarnessError::Start(format!("{name}: no stdout")))?;
-        let tx = self.tx.clone();
-        let source = name.to_owned();
-        let t0 = self.t0;
-        tokio::spawn(async move {
-            let mut ready_tx = Some(ready_tx);
-            let mut lines = BufReader::new(stdout).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                let Ok(event) = serde_json::from_str::<Event>(&line) else {
-                    tracing::debug!(process = %source, %line, "ignoring a stdout line that is not an event");
-                    continue;
-                };
-                if let (Event::Ready { addrs, .. }, Some(ready)) = (&event, ready_tx.take()) {
-                    let _ = ready.send(addrs.clone());
-                }
-                let t_ms = u64::try_from(t0.elapsed().as_millis()).unwrap_or(u64::MAX);
-                let _ = tx.send(Inbound {
-                    t_ms,
-                    source: source.clone(),
-                    pid: Some(pid),
-                    event,
-                });
-            }
-        });
-
-        // The reaper: waits for the exit and reports it.
         let stopping = Arc::new(AtomicBool::new(false));
         let (exited_tx, exited_rx) = watch::channel(false);
-        let tx = self.tx.clone();
-        let source = name.to_owned();
-        let expected = stopping.clone();
-        tokio::spawn(async move {
-            let status = match child.wait().await {
-                Ok(status) => describe_status(status),
-                Err(e) => format!("wait failed: {e}"),
-            };
-            let _ = exited_tx.send(true);
-            let t_ms = u64::try_from(t0.elapsed().as_millis()).unwrap_or(u64::MAX);
-            let _ = tx.send(Inbound {
-                t_ms,
-                source: source.clone(),
-                pid: Some(pid),
-                event: Event::ProcessExited {
-                    name: source,
-                    pid,
-                    status,
-                    expected: expected.load(Ordering::SeqCst),
-                },
-            });
-        });
-
+        let teller = Teller {
+            tx: self.tx.clone(),
+            source: name.to_owned(),
+            pid: 0,
+            t0: self.t0,
+            ready: Some(ready_tx),
+            expected: Arc::clone(&stopping),
+            exited: exited_tx,
+        };
+        let (pid, remote) = match &self.remote {
+            None => (self.spawn_local(name, args, &log, teller)?, None),
+            Some(remote) => {
+                let pid = spawn_remote(remote, name, args, &log, teller).await?;
+                let host = remote.host_of(name)?;
+                let signal = RemoteSignal {
+                    client: remote.client.clone(),
+                    url: format!("http://{host}/processes/{name}/signal"),
+                };
+                (pid, Some(signal))
+            }
+        };
         let mut ledger = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(Err(e)) = ledger.as_mut().map(|l| l.record(pid, name)) {
             tracing::warn!("could not record {name} (pid {pid}) in the ledger: {e}");
@@ -246,6 +222,7 @@ impl Supervisor {
                 pid,
                 stopping,
                 exited: exited_rx,
+                remote,
             },
         );
         self.emit(Event::ProcessStarted {
@@ -261,6 +238,55 @@ impl Supervisor {
         })
     }
 
+    /// Forks `outage-lab <args>` here; its stdout and its exit go to `teller`.
+    fn spawn_local(
+        &self,
+        name: &str,
+        args: &[String],
+        log: &Path,
+        mut teller: Teller,
+    ) -> Result<u32, HarnessError> {
+        let log_file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .map_err(|e| HarnessError::io(format!("open {}", log.display()), e))?;
+        let mut cmd = Command::new(&self.exe);
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log_file))
+            .env("OUTAGE_LAB_PROCESS", name)
+            .kill_on_drop(true);
+        outage_lab_host::die_with_parent(&mut cmd);
+        let mut child = cmd.spawn().map_err(|e| {
+            HarnessError::Start(format!(
+                "{name}: could not spawn {}: {e}",
+                self.exe.display()
+            ))
+        })?;
+        let pid = child
+            .id()
+            .ok_or_else(|| HarnessError::Start(format!("{name}: exited at once")))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| HarnessError::Start(format!("{name}: no stdout")))?;
+        teller.pid = pid;
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                teller.hear(&line);
+            }
+            let status = match child.wait().await {
+                Ok(status) => outage_lab_host::describe_status(status),
+                Err(e) => format!("wait failed: {e}"),
+            };
+            teller.exited(status);
+        });
+        Ok(pid)
+    }
+
     /// Spawns and waits for readiness.
     pub async fn start(
         &self,
@@ -269,7 +295,7 @@ impl Supervisor {
         args: &[String],
         timeout: Duration,
     ) -> Result<Started, HarnessError> {
-        self.spawn(name, role, args)?.ready(timeout).await
+        self.spawn(name, role, args).await?.ready(timeout).await
     }
 
     /// Stops process `name`: SIGTERM, up to `grace` to exit, then SIGKILL. Waits until reaped.
@@ -364,7 +390,7 @@ async fn stop_proc(mut proc: Proc, grace: Duration) {
     let exited = if grace.is_zero() {
         Err(())
     } else {
-        signal(proc.pid, libc::SIGTERM);
+        proc.signal(libc::SIGTERM).await;
         tokio::time::timeout(grace, proc.exited.wait_for(|done| *done))
             .await
             .map(|_| ())
@@ -377,29 +403,9 @@ async fn stop_proc(mut proc: Proc, grace: Duration) {
                 "did not stop within {grace:?} of SIGTERM; sending SIGKILL"
             );
         }
-        signal(proc.pid, libc::SIGKILL);
+        proc.signal(libc::SIGKILL).await;
         let _ =
             tokio::time::timeout(Duration::from_secs(5), proc.exited.wait_for(|done| *done)).await;
-    }
-}
-
-/// Sends `sig` to `pid`. Only called for children that have not been reaped yet, so the pid is
-/// still ours (a zombie keeps its pid until reaped).
-fn signal(pid: u32, sig: libc::c_int) {
-    if let Ok(pid) = libc::pid_t::try_from(pid) {
-        // SAFETY: kill(2) has no memory-safety preconditions.
-        unsafe {
-            libc::kill(pid, sig);
-        }
-    }
-}
-
-fn describe_status(status: std::process::ExitStatus) -> String {
-    use std::os::unix::process::ExitStatusExt;
-    match (status.code(), status.signal()) {
-        (Some(code), _) => format!("exit code {code}"),
-        (None, Some(sig)) => format!("killed by signal {sig}"),
-        _ => status.to_string(),
     }
 }
 
@@ -414,4 +420,130 @@ pub fn tail(path: &Path, n: usize) -> String {
     } else {
         out
     }
+}
+
+/// Hears one process: turns its stdout lines into journal events (the first `ready` also answers
+/// [`Pending::ready`]) and reports its exit once.
+struct Teller {
+    tx: mpsc::UnboundedSender<Inbound>,
+    source: String,
+    pid: u32,
+    t0: Instant,
+    ready: Option<oneshot::Sender<BTreeMap<String, SocketAddr>>>,
+    /// Set when the harness stopped it on purpose.
+    expected: Arc<AtomicBool>,
+    exited: watch::Sender<bool>,
+}
+
+impl Teller {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.t0.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn hear(&mut self, line: &str) {
+        let Ok(event) = serde_json::from_str::<Event>(line) else {
+            tracing::debug!(process = %self.source, %line, "ignoring a stdout line that is not an event");
+            return;
+        };
+        if let (Event::Ready { addrs, .. }, Some(ready)) = (&event, self.ready.take()) {
+            let _ = ready.send(addrs.clone());
+        }
+        let _ = self.tx.send(Inbound {
+            t_ms: self.now_ms(),
+            source: self.source.clone(),
+            pid: Some(self.pid),
+            event,
+        });
+    }
+
+    fn exited(self, status: String) {
+        let _ = self.exited.send(true);
+        let _ = self.tx.send(Inbound {
+            t_ms: self.now_ms(),
+            source: self.source.clone(),
+            pid: Some(self.pid),
+            event: Event::ProcessExited {
+                name: self.source,
+                pid: self.pid,
+                status,
+                expected: self.expected.load(Ordering::SeqCst),
+            },
+        });
+    }
+}
+
+/// Asks `name`'s launcher host to start it; the response body is the child's stdout followed by
+/// its exit status, read by a task that feeds `teller`. A stream that ends without the status
+/// means the launcher (or its container) went away, and the process with it.
+async fn spawn_remote(
+    remote: &super::remote::Remote,
+    name: &str,
+    args: &[String],
+    log: &Path,
+    mut teller: Teller,
+) -> Result<u32, HarnessError> {
+    let host = remote.host_of(name)?;
+    let url = format!("http://{host}/processes");
+    let request = outage_lab_host::SpawnRequest {
+        name: name.to_owned(),
+        args: args.to_vec(),
+        log: log.to_owned(),
+    };
+    let mut response = remote
+        .client
+        .post(&url)
+        .json(&request)
+        .send()
+        .await
+        .map_err(|e| {
+            HarnessError::Start(format!(
+                "{name}: could not reach its launcher at {url}: {e}"
+            ))
+        })?;
+    if !response.status().is_success() {
+        let status = response.status();
+        let body = response.text().await.unwrap_or_default();
+        return Err(HarnessError::Start(format!(
+            "{name}: the launcher at {url} answered {status}: {}",
+            body.trim()
+        )));
+    }
+    let pid = response
+        .headers()
+        .get(outage_lab_host::PID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u32>().ok())
+        .ok_or_else(|| {
+            HarnessError::Start(format!(
+                "{name}: the launcher at {url} did not say the pid ({})",
+                outage_lab_host::PID_HEADER
+            ))
+        })?;
+    teller.pid = pid;
+    tokio::spawn(async move {
+        let mut pending = Vec::new();
+        let mut status = None;
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    pending.extend_from_slice(&chunk);
+                    while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+                        let line: Vec<u8> = pending.drain(..=end).collect();
+                        let line = String::from_utf8_lossy(&line[..end]);
+                        match serde_json::from_str::<outage_lab_host::ExitLine>(&line) {
+                            Ok(exit) => status = Some(exit.host_exit),
+                            Err(_) => teller.hear(&line),
+                        }
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(process = %teller.source, "lost the stream from its launcher: {e}");
+                    break;
+                }
+            }
+        }
+        teller.exited(status.unwrap_or_else(|| "lost with its launcher host".to_owned()));
+    });
+    Ok(pid)
 }

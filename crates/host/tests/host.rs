@@ -1,0 +1,246 @@
+//! The launcher against real child processes (`/bin/sh` stands in for the outage-lab binary).
+
+use std::time::Duration;
+
+use outage_lab_host::{Config, ExitLine, Listeners, PID_HEADER, SignalRequest, SpawnRequest};
+use outage_lab_proto::EventSink;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+struct Launcher {
+    base: String,
+    log_dir: tempfile::TempDir,
+    http: reqwest::Client,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Launcher {
+    async fn start(token: Option<&str>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let shutdown = CancellationToken::new();
+        let config = Config {
+            exe: "/bin/sh".into(),
+            admin_token: token.map(str::to_owned),
+            child_env: vec![("LAUNCHED_BY".into(), "test".into())],
+            advertise: None,
+        };
+        let task = tokio::spawn({
+            let shutdown = shutdown.clone();
+            async move {
+                outage_lab_host::run(
+                    config,
+                    Listeners { http: listener },
+                    shutdown,
+                    EventSink::discard(),
+                )
+                .await
+                .expect("launcher");
+            }
+        });
+        Self {
+            base,
+            log_dir: tempfile::tempdir().expect("tempdir"),
+            http: reqwest::Client::new(),
+            shutdown,
+            task,
+        }
+    }
+
+    fn request(&self, name: &str, script: &str) -> SpawnRequest {
+        SpawnRequest {
+            name: name.into(),
+            args: vec!["-c".into(), script.into()],
+            log: self.log_dir.path().join(format!("{name}.log")),
+        }
+    }
+
+    async fn spawn(&self, name: &str, script: &str) -> reqwest::Response {
+        self.http
+            .post(format!("{}/processes", self.base))
+            .json(&self.request(name, script))
+            .send()
+            .await
+            .expect("spawn request")
+    }
+
+    async fn signal(&self, name: &str, body: &str) -> reqwest::StatusCode {
+        self.http
+            .post(format!("{}/processes/{name}/signal", self.base))
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("signal request")
+            .status()
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .expect("launcher stops")
+            .expect("launcher task");
+    }
+}
+
+fn pid_of(response: &reqwest::Response) -> u32 {
+    response
+        .headers()
+        .get(PID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("pid header")
+}
+
+async fn body_lines(response: reqwest::Response) -> Vec<String> {
+    let text = tokio::time::timeout(Duration::from_secs(10), response.text())
+        .await
+        .expect("body ends")
+        .expect("body");
+    text.lines().map(str::to_owned).collect()
+}
+
+/// Alive and not a zombie.
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| {
+            let state = stat.rsplit(')').next().unwrap_or_default().trim_start();
+            !state.starts_with('Z')
+        })
+        .unwrap_or(false)
+}
+
+#[tokio::test]
+async fn a_spawned_process_streams_its_stdout_then_how_it_ended() {
+    let launcher = Launcher::start(None).await;
+    let response = launcher
+        .spawn(
+            "echoer",
+            "echo first; echo \"env $LAUNCHED_BY $OUTAGE_LAB_PROCESS\"; echo oops >&2; exit 3",
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    assert!(pid_of(&response) > 1);
+    let lines = body_lines(response).await;
+    assert_eq!(lines[..2], ["first", "env test echoer"]);
+    let exit: ExitLine = serde_json::from_str(&lines[2]).expect("exit line");
+    assert_eq!(exit.host_exit, "exit code 3");
+    let log = std::fs::read_to_string(launcher.log_dir.path().join("echoer.log")).expect("log");
+    assert_eq!(log, "oops\n");
+    launcher.stop().await;
+}
+
+#[tokio::test]
+async fn sigterm_through_the_api_stops_the_process_and_its_name_is_free_again() {
+    let launcher = Launcher::start(None).await;
+    let response = launcher.spawn("sleeper", "exec sleep 30").await;
+    let pid = pid_of(&response);
+    assert!(alive(pid));
+    let again = launcher.spawn("sleeper", "exec sleep 30").await;
+    assert_eq!(again.status(), 409, "a running name is taken");
+
+    let body = serde_json::to_string(&SignalRequest {
+        signal: outage_lab_host::Signal::Term,
+    })
+    .expect("encode");
+    assert_eq!(launcher.signal("sleeper", &body).await, 204);
+    let lines = body_lines(response).await;
+    let exit: ExitLine = serde_json::from_str(&lines[0]).expect("exit line");
+    assert_eq!(exit.host_exit, "killed by signal 15");
+    assert!(!alive(pid));
+    assert_eq!(launcher.signal("sleeper", &body).await, 404);
+    assert_eq!(
+        launcher.signal("sleeper", r#"{"signal":"STOP"}"#).await,
+        422
+    );
+
+    let restarted = launcher.spawn("sleeper", "exit 0").await;
+    assert_eq!(restarted.status(), 200, "the name is free once reaped");
+    launcher.stop().await;
+}
+
+#[tokio::test]
+async fn a_harness_that_goes_away_takes_its_processes_with_it() {
+    let launcher = Launcher::start(None).await;
+    let response = launcher.spawn("orphan", "exec sleep 30").await;
+    let pid = pid_of(&response);
+    assert!(alive(pid));
+    drop(response);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while alive(pid) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        !alive(pid),
+        "the child outlived the connection that started it"
+    );
+    launcher.stop().await;
+}
+
+#[tokio::test]
+async fn stopping_the_launcher_stops_its_children() {
+    let launcher = Launcher::start(None).await;
+    let response = launcher.spawn("worker", "exec sleep 30").await;
+    let pid = pid_of(&response);
+    launcher.stop().await;
+    assert!(!alive(pid));
+}
+
+#[tokio::test]
+async fn with_a_token_every_request_but_health_needs_it() {
+    let launcher = Launcher::start(Some("s3cret")).await;
+    let health = reqwest::get(format!("{}/health", launcher.base))
+        .await
+        .expect("health");
+    assert_eq!(health.status(), 200);
+    let refused = launcher.spawn("nope", "exit 0").await;
+    assert_eq!(refused.status(), 401);
+    let admitted = launcher
+        .http
+        .post(format!("{}/processes", launcher.base))
+        .bearer_auth("s3cret")
+        .json(&launcher.request("yes", "exit 0"))
+        .send()
+        .await
+        .expect("spawn");
+    assert_eq!(admitted.status(), 200);
+    launcher.stop().await;
+}
+
+#[tokio::test]
+async fn bad_requests_are_refused_with_the_reason() {
+    let launcher = Launcher::start(None).await;
+    let bad_name = launcher.spawn("../x", "exit 0").await;
+    assert_eq!(bad_name.status(), 400);
+    let bad_log = launcher
+        .http
+        .post(format!("{}/processes", launcher.base))
+        .json(&SpawnRequest {
+            name: "x".into(),
+            args: vec![],
+            log: "/nonexistent-dir/x.log".into(),
+        })
+        .send()
+        .await
+        .expect("spawn");
+    assert_eq!(bad_log.status(), 422);
+    assert!(
+        bad_log
+            .text()
+            .await
+            .expect("text")
+            .contains("/nonexistent-dir/x.log")
+    );
+    let unknown = launcher
+        .http
+        .post(format!("{}/processes", launcher.base))
+        .header("content-type", "application/json")
+        .body(r#"{"name":"x","args":[],"log":"/tmp/x","shell":true}"#)
+        .send()
+        .await
+        .expect("spawn");
+    assert_eq!(unknown.status(), 422);
+    launcher.stop().await;
+}

@@ -1,0 +1,250 @@
+//! Running the fleet on launcher hosts (`outage-lab run --hosts DIR`), as in the compose
+//! deployment: every role process is started by the `outage-lab host` of its container instead
+//! of being forked here.
+//!
+//! The hosts register in the state directory (see `outage_lab_host::register`). Before the run
+//! starts, the harness waits for one host of each fixed service and for one `storage` host per
+//! storage server, checks each answers, and moves the address plan onto them: DNS servers,
+//! collectors, watchdog and control on their service's container, storage server `i` (its
+//! storage process and its agent) on the `i`-th storage container.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::time::Duration;
+
+use outage_lab_host::Registration;
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
+
+use super::HarnessError;
+use crate::plan::Plan;
+
+/// The services a compose deployment runs one launcher each for.
+pub const FIXED_SERVICES: [&str; 5] = [
+    "dns",
+    "collector-old",
+    "collector-new",
+    "watchdog",
+    "control",
+];
+/// The scaled service: one container per storage server.
+pub const STORAGE_SERVICE: &str = "storage";
+
+/// Where each process of the run is started, and how to talk to the launchers.
+#[derive(Debug, Clone)]
+pub struct Remote {
+    /// Launcher address by process name (`dns-a`, `storage-s003`, `agent-s003`, ...).
+    by_process: BTreeMap<String, SocketAddr>,
+    /// The shared admin token, sent as a bearer token on every admin call.
+    pub token: String,
+    /// A client for launcher streams: no overall timeout (a spawn response lasts as long as
+    /// its process), a short connect timeout.
+    pub client: reqwest::Client,
+}
+
+impl Remote {
+    /// The launcher that runs `process`.
+    pub fn host_of(&self, process: &str) -> Result<SocketAddr, HarnessError> {
+        self.by_process.get(process).copied().ok_or_else(|| {
+            HarnessError::Start(format!("no launcher host is assigned to process {process}"))
+        })
+    }
+
+    /// The headers every harness request carries in this mode.
+    pub fn auth_headers(token: &str) -> Result<HeaderMap, HarnessError> {
+        let mut value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+            HarnessError::Start("the admin token is not a valid header value".into())
+        })?;
+        value.set_sensitive(true);
+        Ok(HeaderMap::from_iter([(AUTHORIZATION, value)]))
+    }
+}
+
+/// Waits up to `timeout` for the hosts a run of `plan` needs, then moves `plan`'s addresses onto
+/// them. Says which services are missing when time runs out.
+pub async fn connect(
+    state: &Path,
+    plan: &mut Plan,
+    timeout: Duration,
+) -> Result<Remote, HarnessError> {
+    let token = outage_lab_host::load_or_create_token(state)
+        .map_err(|e| HarnessError::io(format!("read the admin token in {}", state.display()), e))?;
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .connect_timeout(Duration::from_secs(5))
+        .default_headers(Remote::auth_headers(&token)?)
+        .build()
+        .map_err(|e| HarnessError::Start(format!("HTTP client: {e}")))?;
+    let needed = plan.servers.len();
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut healthy: BTreeMap<SocketAddr, bool> = BTreeMap::new();
+    loop {
+        let registered = outage_lab_host::registrations(state)
+            .map_err(|e| HarnessError::io(format!("read the hosts in {}", state.display()), e))?;
+        for reg in &registered {
+            if !healthy.get(&reg.addr).copied().unwrap_or(false) {
+                let ok = answers(&client, reg.addr).await;
+                healthy.insert(reg.addr, ok);
+            }
+        }
+        let live: Vec<&Registration> = registered
+            .iter()
+            .filter(|r| healthy.get(&r.addr).copied().unwrap_or(false))
+            .collect();
+        match assign(&live, needed) {
+            Ok(assignment) => {
+                let by_process = apply(plan, &assignment);
+                return Ok(Remote {
+                    by_process,
+                    token,
+                    client,
+                });
+            }
+            Err(missing) if tokio::time::Instant::now() >= deadline => {
+                return Err(HarnessError::Start(format!(
+                    "the launcher hosts in {} are not all up after {timeout:?}: {missing}",
+                    state.display()
+                )));
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+        }
+    }
+}
+
+async fn answers(client: &reqwest::Client, addr: SocketAddr) -> bool {
+    let url = format!("http://{addr}/health");
+    matches!(
+        client.get(&url).timeout(Duration::from_secs(2)).send().await,
+        Ok(r) if r.status().is_success()
+    )
+}
+
+/// The hosts chosen for a run: one per fixed service, `needed` storage hosts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Assignment {
+    fixed: BTreeMap<String, SocketAddr>,
+    storage: Vec<SocketAddr>,
+}
+
+/// Picks the hosts, or says what is missing. Several hosts of a fixed service, or more storage
+/// hosts than servers, are fine: the first ones by host name are used.
+fn assign(live: &[&Registration], needed: usize) -> Result<Assignment, String> {
+    let mut fixed = BTreeMap::new();
+    let mut missing = Vec::new();
+    for service in FIXED_SERVICES {
+        match live.iter().find(|r| r.service == service) {
+            Some(r) => {
+                fixed.insert(service.to_owned(), r.addr);
+            }
+            None => missing.push(format!("no `{service}` host")),
+        }
+    }
+    let storage: Vec<SocketAddr> = live
+        .iter()
+        .filter(|r| r.service == STORAGE_SERVICE)
+        .map(|r| r.addr)
+        .take(needed)
+        .collect();
+    if storage.len() < needed {
+        missing.push(format!(
+            "{} of {needed} `{STORAGE_SERVICE}` hosts (scale the storage service to the fleet size: SERVERS={needed})",
+            storage.len()
+        ));
+    }
+    if missing.is_empty() {
+        Ok(Assignment { fixed, storage })
+    } else {
+        Err(missing.join(", "))
+    }
+}
+
+/// Moves the plan onto the hosts and says which host runs which process.
+fn apply(plan: &mut Plan, a: &Assignment) -> BTreeMap<String, SocketAddr> {
+    let ip = |addr: SocketAddr| match addr.ip() {
+        IpAddr::V4(ip) => ip,
+        IpAddr::V6(ip) => ip
+            .to_ipv4_mapped()
+            .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED),
+    };
+    let mut by_process = BTreeMap::new();
+    let dns = a.fixed["dns"];
+    for d in &mut plan.dns {
+        d.ip = ip(dns);
+        by_process.insert(d.name.clone(), dns);
+    }
+    for (service, slot) in [
+        ("collector-old", &mut plan.collector_old),
+        ("collector-new", &mut plan.collector_new),
+        ("watchdog", &mut plan.watchdog),
+        ("control", &mut plan.control),
+    ] {
+        let host = a.fixed[service];
+        *slot = ip(host);
+        by_process.insert(service.to_owned(), host);
+    }
+    for (server, &host) in plan.servers.iter_mut().zip(&a.storage) {
+        server.ip = ip(host);
+        by_process.insert(format!("storage-{}", server.id), host);
+        by_process.insert(format!("agent-{}", server.id), host);
+    }
+    by_process
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    fn reg(service: &str, host: &str, addr: &str) -> Registration {
+        Registration {
+            service: service.into(),
+            host: host.into(),
+            addr: addr.parse().expect("addr"),
+        }
+    }
+
+    fn fleet() -> Vec<Registration> {
+        vec![
+            reg("collector-new", "c2", "10.0.0.3:7070"),
+            reg("collector-old", "c1", "10.0.0.2:7070"),
+            reg("control", "ct", "10.0.0.5:7070"),
+            reg("dns", "d", "10.0.0.1:7070"),
+            reg("storage", "s1", "10.0.0.11:7070"),
+            reg("storage", "s2", "10.0.0.12:7070"),
+            reg("storage", "s3", "10.0.0.13:7070"),
+            reg("watchdog", "w", "10.0.0.4:7070"),
+        ]
+    }
+
+    #[test]
+    fn each_storage_server_gets_its_own_container_and_the_rest_their_service() {
+        let regs = fleet();
+        let live: Vec<&Registration> = regs.iter().collect();
+        let a = assign(&live, 2).expect("enough hosts");
+        let dns = vec!["dns-a".to_owned(), "dns-b".to_owned()];
+        let mut plan = Plan::new(40, 1, 2, &dns, &BTreeSet::from(["dns-b".to_owned()]));
+        let by_process = apply(&mut plan, &a);
+        assert_eq!(plan.dns[1].ip.to_string(), "10.0.0.1");
+        assert_eq!(plan.collector_old.to_string(), "10.0.0.2");
+        assert_eq!(plan.collector_new.to_string(), "10.0.0.3");
+        let ips: Vec<String> = plan.servers.iter().map(|s| s.ip.to_string()).collect();
+        assert_eq!(ips, ["10.0.0.11", "10.0.0.12"]);
+        let id = &plan.servers[1].id;
+        assert_eq!(
+            by_process[&format!("agent-{id}")],
+            by_process[&format!("storage-{id}")]
+        );
+        assert_eq!(by_process["dns-b"].to_string(), "10.0.0.1:7070");
+    }
+
+    #[test]
+    fn missing_hosts_are_named_with_how_to_fix_them() {
+        let regs = fleet();
+        let live: Vec<&Registration> = regs.iter().filter(|r| r.service != "control").collect();
+        let err = assign(&live, 5).expect_err("not enough");
+        assert!(err.contains("no `control` host"), "{err}");
+        assert!(err.contains("3 of 5 `storage` hosts"), "{err}");
+        assert!(err.contains("SERVERS=5"), "{err}");
+    }
+}

@@ -1,0 +1,125 @@
+//! The compose deployment's mechanism without Docker: launcher hosts (`outage-lab host`) on their
+//! own loopback addresses, and a harness (`run --hosts`) that starts the whole fleet through them.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use outage_lab_proto::Event;
+use outage_lab_proto::report::Verdict;
+
+use crate::support::{
+    Proc, calibrated, journal, report, scenario, wait_for_journal, wait_until_gone,
+};
+
+const SERVERS: usize = 6;
+
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(") ")?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+#[test]
+fn a_run_on_launcher_hosts_plays_the_whole_chain_and_leaves_nothing() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let state = tmp.path().join("state");
+    let out = tmp.path().join("run");
+    let services = [
+        "dns",
+        "collector-old",
+        "collector-new",
+        "watchdog",
+        "control",
+    ]
+    .into_iter()
+    .chain(std::iter::repeat_n("storage", SERVERS));
+    let mut hosts = Vec::new();
+    for (i, service) in services.enumerate() {
+        let listen = format!("127.61.0.{}:0", i + 1);
+        let proc = Proc::start(&[
+            "host",
+            "--listen",
+            &listen,
+            "--service",
+            service,
+            "--state",
+            state.to_str().expect("utf-8"),
+        ]);
+        hosts.push((service, format!("127.61.0.{}", i + 1), proc));
+    }
+    let path = calibrated(&scenario("ebs-2012-10-22.yaml"), tmp.path());
+    let harness = Proc::start(&[
+        "run",
+        path.to_str().expect("utf-8"),
+        "--servers",
+        &SERVERS.to_string(),
+        "--seed",
+        "11",
+        "--hosts",
+        state.to_str().expect("utf-8"),
+        "--out",
+        out.to_str().expect("utf-8"),
+    ]);
+
+    // Mid-run, every process of the fleet is a child of a launcher, not of the harness.
+    let faulted = wait_for_journal(&out, Duration::from_secs(90), |e| {
+        e.event.kind() == "fault_injected"
+    });
+    assert!(faulted, "the timeline never started");
+    let launcher_pids: BTreeSet<u32> = hosts.iter().map(|(_, _, p)| p.pid()).collect();
+    let started: Vec<u32> = journal(&out)
+        .iter()
+        .filter_map(|e| match e.event {
+            Event::ProcessStarted { pid, .. } => Some(pid),
+            _ => None,
+        })
+        .collect();
+    assert!(started.len() >= 2 * SERVERS + 5, "{started:?}");
+    for pid in started {
+        if let Some(parent) = parent_of(pid) {
+            assert!(
+                launcher_pids.contains(&parent),
+                "pid {pid} was started by {parent}, not by a launcher {launcher_pids:?}"
+            );
+        }
+    }
+
+    let done = harness.wait(Duration::from_secs(180));
+    assert_eq!(done.code(), Some(0), "{}", done.output());
+
+    let report = report(&out);
+    assert_eq!(report.verdict, Verdict::Pass);
+    assert_eq!(report.servers.iter().filter(|s| s.stale).count(), 2);
+    for s in &report.servers {
+        assert_eq!(s.alarms.leak_at_ms.is_some(), s.stale, "{}: {s:#?}", s.id);
+    }
+    assert!(report.volumes.stuck_peak > 0, "{:?}", report.volumes);
+    assert_eq!(report.volumes.stuck_final, 0, "{:?}", report.volumes);
+
+    // Every storage process ran on its own launcher host, with that host's address.
+    let storage_ips: BTreeSet<IpAddr> = hosts
+        .iter()
+        .filter(|(service, _, _)| *service == "storage")
+        .map(|(_, ip, _)| ip.parse().expect("ip"))
+        .collect();
+    let mut seen_ips = BTreeSet::new();
+    for entry in journal(&out) {
+        if let Event::Ready { role, addrs } = &entry.event
+            && role == "storage"
+        {
+            seen_ips.insert(addrs["http"].ip());
+        }
+    }
+    assert_eq!(seen_ips, storage_ips, "one storage server per storage host");
+
+    // The harness stopped everything through the launchers: nothing of the run is alive while
+    // the launchers still are.
+    let left = wait_until_gone(out.to_str().expect("utf-8"), Duration::from_secs(3));
+    assert!(left.is_empty(), "left running: {left:?}");
+    drop(hosts);
+}
