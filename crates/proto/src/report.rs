@@ -22,6 +22,20 @@ pub struct Report {
     pub volumes: VolumesReport,
     /// The customer load over the whole run.
     pub load: LoadReport,
+    /// What the harness process itself used (not its children): the cost of watching.
+    #[serde(default)]
+    pub harness: HarnessUsage,
+}
+
+/// The harness's own resource use over a run, from `getrusage(RUSAGE_SELF)` at its end.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HarnessUsage {
+    /// CPU time in user mode, ms.
+    pub cpu_user_ms: u64,
+    /// CPU time in the kernel on its behalf, ms.
+    pub cpu_system_ms: u64,
+    /// Peak resident memory, bytes.
+    pub max_rss_bytes: u64,
 }
 
 /// What happened to the volumes.

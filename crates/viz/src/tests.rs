@@ -210,6 +210,7 @@ fn run(servers: usize, with_volumes: bool) -> (Vec<JournalEntry>, Report) {
         ],
         volumes: VolumesReport::default(),
         load: LoadReport::default(),
+        harness: Default::default(),
     };
     (e, report)
 }

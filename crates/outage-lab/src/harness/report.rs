@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use outage_lab_proto::report::{
-    AgentReport, ExpectationResult, LoadReport, Report, ServerAlarms, ServerReport, StorageReport,
-    Verdict, VolumesReport,
+    AgentReport, ExpectationResult, HarnessUsage, LoadReport, Report, ServerAlarms, ServerReport,
+    StorageReport, Verdict, VolumesReport,
 };
 
 use super::load::WriteCheck;
@@ -81,6 +81,29 @@ pub fn build(
             recovered_at_ms: state.volumes.recovered_at_ms,
         },
         load: outcome.load.clone(),
+        harness: self_usage(),
+    }
+}
+
+/// The harness's own CPU time and peak memory so far (its children are not counted).
+fn self_usage() -> HarnessUsage {
+    // SAFETY: getrusage writes into the struct we pass and has no other preconditions; an
+    // all-zero rusage is a valid value to start from.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        if libc::getrusage(libc::RUSAGE_SELF, &mut usage) != 0 {
+            return HarnessUsage::default();
+        }
+        usage
+    };
+    let ms = |t: libc::timeval| {
+        u64::try_from(t.tv_sec).unwrap_or(0) * 1000 + u64::try_from(t.tv_usec).unwrap_or(0) / 1000
+    };
+    HarnessUsage {
+        cpu_user_ms: ms(usage.ru_utime),
+        cpu_system_ms: ms(usage.ru_stime),
+        // Linux reports ru_maxrss in KiB.
+        max_rss_bytes: u64::try_from(usage.ru_maxrss).unwrap_or(0) * 1024,
     }
 }
 
@@ -255,6 +278,7 @@ mod tests {
             expectations,
             volumes: VolumesReport::default(),
             load: LoadReport::default(),
+            harness: HarnessUsage::default(),
         }
     }
 
