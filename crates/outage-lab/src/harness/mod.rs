@@ -1050,7 +1050,16 @@ async fn live_view(
     let view = LiveView::start(addr, &fleet)
         .await
         .map_err(|e| HarnessError::io(format!("serve the live view on {addr}"), e))?;
-    say(&format!("live view: {}", view.url));
+    if addr.ip().is_unspecified() {
+        // In a container (run --hosts): the URL is the container's; the user opens the port
+        // compose publishes on the machine's loopback.
+        say(&format!(
+            "live view: {} in this container; open the port compose publishes (http://127.0.0.1:8080/ by default)",
+            view.url
+        ));
+    } else {
+        say(&format!("live view: {}", view.url));
+    }
     Ok(view)
 }
 
