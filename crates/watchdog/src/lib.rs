@@ -17,6 +17,7 @@ pub mod aggregate;
 pub mod discover;
 pub mod leak;
 mod metrics;
+pub mod statm;
 mod sweep;
 
 use std::collections::BTreeMap;
@@ -106,9 +107,9 @@ pub enum Error {
     /// The configuration is invalid.
     #[error("invalid watchdog config: {0}")]
     Config(String),
-    /// sysinfo could not be initialised (no /proc?).
-    #[error("cannot read process information: {0}")]
-    Sysinfo(#[source] sysinfo::Error),
+    /// /proc cannot be read: the watchdog has nothing to read memory from.
+    #[error("cannot read process information from /proc: {0}")]
+    Proc(#[source] std::io::Error),
     /// The listener's address could not be read.
     #[error("could not read the admin listener's address: {0}")]
     LocalAddr(#[source] std::io::Error),
@@ -132,7 +133,8 @@ pub async fn run(
     events: EventSink,
 ) -> Result<(), Error> {
     config.validate()?;
-    let system = Arc::new(Mutex::new(sysinfo::System::new().map_err(Error::Sysinfo)?));
+    std::fs::metadata("/proc/self/statm").map_err(Error::Proc)?;
+    let reader = Arc::new(Mutex::new(statm::StatmReader::new()));
     let state = Arc::new(AdminState::new(config.admin_token.clone()));
 
     let addr = listeners.admin.local_addr().map_err(Error::LocalAddr)?;
@@ -182,10 +184,10 @@ pub async fn run(
                     continue;
                 }
                 let at = started.elapsed();
-                let system = Arc::clone(&system);
+                let reader = Arc::clone(&reader);
                 let readings = tokio::task::spawn_blocking(move || {
-                    let mut system = system.lock().unwrap_or_else(PoisonError::into_inner);
-                    sweep::read(&mut system, &pids)
+                    let mut reader = reader.lock().unwrap_or_else(PoisonError::into_inner);
+                    reader.read(&pids)
                 })
                 .await
                 .map_err(|e| Error::Sweep(e.to_string()))?;

@@ -1,6 +1,6 @@
 //! One sweep: read every watched process's RSS, then run both alarms on the readings.
 //!
-//! The reading (sysinfo, `/proc`) and the judging ([`Sweeper::sweep`]) are split so that the
+//! The reading ([`crate::statm`], `/proc`) and the judging ([`Sweeper::sweep`]) are split so that the
 //! judging, including PID-reuse handling, is a pure function of its inputs and tested as one.
 
 use std::collections::{BTreeMap, HashMap};
@@ -8,49 +8,10 @@ use std::time::Duration;
 
 use outage_lab_proto::wire::Target;
 use outage_lab_proto::{AlarmKind, Event, ProcessRole, RssSample};
-use sysinfo::{Pid, ProcessRefreshKind, ProcessStatus, ProcessesToUpdate, System};
 
 use crate::aggregate::{AggregateAlarm, AggregateConfig};
 use crate::leak::{LeakConfig, LeakDetector};
-
-/// What one sweep read about one process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Reading {
-    /// Resident set size, bytes.
-    pub(crate) rss: u64,
-    /// When the process started (seconds since the epoch, as sysinfo reports it). A pid whose
-    /// start time changes is a different process that reused the number.
-    pub(crate) start_time: u64,
-}
-
-/// Reads RSS and start time of `pids`. A pid that is gone, or a zombie (exited but not yet
-/// reaped: its RSS reads 0 and means nothing), is absent from the result.
-///
-/// Cost: sysinfo reads `stat` and `status` per pid, about 25 µs each with `without_tasks()`
-/// (listing `/proc/PID/task` would add a third); this runs on a blocking thread.
-pub(crate) fn read(system: &mut System, pids: &[u32]) -> HashMap<u32, Reading> {
-    let pids: Vec<Pid> = pids.iter().map(|&p| Pid::from_u32(p)).collect();
-    system.refresh_processes_specifics(
-        ProcessesToUpdate::Some(&pids),
-        true,
-        ProcessRefreshKind::nothing().with_memory().without_tasks(),
-    );
-    pids.iter()
-        .filter_map(|&pid| {
-            let p = system.process(pid)?;
-            if matches!(p.status(), ProcessStatus::Zombie | ProcessStatus::Dead) {
-                return None;
-            }
-            Some((
-                pid.as_u32(),
-                Reading {
-                    rss: p.memory(),
-                    start_time: p.start_time(),
-                },
-            ))
-        })
-        .collect()
-}
+pub(crate) use crate::statm::Reading;
 
 /// One watched process and the detector that belongs to it.
 #[derive(Debug)]
