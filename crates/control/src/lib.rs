@@ -88,11 +88,11 @@ pub struct Config {
     #[serde(default = "default_probe_window")]
     pub probe_window: u32,
     /// Failed probes within the window that make a server unhealthy.
-    #[serde(default = "default_unhealthy_after")]
-    pub unhealthy_after: u32,
+    #[serde(default = "default_fail_after")]
+    pub fail_after: u32,
     /// Successful probes in a row that make an unhealthy server healthy again.
-    #[serde(default = "default_healthy_after")]
-    pub healthy_after: u32,
+    #[serde(default = "default_recover_after")]
+    pub recover_after: u32,
     /// Most failovers (copies to a new mirror) begun per second, fleet-wide.
     #[serde(default = "default_failovers_per_second")]
     pub failovers_per_second: f64,
@@ -108,7 +108,7 @@ fn default_slots_per_server() -> u32 {
     8
 }
 fn default_placement_fill() -> f64 {
-    0.75
+    0.875
 }
 fn default_blocks_per_volume() -> u32 {
     64
@@ -122,10 +122,10 @@ fn default_probe_timeout() -> HumanDuration {
 fn default_probe_window() -> u32 {
     5
 }
-fn default_unhealthy_after() -> u32 {
+fn default_fail_after() -> u32 {
     3
 }
-fn default_healthy_after() -> u32 {
+fn default_recover_after() -> u32 {
     3
 }
 fn default_failovers_per_second() -> f64 {
@@ -146,8 +146,8 @@ impl Config {
             probe_interval: default_probe_interval(),
             probe_timeout: default_probe_timeout(),
             probe_window: default_probe_window(),
-            unhealthy_after: default_unhealthy_after(),
-            healthy_after: default_healthy_after(),
+            fail_after: default_fail_after(),
+            recover_after: default_recover_after(),
             failovers_per_second: default_failovers_per_second(),
             stats_interval: default_stats_interval(),
             seed: 0,
@@ -200,14 +200,14 @@ impl Config {
                 self.failovers_per_second
             ));
         }
-        if self.probe_window == 0 || !(1..=self.probe_window).contains(&self.unhealthy_after) {
+        if self.probe_window == 0 || !(1..=self.probe_window).contains(&self.fail_after) {
             return bad(format!(
-                "unhealthy_after must be in 1..=probe_window ({}), got {}",
-                self.probe_window, self.unhealthy_after
+                "fail_after must be in 1..=probe_window ({}), got {}",
+                self.probe_window, self.fail_after
             ));
         }
-        if self.healthy_after == 0 {
-            return bad("healthy_after must be at least 1".into());
+        if self.recover_after == 0 {
+            return bad("recover_after must be at least 1".into());
         }
         for (name, d) in [
             ("probe_interval", self.probe_interval),
@@ -319,13 +319,7 @@ pub async fn run(
     let n = config.servers.len();
     let mut control = Control {
         windows: (0..n)
-            .map(|_| {
-                ProbeWindow::new(
-                    config.probe_window,
-                    config.unhealthy_after,
-                    config.healthy_after,
-                )
-            })
+            .map(|_| ProbeWindow::new(config.probe_window, config.fail_after, config.recover_after))
             .collect(),
         servers: config.servers.clone(),
         tokens: config.failovers_per_second.max(1.0),
@@ -610,7 +604,7 @@ impl Control {
                 let detail = match (&res, healthy) {
                     (_, true) => format!(
                         "{} probes in a row answered (last in {} ms)",
-                        self.config.healthy_after,
+                        self.config.recover_after,
                         took.as_millis()
                     ),
                     (Err(e), false) => format!(
@@ -923,7 +917,7 @@ mod tests {
         one.servers.truncate(1);
         assert!(one.validate().is_err());
         let mut bad = c;
-        bad.unhealthy_after = 9;
+        bad.fail_after = 9;
         assert!(bad.validate().is_err());
     }
 }

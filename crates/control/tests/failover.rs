@@ -31,7 +31,7 @@ async fn storage(id: &str) -> Storage {
     c.working_set = ByteSize::kib(64);
     c.miss_penalty = HumanDuration::millis(1);
     c.request_deadline = HumanDuration::millis(200);
-    c.replica_bytes = ByteSize::kib(64);
+    c.replica_size = ByteSize::kib(64);
     c.probe_blocks = 1;
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
@@ -78,8 +78,8 @@ async fn control(servers: &[&Storage], slots: u32, fill: f64) -> Control {
     c.blocks_per_volume = 4;
     c.probe_interval = HumanDuration::millis(50);
     c.probe_window = 3;
-    c.unhealthy_after = 2;
-    c.healthy_after = 2;
+    c.fail_after = 2;
+    c.recover_after = 2;
     c.seed = 5;
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");

@@ -6,12 +6,15 @@
 // exported, so the workspace's unreachable_pub lint would only add noise here.
 #![allow(unreachable_pub)]
 
+mod checks;
 mod cli;
 mod containment;
 mod harness;
+mod names;
 mod plan;
 mod roles;
 mod scenario;
+mod steps;
 mod terminal;
 
 use std::process::ExitCode;
@@ -19,7 +22,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use crate::cli::{Cli, Command, ReportArgs, RunArgs, ValidateArgs};
-use crate::scenario::Scenario;
+use crate::scenario::{Overrides, Scenario};
 
 /// Exit codes: part of the interface, documented in `--help` and the README.
 mod exit {
@@ -59,25 +62,22 @@ fn init_logging() {
         .try_init();
 }
 
-/// Reads, parses and validates a scenario, including every role config it implies.
-fn load(path: &std::path::Path) -> Result<Scenario, String> {
-    let scenario = Scenario::load(path).map_err(|e| e.to_string())?;
-    harness::preflight(&scenario).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(scenario)
+/// Reads, parses and validates a scenario with the command line's overrides applied.
+fn load(path: &std::path::Path, overrides: &Overrides) -> Result<Scenario, String> {
+    Scenario::load(path, overrides).map_err(|e| e.to_string())
 }
 
 fn run(args: RunArgs) -> ExitCode {
-    let mut scenario = match load(&args.scenario) {
+    let overrides = Overrides {
+        servers: args.servers,
+    };
+    let scenario = match load(&args.scenario, &overrides) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("outage-lab: invalid scenario: {e}");
             return ExitCode::from(exit::BAD_INPUT);
         }
     };
-    if let Some(n) = args.servers {
-        // clap already bounded it to 1..=2000, the scenario's own range.
-        scenario.fleet.servers.value = n;
-    }
     let memory_limit = match containment::check(&scenario, args.memory_limit) {
         Ok(_) => containment::limit(args.memory_limit)
             .map(|(l, _)| l)
@@ -186,7 +186,7 @@ fn report(args: &ReportArgs) -> ExitCode {
 fn validate(args: &ValidateArgs) -> ExitCode {
     let mut bad = 0;
     for path in &args.scenarios {
-        match load(path) {
+        match load(path, &Overrides::default()) {
             Ok(s) => println!(
                 "{}: ok ({}: {} servers, {} DNS servers, {} timeline steps, {} expectations)",
                 path.display(),
@@ -194,7 +194,7 @@ fn validate(args: &ValidateArgs) -> ExitCode {
                 s.servers(),
                 s.dns.servers.len(),
                 s.timeline.len(),
-                count_expectations(&s)
+                checks::plan::planned(&s).len()
             ),
             Err(e) => {
                 bad += 1;
@@ -207,20 +207,4 @@ fn validate(args: &ValidateArgs) -> ExitCode {
     } else {
         ExitCode::from(exit::BAD_INPUT)
     }
-}
-
-fn count_expectations(s: &Scenario) -> usize {
-    let e = &s.expect;
-    [
-        e.stale_share.is_some(),
-        e.stale_agents_grow_at_least.is_some(),
-        e.stale_agents_grow_at_most.is_some(),
-        e.fresh_agents_grow_at_most.is_some(),
-        e.leak_alarm.is_some(),
-        e.aggregate_alarm.is_some(),
-        e.memory_recovers_within.is_some(),
-    ]
-    .into_iter()
-    .filter(|x| *x)
-    .count()
 }

@@ -32,6 +32,44 @@ impl fmt::Display for ProcessRole {
     }
 }
 
+/// The role command a process of a run runs (`outage-lab <role>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// An internal DNS server.
+    Dns,
+    /// A data-collection server.
+    Collector,
+    /// A storage server's reporting agent.
+    Agent,
+    /// A storage server.
+    Storage,
+    /// The EBS control plane.
+    Control,
+    /// The memory watchdog.
+    Watchdog,
+}
+
+impl Role {
+    /// The role command's name, as on the command line and in the journal.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Dns => "dns",
+            Role::Collector => "collector",
+            Role::Agent => "agent",
+            Role::Storage => "storage",
+            Role::Control => "control",
+            Role::Watchdog => "watchdog",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The two alarms the watchdog runs side by side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -273,10 +311,14 @@ pub enum Event {
     },
     /// The harness started a process.
     ProcessStarted {
-        /// Process name in the run (`dns-a`, `agent-s003`, ...).
+        /// Process name in the run (`dns-a`, `agent-s003`, ...), for people: read `role` and
+        /// `server` to know what it is.
         name: String,
-        /// Role.
-        role: String,
+        /// The role command it runs.
+        role: Role,
+        /// The storage server it belongs to (agents and storage processes).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        server: Option<String>,
         /// Process id.
         pid: u32,
     },
@@ -451,7 +493,8 @@ mod tests {
                 source_pid,
                 event: Event::ProcessStarted {
                     name: "dns-a".into(),
-                    role: "dns".into(),
+                    role: Role::Dns,
+                    server: None,
                     pid: 9140,
                 },
             };

@@ -17,7 +17,8 @@ pub mod units;
 pub mod wire;
 
 pub use event::{
-    AlarmKind, Event, EventSink, FailoverOutcome, JournalEntry, ProcessRole, RssSample, VolumeState,
+    AlarmKind, Event, EventSink, FailoverOutcome, JournalEntry, ProcessRole, Role, RssSample,
+    VolumeState,
 };
 pub use units::{ByteSize, HumanDuration, UnitError};
 

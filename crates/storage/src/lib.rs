@@ -83,8 +83,8 @@ pub struct Config {
     #[serde(default = "default_request_deadline")]
     pub request_deadline: HumanDuration,
     /// Real memory each volume replica occupies on this server (its stored data).
-    #[serde(default = "default_replica_bytes")]
-    pub replica_bytes: ByteSize,
+    #[serde(default = "default_replica_size")]
+    pub replica_size: ByteSize,
     /// Block reads one health probe (`GET /probe`) makes through the cache and disk.
     #[serde(default = "default_probe_blocks")]
     pub probe_blocks: u64,
@@ -109,16 +109,16 @@ fn default_stats_interval() -> HumanDuration {
     HumanDuration::secs(1)
 }
 fn default_miss_penalty() -> HumanDuration {
-    HumanDuration::millis(5)
+    HumanDuration::millis(10)
 }
 fn default_request_deadline() -> HumanDuration {
     HumanDuration::millis(50)
 }
-fn default_replica_bytes() -> ByteSize {
+fn default_replica_size() -> ByteSize {
     ByteSize::kib(256)
 }
 fn default_probe_blocks() -> u64 {
-    8
+    16
 }
 
 impl Default for Config {
@@ -136,7 +136,7 @@ impl Default for Config {
             stats_interval: default_stats_interval(),
             miss_penalty: default_miss_penalty(),
             request_deadline: default_request_deadline(),
-            replica_bytes: default_replica_bytes(),
+            replica_size: default_replica_size(),
             probe_blocks: default_probe_blocks(),
         }
     }
@@ -188,10 +188,10 @@ impl Config {
                 self.probe_blocks
             ));
         }
-        if usize::try_from(self.replica_bytes.bytes()).is_err() {
+        if usize::try_from(self.replica_size.bytes()).is_err() {
             return bad(format!(
-                "replica_bytes {} does not fit in memory",
-                self.replica_bytes
+                "replica_size {} does not fit in memory",
+                self.replica_size
             ));
         }
         for (name, d) in [
@@ -284,7 +284,7 @@ pub async fn run(
         probes: AtomicU64::new(0),
     });
     let volumes = Arc::new(volumes::Volumes::new(
-        usize::try_from(config.replica_bytes.bytes()).unwrap_or(usize::MAX),
+        usize::try_from(config.replica_size.bytes()).unwrap_or(usize::MAX),
         config.probe_blocks,
     ));
     let resizer = Resizer {

@@ -9,7 +9,7 @@
 //!
 //! Every block access costs what the server's cache says it costs: a block whose slot is cached
 //! is served from memory, any other goes to the disk queue (see `http.rs`). A replica also holds
-//! `replica_bytes` of real memory for the data it stores, so taking a new mirror during a failover
+//! `replica_size` of real memory for the data it stores, so taking a new mirror during a failover
 //! costs the receiving server memory that its cache must give up: the "tax" failover puts on
 //! the healthy servers.
 //!
@@ -122,16 +122,16 @@ impl IntoResponse for Refused {
 #[derive(Debug)]
 pub(crate) struct Volumes {
     replicas: RwLock<HashMap<String, Arc<Mutex<Replica>>>>,
-    replica_bytes: usize,
+    replica_size: usize,
     probe_blocks: u64,
     client: reqwest::Client,
 }
 
 impl Volumes {
-    pub(crate) fn new(replica_bytes: usize, probe_blocks: u64) -> Self {
+    pub(crate) fn new(replica_size: usize, probe_blocks: u64) -> Self {
         Self {
             replicas: RwLock::new(HashMap::new()),
-            replica_bytes,
+            replica_size,
             probe_blocks,
             // Loopback only; a fresh connection per forward would cost more than the write.
             client: reqwest::Client::builder()
@@ -224,7 +224,7 @@ async fn put_replica(
         return StatusCode::NO_CONTENT.into_response();
     }
     // Writing every byte makes the data resident: the memory a replica really costs.
-    let data = vec![0xA5_u8; st.volumes.replica_bytes];
+    let data = vec![0xA5_u8; st.volumes.replica_size];
     let replica = Replica {
         epoch: msg.epoch,
         role: msg.role,

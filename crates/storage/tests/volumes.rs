@@ -31,7 +31,7 @@ fn config(probe_blocks: u64) -> Config {
     c.working_set = ByteSize::kib(64);
     c.miss_penalty = HumanDuration::millis(1);
     c.request_deadline = HumanDuration::millis(500);
-    c.replica_bytes = ByteSize::kib(64);
+    c.replica_size = ByteSize::kib(64);
     c.probe_blocks = probe_blocks;
     c
 }

@@ -10,9 +10,11 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 
+use outage_lab_proto::Role;
 use serde::Serialize;
 
 use super::supervisor::Started;
+use crate::names::ProcessName;
 
 /// The file's name in the run directory.
 pub const FILE: &str = "endpoints.json";
@@ -40,9 +42,11 @@ pub struct Endpoints {
 
 impl Endpoints {
     /// Records what a process announced in its readiness line.
-    pub fn learn(&mut self, name: &str, role: &str, started: &Started) {
+    pub fn learn(&mut self, process: &ProcessName, started: &Started) {
+        let name = process.to_string();
+        let role = process.role().as_str();
         let entry = |url: String, kind| Endpoint {
-            name: name.to_owned(),
+            name: name.clone(),
             role: role.to_owned(),
             url,
             kind,
@@ -50,26 +54,26 @@ impl Endpoints {
         let mut list = Vec::new();
         for (key, addr) in &started.addrs {
             let http = |path: &str| format!("http://{addr}{path}");
-            match (role, key.as_str()) {
-                ("dns", "dns") => list.push(entry(format!("dns://{addr}"), "dns")),
-                ("dns", "admin") => {
+            match (process.role(), key.as_str()) {
+                (Role::Dns, "dns") => list.push(entry(format!("dns://{addr}"), "dns")),
+                (Role::Dns, "admin") => {
                     list.push(entry(http("/metrics"), "metrics"));
                     list.push(entry(http("/records"), "admin"));
                 }
-                ("collector", "http") => {
+                (Role::Collector, "http") => {
                     list.push(entry(http("/metrics"), "metrics"));
                     list.push(entry(http("/stats"), "stats"));
                 }
-                ("control", "http") => {
+                (Role::Control, "http") => {
                     list.push(entry(http("/metrics"), "metrics"));
                     list.push(entry(http("/volumes"), "admin"));
                     list.push(entry(http("/health"), "health"));
                 }
-                ("storage", "http") => {
+                (Role::Storage, "http") => {
                     list.push(entry(http("/metrics"), "metrics"));
                     list.push(entry(http("/health"), "health"));
                 }
-                ("watchdog", "admin") => {
+                (Role::Watchdog, "admin") => {
                     list.push(entry(http("/metrics"), "metrics"));
                     list.push(entry(http("/targets"), "admin"));
                     list.push(entry(http("/health"), "health"));
@@ -78,7 +82,7 @@ impl Endpoints {
                 _ => {}
             }
         }
-        self.by_process.insert(name.to_owned(), list);
+        self.by_process.insert(name, list);
     }
 
     /// Lists the live view (`run --serve`): the page and its event stream.
@@ -100,16 +104,16 @@ impl Endpoints {
     }
 
     /// Drops a process that is gone for good (the failed collector).
-    pub fn forget(&mut self, name: &str) {
-        self.by_process.remove(name);
+    pub fn forget(&mut self, process: &ProcessName) {
+        self.by_process.remove(&process.to_string());
     }
 
     /// The address a process's `/metrics` was on, so a restarted agent can take it again and a
     /// scraper's target list stays true.
-    pub fn metrics_addr(&self, name: &str) -> Option<SocketAddr> {
+    pub fn metrics_addr(&self, process: &ProcessName) -> Option<SocketAddr> {
         let url = &self
             .by_process
-            .get(name)?
+            .get(&process.to_string())?
             .iter()
             .find(|e| e.kind == "metrics")?
             .url;
@@ -167,15 +171,11 @@ mod tests {
     fn a_dns_server_lists_its_metrics_admin_and_dns_urls_and_an_agent_keeps_its_metrics_address() {
         let mut e = Endpoints::default();
         e.learn(
-            "dns-a",
-            "dns",
+            &ProcessName::Dns("dns-a".into()),
             &started(&[("dns", "127.9.0.2:5300"), ("admin", "127.9.0.2:8000")]),
         );
-        e.learn(
-            "agent-s000",
-            "agent",
-            &started(&[("metrics", "127.9.1.1:9100")]),
-        );
+        let agent = ProcessName::Agent("s000".into());
+        e.learn(&agent, &started(&[("metrics", "127.9.1.1:9100")]));
         let urls: Vec<(&str, &str)> = e
             .by_process
             .values()
@@ -192,7 +192,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            e.metrics_addr("agent-s000"),
+            e.metrics_addr(&agent),
             Some("127.9.1.1:9100".parse().expect("addr"))
         );
     }

@@ -98,13 +98,13 @@ pub struct LoadConfig {
     pub requests_per_second: f64,
     /// Share of reads.
     pub read_fraction: f64,
-    /// Per-request deadline.
-    pub deadline: Duration,
+    /// How long a customer waits for one request.
+    pub request_timeout: Duration,
     /// Seed of every choice.
     pub seed: u64,
 }
 
-/// Runs the load until `stop` is cancelled, then waits (at most one deadline) for requests in
+/// Runs the load until `stop` is cancelled, then waits (at most one request timeout) for requests in
 /// flight.
 pub async fn run(
     config: LoadConfig,
@@ -164,13 +164,13 @@ pub async fn run(
             let target = v.primary.as_ref().map(|(_, addr)| *addr);
             let http = http.clone();
             let ledger = Arc::clone(&ledger);
-            let deadline = config.deadline;
+            let timeout = config.request_timeout;
             tokio::spawn(async move {
                 let started = Instant::now();
                 let ok = match target {
                     // A volume no replica serves: the customer's I/O is refused at once.
                     None => false,
-                    Some(addr) => one_request(&http, addr, &key, write_value, deadline).await,
+                    Some(addr) => one_request(&http, addr, &key, write_value, timeout).await,
                 };
                 let ms = started.elapsed().as_secs_f64() * 1000.0;
                 let mut l = lock(&ledger);
@@ -195,7 +195,7 @@ pub async fn run(
     }
     // Let requests in flight finish: their outcome decides what was acknowledged.
     let _ = tokio::time::timeout(
-        config.deadline + Duration::from_millis(500),
+        config.request_timeout + Duration::from_millis(500),
         in_flight.acquire_many(MAX_IN_FLIGHT as u32),
     )
     .await;
@@ -211,14 +211,14 @@ async fn one_request(
     addr: std::net::SocketAddr,
     (volume, block): &BlockKey,
     write: Option<u64>,
-    deadline: Duration,
+    timeout: Duration,
 ) -> bool {
     let url = format!("http://{addr}/volumes/{volume}/blocks/{block}");
     let req = match write {
         Some(value) => http.put(url).json(&BlockValue { value }),
         None => http.get(url),
     };
-    matches!(req.timeout(deadline).send().await, Ok(r) if r.status().is_success())
+    matches!(req.timeout(timeout).send().await, Ok(r) if r.status().is_success())
 }
 
 /// Control's volume map.

@@ -16,7 +16,8 @@ use std::time::Duration;
 use outage_lab_host::Registration;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 
-use super::HarnessError;
+use super::error::HarnessError;
+use crate::names::{Generation, ProcessName};
 use crate::plan::Plan;
 
 /// The services a compose deployment runs one launcher each for.
@@ -33,8 +34,8 @@ pub const STORAGE_SERVICE: &str = "storage";
 /// Where each process of the run is started, and how to talk to the launchers.
 #[derive(Debug, Clone)]
 pub struct Remote {
-    /// Launcher address by process name (`dns-a`, `storage-s003`, `agent-s003`, ...).
-    by_process: BTreeMap<String, SocketAddr>,
+    /// Launcher address by process.
+    by_process: BTreeMap<ProcessName, SocketAddr>,
     /// The shared admin token, sent as a bearer token on every admin call.
     pub token: String,
     /// A client for launcher streams: no overall timeout (a spawn response lasts as long as
@@ -44,7 +45,7 @@ pub struct Remote {
 
 impl Remote {
     /// The launcher that runs `process`.
-    pub fn host_of(&self, process: &str) -> Result<SocketAddr, HarnessError> {
+    pub fn host_of(&self, process: &ProcessName) -> Result<SocketAddr, HarnessError> {
         self.by_process.get(process).copied().ok_or_else(|| {
             HarnessError::Start(format!("no launcher host is assigned to process {process}"))
         })
@@ -159,7 +160,7 @@ fn assign(live: &[&Registration], needed: usize) -> Result<Assignment, String> {
 }
 
 /// Moves the plan onto the hosts and says which host runs which process.
-fn apply(plan: &mut Plan, a: &Assignment) -> BTreeMap<String, SocketAddr> {
+fn apply(plan: &mut Plan, a: &Assignment) -> BTreeMap<ProcessName, SocketAddr> {
     let ip = |addr: SocketAddr| match addr.ip() {
         IpAddr::V4(ip) => ip,
         IpAddr::V6(ip) => ip
@@ -170,22 +171,29 @@ fn apply(plan: &mut Plan, a: &Assignment) -> BTreeMap<String, SocketAddr> {
     let dns = a.fixed["dns"];
     for d in &mut plan.dns {
         d.ip = ip(dns);
-        by_process.insert(d.name.clone(), dns);
+        by_process.insert(ProcessName::Dns(d.name.clone()), dns);
     }
-    for (service, slot) in [
-        ("collector-old", &mut plan.collector_old),
-        ("collector-new", &mut plan.collector_new),
-        ("watchdog", &mut plan.watchdog),
-        ("control", &mut plan.control),
+    for (process, slot) in [
+        (
+            ProcessName::Collector(Generation::Old),
+            &mut plan.collector_old,
+        ),
+        (
+            ProcessName::Collector(Generation::New),
+            &mut plan.collector_new,
+        ),
+        (ProcessName::Watchdog, &mut plan.watchdog),
+        (ProcessName::Control, &mut plan.control),
     ] {
-        let host = a.fixed[service];
+        // Each fixed service's launcher is named like the process it runs.
+        let host = a.fixed[process.to_string().as_str()];
         *slot = ip(host);
-        by_process.insert(service.to_owned(), host);
+        by_process.insert(process, host);
     }
     for (server, &host) in plan.servers.iter_mut().zip(&a.storage) {
         server.ip = ip(host);
-        by_process.insert(format!("storage-{}", server.id), host);
-        by_process.insert(format!("agent-{}", server.id), host);
+        by_process.insert(ProcessName::Storage(server.id.clone()), host);
+        by_process.insert(ProcessName::Agent(server.id.clone()), host);
     }
     by_process
 }
@@ -232,10 +240,11 @@ mod tests {
         assert_eq!(ips, ["10.0.0.11", "10.0.0.12"]);
         let id = &plan.servers[1].id;
         assert_eq!(
-            by_process[&format!("agent-{id}")],
-            by_process[&format!("storage-{id}")]
+            by_process[&ProcessName::Agent(id.clone())],
+            by_process[&ProcessName::Storage(id.clone())]
         );
-        assert_eq!(by_process["dns-b"].to_string(), "10.0.0.1:7070");
+        let dns_b = ProcessName::Dns("dns-b".into());
+        assert_eq!(by_process[&dns_b].to_string(), "10.0.0.1:7070");
     }
 
     #[test]

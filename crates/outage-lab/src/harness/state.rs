@@ -6,7 +6,11 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use outage_lab_proto::{AlarmKind, Event, FailoverOutcome, JournalEntry, ProcessRole, VolumeState};
+use outage_lab_proto::{
+    AlarmKind, Event, FailoverOutcome, JournalEntry, ProcessRole, Role, VolumeState,
+};
+
+use crate::steps::StepKind;
 
 /// One life of an agent process (a restart starts a new one).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -115,8 +119,8 @@ pub struct Crash {
 pub struct RunState {
     /// Per storage server, by id.
     pub servers: BTreeMap<String, ServerState>,
-    /// When each timeline action was injected: (action, t_ms), in order.
-    pub faults: Vec<(String, u64)>,
+    /// When each timeline step was injected: (kind, t_ms), in order.
+    pub steps: Vec<(StepKind, u64)>,
     /// Processes that exited without being asked to.
     pub crashes: Vec<Crash>,
     /// Any leak alarm on a process the harness does not know (should never happen).
@@ -167,19 +171,20 @@ impl RunState {
     pub fn apply(&mut self, entry: &JournalEntry) {
         let t = entry.t_ms;
         match &entry.event {
-            Event::ProcessStarted { name, role, pid } => {
-                if let Some(server) = name.strip_prefix("agent-") {
-                    self.server(server).agents.push(Incarnation {
-                        pid: *pid,
-                        started_ms: t,
-                        ..Incarnation::default()
-                    });
-                } else if let Some(server) =
-                    name.strip_prefix("storage-").filter(|_| role == "storage")
-                {
-                    self.server(server).storage_pid = Some(*pid);
-                }
-            }
+            Event::ProcessStarted {
+                role,
+                server: Some(server),
+                pid,
+                ..
+            } => match role {
+                Role::Agent => self.server(server).agents.push(Incarnation {
+                    pid: *pid,
+                    started_ms: t,
+                    ..Incarnation::default()
+                }),
+                Role::Storage => self.server(server).storage_pid = Some(*pid),
+                _ => {}
+            },
             Event::ProcessExited {
                 name,
                 status,
@@ -298,7 +303,13 @@ impl RunState {
                 self.volumes.failovers_attempted = *failovers_attempted;
                 self.volumes.failovers_without_capacity = *failovers_without_capacity;
             }
-            Event::FaultInjected { action, .. } => self.faults.push((action.clone(), t)),
+            // The journal names steps as the scenario does; a name this build does not know
+            // (a journal from a newer outage-lab) is not a step it can reason about.
+            Event::FaultInjected { action, .. } => {
+                if let Some(kind) = StepKind::from_name(action) {
+                    self.steps.push((kind, t));
+                }
+            }
             Event::Phase { name, .. } if name == "timeline" => {
                 self.fleet_up_ms.get_or_insert(t);
             }
@@ -335,16 +346,20 @@ impl RunState {
         self.servers.entry(id.to_owned()).or_default()
     }
 
-    /// When the first fault was injected, if any.
-    pub fn first_fault_ms(&self) -> Option<u64> {
-        self.faults.first().map(|(_, t)| *t)
+    /// When the first step was injected, if any.
+    pub fn first_injected_ms(&self) -> Option<u64> {
+        self.steps.first().map(|(_, t)| *t)
     }
 
-    /// When `action` was first injected.
-    pub fn fault_ms(&self, action: &str) -> Option<u64> {
-        self.faults
-            .iter()
-            .find(|(a, _)| a == action)
+    /// When the last step was injected, if any.
+    pub fn last_injected_ms(&self) -> Option<u64> {
+        self.steps.last().map(|(_, t)| *t)
+    }
+
+    /// When a step of this kind was first injected.
+    pub fn injected_at(&self, kind: StepKind) -> Option<u64> {
+        (self.steps.iter())
+            .find(|(k, _)| *k == kind)
             .map(|(_, t)| *t)
     }
 

@@ -26,7 +26,8 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::HarnessError;
+use super::error::HarnessError;
+use crate::names::ProcessName;
 
 /// One message into the run loop: an event, who told it, and when the harness heard it.
 #[derive(Debug, Clone)]
@@ -116,7 +117,7 @@ pub struct Supervisor {
     log_dir: PathBuf,
     t0: Instant,
     tx: mpsc::UnboundedSender<Inbound>,
-    procs: Mutex<BTreeMap<String, Proc>>,
+    procs: Mutex<BTreeMap<ProcessName, Proc>>,
     /// Every process started, on disk, for a later run to reap if this one crashes (local
     /// runs only: a remote pid means nothing to this machine's next run).
     ledger: Mutex<Option<super::ledger::Ledger>>,
@@ -180,10 +181,11 @@ impl Supervisor {
     /// it is running; wait for its readiness with [`Pending::ready`].
     pub async fn spawn(
         &self,
-        name: &str,
-        role: &str,
+        process: &ProcessName,
         args: &[String],
     ) -> Result<Pending, HarnessError> {
+        let name = process.to_string();
+        let name = name.as_str();
         std::fs::create_dir_all(&self.log_dir)
             .map_err(|e| HarnessError::io(format!("create {}", self.log_dir.display()), e))?;
         let log = self.log_dir.join(format!("{name}.log"));
@@ -202,8 +204,8 @@ impl Supervisor {
         let (pid, remote) = match &self.remote {
             None => (self.spawn_local(name, args, &log, teller)?, None),
             Some(remote) => {
-                let pid = spawn_remote(remote, name, args, &log, teller).await?;
-                let host = remote.host_of(name)?;
+                let host = remote.host_of(process)?;
+                let pid = spawn_remote(remote, host, name, args, &log, teller).await?;
                 let signal = RemoteSignal {
                     client: remote.client.clone(),
                     url: format!("http://{host}/processes/{name}/signal"),
@@ -217,7 +219,7 @@ impl Supervisor {
         }
         drop(ledger);
         self.lock().insert(
-            name.to_owned(),
+            process.clone(),
             Proc {
                 pid,
                 stopping,
@@ -227,7 +229,8 @@ impl Supervisor {
         );
         self.emit(Event::ProcessStarted {
             name: name.to_owned(),
-            role: role.to_owned(),
+            role: process.role(),
+            server: process.server().map(str::to_owned),
             pid,
         });
         Ok(Pending {
@@ -290,32 +293,33 @@ impl Supervisor {
     /// Spawns and waits for readiness.
     pub async fn start(
         &self,
-        name: &str,
-        role: &str,
+        name: &ProcessName,
         args: &[String],
         timeout: Duration,
     ) -> Result<Started, HarnessError> {
-        self.spawn(name, role, args).await?.ready(timeout).await
+        self.spawn(name, args).await?.ready(timeout).await
     }
 
-    /// Stops process `name`: SIGTERM, up to `grace` to exit, then SIGKILL. Waits until reaped.
-    pub async fn stop(&self, name: &str, grace: Duration) {
-        let target = {
+    /// Stops the named processes at once: SIGTERM, up to `grace` to exit, then SIGKILL (a zero
+    /// grace is SIGKILL at once, a crash). Waits until all are reaped. Returns the pids of those
+    /// that were running; a name that is not running is skipped.
+    pub async fn stop_many(
+        &self,
+        names: &[ProcessName],
+        grace: Duration,
+    ) -> Vec<(ProcessName, u32)> {
+        let targets: Vec<(ProcessName, Proc)> = {
             let mut procs = self.lock();
-            procs.remove(name)
+            (names.iter())
+                .filter_map(|n| procs.remove(n).map(|p| (n.clone(), p)))
+                .collect()
         };
-        if let Some(proc) = target {
-            stop_proc(proc, grace).await;
-        }
-    }
-
-    /// Stops the named processes at once (see [`Supervisor::stop`]) and waits until all are reaped.
-    pub async fn stop_many(&self, names: &[String], grace: Duration) {
-        let targets: Vec<Proc> = {
-            let mut procs = self.lock();
-            names.iter().filter_map(|n| procs.remove(n)).collect()
-        };
-        stop_procs(targets, grace).await;
+        let stopped = (targets.iter())
+            .filter(|(_, p)| !*p.exited.borrow())
+            .map(|(n, p)| (n.clone(), p.pid))
+            .collect();
+        stop_procs(targets.into_iter().map(|(_, p)| p).collect(), grace).await;
+        stopped
     }
 
     /// Stops every process still running, all at once, and waits until all are reaped.
@@ -324,16 +328,16 @@ impl Supervisor {
         stop_procs(all, grace).await;
     }
 
-    /// Pids of processes still running, by name.
-    pub fn running(&self) -> BTreeMap<String, u32> {
+    /// Processes still running, as `name (pid)`.
+    pub fn running(&self) -> Vec<String> {
         self.lock()
             .iter()
             .filter(|(_, p)| !*p.exited.borrow())
-            .map(|(n, p)| (n.clone(), p.pid))
+            .map(|(n, p)| format!("{n} (pid {})", p.pid))
             .collect()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Proc>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<ProcessName, Proc>> {
         // A poisoned lock only means another task panicked while holding it; the map itself is
         // always consistent (single inserts and removes), so keep using it.
         self.procs.lock().unwrap_or_else(|p| p.into_inner())
@@ -472,17 +476,17 @@ impl Teller {
     }
 }
 
-/// Asks `name`'s launcher host to start it; the response body is the child's stdout followed by
+/// Asks `name`'s launcher host (at `host`) to start it; the response body is the child's stdout followed by
 /// its exit status, read by a task that feeds `teller`. A stream that ends without the status
 /// means the launcher (or its container) went away, and the process with it.
 async fn spawn_remote(
     remote: &super::remote::Remote,
+    host: SocketAddr,
     name: &str,
     args: &[String],
     log: &Path,
     mut teller: Teller,
 ) -> Result<u32, HarnessError> {
-    let host = remote.host_of(name)?;
     let url = format!("http://{host}/processes");
     let request = outage_lab_host::SpawnRequest {
         name: name.to_owned(),

@@ -1,0 +1,321 @@
+//! The driver: brings the fleet up, plays the timeline, and folds every event into the journal
+//! and the run state as it arrives. It schedules steps and knows none of them by name: at each
+//! step's time it calls the step's `inject` with the fleet and journals the evidence it returns.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use outage_lab_proto::{Event, JournalEntry};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::error::HarnessError;
+use super::fleet::Fleet;
+use super::load::{self, LoadLedger, WriteCheck};
+use super::report;
+use super::state::RunState;
+use super::supervisor::Inbound;
+use crate::containment::MemoryGuard;
+use crate::steps::Step;
+use crate::terminal::say;
+
+/// How often the customer load's counters go to the journal.
+const LOAD_STATS_INTERVAL: Duration = Duration::from_secs(1);
+/// How often a status line is printed.
+const STATUS_EVERY_MS: u64 = 5_000;
+/// The journal is flushed at least this often, so `tail -f journal.jsonl` follows the run.
+const FLUSH_EVERY: Duration = Duration::from_millis(250);
+
+/// One run in progress.
+pub struct Driver<'a> {
+    /// The processes.
+    pub fleet: Fleet<'a>,
+    rx: mpsc::UnboundedReceiver<Inbound>,
+    journal: BufWriter<File>,
+    /// What happened so far.
+    pub state: RunState,
+    next_status_ms: u64,
+    last_flush: Instant,
+    /// Trips when the real memory of the run's processes crosses the limit.
+    guard: MemoryGuard,
+    /// Set by the guard: why the run was stopped early.
+    pub memory_abort: Option<String>,
+    /// The customer load's counters and acknowledged writes.
+    pub load: Arc<Mutex<LoadLedger>>,
+    load_stop: CancellationToken,
+    load_task: Option<tokio::task::JoinHandle<()>>,
+    /// Every acknowledged write read back at the end (after recovery).
+    pub write_check: Option<Result<WriteCheck, String>>,
+    /// The live view (`run --serve`), fed every journal entry.
+    pub live: Option<outage_lab_viz::live::LiveView>,
+}
+
+impl std::fmt::Debug for Driver<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Driver").finish_non_exhaustive()
+    }
+}
+
+impl<'a> Driver<'a> {
+    /// A driver for `fleet` that hears every process through `rx` and writes to `journal`.
+    pub fn new(
+        fleet: Fleet<'a>,
+        rx: mpsc::UnboundedReceiver<Inbound>,
+        journal: File,
+        guard: MemoryGuard,
+    ) -> Self {
+        let state = RunState::with_servers(fleet.plan.servers.iter().map(|s| s.id.as_str()));
+        Self {
+            fleet,
+            rx,
+            journal: BufWriter::new(journal),
+            state,
+            next_status_ms: 0,
+            last_flush: Instant::now(),
+            guard,
+            memory_abort: None,
+            load: Arc::default(),
+            load_stop: CancellationToken::new(),
+            load_task: None,
+            write_check: None,
+            live: None,
+        }
+    }
+
+    /// Starts the fleet and the customer load, then runs the timeline to the end of the
+    /// scenario's duration and reads every acknowledged write back.
+    pub async fn drive(&mut self) -> Result<(), HarnessError> {
+        self.fleet.start_servers().await?;
+        self.pump();
+        let control = self.fleet.start_control().await?;
+        self.pump();
+        self.start_load(control);
+        self.fleet.write_endpoints()?;
+        let duration = self.fleet.scenario.duration.value;
+        self.fleet.sup.emit(Event::Phase {
+            name: "timeline".into(),
+            detail: format!("fleet up; the timeline runs for {duration}"),
+        });
+        say(&format!(
+            "fleet up: every agent reports to the collector; timeline starts ({duration})"
+        ));
+        self.pump();
+        self.play_timeline().await?;
+        if self.memory_abort.is_some() {
+            return Ok(());
+        }
+        self.pump();
+        self.finish_load().await;
+        say(&self.status_line());
+        Ok(())
+    }
+
+    /// Waits for each step's time and injects it, folding events in meanwhile, until the end
+    /// of the scenario's duration (or the memory guard trips).
+    async fn play_timeline(&mut self) -> Result<(), HarnessError> {
+        let scenario = self.fleet.scenario;
+        let fleet_up = Instant::now();
+        let end = fleet_up + scenario.duration.value.get();
+        self.next_status_ms = self.fleet.sup.now_ms() + STATUS_EVERY_MS;
+        let mut load_stats = tokio::time::interval(LOAD_STATS_INTERVAL);
+        load_stats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut steps = scenario.timeline.iter().peekable();
+        loop {
+            let deadline = (steps.peek()).map_or(end, |s| fleet_up + s.at().value.get());
+            tokio::select! {
+                msg = self.rx.recv() => {
+                    if let Some(msg) = msg { self.record(msg); }
+                }
+                _ = tokio::time::sleep_until(deadline.into()) => {
+                    match steps.next() {
+                        Some(step) => self.apply(step).await?,
+                        None => return Ok(()),
+                    }
+                }
+                _ = load_stats.tick() => self.emit_load_window(),
+            }
+            if self.memory_abort.is_some() {
+                return Ok(());
+            }
+            self.tell_status();
+        }
+    }
+
+    /// Injects one step and journals its evidence.
+    async fn apply(&mut self, step: &Step) -> Result<(), HarnessError> {
+        let action = step.kind().name();
+        let detail = step.inject(&mut self.fleet).await?;
+        say(&format!(
+            "t={:>5.1}s  {action}: {detail}",
+            self.fleet.sup.now_ms() as f64 / 1000.0
+        ));
+        self.fleet.sup.emit(Event::FaultInjected {
+            action: action.to_owned(),
+            detail,
+        });
+        self.pump();
+        Ok(())
+    }
+
+    fn status_line(&self) -> String {
+        report::status_line(self.fleet.sup.now_ms(), self.fleet.plan, &self.state)
+    }
+
+    /// The redrawn line on a terminal, and a plain status line every few seconds.
+    fn tell_status(&mut self) {
+        crate::terminal::tick(|| self.status_line());
+        if self.fleet.sup.now_ms() >= self.next_status_ms {
+            self.next_status_ms += STATUS_EVERY_MS;
+            say(&self.status_line());
+        }
+    }
+
+    /// Starts the customers' I/O against control's volumes, if the scenario has any.
+    fn start_load(&mut self, control: std::net::SocketAddr) {
+        let l = &self.fleet.scenario.load;
+        if !l.runs() {
+            return;
+        }
+        let config = load::LoadConfig {
+            control,
+            requests_per_second: l.requests_per_second,
+            read_fraction: l.read_fraction,
+            request_timeout: l.request_timeout.get(),
+            seed: self.fleet.seed ^ 0x10AD_10AD,
+        };
+        self.load_task = Some(tokio::spawn(load::run(
+            config,
+            self.fleet.http.clone(),
+            Arc::clone(&self.load),
+            self.load_stop.clone(),
+        )));
+    }
+
+    /// Tells the load's counters since the last window, while the load runs.
+    fn emit_load_window(&mut self) {
+        if self.load_task.is_none() {
+            return;
+        }
+        self.emit_load_counters();
+    }
+
+    fn emit_load_counters(&mut self) {
+        let w = load::lock(&self.load).take_window();
+        self.fleet.sup.emit(Event::LoadStats {
+            requests: w.requests,
+            ok: w.ok,
+            errors: w.errors,
+            p50_ms: w.p50_ms,
+            p99_ms: w.p99_ms,
+        });
+    }
+
+    /// Stops the load, then reads every acknowledged write back (the timeline has repaired
+    /// everything by now).
+    async fn finish_load(&mut self) {
+        let Some(task) = self.load_task.take() else {
+            return;
+        };
+        self.load_stop.cancel();
+        let _ = task.await;
+        self.emit_load_counters();
+        let Some(control) = self.fleet.control() else {
+            return;
+        };
+        let acked = load::lock(&self.load).acked.clone();
+        let check = load::read_back(&self.fleet.http, control, &acked).await;
+        match &check {
+            Ok(c) => say(&format!(
+                "t={:>5.1}s  read back {} blocks with acknowledged writes: {} lost, {} unreadable",
+                self.fleet.sup.now_ms() as f64 / 1000.0,
+                c.checked,
+                c.lost.len(),
+                c.unreadable.len()
+            )),
+            Err(e) => say(&format!("could not read acknowledged writes back: {e}")),
+        }
+        self.write_check = Some(check);
+    }
+
+    /// Folds every event already waiting into the journal and the state.
+    pub fn pump(&mut self) {
+        while let Ok(msg) = self.rx.try_recv() {
+            self.record(msg);
+        }
+    }
+
+    /// Flushes the journal; a full disk shows up here.
+    pub fn flush_journal(&mut self) -> Result<(), HarnessError> {
+        (self.journal.flush()).map_err(|e| HarnessError::io("write journal.jsonl".into(), e))
+    }
+
+    fn record(&mut self, msg: Inbound) {
+        let entry = JournalEntry {
+            t_ms: msg.t_ms,
+            source: msg.source,
+            source_pid: msg.pid,
+            event: msg.event,
+        };
+        if let Ok(line) = serde_json::to_string(&entry) {
+            // A full disk shows up at the final flush, which is checked.
+            let _ = writeln!(self.journal, "{line}");
+            if let Some(live) = &self.live {
+                live.feed.publish(&entry, &line);
+            }
+        }
+        if self.last_flush.elapsed() >= FLUSH_EVERY || entry.source == "harness" {
+            let _ = self.journal.flush();
+            self.last_flush = Instant::now();
+        }
+        self.watch_memory(&entry);
+        if let Event::Alarm {
+            alarm,
+            server,
+            role,
+            detail,
+            ..
+        } = &entry.event
+        {
+            say(&format!(
+                "t={:>5.1}s  ALARM {alarm} on {server}{}: {detail}",
+                entry.t_ms as f64 / 1000.0,
+                role.map(|r| format!(" ({r})")).unwrap_or_default()
+            ));
+        }
+        crate::terminal::observe(&entry);
+        self.state.apply(&entry);
+    }
+
+    /// The memory guard adds up every watchdog sweep and stops the run past the limit.
+    fn watch_memory(&mut self, entry: &JournalEntry) {
+        let Event::RssSweep { samples } = &entry.event else {
+            return;
+        };
+        let total = samples.iter().map(|s| s.rss_bytes).sum();
+        if let (None, Some(reason)) = (&self.memory_abort, self.guard.check(total)) {
+            say(&format!(
+                "t={:>5.1}s  STOPPING: {reason}",
+                entry.t_ms as f64 / 1000.0
+            ));
+            self.memory_abort = Some(reason);
+        }
+    }
+
+    /// After every process was stopped: reads until every child's stdout has closed.
+    pub async fn drain_until_closed(&mut self, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        // The supervisor holds one sender; the rest belong to per-child tasks that end at EOF.
+        // Wait until only the supervisor's is left (strong_count would need the sender), so poll.
+        loop {
+            match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+                Ok(Some(msg)) => self.record(msg),
+                Ok(None) | Err(_) => break,
+            }
+            if self.rx.sender_strong_count() <= 1 && self.rx.is_empty() {
+                break;
+            }
+        }
+    }
+}

@@ -1,0 +1,377 @@
+//! The running fleet: every process of a run, what the harness learned of each from its
+//! readiness line, and the few things one can do to them. This is the handle a timeline step
+//! gets ([`crate::steps`]): start a collector, kill processes, restart agents, point a DNS
+//! server's record, all through the supervisor and the roles' admin APIs.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use outage_lab_proto::wire::{SetRecordMsg, Target};
+use outage_lab_proto::{COLLECTOR_NAME, ProcessRole};
+
+use super::configs::{self, role_args};
+use super::endpoints::{self, Endpoints};
+use super::error::HarnessError;
+use super::supervisor::{Pending, Started, Supervisor};
+use crate::names::{Generation, ProcessName};
+use crate::plan::{Plan, ServerPlan};
+use crate::scenario::Scenario;
+
+/// How long a process may take to print its readiness line.
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a process may take to stop after SIGTERM before it gets SIGKILL.
+pub const STOP_GRACE: Duration = Duration::from_secs(3);
+
+/// Addresses learned from readiness lines.
+#[derive(Debug, Default)]
+struct Learned {
+    /// Per DNS server: (DNS, admin API).
+    dns: BTreeMap<String, (SocketAddr, SocketAddr)>,
+    collector_port: u16,
+    watchdog_admin: Option<SocketAddr>,
+    agent_pids: BTreeMap<String, u32>,
+    storage_pids: BTreeMap<String, u32>,
+    storage_addrs: BTreeMap<String, SocketAddr>,
+    control: Option<SocketAddr>,
+}
+
+/// The processes of one run and how to reach them.
+#[derive(Debug)]
+pub struct Fleet<'a> {
+    /// The scenario being run.
+    pub scenario: &'a Scenario,
+    /// Where everything lives, and who is stale.
+    pub plan: &'a Plan,
+    /// The run's seed.
+    pub seed: u64,
+    /// Starts and stops the processes.
+    pub sup: Supervisor,
+    /// For the roles' admin APIs (with the run's token on launcher hosts).
+    pub http: reqwest::Client,
+    run_dir: PathBuf,
+    learned: Learned,
+    /// Every URL of the run, for `endpoints.json`.
+    pub listed: Endpoints,
+}
+
+impl<'a> Fleet<'a> {
+    /// A fleet of nothing yet.
+    pub fn new(
+        scenario: &'a Scenario,
+        plan: &'a Plan,
+        seed: u64,
+        sup: Supervisor,
+        http: reqwest::Client,
+        run_dir: PathBuf,
+    ) -> Self {
+        Self {
+            scenario,
+            plan,
+            seed,
+            sup,
+            http,
+            run_dir,
+            learned: Learned::default(),
+            listed: Endpoints::default(),
+        }
+    }
+
+    /// Starts DNS servers, the old collector and the watchdog, then every agent and storage
+    /// process at once, and waits for each to be ready; tells the watchdog what to watch.
+    pub async fn start_servers(&mut self) -> Result<(), HarnessError> {
+        self.start_dns().await?;
+        let old = SocketAddr::new(self.plan.collector_old.into(), 0);
+        let collector = self.start_collector(Generation::Old, old).await?;
+        self.learned.collector_port = collector.port();
+        self.start_watchdog().await?;
+        self.start_agents_and_storage().await?;
+        self.push_targets().await
+    }
+
+    async fn start_dns(&mut self) -> Result<(), HarnessError> {
+        // Every DNS server answers the old collector at first.
+        let mut pendings = Vec::new();
+        for dns in &self.plan.dns {
+            let config = outage_lab_dns::Config {
+                records: BTreeMap::from([(
+                    COLLECTOR_NAME.to_owned(),
+                    vec![self.plan.collector_old],
+                )]),
+                ttl: self.scenario.dns.ttl,
+                admin_token: None,
+            };
+            let name = ProcessName::Dns(dns.name.clone());
+            let file = self.write_config(&name, &config)?;
+            let listen = [
+                ("--listen", format!("{}:0", dns.ip)),
+                ("--admin", format!("{}:0", dns.ip)),
+            ];
+            let args = role_args("dns", &file, &listen);
+            pendings.push((name.clone(), self.sup.spawn(&name, &args).await?));
+        }
+        for (name, pending) in pendings {
+            let started = pending.ready(READY_TIMEOUT).await?;
+            let udp = addr(&started, "dns", &name)?;
+            let admin = addr(&started, "admin", &name)?;
+            self.listed.learn(&name, &started);
+            self.learned.dns.insert(name.to_string(), (udp, admin));
+        }
+        Ok(())
+    }
+
+    async fn start_watchdog(&mut self) -> Result<(), HarnessError> {
+        let name = ProcessName::Watchdog;
+        let file = self.write_config(&name, &configs::watchdog(self.scenario))?;
+        let listen = [("--listen", format!("{}:0", self.plan.watchdog))];
+        let args = role_args("watchdog", &file, &listen);
+        let started = self.sup.start(&name, &args, READY_TIMEOUT).await?;
+        self.learned.watchdog_admin = Some(addr(&started, "admin", &name)?);
+        self.listed.learn(&name, &started);
+        Ok(())
+    }
+
+    /// Agents first (storage needs their pids), all at once, then storage, then wait for all.
+    async fn start_agents_and_storage(&mut self) -> Result<(), HarnessError> {
+        let plan = self.plan;
+        let mut pendings = Vec::new();
+        for server in &plan.servers {
+            let pending = self.spawn_agent(server).await?;
+            pendings.push((ProcessName::Agent(server.id.clone()), pending));
+        }
+        for server in &plan.servers {
+            let config = configs::storage(self.scenario, &server.id, self.pid_file(&server.id));
+            let name = ProcessName::Storage(server.id.clone());
+            let file = self.write_config(&name, &config)?;
+            let args = role_args(
+                "storage",
+                &file,
+                &[("--listen", format!("{}:0", server.ip))],
+            );
+            pendings.push((name.clone(), self.sup.spawn(&name, &args).await?));
+        }
+        let timeout = READY_TIMEOUT + Duration::from_millis(50 * plan.servers.len() as u64);
+        for (name, pending) in pendings {
+            let started = pending.ready(timeout).await?;
+            self.listed.learn(&name, &started);
+            match &name {
+                ProcessName::Agent(id) => {
+                    self.learned.agent_pids.insert(id.clone(), started.pid);
+                }
+                ProcessName::Storage(id) => {
+                    let http = addr(&started, "http", &name)?;
+                    self.learned.storage_addrs.insert(id.clone(), http);
+                    self.learned.storage_pids.insert(id.clone(), started.pid);
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts control, which places every volume on the storage servers before it is ready.
+    /// Returns its HTTP address.
+    pub async fn start_control(&mut self) -> Result<SocketAddr, HarnessError> {
+        let servers = (self.plan.servers.iter())
+            .filter_map(|s| {
+                let addr = *self.learned.storage_addrs.get(&s.id)?;
+                let id = s.id.clone();
+                Some(outage_lab_control::ServerEntry { id, addr })
+            })
+            .collect();
+        let config = configs::control(self.scenario, servers, self.seed);
+        let name = ProcessName::Control;
+        let file = self.write_config(&name, &config)?;
+        let args = role_args(
+            "control",
+            &file,
+            &[("--listen", format!("{}:0", self.plan.control))],
+        );
+        // Placement creates every replica before control is ready.
+        let timeout = READY_TIMEOUT + Duration::from_millis(20 * self.plan.servers.len() as u64);
+        let started = self.sup.start(&name, &args, timeout).await?;
+        let control = addr(&started, "http", &name)?;
+        self.listed.learn(&name, &started);
+        self.learned.control = Some(control);
+        Ok(control)
+    }
+
+    /// Control's HTTP address, once it is up.
+    pub fn control(&self) -> Option<SocketAddr> {
+        self.learned.control
+    }
+
+    /// The port every collector serves on (the replacement takes the old one's).
+    pub fn collector_port(&self) -> u16 {
+        self.learned.collector_port
+    }
+
+    /// Starts a collector listening on `listen`; returns its address.
+    pub async fn start_collector(
+        &mut self,
+        generation: Generation,
+        listen: SocketAddr,
+    ) -> Result<SocketAddr, HarnessError> {
+        let name = ProcessName::Collector(generation);
+        let config = outage_lab_collector::Config {
+            name: name.to_string(),
+            ..outage_lab_collector::Config::default()
+        };
+        let file = self.write_config(&name, &config)?;
+        let args = role_args("collector", &file, &[("--listen", listen.to_string())]);
+        let started = self.sup.start(&name, &args, READY_TIMEOUT).await?;
+        self.listed.learn(&name, &started);
+        addr(&started, "http", &name)
+    }
+
+    /// SIGKILLs these processes at once (a hardware failure does not shut down cleanly) and
+    /// forgets their endpoints. Returns the ones that were running, with their pids.
+    pub async fn kill(
+        &mut self,
+        names: &[ProcessName],
+    ) -> Result<Vec<(ProcessName, u32)>, HarnessError> {
+        let killed = self.sup.stop_many(names, Duration::ZERO).await;
+        for name in names {
+            self.listed.forget(name);
+        }
+        self.write_endpoints()?;
+        Ok(killed)
+    }
+
+    /// Stops these servers' agents (SIGTERM) and starts them again, each on its old metrics
+    /// address; tells the watchdog the new pids.
+    pub async fn restart_agents(&mut self, servers: &[&ServerPlan]) -> Result<(), HarnessError> {
+        let names: Vec<ProcessName> = (servers.iter())
+            .map(|s| ProcessName::Agent(s.id.clone()))
+            .collect();
+        self.sup.stop_many(&names, STOP_GRACE).await;
+        let mut pendings = Vec::new();
+        for s in servers {
+            pendings.push((s.id.clone(), self.spawn_agent(s).await?));
+        }
+        for (id, pending) in pendings {
+            let started = pending.ready(READY_TIMEOUT).await?;
+            self.learned.agent_pids.insert(id, started.pid);
+        }
+        self.push_targets().await
+    }
+
+    async fn spawn_agent(&mut self, server: &ServerPlan) -> Result<Pending, HarnessError> {
+        let (dns_addr, _) = (self.learned.dns.get(&server.dns_server).copied())
+            .ok_or_else(|| HarnessError::Start(format!("no DNS server {}", server.dns_server)))?;
+        let port = self.learned.collector_port;
+        let config = configs::agent(self.scenario, server, dns_addr, port);
+        let name = ProcessName::Agent(server.id.clone());
+        let file = self.write_config(&name, &config)?;
+        // Metrics on the server's own address; a restarted agent takes its old port again.
+        let metrics = (self.listed.metrics_addr(&name))
+            .unwrap_or_else(|| SocketAddr::new(server.ip.into(), 0));
+        let args = role_args("agent", &file, &[("--metrics", metrics.to_string())]);
+        let pending = self.sup.spawn(&name, &args).await?;
+        let pid_file = self.pid_file(&server.id);
+        std::fs::write(&pid_file, format!("{}\n", pending.pid()))
+            .map_err(|e| HarnessError::io(format!("write {}", pid_file.display()), e))?;
+        Ok(pending)
+    }
+
+    /// Tells the watchdog the complete set of pids to watch.
+    async fn push_targets(&mut self) -> Result<(), HarnessError> {
+        let budget = self.scenario.fleet.memory_budget.value.bytes();
+        let plan = self.plan;
+        let stale = |id: &str| plan.servers.iter().any(|s| s.id == id && s.stale);
+        let target = |server: &String, role, pid: &u32| Target {
+            server: server.clone(),
+            role,
+            pid: *pid,
+            budget_bytes: budget,
+            stale: stale(server),
+        };
+        let agents =
+            (self.learned.agent_pids.iter()).map(|(s, p)| target(s, ProcessRole::Agent, p));
+        let storage =
+            (self.learned.storage_pids.iter()).map(|(s, p)| target(s, ProcessRole::Storage, p));
+        let targets: Vec<Target> = agents.chain(storage).collect();
+        let Some(admin) = self.learned.watchdog_admin else {
+            return Err(HarnessError::Start(
+                "the watchdog has no admin address".into(),
+            ));
+        };
+        let url = format!("http://{admin}/targets");
+        match self.http.put(&url).json(&targets).send().await {
+            Ok(r) if r.status().is_success() => Ok(()),
+            Ok(r) => Err(HarnessError::Start(format!(
+                "watchdog refused the targets: PUT {url} answered {}",
+                r.status()
+            ))),
+            Err(e) => Err(HarnessError::Start(format!(
+                "could not reach the watchdog at {url}: {e}"
+            ))),
+        }
+    }
+
+    /// Points `dns_name`'s collector record at the replacement; a failure is a fault of `step`
+    /// that could not be injected.
+    pub async fn point_collector_record(
+        &self,
+        dns_name: &str,
+        step: &str,
+    ) -> Result<(), HarnessError> {
+        let fault = |detail: String| HarnessError::Fault {
+            action: step.to_owned(),
+            detail,
+        };
+        let (_, admin) = (self.learned.dns.get(dns_name))
+            .ok_or_else(|| fault(format!("no DNS server {dns_name}")))?;
+        let url = format!("http://{admin}/records/{COLLECTOR_NAME}");
+        let body = SetRecordMsg {
+            addrs: vec![self.plan.collector_new.into()],
+        };
+        match self.http.put(&url).json(&body).send().await {
+            Ok(r) if r.status().is_success() => Ok(()),
+            Ok(r) => Err(fault(format!(
+                "PUT {url} answered {}: {}",
+                r.status(),
+                r.text().await.unwrap_or_default()
+            ))),
+            Err(e) => Err(fault(format!("PUT {url} failed: {e}"))),
+        }
+    }
+
+    /// Writes `endpoints.json` as it is now.
+    pub fn write_endpoints(&self) -> Result<(), HarnessError> {
+        let path = self.run_dir.join(endpoints::FILE);
+        (self.listed.write(&self.run_dir))
+            .map_err(|e| HarnessError::io(format!("write {}", path.display()), e))
+    }
+
+    fn write_config<T: serde::Serialize>(
+        &self,
+        name: &ProcessName,
+        config: &T,
+    ) -> Result<PathBuf, HarnessError> {
+        let path = self.run_dir.join("config").join(format!("{name}.json"));
+        let json = serde_json::to_string_pretty(config).map_err(|e| {
+            HarnessError::io(
+                format!("encode {}", path.display()),
+                std::io::Error::other(e),
+            )
+        })?;
+        std::fs::write(&path, json)
+            .map_err(|e| HarnessError::io(format!("write {}", path.display()), e))?;
+        Ok(path)
+    }
+
+    fn pid_file(&self, server: &str) -> PathBuf {
+        (self.run_dir.join("pids")).join(format!("{server}.agent.pid"))
+    }
+}
+
+fn addr(started: &Started, key: &str, name: &ProcessName) -> Result<SocketAddr, HarnessError> {
+    started.addrs.get(key).copied().ok_or_else(|| {
+        HarnessError::Start(format!(
+            "{name} announced no {key:?} address (it said {:?})",
+            started.addrs
+        ))
+    })
+}

@@ -1,0 +1,175 @@
+//! `dns_update: { at, propagate_to }`: the collector's A record is pointed at the replacement,
+//! but only on the DNS servers listed; the others keep answering the dead address. The agents
+//! behind those are the *stale* ones: the plan decides which they are ([`missed`]) and every other
+//! part of the run reads it from there.
+//!
+//! Its check, `fault_took_effect`, makes sure the fault did not silently do nothing: every agent
+//! behind a missed DNS server really kept the dead address and failed to report, and every other
+//! agent moved to the replacement.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use outage_lab_proto::report::ExpectationResult;
+use outage_lab_proto::{COLLECTOR_NAME, HumanDuration};
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use super::{Step, StepKind, TimelineContext, TimelineStep};
+use crate::checks::{Check, CheckInput, first_few, result};
+use crate::harness::error::HarnessError;
+use crate::harness::fleet::Fleet;
+use crate::scenario::located::ScenarioError;
+
+/// The partial DNS update of the incident.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsUpdate {
+    /// When, from the moment the fleet is up.
+    pub at: Spanned<HumanDuration>,
+    /// The DNS servers the update reaches; the others keep answering the old address.
+    pub propagate_to: Vec<Spanned<String>>,
+}
+
+/// The DNS servers of `dns_names` that the timeline's `dns_update` misses (none without one).
+pub fn missed(timeline: &[Step], dns_names: &[String]) -> BTreeSet<String> {
+    let reached: Option<BTreeSet<&str>> = timeline.iter().find_map(|s| match s {
+        Step::DnsUpdate(u) => Some(u.propagate_to.iter().map(|n| n.value.as_str()).collect()),
+        _ => None,
+    });
+    match reached {
+        None => BTreeSet::new(),
+        Some(reached) => dns_names
+            .iter()
+            .filter(|n| !reached.contains(n.as_str()))
+            .cloned()
+            .collect(),
+    }
+}
+
+impl TimelineStep for DnsUpdate {
+    fn at(&self) -> &Spanned<HumanDuration> {
+        &self.at
+    }
+
+    fn validate(&self, t: &mut TimelineContext<'_>) -> Result<(), ScenarioError> {
+        if !t.collector_replaced {
+            return Err(t.loc.at(&self.at, "dns_update comes before replace_collector; there is no replacement to point DNS at yet".into()));
+        }
+        if t.dns_updated {
+            return Err(t.loc.at(
+                &self.at,
+                "a second dns_update; use dns_repair to finish propagation".into(),
+            ));
+        }
+        t.dns_updated = true;
+        let mut seen = BTreeSet::new();
+        for target in &self.propagate_to {
+            if !t.dns_names.contains(&target.value.as_str()) {
+                return Err(t.loc.at(
+                    target,
+                    format!(
+                        "unknown DNS server {:?} in propagate_to; expected one of: {}",
+                        target.value,
+                        t.dns_names.join(", ")
+                    ),
+                ));
+            }
+            if !seen.insert(target.value.as_str()) {
+                return Err(t.loc.at(
+                    target,
+                    format!("DNS server {:?} listed twice", target.value),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    async fn inject(&self, fleet: &mut Fleet<'_>) -> Result<String, HarnessError> {
+        let plan = fleet.plan;
+        let reached: Vec<&str> = self.propagate_to.iter().map(|n| n.value.as_str()).collect();
+        for name in &reached {
+            fleet.point_collector_record(name, "dns_update").await?;
+        }
+        let missed: Vec<&str> = (plan.dns.iter().filter(|d| d.stale))
+            .map(|d| d.name.as_str())
+            .collect();
+        Ok(format!(
+            "{COLLECTOR_NAME} -> {} on {}; missed {} ({} agents stay on the dead address)",
+            plan.collector_new,
+            reached.join(", "),
+            if missed.is_empty() {
+                "none".to_owned()
+            } else {
+                missed.join(", ")
+            },
+            plan.stale_servers().count()
+        ))
+    }
+
+    fn checks(&self) -> Vec<Check<'_>> {
+        vec![Check::new("fault_took_effect", fault_took_effect)]
+    }
+}
+
+/// The moment staleness is judged: when DNS was repaired, or the end of the run.
+fn judged_at(input: &CheckInput<'_>) -> u64 {
+    (input.state.injected_at(StepKind::DnsRepair)).unwrap_or(input.end_ms)
+}
+
+/// Which servers really behaved stale: at the moment DNS was repaired (or the end), their agent
+/// still held the old collector address and had failed reports.
+pub fn observed_stale(input: &CheckInput<'_>) -> Vec<String> {
+    let old = IpAddr::V4(input.plan.collector_old);
+    let at = judged_at(input);
+    (input.state.servers.iter())
+        .filter(|(_, s)| s.resolved_at(at) == Some(&[old][..]) && s.failed_reports() > 0)
+        .map(|(id, _)| id.clone())
+        .collect()
+}
+
+fn fault_took_effect(input: &CheckInput<'_>) -> ExpectationResult {
+    let old = IpAddr::V4(input.plan.collector_old);
+    let new = IpAddr::V4(input.plan.collector_new);
+    let update = input.state.injected_at(StepKind::DnsUpdate).unwrap_or(0);
+    let at = judged_at(input);
+    let mut problems = Vec::new();
+    for planned in &input.plan.servers {
+        let Some(state) = input.state.servers.get(&planned.id) else {
+            problems.push(format!("{}: no events at all", planned.id));
+            continue;
+        };
+        let held = state.resolved_at(at);
+        if planned.stale {
+            if held != Some(&[old][..]) {
+                problems.push(format!(
+                    "{} (stale, via {}) held {:?}, not the dead address {old}",
+                    planned.id, planned.dns_server, held
+                ));
+            } else if state.failed_reports() == 0 {
+                problems.push(format!("{} (stale) never failed a report", planned.id));
+            }
+        } else {
+            let moved = (state.resolved.iter()).any(|(t, a)| *t >= update && a.as_slice() == [new]);
+            if !moved {
+                problems.push(format!(
+                    "{} (fresh, via {}) never resolved the replacement {new}",
+                    planned.id, planned.dns_server
+                ));
+            }
+        }
+    }
+    let stale = input.plan.stale_servers().count();
+    let name = "fault_took_effect";
+    if problems.is_empty() {
+        return result(
+            name,
+            true,
+            format!(
+                "{stale} agents behind missed DNS servers kept {old} and failed; {} others moved to {new}",
+                input.plan.servers.len() - stale
+            ),
+        );
+    }
+    result(name, false, first_few(&problems, 5))
+}

@@ -1,0 +1,185 @@
+//! The timeline's vocabulary: one module per step.
+//!
+//! A step owns everything about itself, in the spirit of one module per command: its YAML shape
+//! (the struct), what it needs of the rest of the scenario ([`TimelineStep::validate`], with
+//! `file:line:column`), what it does to the running fleet ([`TimelineStep::inject`], which returns
+//! the evidence the journal records), and the checks that read that evidence afterwards
+//! ([`TimelineStep::checks`]: a fault that silently did nothing must fail the run).
+//!
+//! The driver knows no step by name: it waits until each step's time, calls `inject` and
+//! journals what it returns. Adding a step is one new file here and one line in [`steps!`].
+
+mod dns_repair;
+pub mod dns_update;
+mod kill;
+mod replace_collector;
+mod restart;
+pub mod select;
+
+use outage_lab_proto::HumanDuration;
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use crate::checks::Check;
+use crate::harness::error::HarnessError;
+use crate::harness::fleet::Fleet;
+use crate::scenario::located::{Locator, ScenarioError};
+
+/// What every step is: a time, a validation, an injection and its checks.
+// Only used through the `Step` enum's static dispatch, never as `dyn`, so the future's `Send`
+// bound the lint warns about does not matter (the harness runs on one thread).
+#[allow(async_fn_in_trait)]
+pub trait TimelineStep {
+    /// When it happens, from the moment the fleet is up.
+    fn at(&self) -> &Spanned<HumanDuration>;
+
+    /// Checks what only the whole scenario can tell: the names it refers to, what must come
+    /// before it. Time order and the run's duration are checked for every step by the timeline.
+    fn validate(&self, timeline: &mut TimelineContext<'_>) -> Result<(), ScenarioError>;
+
+    /// Does it to the running fleet; returns what happened, with the evidence, in one line.
+    async fn inject(&self, fleet: &mut Fleet<'_>) -> Result<String, HarnessError>;
+
+    /// The checks every run with this step gets, whatever `expect:` says.
+    fn checks(&self) -> Vec<Check<'_>> {
+        Vec::new()
+    }
+}
+
+/// What the steps of one timeline learn about each other while they are validated in order.
+#[derive(Debug)]
+pub struct TimelineContext<'a> {
+    /// Where values were written, for messages.
+    pub loc: &'a Locator<'a>,
+    /// The DNS servers the scenario names.
+    pub dns_names: Vec<&'a str>,
+    /// Storage servers in the fleet.
+    pub servers: usize,
+    /// A `replace_collector` came earlier.
+    pub collector_replaced: bool,
+    /// A `dns_update` came earlier.
+    pub dns_updated: bool,
+}
+
+/// Declares the vocabulary: the `Step` enum the scenario parses, the `StepKind` the run state
+/// records, and the dispatch from one to each step's module.
+macro_rules! steps {
+    ($($(#[$doc:meta])* $variant:ident($ty:ty) = $name:literal,)*) => {
+        /// One timeline step, as written in the scenario (`- dns_update: { at: 4s, ... }`).
+        #[derive(Debug, Clone, Deserialize)]
+        pub enum Step {
+            $($(#[$doc])* #[serde(rename = $name)] $variant($ty),)*
+        }
+
+        /// Which step, without its settings.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum StepKind {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl StepKind {
+            /// Every kind, in the order they are declared.
+            pub const ALL: &[StepKind] = &[$(StepKind::$variant,)*];
+
+            /// The name a scenario and the journal use.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(StepKind::$variant => $name,)*
+                }
+            }
+        }
+
+        impl Step {
+            /// Which step this is.
+            pub fn kind(&self) -> StepKind {
+                match self {
+                    $(Step::$variant(_) => StepKind::$variant,)*
+                }
+            }
+
+            /// When it happens.
+            pub fn at(&self) -> &Spanned<HumanDuration> {
+                match self {
+                    $(Step::$variant(s) => s.at(),)*
+                }
+            }
+
+            fn validate_own(&self, t: &mut TimelineContext<'_>) -> Result<(), ScenarioError> {
+                match self {
+                    $(Step::$variant(s) => s.validate(t),)*
+                }
+            }
+
+            /// Does it to the running fleet; returns the evidence.
+            pub async fn inject(&self, fleet: &mut Fleet<'_>) -> Result<String, HarnessError> {
+                match self {
+                    $(Step::$variant(s) => s.inject(fleet).await,)*
+                }
+            }
+
+            /// The checks this step adds to the run.
+            pub fn checks(&self) -> Vec<Check<'_>> {
+                match self {
+                    $(Step::$variant(s) => s.checks(),)*
+                }
+            }
+        }
+    };
+}
+
+steps! {
+    /// The collector fails and is replaced: the old collector process is killed (its address
+    /// goes dead) and a replacement starts on a new address. DNS still names the old one.
+    ReplaceCollector(replace_collector::ReplaceCollector) = "replace_collector",
+    /// The collector's A record is changed to the replacement, but only on some DNS servers.
+    DnsUpdate(dns_update::DnsUpdate) = "dns_update",
+    /// The record is fixed on every DNS server.
+    DnsRepair(dns_repair::DnsRepair) = "dns_repair",
+    /// Agents are restarted (which frees whatever they leaked).
+    Restart(restart::Restart) = "restart",
+    /// Processes die at once (SIGKILL), as when their hardware fails.
+    Kill(kill::Kill) = "kill",
+}
+
+impl StepKind {
+    /// The kind a journal's `fault_injected` names (`None` for a name this build does not know).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|k| k.name() == name)
+    }
+}
+
+/// Validates a whole timeline: each step in time order and within `duration`, then what each
+/// step needs of the others.
+pub fn validate_timeline(
+    steps: &[Step],
+    duration: &Spanned<HumanDuration>,
+    t: &mut TimelineContext<'_>,
+) -> Result<(), ScenarioError> {
+    let mut last = std::time::Duration::ZERO;
+    for step in steps {
+        let at = step.at();
+        let name = step.kind().name();
+        if at.value.get() < last {
+            return Err(t.loc.at(
+                at,
+                format!(
+                    "{name} at {} comes before the previous step ({}); expected steps in time order",
+                    at.value,
+                    HumanDuration(last)
+                ),
+            ));
+        }
+        if at.value.get() > duration.value.get() {
+            return Err(t.loc.at(
+                at,
+                format!(
+                    "{name} at {} is after the end of the run (duration {})",
+                    at.value, duration.value
+                ),
+            ));
+        }
+        last = at.value.get();
+        step.validate_own(t)?;
+    }
+    Ok(())
+}
