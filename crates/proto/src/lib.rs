@@ -13,6 +13,8 @@ pub mod access;
 pub mod event;
 pub mod metrics;
 pub mod report;
+#[cfg(feature = "server")]
+pub mod server;
 pub mod units;
 pub mod wire;
 
