@@ -15,6 +15,8 @@ pub mod metrics;
 pub mod report;
 #[cfg(feature = "server")]
 pub mod server;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod units;
 pub mod wire;
 
