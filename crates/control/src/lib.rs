@@ -27,7 +27,6 @@ mod metrics;
 mod placement;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
@@ -35,6 +34,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
+use outage_lab_proto::server::HttpServer;
 use outage_lab_proto::wire::{AssignMsg, CopyMsg, ReplicaMsg, ReplicaRole, VolumeInfo};
 use outage_lab_proto::{Event, EventSink, FailoverOutcome, HumanDuration, VolumeState};
 use serde::{Deserialize, Serialize};
@@ -345,10 +345,7 @@ pub async fn run(
         .route("/health", get(|| async { "ok" }))
         .route("/metrics", get(metrics::serve))
         .with_state(Arc::clone(&control.snapshot));
-    let serve = axum::serve(listeners.http, app)
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .into_future();
-    let mut server = tokio::spawn(serve);
+    let mut server = HttpServer::spawn(axum::serve(listeners.http, app), &shutdown);
     tracing::info!(
         volumes = control.volumes.len(),
         "control listening for HTTP on {addr}"
@@ -370,18 +367,14 @@ pub async fn run(
         tokio::select! {
             biased;
             () = shutdown.cancelled() => break,
-            res = &mut server => {
-                return Err(Error::Serve(match res {
-                    Ok(Ok(())) => std::io::Error::other("HTTP server stopped on its own"),
-                    Ok(Err(e)) => e,
-                    Err(join) => std::io::Error::other(join),
-                }));
-            }
+            e = server.stopped_unasked() => return Err(Error::Serve(e)),
             _ = tick.tick() => control.tick(&shutdown).await,
             _ = stats.tick() => control.emit_stats(),
         }
     }
-    server.abort();
+    // No drain: every route answers from the snapshot without waiting on anything, so there is
+    // nothing in flight worth waiting for. Dropping the server aborts it.
+    drop(server);
     tracing::info!("control stopped");
     Ok(())
 }

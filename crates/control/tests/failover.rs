@@ -6,23 +6,18 @@
 //! 1 ms "disk" read: probes answer in time until a server is stopped.
 
 use std::net::SocketAddr;
-use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
 use outage_lab_control::{Config, ServerEntry};
+use outage_lab_proto::testing::{RunningRole, next_event, start_role};
 use outage_lab_proto::wire::{BlockValue, VolumeInfo};
-use outage_lab_proto::{ByteSize, Event, EventSink, FailoverOutcome, HumanDuration, VolumeState};
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
+use outage_lab_proto::{ByteSize, Event, FailoverOutcome, HumanDuration, VolumeState};
 
 const WAIT: Duration = Duration::from_secs(15);
 
 struct Storage {
     id: String,
-    addr: SocketAddr,
-    shutdown: CancellationToken,
-    task: JoinHandle<Result<(), outage_lab_storage::Error>>,
+    role: RunningRole<outage_lab_storage::Error>,
 }
 
 async fn storage(id: &str) -> Storage {
@@ -33,35 +28,26 @@ async fn storage(id: &str) -> Storage {
     c.request_deadline = HumanDuration::millis(200);
     c.replica_size = ByteSize::kib(64);
     c.probe_blocks = 1;
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(outage_lab_storage::run(
-        c,
-        outage_lab_storage::Listeners { http: listener },
-        shutdown.clone(),
-        EventSink::discard(),
-    ));
+    let role = start_role("storage", "http", |http, shutdown, sink| {
+        outage_lab_storage::run(c, outage_lab_storage::Listeners { http }, shutdown, sink)
+    })
+    .await;
     Storage {
         id: id.to_owned(),
-        addr,
-        shutdown,
-        task,
+        role,
     }
 }
 
 impl Storage {
+    /// Stops the server, which control sees as failed; how its `run` ends does not matter here.
     async fn stop(self) {
-        self.shutdown.cancel();
-        let _ = tokio::time::timeout(WAIT, self.task).await;
+        self.role.shutdown.cancel();
+        let _ = tokio::time::timeout(WAIT, self.role.task).await;
     }
 }
 
 struct Control {
-    addr: SocketAddr,
-    events: Receiver<Event>,
-    shutdown: CancellationToken,
-    task: JoinHandle<Result<(), outage_lab_control::Error>>,
+    role: RunningRole<outage_lab_control::Error>,
 }
 
 async fn control(servers: &[&Storage], slots: u32, fill: f64) -> Control {
@@ -69,7 +55,7 @@ async fn control(servers: &[&Storage], slots: u32, fill: f64) -> Control {
         .iter()
         .map(|s| ServerEntry {
             id: s.id.clone(),
-            addr: s.addr,
+            addr: s.role.addr,
         })
         .collect();
     let mut c = Config::new(entries);
@@ -81,50 +67,23 @@ async fn control(servers: &[&Storage], slots: u32, fill: f64) -> Control {
     c.fail_after = 2;
     c.recover_after = 2;
     c.seed = 5;
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let (sink, events) = EventSink::channel();
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(outage_lab_control::run(
-        c,
-        outage_lab_control::Listeners { http: listener },
-        shutdown.clone(),
-        sink,
-    ));
-    let ctl = Control {
-        addr,
-        events,
-        shutdown,
-        task,
-    };
-    let first = ctl.next(|_| true).await;
-    assert!(
-        matches!(first, Event::Ready { .. }),
-        "first event: {first:?}"
-    );
-    ctl
+    // Control places every volume before it says Ready.
+    let role = start_role("control", "http", |http, shutdown, sink| {
+        outage_lab_control::run(c, outage_lab_control::Listeners { http }, shutdown, sink)
+    })
+    .await;
+    Control { role }
 }
 
 impl Control {
     async fn next(&self, pred: impl Fn(&Event) -> bool) -> Event {
-        tokio::time::timeout(WAIT, async {
-            loop {
-                match self.events.try_recv() {
-                    Ok(e) if pred(&e) => return e,
-                    Ok(_) => {}
-                    Err(std::sync::mpsc::TryRecvError::Empty) => {
-                        tokio::time::sleep(Duration::from_millis(5)).await;
-                    }
-                    Err(e) => panic!("event channel closed: {e}"),
-                }
-            }
-        })
-        .await
-        .expect("event in time")
+        next_event(&self.role.events, WAIT, pred)
+            .await
+            .expect("event in time")
     }
 
     async fn volumes(&self) -> Vec<VolumeInfo> {
-        reqwest::get(format!("http://{}/volumes", self.addr))
+        reqwest::get(self.role.url("/volumes"))
             .await
             .expect("GET /volumes")
             .json()
@@ -133,12 +92,7 @@ impl Control {
     }
 
     async fn stop(self) {
-        self.shutdown.cancel();
-        let res = tokio::time::timeout(WAIT, self.task)
-            .await
-            .expect("control stops in time")
-            .expect("no panic");
-        res.expect("clean stop");
+        self.role.stop(WAIT).await.expect("clean stop");
     }
 }
 
@@ -168,7 +122,7 @@ async fn read(addr: SocketAddr, volume: &str, block: u32) -> u64 {
 }
 
 async fn replicas_on(s: &Storage) -> u64 {
-    reqwest::get(format!("http://{}/health", s.addr))
+    reqwest::get(s.role.url("/health"))
         .await
         .expect("health")
         .json::<outage_lab_storage::Health>()

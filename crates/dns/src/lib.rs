@@ -21,7 +21,6 @@ mod zone;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::future::IntoFuture;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +28,7 @@ use std::time::Duration;
 use hickory_proto::rr::Name;
 use hickory_server::Server;
 use hickory_server::net::NetError;
+use outage_lab_proto::server::HttpServer;
 use outage_lab_proto::{Event, EventSink, HumanDuration, ZONE};
 use serde::{Deserialize, Serialize};
 use tokio::net::{TcpListener, UdpSocket};
@@ -204,13 +204,12 @@ pub async fn run(
         updates: tokio::sync::Mutex::new(()),
     }))
     .merge(metrics_routes);
-    let mut admin_task = tokio::spawn(
+    let mut admin = HttpServer::spawn(
         axum::serve(
             listeners.admin,
             app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(stop.clone().cancelled_owned())
-        .into_future(),
+        ),
+        &stop,
     );
 
     // Both servers run on bound sockets: a query or request that arrives now waits in the
@@ -232,7 +231,7 @@ pub async fn run(
     enum Ended {
         Asked,
         Dns(Result<(), NetError>),
-        Admin(Result<std::io::Result<()>, tokio::task::JoinError>),
+        Admin(std::io::Error),
     }
     let ended = tokio::select! {
         // Checked first: the admin server stops gracefully on the same token, and its stop must
@@ -240,7 +239,7 @@ pub async fn run(
         biased;
         () = stop.cancelled() => Ended::Asked,
         result = server.block_until_done() => Ended::Dns(result),
-        joined = &mut admin_task => Ended::Admin(joined),
+        source = admin.stopped_unasked() => Ended::Admin(source),
     };
     stop.cancel();
 
@@ -250,21 +249,24 @@ pub async fn run(
             // Stop both at once, under one deadline. The DNS tasks end as soon as they see the
             // cancellation; the admin server waits for in-flight requests. hickory reports a
             // listener task that failed earlier (while its sibling kept serving) only here, so
-            // such a failure still makes `run` return an error.
-            let admin_abort = admin_task.abort_handle();
+            // such a failure still makes `run` return an error. Running out of time drops the
+            // admin server, which aborts it.
             let both = async {
-                let (dns, admin) = tokio::join!(server.shutdown_gracefully(), admin_task);
+                let (dns, admin) =
+                    tokio::join!(server.shutdown_gracefully(), admin.drain(DRAIN_TIMEOUT));
                 dns.map_err(|source| Error::Dns {
                     addr: dns_addr,
                     source,
                 })?;
-                admin_result(admin, admin_addr)
+                admin.map_err(|source| Error::Admin {
+                    addr: admin_addr,
+                    source,
+                })
             };
             match tokio::time::timeout(DRAIN_TIMEOUT, both).await {
                 Ok(result) => result,
                 Err(_) => {
                     tracing::warn!("still draining after {DRAIN_TIMEOUT:?}; not waiting");
-                    admin_abort.abort();
                     Ok(())
                 }
             }
@@ -273,22 +275,21 @@ pub async fn run(
             let source = result
                 .err()
                 .unwrap_or_else(|| NetError::from("the DNS listeners stopped"));
-            drain_admin(admin_task).await;
+            // The DNS failure is the one to report; the admin server's own end is moot.
+            let _ = admin.drain(DRAIN_TIMEOUT).await;
             Err(Error::Dns {
                 addr: dns_addr,
                 source,
             })
         }
-        Ended::Admin(joined) => {
+        Ended::Admin(source) => {
             // Dropping `server` at the end of this function aborts its tasks if the graceful
             // stop takes too long.
             let _ = tokio::time::timeout(DRAIN_TIMEOUT, server.shutdown_gracefully()).await;
-            Err(admin_result(joined, admin_addr)
-                .err()
-                .unwrap_or_else(|| Error::Admin {
-                    addr: admin_addr,
-                    source: std::io::Error::other("the admin server stopped on its own"),
-                }))
+            Err(Error::Admin {
+                addr: admin_addr,
+                source,
+            })
         }
     };
     // An error is the caller's to report (the binary prints it as its last line).
@@ -296,30 +297,6 @@ pub async fn run(
         tracing::info!("stopped");
     }
     outcome
-}
-
-/// Gives the admin server [`DRAIN_TIMEOUT`] to finish (its token is already cancelled), then
-/// aborts it.
-async fn drain_admin(task: tokio::task::JoinHandle<std::io::Result<()>>) {
-    let abort = task.abort_handle();
-    if tokio::time::timeout(DRAIN_TIMEOUT, task).await.is_err() {
-        abort.abort();
-    }
-}
-
-/// What the admin task's end means for `run`.
-fn admin_result(
-    joined: Result<std::io::Result<()>, tokio::task::JoinError>,
-    addr: SocketAddr,
-) -> Result<(), Error> {
-    match joined {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(source)) => Err(Error::Admin { addr, source }),
-        Err(join) => Err(Error::Admin {
-            addr,
-            source: std::io::Error::other(format!("the admin task ended abnormally: {join}")),
-        }),
-    }
 }
 
 /// Checks the configured records and keys them by fully qualified name.

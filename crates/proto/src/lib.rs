@@ -13,6 +13,10 @@ pub mod access;
 pub mod event;
 pub mod metrics;
 pub mod report;
+#[cfg(feature = "server")]
+pub mod server;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod units;
 pub mod wire;
 

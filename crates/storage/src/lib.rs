@@ -24,12 +24,12 @@ mod sizing;
 mod volumes;
 
 use std::collections::BTreeMap;
-use std::future::IntoFuture;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use outage_lab_proto::server::HttpServer;
 use outage_lab_proto::{ByteSize, Event, EventSink, HumanDuration};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
@@ -304,10 +304,7 @@ pub async fn run(
         &config.server,
         Arc::clone(&shared),
     );
-    let serve = axum::serve(listeners.http, app)
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .into_future();
-    let mut server = tokio::spawn(serve);
+    let mut server = HttpServer::spawn(axum::serve(listeners.http, app), &shutdown);
     tracing::info!(server = %config.server, "storage listening for HTTP on {addr}");
     events.emit(Event::Ready {
         role: "storage".into(),
@@ -324,13 +321,7 @@ pub async fn run(
             // same moment, and that stop must not be mistaken for a failure.
             biased;
             () = shutdown.cancelled() => break,
-            res = &mut server => {
-                return Err(Error::Serve(match res {
-                    Ok(Ok(())) => std::io::Error::other("HTTP server stopped on its own"),
-                    Ok(Err(e)) => e,
-                    Err(join) => std::io::Error::other(join),
-                }));
-            }
+            e = server.stopped_unasked() => return Err(Error::Serve(e)),
             _ = resize_tick.tick() => resizer.resize_once().await?,
             _ = stats_tick.tick() => {
                 let h = shared.health(volumes.len());
@@ -347,15 +338,7 @@ pub async fn run(
 
     // Bounded drain: requests in flight finish (a miss takes at most request_deadline), idle
     // keep-alive connections are closed by the graceful shutdown.
-    match tokio::time::timeout(DRAIN_TIMEOUT, &mut server).await {
-        Ok(Ok(Ok(()))) => {}
-        Ok(Ok(Err(e))) => return Err(Error::Serve(e)),
-        Ok(Err(join)) => return Err(Error::Serve(std::io::Error::other(join))),
-        Err(_) => {
-            tracing::warn!("HTTP connections still open after {DRAIN_TIMEOUT:?}; dropping them");
-            server.abort();
-        }
-    }
+    server.drain(DRAIN_TIMEOUT).await.map_err(Error::Serve)?;
     tracing::info!(server = %config.server, "storage stopped");
     Ok(())
 }

@@ -7,10 +7,10 @@
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
+use outage_lab_proto::testing::{self, RunningRole, start_role};
 use outage_lab_proto::{ByteSize, Event, EventSink, HumanDuration};
 use outage_lab_storage::{Config, Health, Listeners, run};
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -19,46 +19,24 @@ const WAIT: Duration = Duration::from_secs(10);
 
 /// A running storage server; cancels and joins it on `stop`.
 struct Server {
-    base: String,
-    events: Receiver<Event>,
-    shutdown: CancellationToken,
-    task: JoinHandle<Result<(), outage_lab_storage::Error>>,
-    http: reqwest::Client,
+    role: RunningRole<outage_lab_storage::Error>,
 }
 
 impl Server {
+    /// Starts one on loopback; its first event must be `Ready` naming its `http` address.
     async fn start(config: Config) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let (sink, events) = EventSink::channel();
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(run(
-            config,
-            Listeners { http: listener },
-            shutdown.clone(),
-            sink,
-        ));
-        // The very first event must be Ready.
-        let first = next_event(&events, |_| true).await;
-        let Event::Ready { role, addrs } = first else {
-            panic!("first event was not Ready: {first:?}")
-        };
-        assert_eq!(role, "storage");
-        let addr = addrs.get("http").expect("an http address");
-        Self {
-            base: format!("http://{addr}"),
-            events,
-            shutdown,
-            task,
-            http: reqwest::Client::new(),
-        }
+        let role = start_role("storage", "http", |http, shutdown, sink| {
+            run(config, Listeners { http }, shutdown, sink)
+        })
+        .await;
+        Self { role }
     }
 
     async fn health(&self) -> Health {
-        let resp =
-            tokio::time::timeout(WAIT, self.http.get(format!("{}/health", self.base)).send())
-                .await
-                .expect("health in time")
-                .expect("health request");
+        let resp = tokio::time::timeout(WAIT, self.role.http.get(self.role.url("/health")).send())
+            .await
+            .expect("health in time")
+            .expect("health request");
         assert_eq!(resp.status(), 200);
         resp.json().await.expect("health JSON")
     }
@@ -73,8 +51,9 @@ impl Server {
         let started = Instant::now();
         let resp = tokio::time::timeout(
             WAIT,
-            self.http
-                .request(method, format!("{}{path}", self.base))
+            self.role
+                .http
+                .request(method, self.role.url(path))
                 .body(body)
                 .send(),
         )
@@ -91,31 +70,18 @@ impl Server {
     }
 
     async fn stop(self) {
-        self.shutdown.cancel();
-        let res = tokio::time::timeout(Duration::from_secs(5), self.task)
+        self.role
+            .stop(Duration::from_secs(5))
             .await
-            .expect("storage stops promptly after shutdown")
-            .expect("storage task did not panic");
-        res.expect("storage returns Ok on shutdown");
+            .expect("storage returns Ok on shutdown");
     }
 }
 
 /// Waits (under a timeout) for the first event matching `pred`, skipping others.
 async fn next_event(events: &Receiver<Event>, pred: impl Fn(&Event) -> bool) -> Event {
-    tokio::time::timeout(WAIT, async {
-        loop {
-            match events.try_recv() {
-                Ok(e) if pred(&e) => return e,
-                Ok(_) => {}
-                Err(std::sync::mpsc::TryRecvError::Empty) => {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-                Err(e) => panic!("event channel closed: {e}"),
-            }
-        }
-    })
-    .await
-    .expect("event in time")
+    testing::next_event(events, WAIT, pred)
+        .await
+        .expect("event in time")
 }
 
 /// A server whose cache can never hold its working set (1 GiB of blocks, 64 MiB budget): low
@@ -139,7 +105,10 @@ async fn a_ready_event_comes_first_and_stats_follow_with_the_cache_size() {
     assert!(health.cache_bytes <= 64 << 20);
     assert_eq!(health.cache_bytes % (64 << 10), 0);
     assert!(health.degraded, "1 GiB working set cannot fit: {health:?}");
-    let stats = next_event(&server.events, |e| matches!(e, Event::StorageStats { .. })).await;
+    let stats = next_event(&server.role.events, |e| {
+        matches!(e, Event::StorageStats { .. })
+    })
+    .await;
     let Event::StorageStats {
         server: name,
         cache_bytes,

@@ -7,22 +7,19 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use outage_lab_proto::testing::{RunningRole, start_role};
 use outage_lab_proto::wire::{
     AssignMsg, BlockValue, CopyMsg, MirrorWriteMsg, ReplicaMsg, ReplicaRole,
 };
-use outage_lab_proto::{ByteSize, EventSink, HumanDuration};
+use outage_lab_proto::{ByteSize, HumanDuration};
 use outage_lab_storage::{Config, Health, Listeners, run};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(10);
 
 struct Server {
-    addr: SocketAddr,
-    shutdown: CancellationToken,
-    task: JoinHandle<Result<(), outage_lab_storage::Error>>,
+    role: RunningRole<outage_lab_storage::Error>,
 }
 
 fn config(probe_blocks: u64) -> Config {
@@ -37,34 +34,21 @@ fn config(probe_blocks: u64) -> Config {
 }
 
 impl Server {
+    /// Starts one on loopback; serving once it says `Ready`.
     async fn start(config: Config) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(run(
-            config,
-            Listeners { http: listener },
-            shutdown.clone(),
-            EventSink::discard(),
-        ));
-        let s = Self {
-            addr,
-            shutdown,
-            task,
-        };
-        // Serving once /health answers.
-        tokio::time::timeout(WAIT, async {
-            while reqwest::get(format!("http://{addr}/health")).await.is_err() {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
+        let role = start_role("storage", "http", |http, shutdown, sink| {
+            run(config, Listeners { http }, shutdown, sink)
         })
-        .await
-        .expect("storage serves in time");
-        s
+        .await;
+        Self { role }
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.role.addr
     }
 
     fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        self.role.url(path)
     }
 
     async fn place(&self, id: &str, epoch: u64, role: ReplicaRole, mirror: Option<SocketAddr>) {
@@ -129,12 +113,7 @@ impl Server {
     }
 
     async fn stop(self) {
-        self.shutdown.cancel();
-        let res = tokio::time::timeout(WAIT, self.task)
-            .await
-            .expect("storage stops in time")
-            .expect("no panic");
-        res.expect("clean stop");
+        self.role.stop(WAIT).await.expect("clean stop");
     }
 }
 
@@ -175,7 +154,7 @@ async fn a_write_is_acknowledged_once_the_mirror_holds_it_and_the_mirror_can_tak
         Server::start(config(1)).await,
     );
     b.place("v1", 1, ReplicaRole::Mirror, None).await;
-    a.place("v1", 1, ReplicaRole::Primary, Some(b.addr)).await;
+    a.place("v1", 1, ReplicaRole::Primary, Some(b.addr())).await;
     assert_eq!(a.write("v1", 3, 42).await, 204);
     assert_eq!(a.read("v1", 3).await, Ok(42));
     // A mirror serves no customer reads...
@@ -223,7 +202,7 @@ async fn a_primary_replaced_by_a_failover_cannot_get_a_write_acknowledged() {
         Server::start(config(1)).await,
     );
     b.place("v1", 1, ReplicaRole::Mirror, None).await;
-    a.place("v1", 1, ReplicaRole::Primary, Some(b.addr)).await;
+    a.place("v1", 1, ReplicaRole::Primary, Some(b.addr())).await;
     assert_eq!(a.write("v1", 1, 1).await, 204);
     // Control fails the volume over to b (epoch 2); a never hears of it.
     assert_eq!(b.assign("v1", 2, ReplicaRole::Primary, None).await, 204);
@@ -261,7 +240,7 @@ async fn a_copy_gives_the_new_mirror_every_block_and_writes_flow_to_it() {
     assert_eq!(a.assign("v1", 2, ReplicaRole::Primary, None).await, 204);
     let copy = CopyMsg {
         epoch: 2,
-        target: c.addr,
+        target: c.addr(),
     };
     assert_eq!(post(&a.url("/volumes/v1/copy"), &copy).await, 204);
     assert_eq!(a.write("v1", 5, 55).await, 204);
@@ -271,7 +250,7 @@ async fn a_copy_gives_the_new_mirror_every_block_and_writes_flow_to_it() {
     // A copy asked at the wrong epoch is refused.
     let wrong = CopyMsg {
         epoch: 1,
-        target: c.addr,
+        target: c.addr(),
     };
     assert_eq!(post(&a.url("/volumes/v1/copy"), &wrong).await, 409);
     a.stop().await;

@@ -21,12 +21,12 @@ pub mod statm;
 mod sweep;
 
 use std::collections::BTreeMap;
-use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use outage_lab_proto::server::HttpServer;
 use outage_lab_proto::{AlarmKind, Event, EventSink, HumanDuration};
 use serde::{Deserialize, Serialize};
 use tokio::time::{Instant, MissedTickBehavior};
@@ -140,13 +140,13 @@ pub async fn run(
     let addr = listeners.admin.local_addr().map_err(Error::LocalAddr)?;
     let metrics = Arc::new(metrics::Metrics::new());
     let app = admin::router(Arc::clone(&state)).merge(Arc::clone(&metrics).router());
-    let serve = axum::serve(
-        listeners.admin,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-    .into_future();
-    let mut server = tokio::spawn(serve);
+    let mut server = HttpServer::spawn(
+        axum::serve(
+            listeners.admin,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        ),
+        &shutdown,
+    );
     tracing::info!("watchdog admin API listening on {addr}");
     events.emit(Event::Ready {
         role: "watchdog".into(),
@@ -165,14 +165,7 @@ pub async fn run(
             // that stop must not be mistaken for a failure.
             biased;
             () = shutdown.cancelled() => break,
-            res = &mut server => {
-                // axum::serve only returns once the shutdown signal fired, handled above.
-                return Err(Error::Serve(match res {
-                    Ok(Ok(())) => std::io::Error::other("admin server stopped on its own"),
-                    Ok(Err(e)) => e,
-                    Err(join) => std::io::Error::other(join),
-                }));
-            }
+            e = server.stopped_unasked() => return Err(Error::Serve(e)),
             _ = tick.tick() => {
                 let (version, targets) = state.targets();
                 if version != seen_version {
@@ -211,15 +204,7 @@ pub async fn run(
         }
     }
 
-    match tokio::time::timeout(DRAIN_TIMEOUT, &mut server).await {
-        Ok(Ok(Ok(()))) => {}
-        Ok(Ok(Err(e))) => return Err(Error::Serve(e)),
-        Ok(Err(join)) => return Err(Error::Serve(std::io::Error::other(join))),
-        Err(_) => {
-            tracing::warn!("admin connections still open after {DRAIN_TIMEOUT:?}; dropping them");
-            server.abort();
-        }
-    }
+    server.drain(DRAIN_TIMEOUT).await.map_err(Error::Serve)?;
     tracing::info!("watchdog stopped");
     Ok(())
 }

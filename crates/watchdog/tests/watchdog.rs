@@ -2,50 +2,29 @@
 //! test process, which plays the agent.
 
 use std::hint::black_box;
-use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
+use outage_lab_proto::testing::{RunningRole, next_event, start_role};
 use outage_lab_proto::wire::Target;
 use outage_lab_proto::{AlarmKind, Event, EventSink, HumanDuration, ProcessRole};
 use outage_lab_watchdog::{Config, Health, Listeners, run};
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(10);
 
 struct Watchdog {
-    base: String,
-    events: Receiver<Event>,
-    shutdown: CancellationToken,
-    task: JoinHandle<Result<(), outage_lab_watchdog::Error>>,
-    http: reqwest::Client,
+    role: RunningRole<outage_lab_watchdog::Error>,
 }
 
 impl Watchdog {
+    /// Starts one on loopback; its first event must be `Ready` naming its `admin` address.
     async fn start(config: Config) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let (sink, events) = EventSink::channel();
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(run(
-            config,
-            Listeners { admin: listener },
-            shutdown.clone(),
-            sink,
-        ));
-        let first = next_event(&events, WAIT, |_| true).await.expect("an event");
-        let Event::Ready { role, addrs } = first else {
-            panic!("first event was not Ready: {first:?}")
-        };
-        assert_eq!(role, "watchdog");
-        let addr = addrs.get("admin").expect("an admin address");
-        Self {
-            base: format!("http://{addr}"),
-            events,
-            shutdown,
-            task,
-            http: reqwest::Client::new(),
-        }
+        let role = start_role("watchdog", "admin", |admin, shutdown, sink| {
+            run(config, Listeners { admin }, shutdown, sink)
+        })
+        .await;
+        Self { role }
     }
 
     async fn send(&self, req: reqwest::RequestBuilder) -> (u16, String) {
@@ -59,8 +38,9 @@ impl Watchdog {
 
     async fn put_targets(&self, body: String, token: Option<&str>) -> (u16, String) {
         let mut req = self
+            .role
             .http
-            .put(format!("{}/targets", self.base))
+            .put(self.role.url("/targets"))
             .header("content-type", "application/json")
             .body(body);
         if let Some(token) = token {
@@ -70,40 +50,15 @@ impl Watchdog {
     }
 
     async fn get(&self, path: &str) -> (u16, String) {
-        self.send(self.http.get(format!("{}{path}", self.base)))
-            .await
+        self.send(self.role.http.get(self.role.url(path))).await
     }
 
     async fn stop(self) {
-        self.shutdown.cancel();
-        tokio::time::timeout(Duration::from_secs(5), self.task)
+        self.role
+            .stop(Duration::from_secs(5))
             .await
-            .expect("watchdog stops promptly after shutdown")
-            .expect("watchdog task did not panic")
             .expect("watchdog returns Ok on shutdown");
     }
-}
-
-/// Waits up to `within` for the first event matching `pred`, skipping others.
-async fn next_event(
-    events: &Receiver<Event>,
-    within: Duration,
-    pred: impl Fn(&Event) -> bool,
-) -> Option<Event> {
-    tokio::time::timeout(within, async {
-        loop {
-            match events.try_recv() {
-                Ok(e) if pred(&e) => return e,
-                Ok(_) => {}
-                Err(std::sync::mpsc::TryRecvError::Empty) => {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-                Err(e) => panic!("event channel closed: {e}"),
-            }
-        }
-    })
-    .await
-    .ok()
 }
 
 fn targets_json(targets: &[Target]) -> String {
@@ -145,7 +100,7 @@ async fn sweeps_carry_this_process_rss_and_a_growing_allocation_raises_a_leak_al
     assert_eq!(status, 200, "{body}");
 
     let sweep = next_event(
-        &wd.events,
+        &wd.role.events,
         WAIT,
         |e| matches!(e, Event::RssSweep { samples } if !samples.is_empty()),
     )
@@ -170,7 +125,7 @@ async fn sweeps_carry_this_process_rss_and_a_growing_allocation_raises_a_leak_al
     let mut alarm = None;
     for _ in 0..24 {
         held.push(black_box(vec![0xA5u8; 8 << 20]));
-        alarm = next_event(&wd.events, Duration::from_millis(500), |e| {
+        alarm = next_event(&wd.role.events, Duration::from_millis(500), |e| {
             matches!(
                 e,
                 Event::Alarm {
@@ -234,7 +189,7 @@ async fn a_server_over_its_budget_for_four_sweeps_raises_the_aggregate_alarm() {
     ];
     let (status, body) = wd.put_targets(targets_json(&targets), None).await;
     assert_eq!(status, 200, "{body}");
-    let alarm = next_event(&wd.events, WAIT, |e| {
+    let alarm = next_event(&wd.role.events, WAIT, |e| {
         matches!(
             e,
             Event::Alarm {
@@ -284,9 +239,7 @@ async fn targets_round_trip_and_bad_lists_get_4xx() {
     let huge = format!("[{}]", " ".repeat(2 << 20));
     assert_eq!(wd.put_targets(huge, None).await.0, 413);
     assert_eq!(wd.get("/nope").await.0, 404);
-    let (status, _) = wd
-        .send(wd.http.delete(format!("{}/targets", wd.base)))
-        .await;
+    let (status, _) = wd.send(wd.role.http.delete(wd.role.url("/targets"))).await;
     assert_eq!(status, 405);
 
     // Rejected lists left the watched set alone.
