@@ -9,10 +9,12 @@ mod support;
 
 mod bad_scenarios;
 mod cleanup;
+mod code_map;
 mod dns;
 mod hosts;
 mod metrics;
 mod runs;
 mod safety;
 mod scenarios;
+mod steps;
 mod views;

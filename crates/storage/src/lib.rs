@@ -20,6 +20,7 @@ mod cache;
 mod http;
 mod mapping;
 mod metrics;
+mod shared;
 mod sizing;
 mod volumes;
 
@@ -37,8 +38,8 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 use crate::cache::BlockCache;
-pub use crate::http::Health;
-use crate::http::Shared;
+pub use crate::shared::Health;
+use crate::shared::Shared;
 use crate::sizing::Sizing;
 
 /// How long in-flight requests may take to finish after shutdown is requested.

@@ -22,7 +22,7 @@ use outage_lab_proto::metrics::prometheus_client::metrics::histogram::Histogram;
 use outage_lab_proto::metrics::prometheus_client::registry::{Registry, Unit};
 use tokio::time::Instant;
 
-use crate::http::Shared;
+use crate::shared::Shared;
 
 /// Latency buckets in seconds: a hit takes microseconds, a miss at least the miss penalty
 /// (milliseconds), a queue of misses up to the request deadline (about a second).

@@ -40,7 +40,7 @@ use serde::Deserialize;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use crate::http::Shared;
+use crate::shared::Shared;
 
 /// Most blocks one volume may have (keeps a replica message small).
 pub(crate) const MAX_BLOCKS: usize = 4096;

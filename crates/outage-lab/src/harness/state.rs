@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use outage_lab_proto::{
-    AlarmKind, Event, FailoverOutcome, JournalEntry, ProcessRole, Role, VolumeState,
+    AlarmKind, Event, FailoverOutcome, JournalEntry, ProcessRole, Role, RssSample, VolumeState,
 };
 
 use crate::steps::StepKind;
@@ -176,61 +176,19 @@ impl RunState {
                 server: Some(server),
                 pid,
                 ..
-            } => match role {
-                Role::Agent => self.server(server).agents.push(Incarnation {
-                    pid: *pid,
-                    started_ms: t,
-                    ..Incarnation::default()
-                }),
-                Role::Storage => self.server(server).storage_pid = Some(*pid),
-                _ => {}
-            },
+            } => self.process_started(t, *role, server, *pid),
             Event::ProcessExited {
                 name,
                 status,
                 expected: false,
                 ..
-            } => {
-                self.crashes.push(Crash {
-                    name: name.clone(),
-                    t_ms: t,
-                    status: status.clone(),
-                });
-            }
-            Event::RssSweep { samples } => {
-                for s in samples {
-                    let server = self.server(&s.server);
-                    match s.role {
-                        ProcessRole::Agent => {
-                            if let Some(life) =
-                                server.agents.iter_mut().rev().find(|a| a.pid == s.pid)
-                            {
-                                life.rss.push((t, s.rss_bytes));
-                            }
-                        }
-                        ProcessRole::Storage => server.storage_rss.push((t, s.rss_bytes)),
-                    }
-                }
-            }
-            Event::AgentStats {
-                server,
-                ok_reports,
-                failed_reports,
-                retained_bytes,
-                ..
-            } => {
-                let pid = entry.source_pid;
-                let state = self.server(server);
-                let life = match pid {
-                    Some(pid) => state.agents.iter_mut().rev().find(|a| a.pid == pid),
-                    None => state.agents.last_mut(),
-                };
-                if let Some(life) = life {
-                    life.ok_reports = *ok_reports;
-                    life.failed_reports = *failed_reports;
-                    life.retained_bytes = *retained_bytes;
-                }
-            }
+            } => self.crashes.push(Crash {
+                name: name.clone(),
+                t_ms: t,
+                status: status.clone(),
+            }),
+            Event::RssSweep { samples } => self.rss_sweep(t, samples),
+            Event::AgentStats { .. } => self.agent_stats(entry),
             Event::AgentResolved { server, addrs } => {
                 self.server(server).resolved.push((t, addrs.clone()));
             }
@@ -251,18 +209,14 @@ impl RunState {
                 server,
                 role,
                 ..
-            } => {
-                let state = self.server(server);
-                let slot = match (alarm, role) {
-                    (AlarmKind::Leak, Some(ProcessRole::Agent)) => &mut state.leak_at_ms,
-                    (AlarmKind::Leak, _) => &mut state.storage_leak_at_ms,
-                    (AlarmKind::Aggregate, _) => &mut state.aggregate_at_ms,
-                };
-                slot.get_or_insert(t);
-                if *alarm == AlarmKind::Leak {
-                    self.first_leak_alarm_ms.get_or_insert(t);
-                }
-            }
+            } => self.alarm(t, *alarm, server, *role),
+            _ => self.apply_volumes_and_steps(t, &entry.event),
+        }
+    }
+
+    /// Control's view of the volumes, and the harness's own steps and phases.
+    fn apply_volumes_and_steps(&mut self, t: u64, event: &Event) {
+        match event {
             Event::ServerHealth {
                 server,
                 healthy: false,
@@ -314,6 +268,69 @@ impl RunState {
                 self.fleet_up_ms.get_or_insert(t);
             }
             _ => {}
+        }
+    }
+
+    fn process_started(&mut self, t: u64, role: Role, server: &str, pid: u32) {
+        match role {
+            Role::Agent => self.server(server).agents.push(Incarnation {
+                pid,
+                started_ms: t,
+                ..Incarnation::default()
+            }),
+            Role::Storage => self.server(server).storage_pid = Some(pid),
+            _ => {}
+        }
+    }
+
+    fn rss_sweep(&mut self, t: u64, samples: &[RssSample]) {
+        for s in samples {
+            let server = self.server(&s.server);
+            match s.role {
+                ProcessRole::Agent => {
+                    // A sample belongs to the life with that pid (a restart starts a new one).
+                    if let Some(life) = server.agents.iter_mut().rev().find(|a| a.pid == s.pid) {
+                        life.rss.push((t, s.rss_bytes));
+                    }
+                }
+                ProcessRole::Storage => server.storage_rss.push((t, s.rss_bytes)),
+            }
+        }
+    }
+
+    fn agent_stats(&mut self, entry: &JournalEntry) {
+        let Event::AgentStats {
+            server,
+            ok_reports,
+            failed_reports,
+            retained_bytes,
+            ..
+        } = &entry.event
+        else {
+            return;
+        };
+        let state = self.server(server);
+        let life = match entry.source_pid {
+            Some(pid) => state.agents.iter_mut().rev().find(|a| a.pid == pid),
+            None => state.agents.last_mut(),
+        };
+        if let Some(life) = life {
+            life.ok_reports = *ok_reports;
+            life.failed_reports = *failed_reports;
+            life.retained_bytes = *retained_bytes;
+        }
+    }
+
+    fn alarm(&mut self, t: u64, alarm: AlarmKind, server: &str, role: Option<ProcessRole>) {
+        let state = self.server(server);
+        let slot = match (alarm, role) {
+            (AlarmKind::Leak, Some(ProcessRole::Agent)) => &mut state.leak_at_ms,
+            (AlarmKind::Leak, _) => &mut state.storage_leak_at_ms,
+            (AlarmKind::Aggregate, _) => &mut state.aggregate_at_ms,
+        };
+        slot.get_or_insert(t);
+        if alarm == AlarmKind::Leak {
+            self.first_leak_alarm_ms.get_or_insert(t);
         }
     }
 

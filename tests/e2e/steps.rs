@@ -1,0 +1,87 @@
+//! Timeline steps beyond the 2012 chain, each proven on real processes.
+
+use std::time::Duration;
+
+use outage_lab_proto::{Event, FailoverOutcome, Role};
+
+use crate::support::{ScenarioRun, alarms, journal, report, wait_until_gone};
+
+const RUN_LIMIT: Duration = Duration::from_secs(120);
+
+#[test]
+fn killing_a_fresh_storage_process_mid_run_makes_its_volumes_fail_over() {
+    let (done, out, _tmp) = ScenarioRun::start("storage-server-dies.yaml", &[]).finish(RUN_LIMIT);
+    assert_eq!(
+        done.code(),
+        Some(0),
+        "{}\nalarms:\n{}",
+        done.output(),
+        alarms(&out)
+    );
+    let entries = journal(&out);
+
+    // The step ran once, as a kill of one storage process, and journaled which one.
+    let kills: Vec<(u64, &str)> = (entries.iter())
+        .filter_map(|e| match &e.event {
+            Event::FaultInjected { action, detail } if action == "kill" => {
+                Some((e.t_ms, detail.as_str()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(kills.len(), 1, "{}", done.output());
+    let (killed_at, detail) = kills[0];
+    assert!(
+        detail.starts_with("SIGKILL: storage-s000 (pid "),
+        "{detail}"
+    );
+
+    // The server was fresh, and its storage process really died, as the harness asked.
+    let report = report(&out);
+    let victim = report.servers.iter().find(|s| s.id == "s000").unwrap();
+    assert!(!victim.stale, "{victim:#?}");
+    let exited = entries.iter().any(|e| {
+        matches!(&e.event, Event::ProcessExited { name, expected: true, .. } if name == "storage-s000")
+            && e.t_ms >= killed_at
+    });
+    assert!(exited, "no expected exit of storage-s000 after the kill");
+    let restarted = entries.iter().any(|e| {
+        matches!(&e.event, Event::ProcessStarted { role: Role::Storage, server: Some(s), .. } if s == "s000")
+            && e.t_ms > killed_at
+    });
+    assert!(!restarted, "a killed process must stay dead");
+
+    // Control noticed, and every volume that had a replica there got a new mirror elsewhere.
+    let moved: Vec<&str> = (entries.iter())
+        .filter_map(|e| match &e.event {
+            Event::Failover {
+                from,
+                to: Some(to),
+                outcome: FailoverOutcome::Remirrored,
+                volume,
+                ..
+            } if from == "s000" && e.t_ms > killed_at => {
+                assert_ne!(to, "s000");
+                Some(volume.as_str())
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(!moved.is_empty(), "no volume failed over from s000");
+    assert_eq!(report.volumes.stuck_peak, 0, "{:#?}", report.volumes);
+    assert_eq!(
+        report.volumes.lost_acknowledged_writes, 0,
+        "{:#?}",
+        report.volumes
+    );
+
+    let row = |name: &str| report.expectations.iter().find(|e| e.name == name).cloned();
+    let kill_row = row("kill_took_effect").expect("the kill step brings its own check");
+    assert!(kill_row.passed, "{kill_row:?}");
+    assert!(
+        kill_row.detail.contains("s000 not serving I/O"),
+        "{kill_row:?}"
+    );
+    let left = wait_until_gone(out.to_str().unwrap(), Duration::from_secs(3));
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
