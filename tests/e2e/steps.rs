@@ -36,15 +36,25 @@ fn killing_a_fresh_storage_process_mid_run_makes_its_volumes_fail_over() {
         "{detail}"
     );
 
-    // The server was fresh, and its storage process really died, as the harness asked.
+    // The server was fresh, and its storage process really died, as the harness asked: the
+    // step is journaled once the process is reaped, so its exit comes just before.
     let report = report(&out);
     let victim = report.servers.iter().find(|s| s.id == "s000").unwrap();
     assert!(!victim.stale, "{victim:#?}");
-    let exited = entries.iter().any(|e| {
-        matches!(&e.event, Event::ProcessExited { name, expected: true, .. } if name == "storage-s000")
-            && e.t_ms >= killed_at
-    });
-    assert!(exited, "no expected exit of storage-s000 after the kill");
+    let exits: Vec<(u64, bool)> = (entries.iter())
+        .filter_map(|e| match &e.event {
+            Event::ProcessExited { name, expected, .. } if name == "storage-s000" => {
+                Some((e.t_ms, *expected))
+            }
+            _ => None,
+        })
+        .collect();
+    let &(exit_ms, expected) = exits.first().expect("storage-s000 exited");
+    assert!(expected, "the kill was the harness's own: {exits:?}");
+    assert!(
+        exit_ms <= killed_at && killed_at - exit_ms < 1_000,
+        "storage-s000 exited at {exit_ms}ms, the kill was journaled at {killed_at}ms"
+    );
     let restarted = entries.iter().any(|e| {
         matches!(&e.event, Event::ProcessStarted { role: Role::Storage, server: Some(s), .. } if s == "s000")
             && e.t_ms > killed_at

@@ -900,7 +900,7 @@ mod tests {
         ];
         let c = Config::new(servers);
         c.validate().expect("defaults are valid");
-        assert_eq!(c.volumes(), 6, "2 servers x 8 slots x 0.75 / 2");
+        assert_eq!(c.volumes(), 7, "2 servers x 8 slots x 0.875 / 2");
         let json = serde_json::to_string(&c).expect("serialize");
         let back: Config = serde_json::from_str(&json).expect("parse");
         assert_eq!(back, c);

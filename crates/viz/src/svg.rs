@@ -9,20 +9,7 @@
 use std::fmt::Write;
 
 /// Escapes text for HTML and SVG content and attribute values.
-pub(crate) fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub(crate) use outage_lab_proto::markup::escape as esc;
 
 /// A "nice" tick step (1, 2 or 5 times a power of ten) giving about `target` ticks over `span`.
 pub(crate) fn nice_step(span: f64, target: usize) -> f64 {

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use outage_lab_proto::markup::escape;
 use outage_lab_proto::report::{
     AgentReport, ExpectationResult, HarnessUsage, LoadReport, Report, ServerAlarms, ServerReport,
     StorageReport, Verdict, VolumesReport,
@@ -220,7 +221,7 @@ pub fn verdict_table(report: &Report) -> String {
 /// expectation is a `<failure>` carrying its evidence.
 pub fn junit(report: &Report) -> String {
     let failures = report.expectations.iter().filter(|e| !e.passed).count();
-    let suite = xml_escape(&report.scenario);
+    let suite = escape(&report.scenario);
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     out.push_str(&format!(
         "<testsuites name=\"outage-lab\" tests=\"{n}\" failures=\"{failures}\" time=\"{t:.3}\">\n  <testsuite name=\"{suite}\" tests=\"{n}\" failures=\"{failures}\" errors=\"0\" skipped=\"0\" time=\"{t:.3}\">\n    <properties>\n      <property name=\"seed\" value=\"{seed}\"/>\n      <property name=\"servers\" value=\"{servers}\"/>\n    </properties>\n",
@@ -230,8 +231,8 @@ pub fn junit(report: &Report) -> String {
         servers = report.servers.len(),
     ));
     for e in &report.expectations {
-        let name = xml_escape(&e.name);
-        let detail = xml_escape(&e.detail);
+        let name = escape(&e.name);
+        let detail = escape(&e.detail);
         if e.passed {
             out.push_str(&format!(
                 "    <testcase name=\"{name}\" classname=\"outage-lab.{suite}\" time=\"0\">\n      <system-out>{detail}</system-out>\n    </testcase>\n"
@@ -243,24 +244,6 @@ pub fn junit(report: &Report) -> String {
         }
     }
     out.push_str("  </testsuite>\n</testsuites>\n");
-    out
-}
-
-/// Escapes text for XML attributes and content, dropping characters XML 1.0 cannot carry.
-fn xml_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\t' | '\n' | '\r' => out.push(c),
-            c if (c as u32) < 0x20 => {}
-            c => out.push(c),
-        }
-    }
     out
 }
 
@@ -308,6 +291,6 @@ mod tests {
 
     #[test]
     fn control_characters_are_dropped_from_xml() {
-        assert_eq!(xml_escape("a\u{1}b\tc"), "ab\tc");
+        assert_eq!(escape("a\u{1}b\tc"), "ab\tc");
     }
 }
