@@ -42,7 +42,9 @@ use serde::{Deserialize, Serialize};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-pub use retry::{FailureEffect, RetryPolicy, RetryState, backoff_delay};
+pub use retry::{
+    FailureEffect, FleetRetryPolicy, RetryPolicy, RetryPolicyOf, RetryState, backoff_delay,
+};
 
 /// Configuration of one agent process.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -14,7 +14,7 @@ use std::fmt;
 use std::time::Duration;
 
 use outage_lab_proto::wire::ReportMsg;
-use outage_lab_proto::{ByteSize, HumanDuration};
+use outage_lab_proto::{ByteSize, HumanDuration, Spread};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -22,10 +22,23 @@ use serde::{Deserialize, Serialize};
 /// that it is not zero (see [`RetryState::on_failure`]).
 pub const LEAK_FILL: u8 = 0xA5;
 
-/// What happens to a report that could not be sent.
+/// What happens to a report that could not be sent, as one agent runs it.
+pub type RetryPolicy = RetryPolicyOf<ByteSize>;
+
+/// The policy as a scenario writes it for a whole fleet: the leak per failure may be a range
+/// (`{ min: 64KiB, max: 192KiB }`) from which each agent draws its own ([`RetryPolicyOf::draw`]).
+pub type FleetRetryPolicy = RetryPolicyOf<Spread<ByteSize>>;
+
+/// What happens to a report that could not be sent; `S` is how the leak per failure is given
+/// (one size for an agent, a [`Spread`] for a fleet).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
-pub enum RetryPolicy {
+#[serde(
+    tag = "mode",
+    rename_all = "snake_case",
+    deny_unknown_fields,
+    bound(deserialize = "S: Deserialize<'de> + From<ByteSize>")
+)]
+pub enum RetryPolicyOf<S> {
     /// The 2012 bug: every failed attempt keeps the unsent report plus `retained_per_failure`
     /// bytes of really-touched memory in retry state that is never trimmed (not even after later
     /// successes: only a restart frees it). Stops growing once `ceiling` bytes are retained (logged
@@ -34,7 +47,7 @@ pub enum RetryPolicy {
         /// Memory kept per failed attempt. This is the leak rate's knob: bytes leaked per second
         /// is this times the failed attempts per second. `0B` retains nothing (no leak).
         #[serde(default = "default_retained_per_failure")]
-        retained_per_failure: ByteSize,
+        retained_per_failure: S,
         /// Where the leak stops. Not part of the 2012 bug: it exists so a lab run on a shared
         /// machine cannot take the machine down. The harness checks that fleet size times this
         /// fits the memory it may use.
@@ -61,8 +74,8 @@ pub enum RetryPolicy {
     },
 }
 
-fn default_retained_per_failure() -> ByteSize {
-    ByteSize::kib(64)
+fn default_retained_per_failure<S: From<ByteSize>>() -> S {
+    S::from(ByteSize::kib(64))
 }
 
 fn default_ceiling() -> ByteSize {
@@ -81,22 +94,58 @@ fn default_backoff_max() -> HumanDuration {
     HumanDuration::secs(2)
 }
 
-impl Default for RetryPolicy {
+impl<S: From<ByteSize>> Default for RetryPolicyOf<S> {
     /// The 2012 behaviour with its default rates: `leaky`, 64 KiB per failure, 32 MiB ceiling.
     fn default() -> Self {
-        RetryPolicy::Leaky {
+        RetryPolicyOf::Leaky {
             retained_per_failure: default_retained_per_failure(),
             ceiling: default_ceiling(),
         }
     }
 }
 
-impl RetryPolicy {
+impl<S> RetryPolicyOf<S> {
+    /// The fix with its defaults: `mode: fixed`.
+    pub fn fixed() -> Self {
+        RetryPolicyOf::Fixed {
+            max_pending: default_max_pending(),
+            backoff_base: default_backoff_base(),
+            backoff_max: default_backoff_max(),
+        }
+    }
+}
+
+impl FleetRetryPolicy {
+    /// The policy of the agent whose seed is `seed`: its own leak per failure, drawn from the
+    /// fleet's range (the same seed always draws the same).
+    pub fn draw(&self, seed: u64) -> RetryPolicy {
+        match self {
+            RetryPolicyOf::Leaky {
+                retained_per_failure,
+                ceiling,
+            } => RetryPolicyOf::Leaky {
+                retained_per_failure: retained_per_failure.draw(seed),
+                ceiling: *ceiling,
+            },
+            RetryPolicyOf::Fixed {
+                max_pending,
+                backoff_base,
+                backoff_max,
+            } => RetryPolicyOf::Fixed {
+                max_pending: *max_pending,
+                backoff_base: *backoff_base,
+                backoff_max: *backoff_max,
+            },
+        }
+    }
+}
+
+impl<S> RetryPolicyOf<S> {
     /// Checks the values that would make the policy misbehave; the message says which and why.
     pub fn validate(&self) -> Result<(), String> {
         match self {
-            RetryPolicy::Leaky { .. } => Ok(()),
-            RetryPolicy::Fixed {
+            RetryPolicyOf::Leaky { .. } => Ok(()),
+            RetryPolicyOf::Fixed {
                 backoff_base,
                 backoff_max,
                 ..

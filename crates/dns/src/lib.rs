@@ -16,6 +16,7 @@
 //! address>}`. It stops when the shutdown token is cancelled.
 
 mod admin;
+pub mod client;
 mod metrics;
 mod zone;
 

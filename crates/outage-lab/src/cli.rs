@@ -87,6 +87,18 @@ pub struct RunArgs {
     /// Number of storage servers (overrides `fleet.servers`); each is two processes.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=2000))]
     pub servers: Option<u32>,
+    /// Override one field of the scenario by its dotted path, checked like the file (repeat
+    /// for more). VALUE is YAML: a number, a size or duration with its unit, a list, a mapping.
+    /// The run directory's scenario.yaml is the scenario as run, with the settings named.
+    /// Examples: --set volumes.placement_fill=0.5  --set dns.ttl=5s
+    ///           --set fixes.leak_alarm_action.reaction=1s
+    #[arg(long, value_name = "PATH=VALUE")]
+    pub set: Vec<String>,
+    /// Turn one of the fixes AWS announced on, with its defaults (repeat for more):
+    /// leak_alarm_action, agent_memory_limit, dns_verification, agent_bounded_retry,
+    /// spare_capacity, cache_aware_aggregate_alarm. Same as --set fixes.NAME={}.
+    #[arg(long, value_name = "NAME")]
+    pub fix: Vec<String>,
     /// Most memory the run's processes may use; the run is refused (exit 2) if its worst case
     /// is larger, and stopped if the real total crosses it. [default: 75% of MemAvailable]
     #[arg(long, value_name = "SIZE")]

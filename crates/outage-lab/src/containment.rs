@@ -10,7 +10,7 @@
 //!    crosses the limit (an estimate was wrong), the run is stopped cleanly and fails with
 //!    `memory_contained`.
 
-use outage_lab_agent::RetryPolicy;
+use outage_lab_agent::RetryPolicyOf;
 use outage_lab_proto::ByteSize;
 
 use crate::scenario::Scenario;
@@ -50,10 +50,11 @@ impl Estimate {
 
 /// The most memory a run of `scenario` can use.
 pub fn worst_case(scenario: &Scenario) -> Estimate {
-    let leak_ceiling = match &scenario.agent.retry {
-        RetryPolicy::Leaky { ceiling, .. } => ceiling.bytes(),
+    let retry = scenario.fixes.agent_retry(&scenario.agent.retry);
+    let leak_ceiling = match &retry {
+        RetryPolicyOf::Leaky { ceiling, .. } => ceiling.bytes(),
         // Bounded retry state: a few reports, no payload.
-        RetryPolicy::Fixed { .. } => ByteSize::mib(1).bytes(),
+        RetryPolicyOf::Fixed { .. } => ByteSize::mib(1).bytes(),
     };
     let budget = scenario.fleet.memory_budget.value.bytes();
     // The storage cache fills what the budget leaves, so a server sits at its budget, unless the

@@ -9,6 +9,7 @@
 mod checks;
 mod cli;
 mod containment;
+mod fixes;
 mod harness;
 mod names;
 mod plan;
@@ -22,7 +23,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use crate::cli::{Cli, Command, ReportArgs, RunArgs, ValidateArgs};
-use crate::scenario::{Overrides, Scenario};
+use crate::scenario::Scenario;
+use crate::scenario::overrides::Setting;
 
 /// Exit codes: part of the interface, documented in `--help` and the README.
 mod exit {
@@ -62,16 +64,33 @@ fn init_logging() {
         .try_init();
 }
 
-/// Reads, parses and validates a scenario with the command line's overrides applied.
-fn load(path: &std::path::Path, overrides: &Overrides) -> Result<Scenario, String> {
-    Scenario::load(path, overrides).map_err(|e| e.to_string())
+/// Reads, parses and validates a scenario with the command line's settings applied.
+fn load(path: &std::path::Path, settings: &[Setting]) -> Result<Scenario, String> {
+    Scenario::load(path, settings).map_err(|e| e.to_string())
+}
+
+/// `--set`, `--fix` and `--servers`, in the order they apply (`--servers` last: it wins).
+fn settings(args: &RunArgs) -> Result<Vec<Setting>, String> {
+    let mut out = Vec::new();
+    for arg in &args.set {
+        out.push(Setting::parse(arg).map_err(|e| format!("--set {e}"))?);
+    }
+    for name in &args.fix {
+        out.push(Setting::fix(name, fixes::Fixes::NAMES)?);
+    }
+    out.extend(args.servers.map(Setting::servers));
+    Ok(out)
 }
 
 fn run(args: RunArgs) -> ExitCode {
-    let overrides = Overrides {
-        servers: args.servers,
+    let settings = match settings(&args) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("outage-lab: {e}");
+            return ExitCode::from(exit::BAD_INPUT);
+        }
     };
-    let scenario = match load(&args.scenario, &overrides) {
+    let scenario = match load(&args.scenario, &settings) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("outage-lab: invalid scenario: {e}");
@@ -99,7 +118,6 @@ fn run(args: RunArgs) -> ExitCode {
         );
         return ExitCode::from(exit::BAD_INPUT);
     }
-    let scenario_text = std::fs::read_to_string(&args.scenario).unwrap_or_default();
     let exe = match std::env::current_exe() {
         Ok(exe) => exe,
         Err(e) => {
@@ -112,7 +130,6 @@ fn run(args: RunArgs) -> ExitCode {
         memory_limit,
         out: args.out,
         exe,
-        scenario_text,
         serve: args.serve,
         hosts: args.hosts,
     };
@@ -186,7 +203,7 @@ fn report(args: &ReportArgs) -> ExitCode {
 fn validate(args: &ValidateArgs) -> ExitCode {
     let mut bad = 0;
     for path in &args.scenarios {
-        match load(path, &Overrides::default()) {
+        match load(path, &[]) {
             Ok(s) => println!(
                 "{}: ok ({}: {} servers, {} DNS servers, {} timeline steps, {} expectations)",
                 path.display(),

@@ -15,6 +15,7 @@
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
+use outage_lab_proto::spread::splitmix64;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -174,14 +175,6 @@ fn server_ip(octet: u8, i: usize) -> Ipv4Addr {
     let third = u8::try_from(1 + i / 250).unwrap_or(255);
     let fourth = u8::try_from(1 + i % 250).unwrap_or(255);
     Ipv4Addr::new(127, octet, third, fourth)
-}
-
-/// SplitMix64: a tiny, well-mixed way to derive independent seeds from one.
-pub fn splitmix64(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
 }
 
 /// Picks this run's address block: a number in 16..=254 from the clock and the process id. Not

@@ -340,6 +340,20 @@ pub enum Event {
         /// What exactly was done.
         detail: String,
     },
+    /// A fix did something (`fixes:` in the scenario): restarted an agent, re-pushed a DNS
+    /// record, put a limit in place.
+    FixApplied {
+        /// The fix's name (`leak_alarm_action`, `dns_verification`, ...).
+        fix: String,
+        /// The storage server it acted on, if one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        server: Option<String>,
+        /// The process it acted on, if one (`agent-s003`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        process: Option<String>,
+        /// What it saw and did, with the numbers.
+        detail: String,
+    },
     /// An expectation was checked.
     Verdict {
         /// Expectation name.
@@ -379,6 +393,7 @@ impl Event {
             Event::ProcessStarted { .. } => "process_started",
             Event::ProcessExited { .. } => "process_exited",
             Event::FaultInjected { .. } => "fault_injected",
+            Event::FixApplied { .. } => "fix_applied",
             Event::Verdict { .. } => "verdict",
             Event::RunFinished { .. } => "run_finished",
         }

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod report;
 #[cfg(feature = "server")]
 pub mod server;
+pub mod spread;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod units;
@@ -25,6 +26,7 @@ pub use event::{
     AlarmKind, Event, EventSink, FailoverOutcome, JournalEntry, ProcessRole, Role, RssSample,
     VolumeState,
 };
+pub use spread::Spread;
 pub use units::{ByteSize, HumanDuration, UnitError};
 
 /// The DNS zone every run serves.

@@ -25,6 +25,21 @@ pub struct Report {
     /// What the harness process itself used (not its children): the cost of watching.
     #[serde(default)]
     pub harness: HarnessUsage,
+    /// The fixes that were on (`fixes:` in the scenario, `--fix`), and what each did.
+    #[serde(default)]
+    pub fixes: Vec<FixReport>,
+}
+
+/// One fix that was on, and what it did during the run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FixReport {
+    /// The fix's name.
+    pub name: String,
+    /// Times it acted (restarts, re-pushes, limit kills); 0 for a fix that only changes how
+    /// processes are set up.
+    pub actions: u64,
+    /// What it did, in a line: its setting, and its actions counted by kind.
+    pub detail: String,
 }
 
 /// The harness's own resource use over a run, from `getrusage(RUSAGE_SELF)` at its end.

@@ -64,6 +64,11 @@ pub struct Target {
     /// on the watchdog's metrics (the alarms never look at it); absent means false.
     #[serde(default)]
     pub stale: bool,
+    /// For a storage process: where it tells its cache size (`GET` answering JSON with
+    /// `cache_bytes`), for an aggregate alarm that counts memory net of the cache. Absent: the
+    /// watchdog never asks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_url: Option<String>,
 }
 
 /// Which copy of a volume a storage server holds.

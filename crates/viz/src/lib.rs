@@ -150,6 +150,7 @@ const KNOWN_KINDS: &[&str] = &[
     "process_started",
     "process_exited",
     "fault_injected",
+    "fix_applied",
     "verdict",
     "run_finished",
 ];

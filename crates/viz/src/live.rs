@@ -37,6 +37,7 @@ const KINDS: &[&str] = &[
     "run_started",
     "phase",
     "fault_injected",
+    "fix_applied",
     "dns_record_changed",
     "rss_sweep",
     "alarm",

@@ -81,6 +81,10 @@ pub(crate) fn render(entries: &[JournalEntry], report: &Report, skipped: usize) 
     volume_plots(&mut out, &cx);
     section(&mut out, "phases", "Phases and faults of this run");
     phase_table(&mut out, &cx.phases);
+    if !report.fixes.is_empty() {
+        section(&mut out, "fixes", "Fixes that were on, and what they did");
+        fixes_table(&mut out, entries, report);
+    }
     section(&mut out, "verdict", "Expectations");
     verdict_table(&mut out, report);
     section(&mut out, "y2012", "The 2012 event, for comparison");
@@ -547,6 +551,39 @@ fn phase_table(out: &mut String, phases: &Phases) {
         );
     }
     out.push_str("</table>\n<p class=\"note\">The numbers mark the faults on every plot above; shaded bands are the phases.</p>\n");
+}
+
+/// Most fix actions listed one by one; the table above counts them all.
+const FIX_ACTIONS_LISTED: usize = 40;
+
+fn fixes_table(out: &mut String, entries: &[JournalEntry], report: &Report) {
+    out.push_str(
+        "<table class=\"fixes\"><tr><th>fix</th><th>actions</th><th>what it did</th></tr>",
+    );
+    for f in &report.fixes {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&f.name),
+            f.actions,
+            esc(&f.detail)
+        );
+    }
+    out.push_str("</table>\n<table><tr><th>at</th><th>fix</th><th>action</th></tr>");
+    let actions = entries.iter().filter_map(|e| match &e.event {
+        Event::FixApplied { fix, detail, .. } => Some((e.t_ms, fix, detail)),
+        _ => None,
+    });
+    for (t_ms, fix, detail) in actions.take(FIX_ACTIONS_LISTED) {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            secs(t_ms),
+            esc(fix),
+            esc(detail)
+        );
+    }
+    out.push_str("</table>\n");
 }
 
 fn verdict_table(out: &mut String, report: &Report) {

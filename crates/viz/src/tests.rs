@@ -211,6 +211,7 @@ fn run(servers: usize, with_volumes: bool) -> (Vec<JournalEntry>, Report) {
         volumes: VolumesReport::default(),
         load: LoadReport::default(),
         harness: Default::default(),
+        fixes: Vec::new(),
     };
     (e, report)
 }

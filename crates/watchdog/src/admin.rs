@@ -282,6 +282,7 @@ mod tests {
             pid,
             budget_bytes,
             stale: false,
+            cache_url: None,
         };
         let (a, s) = (ProcessRole::Agent, ProcessRole::Storage);
         assert!(validate_targets(&[]).is_ok());

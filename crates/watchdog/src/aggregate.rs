@@ -18,6 +18,11 @@ pub struct AggregateConfig {
     /// ...for this many consecutive sweeps.
     #[serde(default = "default_for_samples")]
     pub for_samples: u32,
+    /// Count memory in use minus what the storage cache could give back (each storage process
+    /// tells its cache size at its target's `cache_url`): better general monitoring, one of the
+    /// fixes announced after 2012. Off: the 2012 alarm, RSS as it is.
+    #[serde(default)]
+    pub net_of_cache: bool,
 }
 
 fn default_threshold() -> f64 {
@@ -32,6 +37,7 @@ impl Default for AggregateConfig {
         Self {
             threshold: default_threshold(),
             for_samples: default_for_samples(),
+            net_of_cache: false,
         }
     }
 }
@@ -80,7 +86,24 @@ impl AggregateAlarm {
     /// restarted) should not be fed at all: they neither count nor reset. Returns the alarm
     /// detail when it fires.
     pub fn observe(&mut self, total: u64, budget: u64) -> Option<String> {
+        self.observe_net(total, None, budget)
+    }
+
+    /// [`AggregateAlarm::observe`] for memory net of the storage cache: `cache` bytes of `total`
+    /// could be given back, so only the rest counts.
+    pub fn observe_net(&mut self, total: u64, cache: Option<u64>, budget: u64) -> Option<String> {
+        let counted = total.saturating_sub(cache.unwrap_or(0));
         let limit = self.threshold * budget as f64;
+        let what = match cache {
+            None => format!("agent + storage RSS {:.2} MiB", mib(total)),
+            Some(cache) => format!(
+                "agent + storage RSS {:.2} MiB minus {:.2} MiB of storage cache = {:.2} MiB",
+                mib(total),
+                mib(cache),
+                mib(counted)
+            ),
+        };
+        let total = counted;
         if total as f64 <= limit {
             self.above = 0;
             self.fired = false;
@@ -92,9 +115,7 @@ impl AggregateAlarm {
         }
         self.fired = true;
         Some(format!(
-            "agent + storage RSS {:.2} MiB above {:.0}% of the {:.2} MiB budget ({:.2} MiB) for {} \
-             consecutive sweeps",
-            mib(total),
+            "{what} above {:.0}% of the {:.2} MiB budget ({:.2} MiB) for {} consecutive sweeps",
             self.threshold * 100.0,
             mib(budget),
             limit / (1024.0 * 1024.0),
@@ -165,9 +186,28 @@ mod tests {
         let mut a = AggregateAlarm::new(&AggregateConfig {
             threshold: 0.5,
             for_samples: 1,
+            net_of_cache: false,
         });
         assert!(a.observe(BUDGET / 2, BUDGET).is_none());
         assert!(a.observe(BUDGET / 2 + 1, BUDGET).is_some());
+    }
+
+    #[test]
+    fn net_of_cache_only_what_the_cache_cannot_give_back_counts() {
+        let config = AggregateConfig {
+            for_samples: 1,
+            threshold: 0.6,
+            net_of_cache: true,
+        };
+        let mut a = AggregateAlarm::new(&config);
+        // A full, healthy server: 47 MiB in use, 26 of them cache.
+        assert!(a.observe_net(HIGH, Some(26 << 20), BUDGET).is_none());
+        // The agent has leaked the cache away: 47 MiB in use, 8 of them cache.
+        let detail = (a.observe_net(HIGH, Some(8 << 20), BUDGET)).expect("fires");
+        assert!(
+            detail.contains("minus 8.00 MiB of storage cache = 39.00 MiB"),
+            "{detail}"
+        );
     }
 
     #[test]
@@ -179,12 +219,14 @@ mod tests {
             let c = AggregateConfig {
                 threshold,
                 for_samples: 4,
+                net_of_cache: false,
             };
             assert!(c.validate().is_err(), "{threshold}");
         }
         let c = AggregateConfig {
             threshold: 0.95,
             for_samples: 0,
+            net_of_cache: false,
         };
         assert!(c.validate().is_err());
     }

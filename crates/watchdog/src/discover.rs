@@ -73,6 +73,7 @@ pub fn scan(proc_root: &Path, budget_bytes: u64) -> std::io::Result<Vec<Target>>
                 // Only a metrics label; the command line does not say it. The compose harness
                 // knows the assignment and can label the metrics itself.
                 stale: false,
+                cache_url: None,
             });
         }
     }

@@ -14,6 +14,7 @@
 
 mod admin;
 pub mod aggregate;
+mod caches;
 pub mod discover;
 pub mod leak;
 mod metrics;
@@ -154,6 +155,13 @@ pub async fn run(
     });
 
     let mut sweeper = Sweeper::new(config.leak.clone(), config.aggregate.clone());
+    let caches = (config.aggregate.net_of_cache).then(|| {
+        caches::watch(
+            Arc::clone(&state),
+            config.sample_interval.get(),
+            shutdown.clone(),
+        )
+    });
     let mut seen_version = 0;
     let started = Instant::now();
     let mut tick = tokio::time::interval(config.sample_interval.get());
@@ -171,6 +179,9 @@ pub async fn run(
                 if version != seen_version {
                     sweeper.set_targets(&targets);
                     seen_version = version;
+                }
+                if let Some(caches) = &caches {
+                    sweeper.set_caches(caches::latest(caches));
                 }
                 let pids = sweeper.live_pids();
                 if targets.is_empty() {

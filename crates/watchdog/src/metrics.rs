@@ -125,6 +125,7 @@ mod tests {
             pid,
             budget_bytes: 1 << 20,
             stale,
+            cache_url: None,
         };
         let sample = |server: &str, pid, rss_bytes| RssSample {
             server: server.into(),

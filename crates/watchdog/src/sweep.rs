@@ -35,6 +35,8 @@ pub(crate) struct Sweeper {
     watched: BTreeMap<u32, Watched>,
     /// By server id.
     aggregates: HashMap<String, AggregateAlarm>,
+    /// Each server's storage cache size as last told, when the aggregate counts net of it.
+    caches: HashMap<String, u64>,
 }
 
 impl Sweeper {
@@ -44,7 +46,13 @@ impl Sweeper {
             aggregate,
             watched: BTreeMap::new(),
             aggregates: HashMap::new(),
+            caches: HashMap::new(),
         }
+    }
+
+    /// The storage caches' sizes, by server, for an aggregate alarm net of cache.
+    pub(crate) fn set_caches(&mut self, caches: HashMap<String, u64>) {
+        self.caches = caches;
     }
 
     /// Replaces the watched set. A process that stays (same pid, server and role) keeps its
@@ -145,7 +153,14 @@ impl Sweeper {
                 .aggregates
                 .entry(server.to_owned())
                 .or_insert_with(|| AggregateAlarm::new(&self.aggregate));
-            if let Some(detail) = alarm.observe(agent.saturating_add(storage), budget) {
+            let cache = (self.aggregate.net_of_cache)
+                .then(|| self.caches.get(server).copied())
+                .flatten();
+            if self.aggregate.net_of_cache && cache.is_none() {
+                // Net of a cache not yet told: no judgement rather than a false alarm.
+                continue;
+            }
+            if let Some(detail) = alarm.observe_net(agent.saturating_add(storage), cache, budget) {
                 alarms.push(Event::Alarm {
                     alarm: AlarmKind::Aggregate,
                     server: server.to_owned(),
@@ -177,6 +192,7 @@ mod tests {
             pid,
             budget_bytes: 48 * MIB,
             stale: false,
+            cache_url: None,
         }
     }
 

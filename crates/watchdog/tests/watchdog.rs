@@ -72,6 +72,7 @@ fn me_as_agent(server: &str, budget_bytes: u64) -> Target {
         pid: std::process::id(),
         budget_bytes,
         stale: false,
+        cache_url: None,
     }
 }
 
@@ -185,6 +186,7 @@ async fn a_server_over_its_budget_for_four_sweeps_raises_the_aggregate_alarm() {
             pid: storage.id(),
             budget_bytes: 1 << 20,
             stale: false,
+            cache_url: None,
         },
     ];
     let (status, body) = wd.put_targets(targets_json(&targets), None).await;

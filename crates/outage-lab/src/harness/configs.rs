@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use outage_lab_proto::HumanDuration;
+use outage_lab_proto::spread::splitmix64;
 
 use crate::plan::ServerPlan;
 use crate::scenario::Scenario;
@@ -21,13 +22,15 @@ pub fn agent(
     dns: SocketAddr,
     collector_port: u16,
 ) -> outage_lab_agent::Config {
+    let retry = scenario.fixes.agent_retry(&scenario.agent.retry);
     outage_lab_agent::Config {
         server: server.id.clone(),
         dns_server: dns,
         collector_port,
-        report_interval: scenario.agent.report_interval.value,
+        // Each agent's own draw from the fleet's ranges, from its own seed.
+        report_interval: (scenario.agent.report_interval.value).draw(splitmix64(server.seed ^ 1)),
         request_timeout: scenario.agent.request_timeout,
-        retry: scenario.agent.retry.clone(),
+        retry: retry.draw(splitmix64(server.seed ^ 2)),
         seed: server.seed,
         ..outage_lab_agent::Config::default()
     }
@@ -59,7 +62,7 @@ pub fn control(
     outage_lab_control::Config {
         servers,
         slots_per_server: v.slots_per_server,
-        placement_fill: v.placement_fill,
+        placement_fill: scenario.fixes.placement_fill(v.placement_fill),
         blocks_per_volume: v.blocks_per_volume,
         probe_interval: v.probe.interval,
         probe_timeout: HumanDuration(scenario.storage.request_deadline.get() + PROBE_SLACK),
@@ -74,10 +77,15 @@ pub fn control(
 
 /// The watchdog.
 pub fn watchdog(scenario: &Scenario) -> outage_lab_watchdog::Config {
+    let mut aggregate = scenario.watchdog.aggregate.clone();
+    if let Some(fix) = &scenario.fixes.cache_aware_aggregate_alarm {
+        aggregate.net_of_cache = true;
+        aggregate.threshold = fix.threshold;
+    }
     outage_lab_watchdog::Config {
         sample_interval: scenario.watchdog.sample_interval,
         leak: scenario.watchdog.leak.clone(),
-        aggregate: scenario.watchdog.aggregate.clone(),
+        aggregate,
         admin_token: None,
     }
 }

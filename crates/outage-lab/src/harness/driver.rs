@@ -18,6 +18,7 @@ use super::report;
 use super::state::RunState;
 use super::supervisor::Inbound;
 use crate::containment::MemoryGuard;
+use crate::fixes::runtime::{Action, FixRuntime};
 use crate::steps::Step;
 use crate::terminal::say;
 
@@ -50,6 +51,8 @@ pub struct Driver<'a> {
     pub write_check: Option<Result<WriteCheck, String>>,
     /// The live view (`run --serve`), fed every journal entry.
     pub live: Option<outage_lab_viz::live::LiveView>,
+    /// The fixes that act during the run.
+    fixes: FixRuntime,
 }
 
 impl std::fmt::Debug for Driver<'_> {
@@ -67,7 +70,9 @@ impl<'a> Driver<'a> {
         guard: MemoryGuard,
     ) -> Self {
         let state = RunState::with_servers(fleet.plan.servers.iter().map(|s| s.id.as_str()));
+        let fixes = FixRuntime::new(&fleet.scenario.fixes);
         Self {
+            fixes,
             fleet,
             rx,
             journal: BufWriter::new(journal),
@@ -124,11 +129,16 @@ impl<'a> Driver<'a> {
         let mut steps = scenario.timeline.iter().peekable();
         loop {
             let deadline = (steps.peek()).map_or(end, |s| fleet_up + s.at().value.get());
+            let deadline = tokio::time::Instant::from_std(deadline);
+            let fix_due = (self.fixes.next_due()).map_or(deadline, |due| due.min(deadline));
             tokio::select! {
                 msg = self.rx.recv() => {
                     if let Some(msg) = msg { self.record(msg); }
                 }
-                _ = tokio::time::sleep_until(deadline.into()) => {
+                _ = tokio::time::sleep_until(fix_due), if fix_due < deadline => {
+                    self.act_fixes().await?;
+                }
+                _ = tokio::time::sleep_until(deadline) => {
                     match steps.next() {
                         Some(step) => self.apply(step).await?,
                         None => return Ok(()),
@@ -157,6 +167,26 @@ impl<'a> Driver<'a> {
         });
         self.pump();
         Ok(())
+    }
+
+    /// Lets the fixes do what is due, and journals each action.
+    async fn act_fixes(&mut self) -> Result<(), HarnessError> {
+        for action in self.fixes.act(&mut self.fleet).await? {
+            self.fix_applied(action);
+        }
+        self.pump();
+        Ok(())
+    }
+
+    /// Journals what a fix did and tells the person watching.
+    pub fn fix_applied(&mut self, action: Action) {
+        say(&format!(
+            "t={:>5.1}s  fix {}: {}",
+            self.fleet.sup.now_ms() as f64 / 1000.0,
+            action.fix,
+            action.detail
+        ));
+        self.fleet.sup.emit(action.event());
     }
 
     fn status_line(&self) -> String {
@@ -285,6 +315,7 @@ impl<'a> Driver<'a> {
             ));
         }
         crate::terminal::observe(&entry);
+        self.fixes.observe(&entry, tokio::time::Instant::now());
         self.state.apply(&entry);
     }
 

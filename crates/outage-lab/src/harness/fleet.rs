@@ -15,6 +15,7 @@ use super::configs::{self, role_args};
 use super::endpoints::{self, Endpoints};
 use super::error::HarnessError;
 use super::supervisor::{Pending, Started, Supervisor};
+use crate::fixes::agent_memory_limit::Limiter;
 use crate::names::{Generation, ProcessName};
 use crate::plan::{Plan, ServerPlan};
 use crate::scenario::Scenario;
@@ -54,6 +55,8 @@ pub struct Fleet<'a> {
     learned: Learned,
     /// Every URL of the run, for `endpoints.json`.
     pub listed: Endpoints,
+    /// The agents' memory limit (the `agent_memory_limit` fix), when it is on.
+    pub limiter: Option<Limiter>,
 }
 
 impl<'a> Fleet<'a> {
@@ -75,6 +78,7 @@ impl<'a> Fleet<'a> {
             run_dir,
             learned: Learned::default(),
             listed: Endpoints::default(),
+            limiter: None,
         }
     }
 
@@ -197,6 +201,16 @@ impl<'a> Fleet<'a> {
         Ok(control)
     }
 
+    /// A DNS server's address (for queries), once it is up.
+    pub fn dns_addr(&self, name: &str) -> Option<SocketAddr> {
+        self.learned.dns.get(name).map(|(udp, _)| *udp)
+    }
+
+    /// Why `name`'s exit with `status` was the memory limit's doing, if it was.
+    pub fn limit_explains(&mut self, name: &ProcessName, status: &str) -> Option<String> {
+        self.limiter.as_mut()?.explains(name, status)
+    }
+
     /// Control's HTTP address, once it is up.
     pub fn control(&self) -> Option<SocketAddr> {
         self.learned.control
@@ -268,7 +282,16 @@ impl<'a> Fleet<'a> {
         let metrics = (self.listed.metrics_addr(&name))
             .unwrap_or_else(|| SocketAddr::new(server.ip.into(), 0));
         let args = role_args("agent", &file, &[("--metrics", metrics.to_string())]);
-        let pending = self.sup.spawn(&name, &args).await?;
+        let rlimit = self.limiter.as_ref().and_then(Limiter::rlimit);
+        let pending = self.sup.spawn_limited(&name, &args, rlimit).await?;
+        if let Some(limiter) = &self.limiter {
+            // Before the agent has had time to grow: it leaks only once a fault makes it fail.
+            limiter.attach(&name, pending.pid()).map_err(|e| {
+                HarnessError::Start(format!(
+                    "{name}: could not put it under its memory limit: {e}"
+                ))
+            })?;
+        }
         let pid_file = self.pid_file(&server.id);
         std::fs::write(&pid_file, format!("{}\n", pending.pid()))
             .map_err(|e| HarnessError::io(format!("write {}", pid_file.display()), e))?;
@@ -280,12 +303,18 @@ impl<'a> Fleet<'a> {
         let budget = self.scenario.fleet.memory_budget.value.bytes();
         let plan = self.plan;
         let stale = |id: &str| plan.servers.iter().any(|s| s.id == id && s.stale);
+        // The cache-aware aggregate alarm asks each storage process for its cache size.
+        let net_of_cache = self.scenario.fixes.cache_aware_aggregate_alarm.is_some();
+        let addrs = &self.learned.storage_addrs;
         let target = |server: &String, role, pid: &u32| Target {
             server: server.clone(),
             role,
             pid: *pid,
             budget_bytes: budget,
             stale: stale(server),
+            cache_url: (role == ProcessRole::Storage && net_of_cache)
+                .then(|| addrs.get(server).map(|a| format!("http://{a}/health")))
+                .flatten(),
         };
         let agents =
             (self.learned.agent_pids.iter()).map(|(s, p)| target(s, ProcessRole::Agent, p));

@@ -38,6 +38,8 @@ use self::supervisor::Supervisor;
 use crate::checks::CheckInput;
 use crate::checks::run::RunFacts;
 use crate::containment::MemoryGuard;
+use crate::fixes::agent_memory_limit::Limiter;
+use crate::fixes::runtime::Action;
 use crate::plan::{Plan, pick_octet};
 use crate::scenario::Scenario;
 use crate::steps::dns_update;
@@ -57,8 +59,6 @@ pub struct RunOptions {
     pub out: Option<PathBuf>,
     /// The outage-lab binary to spawn for every role (normally `current_exe()`).
     pub exe: PathBuf,
-    /// The scenario file's text, copied into the run directory.
-    pub scenario_text: String,
     /// Serve the live view on this address during the run (loopback, unless on launcher hosts).
     pub serve: Option<SocketAddr>,
     /// Run the fleet on the launcher hosts registered in this state directory (compose).
@@ -138,7 +138,7 @@ async fn plan(scenario: &Scenario, opts: &RunOptions) -> Result<Planned, Harness
         }
         None => None,
     };
-    prepare_run_dir(&run_dir, &opts.scenario_text, &plan)?;
+    prepare_run_dir(&run_dir, &scenario.text, &plan)?;
     Ok(Planned {
         seed,
         plan,
@@ -191,6 +191,11 @@ async fn start<'a>(
         seed,
         servers: plan.servers.len(),
     });
+    let on = scenario.fixes.on();
+    if !on.is_empty() {
+        say(&format!("fixes on: {}", on.join(", ")));
+    }
+    put_limits_in_place(&mut driver, opts);
     say(&format!(
         "outage-lab: scenario {} ({}), seed {seed}\n{} storage servers behind {} DNS servers, {} stale; run directory {}",
         scenario.name,
@@ -201,6 +206,29 @@ async fn start<'a>(
         run_dir.display()
     ));
     Ok(driver)
+}
+
+/// The `agent_memory_limit` fix: chooses how the limit is enforced here, before any agent
+/// starts, and journals which.
+fn put_limits_in_place(driver: &mut Driver<'_>, opts: &RunOptions) {
+    let Some(fix) = &driver.fleet.scenario.fixes.agent_memory_limit else {
+        return;
+    };
+    let detail = if opts.hosts.is_some() {
+        "not in place: on launcher hosts each container's engine sets memory limits (compose `mem_limit`)".to_owned()
+    } else {
+        let run = format!("{}-{}", driver.fleet.plan.octet, std::process::id());
+        let limiter = Limiter::prepare(fix.limit, &run);
+        let detail = format!("in place: {}", limiter.describe());
+        driver.fleet.limiter = Some(limiter);
+        detail
+    };
+    driver.fix_applied(Action {
+        fix: "agent_memory_limit",
+        server: None,
+        process: None,
+        detail,
+    });
 }
 
 /// Reaps what a crashed run left behind, then opens this run's ledger.
@@ -244,6 +272,9 @@ async fn stop(driver: &mut Driver<'_>) -> Vec<String> {
         detail: "every process gets SIGTERM".into(),
     });
     driver.fleet.sup.stop_all(STOP_GRACE).await;
+    if let Some(limiter) = &driver.fleet.limiter {
+        limiter.cleanup();
+    }
     driver.drain_until_closed(Duration::from_secs(5)).await;
     let leftovers = driver.fleet.sup.running();
     if leftovers.is_empty() {
@@ -314,6 +345,7 @@ fn write(
             load: load_total,
             acknowledged_writes,
             writes: driver.write_check.as_ref().and_then(|c| c.as_ref().ok()),
+            fixes: crate::fixes::report(&scenario.fixes, &scenario.volumes, &driver.state),
         },
     );
     write_report_files(run_dir, &report)?;

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use outage_lab_proto::markup::escape;
 use outage_lab_proto::report::{
-    AgentReport, ExpectationResult, HarnessUsage, LoadReport, Report, ServerAlarms, ServerReport,
-    StorageReport, Verdict, VolumesReport,
+    AgentReport, ExpectationResult, FixReport, HarnessUsage, LoadReport, Report, ServerAlarms,
+    ServerReport, StorageReport, Verdict, VolumesReport,
 };
 
 use super::load::WriteCheck;
@@ -83,6 +83,7 @@ pub fn build(
         },
         load: outcome.load.clone(),
         harness: self_usage(),
+        fixes: outcome.fixes,
     }
 }
 
@@ -123,6 +124,8 @@ pub struct Outcome<'a> {
     pub acknowledged_writes: u64,
     /// The read-back check, if it ran.
     pub writes: Option<&'a WriteCheck>,
+    /// The fixes that were on, and what each did.
+    pub fixes: Vec<FixReport>,
 }
 
 fn mib(b: f64) -> String {
@@ -262,6 +265,7 @@ mod tests {
             volumes: VolumesReport::default(),
             load: LoadReport::default(),
             harness: HarnessUsage::default(),
+            fixes: Vec::new(),
         }
     }
 

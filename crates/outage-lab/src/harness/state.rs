@@ -121,8 +121,10 @@ pub struct RunState {
     pub servers: BTreeMap<String, ServerState>,
     /// When each timeline step was injected: (kind, t_ms), in order.
     pub steps: Vec<(StepKind, u64)>,
-    /// Processes that exited without being asked to.
+    /// Processes that exited without being asked to (and no fix explains why).
     pub crashes: Vec<Crash>,
+    /// What the fixes did: (fix, t_ms, detail), in order.
+    pub fix_actions: Vec<(String, u64, String)>,
     /// Any leak alarm on a process the harness does not know (should never happen).
     pub first_leak_alarm_ms: Option<u64>,
     /// When the timeline started (the fleet was up).
@@ -256,6 +258,22 @@ impl RunState {
             } => {
                 self.volumes.failovers_attempted = *failovers_attempted;
                 self.volumes.failovers_without_capacity = *failovers_without_capacity;
+            }
+            Event::FixApplied {
+                fix,
+                process,
+                detail,
+                ..
+            } => {
+                // A process the kernel killed at the limit a fix set, and the fix restarted,
+                // did what the fix is for: it is no crash.
+                let handled = (fix == "agent_memory_limit")
+                    .then(|| (self.crashes.iter()).rposition(|c| Some(&c.name) == process.as_ref()))
+                    .flatten();
+                if let Some(i) = handled {
+                    self.crashes.remove(i);
+                }
+                self.fix_actions.push((fix.clone(), t, detail.clone()));
             }
             // The journal names steps as the scenario does; a name this build does not know
             // (a journal from a newer outage-lab) is not a step it can reason about.

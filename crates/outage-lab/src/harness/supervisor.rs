@@ -184,6 +184,17 @@ impl Supervisor {
         process: &ProcessName,
         args: &[String],
     ) -> Result<Pending, HarnessError> {
+        self.spawn_limited(process, args, None).await
+    }
+
+    /// [`Supervisor::spawn`], with `RLIMIT_DATA` set to `data_limit` bytes in the child before
+    /// exec (local children only: a launcher host starts its own).
+    pub async fn spawn_limited(
+        &self,
+        process: &ProcessName,
+        args: &[String],
+        data_limit: Option<u64>,
+    ) -> Result<Pending, HarnessError> {
         let name = process.to_string();
         let name = name.as_str();
         std::fs::create_dir_all(&self.log_dir)
@@ -202,7 +213,10 @@ impl Supervisor {
             exited: exited_tx,
         };
         let (pid, remote) = match &self.remote {
-            None => (self.spawn_local(name, args, &log, teller)?, None),
+            None => (
+                self.spawn_local(name, args, &log, teller, data_limit)?,
+                None,
+            ),
             Some(remote) => {
                 let host = remote.host_of(process)?;
                 let pid = spawn_remote(remote, host, name, args, &log, teller).await?;
@@ -248,6 +262,7 @@ impl Supervisor {
         args: &[String],
         log: &Path,
         mut teller: Teller,
+        data_limit: Option<u64>,
     ) -> Result<u32, HarnessError> {
         let log_file = OpenOptions::new()
             .create(true)
@@ -262,6 +277,9 @@ impl Supervisor {
             .env("OUTAGE_LAB_PROCESS", name)
             .kill_on_drop(true);
         outage_lab_host::die_with_parent(&mut cmd);
+        if let Some(limit) = data_limit {
+            limit_data(&mut cmd, limit);
+        }
         let mut child = cmd.spawn().map_err(|e| {
             HarnessError::Start(format!(
                 "{name}: could not spawn {}: {e}",
@@ -410,6 +428,24 @@ async fn stop_proc(mut proc: Proc, grace: Duration) {
         proc.signal(libc::SIGKILL).await;
         let _ =
             tokio::time::timeout(Duration::from_secs(5), proc.exited.wait_for(|done| *done)).await;
+    }
+}
+
+/// Sets `RLIMIT_DATA` in the child before exec: its heap cannot grow past `limit` bytes.
+fn limit_data(cmd: &mut Command, limit: u64) {
+    let rlim = libc::rlimit {
+        rlim_cur: limit as libc::rlim_t,
+        rlim_max: limit as libc::rlim_t,
+    };
+    // SAFETY: the closure runs in the forked child before exec and only calls setrlimit, which
+    // is async-signal-safe; it allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setrlimit(libc::RLIMIT_DATA, &rlim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
     }
 }
 

@@ -27,6 +27,7 @@
 
 pub mod expect;
 pub mod located;
+pub mod overrides;
 pub mod sections;
 
 use std::path::Path;
@@ -37,9 +38,11 @@ use serde_saphyr::Spanned;
 
 use self::expect::Expectations;
 use self::located::{Locator, ScenarioError, yaml_error};
+use self::overrides::Setting;
 use self::sections::{
     AgentSettings, Dns, Fleet, LoadSettings, StorageSettings, VolumeSettings, WatchdogSettings,
 };
+use crate::fixes::Fixes;
 use crate::plan::MAX_DNS_SERVERS;
 use crate::steps::{Step, TimelineContext, validate_timeline};
 
@@ -89,25 +92,23 @@ pub struct Scenario {
     /// What must be true at the end; each present field is one checked expectation.
     #[serde(default)]
     pub expect: Expectations,
+    /// The fixes AWS announced, each off unless named here.
+    #[serde(default)]
+    pub fixes: Fixes,
+    /// The document as run: the file's text, or with `--set` the effective document.
+    #[serde(skip)]
+    pub text: String,
 }
 
 fn default_seed() -> u64 {
     1
 }
 
-/// Values given on the command line instead of the file's, applied before validation so that
-/// everything that depends on them (a server id in a step) is checked against them.
-#[derive(Debug, Clone, Default)]
-pub struct Overrides {
-    /// `run --servers N`.
-    pub servers: Option<u32>,
-}
-
 impl Scenario {
     /// Reads and validates a scenario file. Refuses directories, files over
     /// [`MAX_SCENARIO_BYTES`] and text that is not UTF-8, before parsing. The read itself is
     /// bounded too, so a device or a pipe that never ends (`/dev/zero`) is refused, not slurped.
-    pub fn load(path: &Path, overrides: &Overrides) -> Result<Self, ScenarioError> {
+    pub fn load(path: &Path, settings: &[Setting]) -> Result<Self, ScenarioError> {
         let shown = path.display().to_string();
         let fail = |what: String| ScenarioError {
             message: format!("{shown}: {what}"),
@@ -152,21 +153,51 @@ impl Scenario {
                 ),
             }
         })?;
-        Self::parse_with(&text, &shown, overrides)
+        Self::parse_with(&text, &shown, settings)
     }
 
     /// Parses and validates scenario text; `source` names it in error messages.
     #[cfg(test)]
     pub fn parse(text: &str, source: &str) -> Result<Self, ScenarioError> {
-        Self::parse_with(text, source, &Overrides::default())
+        Self::parse_with(text, source, &[])
     }
 
-    /// Parses scenario text, applies `overrides`, then validates the result.
+    /// Parses scenario text with the command line's `settings` applied, and validates the
+    /// result. A setting that makes a valid file invalid is named in the error.
     pub fn parse_with(
         text: &str,
         source: &str,
-        overrides: &Overrides,
+        settings: &[Setting],
     ) -> Result<Self, ScenarioError> {
+        if settings.is_empty() {
+            return Self::parse_text(text, source);
+        }
+        let effective = match overrides::apply(text, source, settings) {
+            Ok(effective) => effective,
+            // Not even YAML: the file's own error, where it is.
+            Err(e) => return Err(Self::parse_text(text, source).err().unwrap_or(e)),
+        };
+        let err = match Self::parse_text(&effective, source) {
+            Ok(scenario) => return Ok(scenario),
+            Err(e) => e,
+        };
+        // The file's own mistake, if it has one, is reported where it is written.
+        Self::parse_text(text, source)?;
+        // Else the first setting that breaks it.
+        for k in 1..=settings.len() {
+            let partial = overrides::apply(text, source, &settings[..k])?;
+            if let Err(e) = Self::parse_text(&partial, source) {
+                let what = overrides::finding(&e, source);
+                return Err(ScenarioError {
+                    message: format!("{source}: {}: {what}", settings[k - 1]),
+                });
+            }
+        }
+        Err(err)
+    }
+
+    /// Parses and validates one document.
+    fn parse_text(text: &str, source: &str) -> Result<Self, ScenarioError> {
         let empty = |what: &str| ScenarioError {
             message: format!(
                 "{source}:1:1: the file {what}; expected a scenario (see fixtures/scenarios/ebs-2012-10-22.yaml)"
@@ -180,10 +211,8 @@ impl Scenario {
         }
         let mut scenario: Scenario =
             serde_saphyr::from_str(text).map_err(|e| yaml_error(&e, source))?;
-        if let Some(n) = overrides.servers {
-            scenario.fleet.servers.value = n;
-        }
         scenario.validate(&Locator::new(source, text))?;
+        scenario.text = text.to_owned();
         Ok(scenario)
     }
 
@@ -221,7 +250,8 @@ impl Scenario {
             dns_updated: false,
         };
         validate_timeline(&self.timeline, &self.duration, &mut timeline)?;
-        self.expect.validate(loc)
+        self.expect.validate(loc)?;
+        self.fixes.validate(loc)
     }
 
     /// Number of storage servers.
@@ -446,9 +476,7 @@ timeline:
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("bin.yaml");
         std::fs::write(&path, b"name: t\n  \xc3x\xff").expect("write");
-        let e = Scenario::load(&path, &Overrides::default())
-            .expect_err("refused")
-            .message;
+        let e = Scenario::load(&path, &[]).expect_err("refused").message;
         let shown = path.display().to_string();
         assert!(
             e.starts_with(&format!("{shown}:2:3: byte 0xc3 (offset 10) is not UTF-8")),
@@ -479,9 +507,22 @@ timeline:
     #[test]
     fn a_fleet_override_is_applied_before_the_steps_are_checked() {
         let text = format!("{MINIMAL}  - kill: {{ at: 2s, role: agent, servers: [s005] }}\n");
-        let six = Overrides { servers: Some(6) };
+        let six = [Setting::servers(6)];
         Scenario::parse_with(&text, "s.yaml", &six).expect("s005 exists in a fleet of 6");
         assert!(err(&text).contains("unknown storage server"));
+        // A file valid on its own, made invalid by a setting: the setting is named.
+        let text = format!("{MINIMAL}  - kill: {{ at: 2s, role: agent, servers: [s002] }}\n");
+        let two = [
+            Setting::parse("volumes.slots_per_server=4").expect("valid"),
+            Setting::servers(2),
+        ];
+        let e = Scenario::parse_with(&text, "s.yaml", &two).expect_err("s002 is gone");
+        assert!(
+            e.message
+                .starts_with("s.yaml: --servers 2: unknown storage server \"s002\""),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
@@ -491,7 +532,7 @@ timeline:
         for entry in std::fs::read_dir(&dir).expect("fixtures/scenarios exists") {
             let path = entry.expect("dir entry").path();
             if path.extension().is_some_and(|e| e == "yaml") {
-                Scenario::load(&path, &Overrides::default()).unwrap_or_else(|e| panic!("{e}"));
+                Scenario::load(&path, &[]).unwrap_or_else(|e| panic!("{e}"));
                 n += 1;
             }
         }

@@ -13,8 +13,8 @@
 //! Each section validates its own values where they were written ([`Locator`]); the role
 //! processes check their configs again at start-up, as any program checks its input.
 
-use outage_lab_agent::RetryPolicy;
-use outage_lab_proto::{ByteSize, HumanDuration};
+use outage_lab_agent::{FleetRetryPolicy, RetryPolicyOf};
+use outage_lab_proto::{ByteSize, HumanDuration, Spread};
 use outage_lab_watchdog::{AggregateConfig, LeakConfig};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
@@ -144,21 +144,23 @@ impl Dns {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AgentSettings {
-    /// How often a report is due.
-    pub report_interval: Spanned<HumanDuration>,
+    /// How often a report is due: one interval, or a range (`{ min: 80ms, max: 120ms }`) from
+    /// which each agent draws its own (seeded), as a real fleet's agents differ.
+    pub report_interval: Spanned<Spread<HumanDuration>>,
     /// How long one report attempt waits for the collector.
     pub request_timeout: HumanDuration,
-    /// What a failed report costs: `mode: leaky` (the 2012 bug) or `mode: fixed`.
-    pub retry: RetryPolicy,
+    /// What a failed report costs: `mode: leaky` (the 2012 bug) or `mode: fixed`. A leaky
+    /// `retained_per_failure` may be a range each agent draws its own leak rate from.
+    pub retry: FleetRetryPolicy,
 }
 
 impl Default for AgentSettings {
     fn default() -> Self {
         let agent = outage_lab_agent::Config::default();
         Self {
-            report_interval: unspanned(agent.report_interval),
+            report_interval: unspanned(Spread::exactly(agent.report_interval)),
             request_timeout: agent.request_timeout,
-            retry: agent.retry,
+            retry: FleetRetryPolicy::default(),
         }
     }
 }
@@ -166,7 +168,7 @@ impl Default for AgentSettings {
 impl AgentSettings {
     /// Intervals and the retry policy.
     pub fn validate(&self, loc: &Locator<'_>) -> Result<(), ScenarioError> {
-        if self.report_interval.value.get().is_zero() {
+        if self.report_interval.value.min.get().is_zero() {
             return Err(loc.at(
                 &self.report_interval,
                 "agent.report_interval must be greater than 0ms".into(),
@@ -185,7 +187,7 @@ impl AgentSettings {
     fn validate_retry(&self, loc: &Locator<'_>) -> Result<(), ScenarioError> {
         const BASE: &[&str] = &["agent", "retry", "backoff_base"];
         const MAX: &[&str] = &["agent", "retry", "backoff_max"];
-        if let RetryPolicy::Fixed {
+        if let RetryPolicyOf::Fixed {
             backoff_base,
             backoff_max,
             ..

@@ -1,0 +1,210 @@
+//! Changes to a scenario given on the command line: `--set PATH=VALUE`, and the shorthands
+//! `--fix NAME` (`--set fixes.NAME={}`) and `--servers N` (`--set fleet.servers=N`).
+//!
+//! A setting is applied to the YAML document itself, before parsing, so an overridden value is
+//! checked exactly like one written in the file; the run directory's `scenario.yaml` is the
+//! effective document, with the settings named at its top. When the effective document is
+//! refused but the file alone is not, the first setting that makes it fail is named in the error
+//! (`--set fleet.servers=0: fleet.servers is 0; expected 1 to 2000`).
+
+use std::fmt;
+
+use serde_json::{Map, Value};
+
+use super::located::ScenarioError;
+
+/// One change: a dotted path into the scenario and the YAML value to put there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setting {
+    /// The fields from the top (`["fixes", "spare_capacity", "placement_fill"]`).
+    pub path: Vec<String>,
+    /// The value, as YAML (`0.5`, `2s`, `[dns-a]`, `{ reaction: 2s }`).
+    pub value: String,
+    /// How the user wrote it, for messages (`--fix dns_verification`).
+    pub shown: String,
+}
+
+impl fmt::Display for Setting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.shown)
+    }
+}
+
+impl Setting {
+    /// `PATH=VALUE`, as given to `--set`.
+    pub fn parse(arg: &str) -> Result<Self, String> {
+        let (path, value) = arg.split_once('=').ok_or_else(|| {
+            format!("{arg:?} has no '='; expected PATH=VALUE, e.g. fleet.servers=30")
+        })?;
+        let parts: Vec<String> = path.split('.').map(|p| p.trim().to_owned()).collect();
+        if parts.iter().any(String::is_empty) {
+            return Err(format!(
+                "{path:?} is not a path; expected field names joined by '.', e.g. volumes.placement_fill"
+            ));
+        }
+        Ok(Self {
+            path: parts,
+            value: value.to_owned(),
+            shown: format!("--set {arg}"),
+        })
+    }
+
+    /// `--fix NAME`: the fix on, with its defaults. `known` is every fix's name.
+    pub fn fix(name: &str, known: &[&str]) -> Result<Self, String> {
+        if !known.contains(&name) {
+            return Err(format!(
+                "--fix {name}: unknown fix; expected one of {}",
+                known.join(", ")
+            ));
+        }
+        Ok(Self {
+            path: vec!["fixes".into(), name.to_owned()],
+            value: "{}".into(),
+            shown: format!("--fix {name}"),
+        })
+    }
+
+    /// `--servers N`.
+    pub fn servers(n: u32) -> Self {
+        Self {
+            path: vec!["fleet".into(), "servers".into()],
+            value: n.to_string(),
+            shown: format!("--servers {n}"),
+        }
+    }
+}
+
+/// The document `text` with `settings` applied, as YAML. `source` names the file in messages.
+pub fn apply(text: &str, source: &str, settings: &[Setting]) -> Result<String, ScenarioError> {
+    let fail = |what: String| ScenarioError {
+        message: format!("{source}: {what}"),
+    };
+    let mut doc: Value = serde_saphyr::from_str(text)
+        .map_err(|e| fail(format!("cannot apply the command line's settings: {e}")))?;
+    for setting in settings {
+        let value: Value = serde_saphyr::from_str(&setting.value)
+            .map_err(|e| fail(format!("{setting}: the value is not YAML: {e}")))?;
+        put(&mut doc, &setting.path, value).map_err(|e| fail(format!("{setting}: {e}")))?;
+    }
+    let yaml = serde_saphyr::to_string(&doc)
+        .map_err(|e| fail(format!("cannot write the effective scenario: {e}")))?;
+    let header: String = (settings.iter()).map(|s| format!("# {s}\n")).collect();
+    Ok(format!(
+        "# The scenario {source} as run, with these command-line settings:\n{header}{yaml}"
+    ))
+}
+
+/// Puts `value` at `path`, making the mappings on the way that are not there yet.
+fn put(doc: &mut Value, path: &[String], value: Value) -> Result<(), String> {
+    let Some((last, parents)) = path.split_last() else {
+        return Err("an empty path".into());
+    };
+    let mut here = doc;
+    for (i, key) in parents.iter().enumerate() {
+        let map = as_mapping(here, &path[..i])?;
+        here = map
+            .entry(key.clone())
+            .or_insert_with(|| Value::Object(Map::new()));
+    }
+    as_mapping(here, parents)?.insert(last.clone(), value);
+    Ok(())
+}
+
+fn as_mapping<'v>(v: &'v mut Value, path: &[String]) -> Result<&'v mut Map<String, Value>, String> {
+    let shown = if path.is_empty() {
+        "the scenario".to_owned()
+    } else {
+        path.join(".")
+    };
+    match v {
+        Value::Object(map) => Ok(map),
+        Value::Null => {
+            *v = Value::Object(Map::new());
+            match v {
+                Value::Object(map) => Ok(map),
+                _ => unreachable!("just made a mapping"),
+            }
+        }
+        other => Err(format!(
+            "{shown} is {other}, not a mapping of fields, so nothing can be set inside it"
+        )),
+    }
+}
+
+/// The message of `err` without the file and position it has in the effective document, whose
+/// lines the user never saw: only the first line, the finding itself.
+pub fn finding(err: &ScenarioError, source: &str) -> String {
+    let first = err.message.lines().next().unwrap_or_default();
+    let rest = first.strip_prefix(source).unwrap_or(first);
+    // `:LINE:COLUMN: what` or `: what`.
+    let mut parts = rest.trim_start_matches(':').splitn(3, ':');
+    let (a, b, c) = (parts.next(), parts.next(), parts.next());
+    let numeric =
+        |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    match (numeric(a) && numeric(b), c) {
+        (true, Some(what)) => what.trim().to_owned(),
+        _ => rest.trim_start_matches(':').trim().to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_setting_names_a_path_and_a_value() {
+        let s = Setting::parse("volumes.probe.window=7").expect("valid");
+        assert_eq!(s.path, ["volumes", "probe", "window"]);
+        assert_eq!(s.value, "7");
+        assert!(Setting::parse("volumes.placement_fill").is_err());
+        assert!(Setting::parse("volumes..fill=1").is_err());
+        let e = Setting::fix("magic", &["dns_verification"]).expect_err("unknown");
+        assert!(
+            e.contains("--fix magic: unknown fix; expected one of dns_verification"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn settings_replace_values_and_make_the_mappings_they_need() {
+        let text = "name: t\nfleet:\n  servers: 3\n";
+        let settings = [
+            Setting::parse("fleet.servers=30").expect("valid"),
+            Setting::parse("fixes.leak_alarm_action={ reaction: 2s }").expect("valid"),
+        ];
+        let yaml = apply(text, "t.yaml", &settings).expect("applies");
+        let doc: Value = serde_saphyr::from_str(&yaml).expect("yaml");
+        assert_eq!(doc["fleet"]["servers"], 30);
+        assert_eq!(doc["fixes"]["leak_alarm_action"]["reaction"], "2s");
+        assert!(yaml.starts_with("# The scenario t.yaml as run"), "{yaml}");
+        assert!(yaml.contains("# --set fleet.servers=30\n"), "{yaml}");
+    }
+
+    #[test]
+    fn a_path_through_a_plain_value_is_refused_with_the_path() {
+        let e = apply(
+            "fleet:\n  servers: 3\n",
+            "t.yaml",
+            &[Setting::parse("fleet.servers.x=1").expect("valid")],
+        )
+        .expect_err("refused");
+        assert!(
+            e.message
+                .contains("--set fleet.servers.x=1: fleet.servers is 3, not a mapping"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn a_finding_loses_the_position_it_had_in_the_effective_document() {
+        let located = ScenarioError {
+            message: "t.yaml:4:3: unknown field `x`\n   4 | x: 1".into(),
+        };
+        assert_eq!(finding(&located, "t.yaml"), "unknown field `x`");
+        let plain = ScenarioError {
+            message: "t.yaml: name is empty".into(),
+        };
+        assert_eq!(finding(&plain, "t.yaml"), "name is empty");
+    }
+}
