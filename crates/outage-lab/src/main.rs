@@ -204,15 +204,7 @@ fn validate(args: &ValidateArgs) -> ExitCode {
     let mut bad = 0;
     for path in &args.scenarios {
         match load(path, &[]) {
-            Ok(s) => println!(
-                "{}: ok ({}: {} servers, {} DNS servers, {} timeline steps, {} expectations)",
-                path.display(),
-                s.name,
-                s.servers(),
-                s.dns.servers.len(),
-                s.timeline.len(),
-                checks::plan::planned(&s).len()
-            ),
+            Ok(s) => println!("{}: ok ({})", path.display(), summary(&s)),
             Err(e) => {
                 bad += 1;
                 eprintln!("{e}");
@@ -224,4 +216,23 @@ fn validate(args: &ValidateArgs) -> ExitCode {
     } else {
         ExitCode::from(exit::BAD_INPUT)
     }
+}
+
+/// `ebs-2012-10-22: 12 servers, 3 DNS servers, 4 timeline steps, 12 expectations`, and the
+/// fixes that are on. The expectation count is the verdict table's row count.
+fn summary(s: &Scenario) -> String {
+    let plural = |n: usize, one: &str| format!("{n} {one}{}", if n == 1 { "" } else { "s" });
+    let mut text = format!(
+        "{}: {}, {}, {}, {}",
+        s.name,
+        plural(s.servers(), "server"),
+        plural(s.dns.servers.len(), "DNS server"),
+        plural(s.timeline.len(), "timeline step"),
+        plural(checks::plan::planned(s).len(), "expectation"),
+    );
+    let fixes = s.fixes.on();
+    if !fixes.is_empty() {
+        text.push_str(&format!("; fixes on: {}", fixes.join(", ")));
+    }
+    text
 }

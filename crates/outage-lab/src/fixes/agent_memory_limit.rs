@@ -23,8 +23,9 @@ const MIN_LIMIT: ByteSize = ByteSize::mib(4);
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AgentMemoryLimit {
-    /// The most memory one agent may hold. The default suits release builds, where an idle
-    /// agent holds about 8MiB: half of it may leak before the kernel steps in.
+    /// The most memory one agent may be charged. A cgroup charges the agent's own memory (its
+    /// heap and what it brings into the page cache), not the binary's shared pages that RSS also
+    /// counts: an idle release-build agent is charged a few MiB of its 8MiB RSS.
     pub limit: ByteSize,
 }
 

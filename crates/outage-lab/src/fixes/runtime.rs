@@ -186,12 +186,13 @@ impl FixRuntime {
             };
             fleet.restart_agents(&[server]).await?;
             let reaction = HumanDuration(self.reaction.unwrap_or_default());
+            let name = ProcessName::Agent(id.clone());
             actions.push(Action {
                 fix: "leak_alarm_action",
-                server: Some(id.clone()),
-                process: Some(ProcessName::Agent(id).to_string()),
+                server: Some(id),
+                process: Some(name.to_string()),
                 detail: format!(
-                    "leak alarm at {alarm_ms}ms; agent restarted {reaction} later, which frees what it leaked"
+                    "{name}: leak alarm at {alarm_ms}ms; restarted {reaction} later, which frees what it leaked"
                 ),
             });
         }
