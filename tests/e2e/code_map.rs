@@ -38,9 +38,6 @@ fn imports(
 ) -> BTreeSet<Vec<String>> {
     let text = std::fs::read_to_string(path).unwrap();
     let code = text.split("#[cfg(test)]").next().unwrap_or_default();
-    let is_dir = ["mod.rs", "lib.rs", "main.rs"]
-        .iter()
-        .any(|f| path.ends_with(f));
     let mut found = BTreeSet::new();
     for line in code.lines().filter(|l| !l.trim_start().starts_with("//")) {
         for (i, _) in line
@@ -51,15 +48,11 @@ fn imports(
             if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
                 continue;
             }
+            // `super` is the parent module, whether this file is `x.rs` or `x/mod.rs`.
             let mut base: Vec<String> = if line[i..].starts_with("crate") {
                 Vec::new()
             } else {
-                let own = if is_dir {
-                    module
-                } else {
-                    &module[..module.len() - 1]
-                };
-                own[..own.len().saturating_sub(1)].to_vec()
+                module[..module.len().saturating_sub(1)].to_vec()
             };
             let rest = &line[i..];
             let path_text: String = (rest.chars())

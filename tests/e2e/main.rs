@@ -11,6 +11,7 @@ mod bad_scenarios;
 mod cleanup;
 mod code_map;
 mod dns;
+mod experiments;
 mod fixes;
 mod hosts;
 mod metrics;

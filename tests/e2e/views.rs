@@ -16,7 +16,7 @@ const RUN_LIMIT: Duration = Duration::from_secs(180);
 const BROWSER_LIMIT: Duration = Duration::from_secs(60);
 
 /// The Chromium binary; a missing one fails the test with how to install it (never a skip).
-fn chromium() -> PathBuf {
+pub fn chromium() -> PathBuf {
     let candidates = ["chromium", "chromium-browser", "google-chrome"];
     std::env::var_os("CHROMIUM")
         .map(PathBuf::from)
@@ -33,7 +33,7 @@ fn chromium() -> PathBuf {
 
 /// `chromium --headless <args> <url>` with its own profile directory (two may run at once),
 /// stdout piped.
-fn browser(profile: &Path, args: &[&str], url: &str) -> Child {
+pub fn browser(profile: &Path, args: &[&str], url: &str) -> Child {
     Command::new(chromium())
         .args([
             "--headless",
@@ -55,7 +55,7 @@ fn browser(profile: &Path, args: &[&str], url: &str) -> Child {
 }
 
 /// Waits for a browser within `limit` (killing it on timeout) and returns what it printed.
-fn finish(mut child: Child, limit: Duration) -> String {
+pub fn finish(mut child: Child, limit: Duration) -> String {
     let mut stdout = child.stdout.take().expect("piped");
     let reader = std::thread::spawn(move || {
         let mut s = String::new();

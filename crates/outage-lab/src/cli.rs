@@ -47,6 +47,25 @@ pub enum Command {
     ///
     /// Example: outage-lab report runs/ebs-2012-10-22-20261123T234650Z-seed5
     Report(ReportArgs),
+    /// Compare the fixes: the scenario with no fix, each fix alone and all together, each over
+    /// several seeds, side by side.
+    ///
+    /// Every cell is an ordinary run with its own run directory under --out; they run in
+    /// parallel as memory and cores allow. Prints a table (median and range over the seeds of
+    /// each metric) and one line per fix, and writes compare.html, compare.json and
+    /// compare.csv. Exit 0 when every cell ran, 1 when an --expect does not hold, 2 for bad
+    /// input (nothing started), 3 when a cell could not run, 130 when interrupted.
+    ///
+    /// Example: outage-lab compare fixtures/scenarios/ebs-2012-10-22.yaml --seeds 3
+    Compare(CompareArgs),
+    /// Sweep one or two scenario fields over values and map one metric over the grid.
+    ///
+    /// Writes grid.html (a heat map), grid.json and grid.csv; each cell is an ordinary run
+    /// whose line says how to re-run it alone. Exit codes as for compare.
+    ///
+    /// Example: outage-lab grid fixtures/scenarios/ebs-2012-10-22.yaml
+    ///   --vary volumes.placement_fill=0.375,0.625,0.875 --vary watchdog.aggregate.threshold=0.9,0.95
+    Grid(GridArgs),
     /// Role: an authoritative DNS server for lab.internal (spawned by the harness).
     #[command(hide = true)]
     Dns(DnsArgs),
@@ -120,6 +139,61 @@ pub struct RunArgs {
     /// machine's loopback only).
     #[arg(long, value_name = "STATE_DIR")]
     pub hosts: Option<PathBuf>,
+}
+
+/// What `compare` and `grid` share.
+#[derive(Debug, Args)]
+pub struct ExperimentArgs {
+    /// The scenario file (YAML).
+    pub scenario: PathBuf,
+    /// Seeds per variant or grid point: the scenario's seed, then the next ones.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub seeds: u32,
+    /// Most cells at once [default: the cores here, fewer if memory allows fewer].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub jobs: Option<u64>,
+    /// Where the summaries and every cell's run directory go
+    /// [default: runs/<compare|grid>-<scenario>-<UTC time>].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Memory all cells together may use [default: 75% of MemAvailable].
+    #[arg(long, value_name = "SIZE")]
+    pub memory_limit: Option<outage_lab_proto::ByteSize>,
+}
+
+/// `outage-lab compare`.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    #[command(flatten)]
+    pub common: ExperimentArgs,
+    /// A fix to compare (repeat for more) [default: every fix].
+    #[arg(long, value_name = "NAME")]
+    pub fix: Vec<String>,
+    /// An assertion for CI: 'VARIANT prevents stuck_volumes' (a fix's name, or 'all fixes');
+    /// exit 1 when it does not hold on every seed.
+    #[arg(long, value_name = "ASSERTION")]
+    pub expect: Vec<String>,
+}
+
+/// `outage-lab grid`.
+#[derive(Debug, Args)]
+pub struct GridArgs {
+    #[command(flatten)]
+    pub common: ExperimentArgs,
+    /// An axis: PATH=VALUES, a list (volumes.placement_fill=0.5,0.75,0.875) or a range with a
+    /// count (0.1..0.5:5); once or twice.
+    #[arg(long, value_name = "PATH=VALUES", required = true)]
+    pub vary: Vec<String>,
+    /// The metric to map: stuck_peak, stuck_volume_seconds, error_rate, writes_lost,
+    /// first_leak_alarm_s, first_aggregate_alarm_s, leaking_until_s.
+    #[arg(long, default_value = "stuck_peak")]
+    pub metric: String,
+    /// Set a field in every cell (as for run; repeat for more).
+    #[arg(long, value_name = "PATH=VALUE")]
+    pub set: Vec<String>,
+    /// Turn a fix on in every cell (as for run).
+    #[arg(long, value_name = "NAME")]
+    pub fix: Vec<String>,
 }
 
 /// `outage-lab report`.

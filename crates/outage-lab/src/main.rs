@@ -9,6 +9,7 @@
 mod checks;
 mod cli;
 mod containment;
+mod experiment;
 mod fixes;
 mod harness;
 mod names;
@@ -45,6 +46,10 @@ fn main() -> ExitCode {
         Command::Run(args) => run(args),
         Command::Validate(args) => validate(&args),
         Command::Report(args) => report(&args),
+        Command::Compare(args) => {
+            experiment_command(|exe| experiment::compare::command(&args, exe))
+        }
+        Command::Grid(args) => experiment_command(|exe| experiment::grid::command(&args, exe)),
         role => roles::run(role),
     }
 }
@@ -170,6 +175,24 @@ fn single_threaded_runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
             eprintln!("outage-lab: cannot start a runtime: {e}");
             ExitCode::from(exit::HARNESS_FAILED)
         })
+}
+
+/// Runs `compare` or `grid` with this binary as every cell's harness.
+fn experiment_command(run: impl FnOnce(&std::path::Path) -> Result<u8, (u8, String)>) -> ExitCode {
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => {
+            eprintln!("outage-lab: cannot find my own executable to run the cells: {e}");
+            return ExitCode::from(exit::HARNESS_FAILED);
+        }
+    };
+    match run(&exe) {
+        Ok(code) => ExitCode::from(code),
+        Err((code, e)) => {
+            eprintln!("outage-lab: {e}");
+            ExitCode::from(code)
+        }
+    }
 }
 
 /// `outage-lab report RUN_DIR`: rebuilds report.html from the run's journal and report.

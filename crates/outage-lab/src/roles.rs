@@ -108,9 +108,11 @@ async fn run_async(command: Command) -> Result<(), RoleError> {
                 .map_err(RoleError::Failed)
         }
         Command::Host(args) => host(args, shutdown, events).await,
-        Command::Run(_) | Command::Validate(_) | Command::Report(_) => {
-            Err(RoleError::Failed(anyhow::anyhow!("not a role command")))
-        }
+        Command::Run(_)
+        | Command::Validate(_)
+        | Command::Report(_)
+        | Command::Compare(_)
+        | Command::Grid(_) => Err(RoleError::Failed(anyhow::anyhow!("not a role command"))),
     }
 }
 

@@ -11,7 +11,7 @@ use outage_lab_proto::{COLLECTOR_NAME, HumanDuration};
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use super::runtime::Action;
+use super::action::Action;
 use crate::harness::fleet::Fleet;
 
 /// How long one verification query may take.

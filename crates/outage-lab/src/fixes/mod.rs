@@ -13,6 +13,7 @@
 //! Every fix is off unless the scenario's `fixes:` names it (`--fix NAME` does that from the
 //! command line).
 
+pub mod action;
 pub mod agent_memory_limit;
 pub mod dns_verification;
 pub mod runtime;

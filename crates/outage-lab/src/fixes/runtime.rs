@@ -9,36 +9,12 @@ use outage_lab_proto::{AlarmKind, Event, HumanDuration, JournalEntry, ProcessRol
 use tokio::time::Instant;
 
 use super::Fixes;
+use super::action::Action;
 use super::dns_verification::Verifier;
 use crate::harness::error::HarnessError;
 use crate::harness::fleet::Fleet;
 use crate::names::ProcessName;
 use crate::steps::StepKind;
-
-/// One thing a fix did, for the journal (`fix_applied`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Action {
-    /// The fix.
-    pub fix: &'static str,
-    /// The storage server it acted on.
-    pub server: Option<String>,
-    /// The process it acted on (its name as the journal writes it).
-    pub process: Option<String>,
-    /// What it saw and did.
-    pub detail: String,
-}
-
-impl Action {
-    /// As a journal event.
-    pub fn event(self) -> Event {
-        Event::FixApplied {
-            fix: self.fix.to_owned(),
-            server: self.server,
-            process: self.process,
-            detail: self.detail,
-        }
-    }
-}
 
 /// An agent that exited without being asked, while the memory limit is on.
 #[derive(Debug)]

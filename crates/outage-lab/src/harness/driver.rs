@@ -18,7 +18,8 @@ use super::report;
 use super::state::RunState;
 use super::supervisor::Inbound;
 use crate::containment::MemoryGuard;
-use crate::fixes::runtime::{Action, FixRuntime};
+use crate::fixes::action::Action;
+use crate::fixes::runtime::FixRuntime;
 use crate::steps::Step;
 use crate::terminal::say;
 

@@ -38,8 +38,8 @@ use self::supervisor::Supervisor;
 use crate::checks::CheckInput;
 use crate::checks::run::RunFacts;
 use crate::containment::MemoryGuard;
+use crate::fixes::action::Action;
 use crate::fixes::agent_memory_limit::Limiter;
-use crate::fixes::runtime::Action;
 use crate::plan::{Plan, pick_octet};
 use crate::scenario::Scenario;
 use crate::steps::dns_update;
@@ -428,7 +428,7 @@ fn default_run_dir(name: &str, seed: u64) -> PathBuf {
 }
 
 /// Formats Unix seconds as `YYYYmmddTHHMMSSZ` (proleptic Gregorian, UTC).
-fn utc_stamp(secs: u64) -> String {
+pub fn utc_stamp(secs: u64) -> String {
     let days = secs / 86_400;
     let rem = secs % 86_400;
     // Civil-from-days (Howard Hinnant's algorithm), shifted so March is month 0.

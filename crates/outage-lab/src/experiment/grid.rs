@@ -1,0 +1,310 @@
+//! `outage-lab grid`: one or two scenario fields swept over values, every point over several
+//! seeds, and one metric mapped over the grid: where the fleet tips over.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::metrics::{self, Summary};
+use super::runner::{Cell, Outcome, Results};
+use super::{Experiment, page};
+use crate::scenario::overrides::Setting;
+
+/// Most values on one axis.
+const MAX_VALUES: usize = 20;
+
+/// One axis: a scenario field and the values it takes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Axis {
+    /// The field's dotted path (`volumes.placement_fill`).
+    pub path: String,
+    /// Its values, as YAML.
+    pub values: Vec<String>,
+}
+
+impl Axis {
+    /// `PATH=VALUES`: a list (`0.5,0.75,0.875`) or a range with a count (`0.1..0.5:5`, both
+    /// ends included).
+    pub fn parse(arg: &str) -> Result<Self, String> {
+        let bad = |what: &str| format!("--vary {arg}: {what}");
+        let (path, values) = arg.split_once('=').ok_or_else(|| {
+            bad("expected PATH=VALUES, e.g. volumes.placement_fill=0.5,0.75,0.875")
+        })?;
+        if path.is_empty() || path.split('.').any(str::is_empty) {
+            return Err(bad("the path is empty or has an empty part"));
+        }
+        let values = match values.split_once("..") {
+            Some((lo, rest)) => range(lo, rest).map_err(|e| bad(&e))?,
+            None => values.split(',').map(|v| v.trim().to_owned()).collect(),
+        };
+        if values.is_empty() || values.iter().any(String::is_empty) {
+            return Err(bad(
+                "an empty value; expected a list such as 1,2,3 or a range such as 0.1..0.5:5",
+            ));
+        }
+        if values.len() > MAX_VALUES {
+            return Err(bad(&format!(
+                "{} values; at most {MAX_VALUES} per axis",
+                values.len()
+            )));
+        }
+        Ok(Self {
+            path: path.to_owned(),
+            values,
+        })
+    }
+}
+
+/// `LO..HI:COUNT` as COUNT evenly spaced numbers from LO to HI.
+fn range(lo: &str, rest: &str) -> Result<Vec<String>, String> {
+    let (hi, count) = rest
+        .split_once(':')
+        .ok_or("a range needs a count: LO..HI:COUNT, e.g. 0.1..0.5:5")?;
+    let number = |s: &str| {
+        s.trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|x| x.is_finite())
+            .ok_or(format!("{s:?} is not a number"))
+    };
+    let (lo, hi) = (number(lo)?, number(hi)?);
+    let count: usize = (count.trim().parse().ok())
+        .filter(|n| *n >= 2)
+        .ok_or(format!("{count:?} is not a count of at least 2"))?;
+    Ok((0..count)
+        .map(|i| {
+            let x = lo + (hi - lo) * i as f64 / (count - 1) as f64;
+            // Short, exact-looking values: 0.1, 0.2, not 0.30000000000000004.
+            let text = format!("{x:.6}");
+            text.trim_end_matches('0').trim_end_matches('.').to_owned()
+        })
+        .collect())
+}
+
+/// The grid's points: every combination of the axes' values.
+pub fn points(axes: &[Axis]) -> Vec<Vec<String>> {
+    let mut points: Vec<Vec<String>> = vec![Vec::new()];
+    for axis in axes {
+        points = (points.iter())
+            .flat_map(|p| {
+                axis.values.iter().map(move |v| {
+                    let mut next = p.clone();
+                    next.push(v.clone());
+                    next
+                })
+            })
+            .collect();
+    }
+    points
+}
+
+/// The `--set` arguments of one point.
+pub fn point_args(axes: &[Axis], point: &[String]) -> Vec<String> {
+    (axes.iter().zip(point))
+        .flat_map(|(a, v)| ["--set".to_owned(), format!("{}={v}", a.path)])
+        .collect()
+}
+
+/// The cells: every point over every seed, with `base` (the command line's own `--set` and
+/// `--fix`) first.
+pub fn cells(axes: &[Axis], base: &[String], seeds: &[u64], out: &Path) -> Vec<Cell> {
+    let mut cells = Vec::new();
+    for (i, point) in points(axes).iter().enumerate() {
+        for &seed in seeds {
+            let mut args = base.to_vec();
+            args.extend(point_args(axes, point));
+            cells.push(Cell {
+                group: point.join(" x "),
+                seed,
+                args,
+                dir: out.join("cells").join(format!("point{i:03}-seed{seed}")),
+            });
+        }
+    }
+    cells
+}
+
+/// One point of the map: its values and the metric over its seeds.
+#[derive(Debug, Serialize)]
+pub struct Point {
+    /// The axes' values.
+    pub values: Vec<String>,
+    /// The metric over the seeds that ran.
+    pub summary: Option<Summary>,
+    /// Seeds that could not run.
+    pub failed: usize,
+}
+
+/// The map: each point's metric.
+pub fn map(axes: &[Axis], metric: &str, cells: &[Cell], results: &Results) -> Vec<Point> {
+    (points(axes).into_iter())
+        .map(|values| {
+            let group = values.join(" x ");
+            let of_point = (cells.iter().zip(&results.outcomes)).filter(|(c, _)| c.group == group);
+            let mut ran = Vec::new();
+            let mut failed = 0;
+            for (_, o) in of_point {
+                match o {
+                    Outcome::Ran { metrics, .. } => ran.extend(metrics.get(metric)),
+                    Outcome::Failed { .. } => failed += 1,
+                    Outcome::Interrupted => {}
+                }
+            }
+            Point {
+                values,
+                summary: Summary::of(&ran),
+                failed,
+            }
+        })
+        .collect()
+}
+
+/// The terminal table: one line per point.
+pub fn table(axes: &[Axis], metric: &str, points: &[Point]) -> String {
+    let names: Vec<&str> = axes.iter().map(|a| a.path.as_str()).collect();
+    let mut out = format!("{:<40} {metric}\n", names.join(" x "));
+    for p in points {
+        let value = p.summary.map_or("-".into(), |s| {
+            format!(
+                "{} ({}..{}, {} seeds)",
+                metrics::show(metric, s.median),
+                metrics::show(metric, s.min),
+                metrics::show(metric, s.max),
+                s.n
+            )
+        });
+        let failed = if p.failed > 0 {
+            format!("; {} could not run", p.failed)
+        } else {
+            String::new()
+        };
+        out.push_str(&format!("{:<40} {value}{failed}\n", p.values.join(" x ")));
+    }
+    out
+}
+
+/// Writes grid.json, grid.csv and grid.html.
+pub fn write(
+    exp: &Experiment,
+    axes: &[Axis],
+    metric: &str,
+    cells: &[Cell],
+    results: &Results,
+    points: &[Point],
+) -> Result<PathBuf, String> {
+    let json = serde_json::json!({
+        "scenario": exp.scenario.display().to_string(),
+        "seeds": exp.seeds,
+        "axes": axes,
+        "metric": metric,
+        "points": points,
+        "cells": super::cell_records(exp, cells, results),
+        "wall_s": results.wall.as_secs_f64(),
+        "interrupted": results.interrupted,
+    });
+    exp.write(
+        "grid.json",
+        &serde_json::to_string_pretty(&json).map_err(|e| e.to_string())?,
+    )?;
+    exp.write("grid.csv", &super::csv(exp, cells, results))?;
+    exp.write("grid.html", &page::grid(exp, axes, metric, points))
+}
+
+/// `outage-lab grid`: returns the exit code.
+pub fn command(args: &crate::cli::GridArgs, exe: &Path) -> Result<u8, (u8, String)> {
+    let bad = |e: String| (crate::exit::BAD_INPUT, e);
+    let axes: Vec<Axis> = (args.vary.iter().map(|a| Axis::parse(a)))
+        .collect::<Result<_, _>>()
+        .map_err(bad)?;
+    if axes.len() > 2 {
+        return Err(bad(format!(
+            "{} --vary axes; a grid has one or two",
+            axes.len()
+        )));
+    }
+    if !metrics::NAMES.contains(&args.metric.as_str()) {
+        return Err(bad(format!(
+            "--metric {}: unknown metric; expected one of {}",
+            args.metric,
+            metrics::NAMES.join(", ")
+        )));
+    }
+    let mut base = Vec::new();
+    let mut base_settings = Vec::new();
+    for s in &args.set {
+        base_settings.push(Setting::parse(s).map_err(|e| bad(format!("--set {e}")))?);
+        base.extend(["--set".to_owned(), s.clone()]);
+    }
+    for f in &args.fix {
+        base_settings.push(Setting::fix(f, crate::fixes::Fixes::NAMES).map_err(bad)?);
+        base.extend(["--fix".to_owned(), f.clone()]);
+    }
+    let per_point: Vec<Vec<Setting>> = (points(&axes).iter())
+        .map(|p| {
+            let mut settings = base_settings.clone();
+            for (a, v) in axes.iter().zip(p) {
+                settings.push(Setting::parse(&format!("{}={v}", a.path)).map_err(bad)?);
+            }
+            Ok(settings)
+        })
+        .collect::<Result<_, (u8, String)>>()?;
+    let c = &args.common;
+    let exp = Experiment::plan(
+        c.scenario.clone(),
+        c.out.clone(),
+        "grid",
+        c.seeds,
+        c.jobs.map(|j| j as usize),
+        c.memory_limit,
+        &per_point,
+    )
+    .map_err(bad)?;
+    let cells = cells(&axes, &base, &exp.seeds, &exp.out);
+    let results = super::run_blocking(&exp, exe, &cells)?;
+    let points = map(&axes, &args.metric, &cells, &results);
+    println!("{}", table(&axes, &args.metric, &points));
+    let page = write(&exp, &axes, &args.metric, &cells, &results, &points)
+        .map_err(|e| (crate::exit::HARNESS_FAILED, e))?;
+    println!(
+        "grid.html, grid.json, grid.csv in {}",
+        page.parent().unwrap_or(&exp.out).display()
+    );
+    Ok(super::exit_code(&results))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_axis_is_a_list_or_a_range_with_a_count() {
+        let a = Axis::parse("volumes.placement_fill=0.5,0.75,0.875").expect("a list");
+        assert_eq!(a.values, ["0.5", "0.75", "0.875"]);
+        let a = Axis::parse("volumes.placement_fill=0.1..0.5:5").expect("a range");
+        assert_eq!(a.values, ["0.1", "0.2", "0.3", "0.4", "0.5"]);
+        for bad in [
+            "x",
+            "=1,2",
+            "a.b=1..2",
+            "a.b=1..2:1",
+            "a.b=x..2:3",
+            "a.b=1,,2",
+        ] {
+            let e = Axis::parse(bad).expect_err(bad);
+            assert!(e.starts_with(&format!("--vary {bad}: ")), "{e}");
+        }
+    }
+
+    #[test]
+    fn two_axes_make_every_combination_in_order() {
+        let axes = [
+            Axis::parse("a=1,2").expect("valid"),
+            Axis::parse("b=x,y,z").expect("valid"),
+        ];
+        let p = points(&axes);
+        assert_eq!(p.len(), 6);
+        assert_eq!(p[0], ["1", "x"]);
+        assert_eq!(p[5], ["2", "z"]);
+        assert_eq!(point_args(&axes, &p[4]), ["--set", "a=2", "--set", "b=y"]);
+    }
+}

@@ -1,0 +1,219 @@
+//! Experiments: many ordinary runs of one scenario, compared. `compare` runs the fixes side by
+//! side ([`compare`]); `grid` sweeps one or two fields over values ([`grid`]). Every cell is an
+//! `outage-lab run` of its own ([`runner`]) with its own address block and run directory under
+//! the experiment's, and each can be re-run alone with the command its line prints.
+//!
+//! How many cells run at once: the memory containment's worst case of one cell decides how many
+//! fit under the memory limit, and no more than the machine has cores (a 12-server run keeps
+//! about a tenth of a core busy on average, but its start and its leak detection are bursty, and
+//! a cell whose timing suffered would be a wrong result); `--jobs` caps it further.
+
+pub mod compare;
+pub mod grid;
+pub mod metrics;
+pub mod page;
+pub mod runner;
+
+use std::path::{Path, PathBuf};
+
+use outage_lab_proto::ByteSize;
+use serde::Serialize;
+
+use self::metrics::NAMES;
+use self::runner::{Cell, Outcome, Results};
+use crate::containment;
+use crate::scenario::Scenario;
+use crate::scenario::overrides::Setting;
+
+/// What every experiment shares: the scenario, where it writes, the seeds, and the pace.
+#[derive(Debug)]
+pub struct Experiment {
+    /// The scenario file every cell runs.
+    pub scenario: PathBuf,
+    /// Where everything goes: `cells/` (one run directory per cell) and the summaries.
+    pub out: PathBuf,
+    /// The seeds each variant or grid point runs with.
+    pub seeds: Vec<u64>,
+    /// Cells at once.
+    pub jobs: usize,
+    /// Each cell's `--memory-limit`.
+    pub memory_limit_each: u64,
+}
+
+impl Experiment {
+    /// Checks every cell's settings against the scenario (bad input is refused before anything
+    /// starts) and decides how many cells run at once.
+    pub fn plan(
+        scenario: PathBuf,
+        out: Option<PathBuf>,
+        kind: &str,
+        seeds: u32,
+        jobs: Option<usize>,
+        memory_limit: Option<ByteSize>,
+        cell_settings: &[Vec<Setting>],
+    ) -> Result<Self, String> {
+        let mut worst = 0;
+        let mut base = None;
+        for settings in cell_settings {
+            let s = Scenario::load(&scenario, settings).map_err(|e| e.to_string())?;
+            worst = worst.max(containment::worst_case(&s).total());
+            base.get_or_insert(s.seed);
+        }
+        let (limit, why) = containment::limit(memory_limit)?;
+        let fit = usize::try_from(limit / worst.max(1)).unwrap_or(usize::MAX);
+        if fit == 0 {
+            return Err(format!(
+                "one cell's worst case ({}) is over the memory limit ({}, {why}); lower the fleet or raise --memory-limit knowingly",
+                ByteSize(worst),
+                ByteSize(limit)
+            ));
+        }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let jobs = jobs.unwrap_or(cores).min(fit).max(1);
+        let base = base.unwrap_or(1);
+        let name = scenario
+            .file_stem()
+            .map_or("scenario".into(), |s| s.to_string_lossy().into_owned());
+        let out =
+            out.unwrap_or_else(|| PathBuf::from("runs").join(format!("{kind}-{name}-{}", stamp())));
+        Ok(Self {
+            scenario,
+            out,
+            seeds: (0..u64::from(seeds))
+                .map(|i| base.wrapping_add(i))
+                .collect(),
+            jobs,
+            memory_limit_each: limit / jobs as u64,
+        })
+    }
+
+    /// Writes `name` into the experiment's directory; returns its path.
+    pub fn write(&self, name: &str, body: &str) -> Result<PathBuf, String> {
+        std::fs::create_dir_all(&self.out)
+            .map_err(|e| format!("cannot create {}: {e}", self.out.display()))?;
+        let path = self.out.join(name);
+        std::fs::write(&path, body).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        Ok(path)
+    }
+
+    /// Runs `cells` as planned.
+    pub async fn run(&self, exe: &Path, cells: &[Cell]) -> Results {
+        eprintln!(
+            "{} cells ({} seeds each), {} at once, each under --memory-limit {:.1}GiB; results in {}",
+            cells.len(),
+            self.seeds.len(),
+            self.jobs,
+            self.memory_limit_each as f64 / f64::from(1u32 << 30),
+            self.out.display()
+        );
+        let runner = runner::Runner {
+            exe,
+            scenario: &self.scenario,
+            jobs: self.jobs,
+            memory_limit_each: self.memory_limit_each,
+        };
+        runner.run(cells).await
+    }
+}
+
+/// Every cell, its outcome and how to re-run it, for the JSON summaries.
+pub fn cell_records(exp: &Experiment, cells: &[Cell], results: &Results) -> Vec<serde_json::Value> {
+    #[derive(Serialize)]
+    struct Record<'a> {
+        group: &'a str,
+        seed: u64,
+        dir: String,
+        rerun: String,
+        #[serde(flatten)]
+        outcome: &'a Outcome,
+    }
+    (cells.iter().zip(&results.outcomes))
+        .map(|(c, o)| {
+            serde_json::to_value(Record {
+                group: &c.group,
+                seed: c.seed,
+                dir: c.dir.display().to_string(),
+                rerun: c.command(&exp.scenario),
+                outcome: o,
+            })
+            .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// One row per cell: its group, seed, status, every metric, and the command that re-runs it.
+pub fn csv(exp: &Experiment, cells: &[Cell], results: &Results) -> String {
+    let mut out = format!("group,seed,status,exit,{},rerun\n", NAMES.join(","));
+    for (c, o) in cells.iter().zip(&results.outcomes) {
+        let (status, exit, values) = match o {
+            Outcome::Ran { exit, metrics, .. } => {
+                let values: Vec<String> = (NAMES.iter())
+                    .map(|n| metrics.get(n).map_or(String::new(), |v| format!("{v}")))
+                    .collect();
+                ("ran", exit.to_string(), values)
+            }
+            Outcome::Failed { .. } => (
+                "could_not_run",
+                String::new(),
+                vec![String::new(); NAMES.len()],
+            ),
+            Outcome::Interrupted => (
+                "interrupted",
+                String::new(),
+                vec![String::new(); NAMES.len()],
+            ),
+        };
+        let row = [
+            csv_field(&c.group),
+            c.seed.to_string(),
+            status.to_owned(),
+            exit,
+            values.join(","),
+            csv_field(&c.command(&exp.scenario)),
+        ];
+        out.push_str(&row.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+/// A CSV field, quoted when it must be (RFC 4180).
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+/// `YYYYmmddTHHMMSSZ` now.
+fn stamp() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    crate::harness::utc_stamp(secs)
+}
+
+/// Runs the cells on the one-thread runtime every outage-lab process uses (children get
+/// `PR_SET_PDEATHSIG`, tied to the thread that forks them).
+pub fn run_blocking(exp: &Experiment, exe: &Path, cells: &[Cell]) -> Result<Results, (u8, String)> {
+    let runtime = crate::single_threaded_runtime().map_err(|_| {
+        (
+            crate::exit::HARNESS_FAILED,
+            "cannot start a runtime".to_owned(),
+        )
+    })?;
+    Ok(runtime.block_on(exp.run(exe, cells)))
+}
+
+/// The exit code of an experiment: 130 interrupted, 3 when a cell could not run, else 0.
+pub fn exit_code(results: &Results) -> u8 {
+    if results.interrupted.is_some() {
+        return crate::exit::INTERRUPTED;
+    }
+    if (results.outcomes.iter()).any(|o| matches!(o, Outcome::Failed { .. })) {
+        return crate::exit::HARNESS_FAILED;
+    }
+    0
+}

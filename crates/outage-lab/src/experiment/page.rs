@@ -1,0 +1,242 @@
+//! `compare.html` and `grid.html`: one self-contained page each (inline CSS and SVG, no script,
+//! nothing fetched), like report.html.
+
+use std::fmt::Write;
+
+use outage_lab_proto::markup::escape as esc;
+
+use super::Experiment;
+use super::compare::Variant;
+use super::grid::{Axis, Point};
+use super::metrics::{self, NAMES, Summary};
+
+const CSS: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:2em;max-width:70em;color:#222}\
+h1{font-size:1.4em}h2{font-size:1.1em;margin-top:1.6em}table{border-collapse:collapse}\
+td,th{padding:.2em .6em;border-bottom:1px solid #ddd;text-align:left}\
+.note{color:#555}svg text{font:12px system-ui,sans-serif}";
+
+fn head(out: &mut String, title: &str) {
+    let _ = write!(
+        out,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title><style>{CSS}</style></head><body>\n<h1>{}</h1>\n",
+        esc(title),
+        esc(title)
+    );
+}
+
+fn foot(out: &mut String, exp: &Experiment) {
+    let _ = write!(
+        out,
+        "<p class=\"note\">{} seeds per point ({}); every cell's run directory is under <code>{}</code>, and compare.csv / grid.csv give the command that re-runs it alone.</p>\n</body></html>\n",
+        exp.seeds.len(),
+        (exp.seeds.iter())
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+        esc(&exp.out.join("cells").display().to_string())
+    );
+}
+
+/// The comparison: a line per variant, then per metric a bar per variant (the median) with its
+/// range over the seeds.
+pub fn compare(exp: &Experiment, variants: &[Variant], lines: &[String]) -> String {
+    let mut out = String::new();
+    head(
+        &mut out,
+        &format!("Fixes compared: {}", exp.scenario.display()),
+    );
+    out.push_str("<ul class=\"verdicts\">");
+    for line in lines {
+        let _ = write!(out, "<li>{}</li>", esc(line));
+    }
+    out.push_str("</ul>\n");
+    for name in NAMES {
+        let _ = writeln!(
+            out,
+            "<h2 id=\"{name}\">{}</h2>",
+            esc(&name.replace('_', " "))
+        );
+        let rows: Vec<(&str, Option<Summary>)> = (variants.iter())
+            .map(|v| {
+                let s = (v.summary.iter())
+                    .find(|(n, _)| n == name)
+                    .and_then(|(_, s)| *s);
+                (v.name.as_str(), s)
+            })
+            .collect();
+        bars(&mut out, name, &rows);
+    }
+    foot(&mut out, exp);
+    out
+}
+
+/// Horizontal bars: median, with a line from the smallest to the largest value.
+fn bars(out: &mut String, metric: &str, rows: &[(&str, Option<Summary>)]) {
+    const LABEL: f64 = 190.0;
+    const WIDTH: f64 = 420.0;
+    const ROW: f64 = 24.0;
+    let top = (rows.iter())
+        .filter_map(|(_, s)| s.map(|s| s.max))
+        .fold(0.0_f64, f64::max);
+    let scale = if top > 0.0 { WIDTH / top } else { 0.0 };
+    let height = ROW * rows.len() as f64 + 8.0;
+    let _ = write!(
+        out,
+        "<svg class=\"bars\" width=\"{}\" height=\"{height}\" role=\"img\" aria-label=\"{}\">",
+        LABEL + WIDTH + 180.0,
+        esc(metric)
+    );
+    for (i, (name, s)) in rows.iter().enumerate() {
+        let y = 4.0 + ROW * i as f64;
+        let _ = write!(
+            out,
+            "<text x=\"0\" y=\"{:.0}\">{}</text>",
+            y + 15.0,
+            esc(name)
+        );
+        let Some(s) = s else {
+            let _ = write!(
+                out,
+                "<text x=\"{LABEL}\" y=\"{:.0}\">never (on no seed)</text>",
+                y + 15.0
+            );
+            continue;
+        };
+        let _ = write!(
+            out,
+            "<rect class=\"bar\" x=\"{LABEL}\" y=\"{:.0}\" width=\"{:.1}\" height=\"16\" fill=\"#4a7fb5\"><title>{}</title></rect>",
+            y + 2.0,
+            (s.median * scale).max(1.0),
+            esc(&format!(
+                "{name}: median {}",
+                metrics::show(metric, s.median)
+            ))
+        );
+        let _ = write!(
+            out,
+            "<line class=\"range\" x1=\"{:.1}\" x2=\"{:.1}\" y1=\"{:.0}\" y2=\"{:.0}\" stroke=\"#222\" stroke-width=\"2\"/>",
+            LABEL + s.min * scale,
+            LABEL + s.max * scale,
+            y + 10.0,
+            y + 10.0
+        );
+        let _ = write!(
+            out,
+            "<text x=\"{:.0}\" y=\"{:.0}\">{} ({}..{})</text>",
+            LABEL + WIDTH + 8.0,
+            y + 15.0,
+            esc(&metrics::show(metric, s.median)),
+            esc(&metrics::show(metric, s.min)),
+            esc(&metrics::show(metric, s.max))
+        );
+    }
+    out.push_str("</svg>\n");
+}
+
+/// The heat map: one axis across, the other down (or one row), each cell's colour its median,
+/// its text the median and the range over the seeds.
+pub fn grid(exp: &Experiment, axes: &[Axis], metric: &str, points: &[Point]) -> String {
+    const CELL_W: f64 = 120.0;
+    const CELL_H: f64 = 48.0;
+    const LEFT: f64 = 110.0;
+    const TOP: f64 = 40.0;
+    let mut out = String::new();
+    let title = format!(
+        "{} over {}",
+        metric.replace('_', " "),
+        (axes.iter())
+            .map(|a| a.path.as_str())
+            .collect::<Vec<_>>()
+            .join(" x ")
+    );
+    head(&mut out, &title);
+    let (cols, rows) = match axes {
+        [_, across] => (across.values.len(), axes[0].values.len()),
+        _ => (axes.first().map_or(0, |a| a.values.len()), 1),
+    };
+    let top = (points.iter())
+        .filter_map(|p| p.summary.map(|s| s.median))
+        .fold(0.0_f64, f64::max);
+    let (w, h) = (
+        LEFT + CELL_W * cols as f64 + 10.0,
+        TOP + CELL_H * rows as f64 + 10.0,
+    );
+    let _ = write!(
+        out,
+        "<svg class=\"heatmap\" width=\"{w}\" height=\"{h}\" role=\"img\" aria-label=\"{}\">",
+        esc(&title)
+    );
+    let across = axes.last().map_or("", |a| a.path.as_str());
+    let _ = write!(
+        out,
+        "<text x=\"{LEFT}\" y=\"14\">{} &#8594;</text>",
+        esc(across)
+    );
+    if axes.len() == 2 {
+        let _ = write!(
+            out,
+            "<text x=\"0\" y=\"{:.0}\">{} &#8595;</text>",
+            TOP - 8.0,
+            esc(&axes[0].path)
+        );
+    }
+    for (i, p) in points.iter().enumerate() {
+        let (row, col) = (i / cols.max(1), i % cols.max(1));
+        let (x, y) = (LEFT + CELL_W * col as f64, TOP + CELL_H * row as f64);
+        if row == 0 {
+            let _ = write!(
+                out,
+                "<text x=\"{:.0}\" y=\"{:.0}\">{}</text>",
+                x + 4.0,
+                TOP - 8.0 - if axes.len() == 2 { 14.0 } else { 0.0 },
+                esc(p.values.last().map_or("", String::as_str))
+            );
+        }
+        if col == 0 && axes.len() == 2 {
+            let _ = write!(
+                out,
+                "<text x=\"0\" y=\"{:.0}\">{}</text>",
+                y + 28.0,
+                esc(&p.values[0])
+            );
+        }
+        let (fill, label) = match p.summary {
+            Some(s) => (
+                heat(if top > 0.0 { s.median / top } else { 0.0 }),
+                format!(
+                    "{} ({}..{})",
+                    metrics::show(metric, s.median),
+                    metrics::show(metric, s.min),
+                    metrics::show(metric, s.max)
+                ),
+            ),
+            None => ("#eee".to_owned(), "no value".to_owned()),
+        };
+        let _ = write!(
+            out,
+            "<rect class=\"cell\" x=\"{x:.0}\" y=\"{y:.0}\" width=\"{:.0}\" height=\"{:.0}\" fill=\"{fill}\" stroke=\"#fff\"><title>{}: {}</title></rect><text x=\"{:.0}\" y=\"{:.0}\">{}</text>",
+            CELL_W,
+            CELL_H,
+            esc(&p.values.join(" x ")),
+            esc(&label),
+            x + 6.0,
+            y + 28.0,
+            esc(&label)
+        );
+    }
+    out.push_str("</svg>\n<p class=\"note\">Colour: the median over the seeds, from pale (0) to dark red (the largest median); text: median (smallest..largest).</p>\n");
+    foot(&mut out, exp);
+    out
+}
+
+/// Pale yellow (0) to dark red (1).
+fn heat(share: f64) -> String {
+    let s = share.clamp(0.0, 1.0);
+    let lerp = |a: f64, b: f64| (a + (b - a) * s).round() as u8;
+    format!(
+        "rgb({},{},{})",
+        lerp(255.0, 165.0),
+        lerp(245.0, 15.0),
+        lerp(200.0, 21.0)
+    )
+}

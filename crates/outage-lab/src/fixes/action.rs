@@ -1,0 +1,28 @@
+//! What a fix did: one `fix_applied` journal event.
+
+use outage_lab_proto::Event;
+
+/// One thing a fix did, for the journal (`fix_applied`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Action {
+    /// The fix.
+    pub fix: &'static str,
+    /// The storage server it acted on.
+    pub server: Option<String>,
+    /// The process it acted on (its name as the journal writes it).
+    pub process: Option<String>,
+    /// What it saw and did.
+    pub detail: String,
+}
+
+impl Action {
+    /// As a journal event.
+    pub fn event(self) -> Event {
+        Event::FixApplied {
+            fix: self.fix.to_owned(),
+            server: self.server,
+            process: self.process,
+            detail: self.detail,
+        }
+    }
+}
