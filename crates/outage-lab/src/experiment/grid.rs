@@ -23,8 +23,9 @@ pub struct Axis {
 }
 
 impl Axis {
-    /// `PATH=VALUES`: a list (`0.5,0.75,0.875`) or a range with a count (`0.1..0.5:5`, both
-    /// ends included).
+    /// `PATH=VALUES`: a list (`0.5,0.75,0.875`; `;` between values that are YAML lists or
+    /// mappings themselves, `[dns-a];[dns-a,dns-b]`) or a range with a count (`0.1..0.5:5`,
+    /// both ends included).
     pub fn parse(arg: &str) -> Result<Self, String> {
         let bad = |what: &str| format!("--vary {arg}: {what}");
         let (path, values) = arg.split_once('=').ok_or_else(|| {
@@ -33,9 +34,17 @@ impl Axis {
         if path.is_empty() || path.split('.').any(str::is_empty) {
             return Err(bad("the path is empty or has an empty part"));
         }
+        let separator = if values.contains(['[', '{']) {
+            ';'
+        } else {
+            ','
+        };
         let values = match values.split_once("..") {
-            Some((lo, rest)) => range(lo, rest).map_err(|e| bad(&e))?,
-            None => values.split(',').map(|v| v.trim().to_owned()).collect(),
+            Some((lo, rest)) if separator == ',' => range(lo, rest).map_err(|e| bad(&e))?,
+            _ => values
+                .split(separator)
+                .map(|v| v.trim().to_owned())
+                .collect(),
         };
         if values.is_empty() || values.iter().any(String::is_empty) {
             return Err(bad(
@@ -282,6 +291,8 @@ mod tests {
         assert_eq!(a.values, ["0.5", "0.75", "0.875"]);
         let a = Axis::parse("volumes.placement_fill=0.1..0.5:5").expect("a range");
         assert_eq!(a.values, ["0.1", "0.2", "0.3", "0.4", "0.5"]);
+        let a = Axis::parse("t.1.to=[a];[a, b]").expect("YAML lists");
+        assert_eq!(a.values, ["[a]", "[a, b]"]);
         for bad in [
             "x",
             "=1,2",

@@ -94,36 +94,49 @@ pub fn apply(text: &str, source: &str, settings: &[Setting]) -> Result<String, S
     ))
 }
 
-/// Puts `value` at `path`, making the mappings on the way that are not there yet.
+/// Puts `value` at `path`, making the mappings on the way that are not there yet. A number
+/// picks an item of a list (`timeline.1.dns_update.propagate_to`).
 fn put(doc: &mut Value, path: &[String], value: Value) -> Result<(), String> {
     let Some((last, parents)) = path.split_last() else {
         return Err("an empty path".into());
     };
     let mut here = doc;
     for (i, key) in parents.iter().enumerate() {
-        let map = as_mapping(here, &path[..i])?;
-        here = map
-            .entry(key.clone())
-            .or_insert_with(|| Value::Object(Map::new()));
+        here = step(here, key, &path[..i], true)?;
     }
-    as_mapping(here, parents)?.insert(last.clone(), value);
+    *step(here, last, parents, true)? = value;
     Ok(())
 }
 
-fn as_mapping<'v>(v: &'v mut Value, path: &[String]) -> Result<&'v mut Map<String, Value>, String> {
-    let shown = if path.is_empty() {
+/// The value under `key` of `v` (a field of a mapping, or an item of a list by its index);
+/// a missing field is made when `make` is set.
+fn step<'v>(
+    v: &'v mut Value,
+    key: &str,
+    at: &[String],
+    make: bool,
+) -> Result<&'v mut Value, String> {
+    let shown = if at.is_empty() {
         "the scenario".to_owned()
     } else {
-        path.join(".")
+        at.join(".")
     };
+    if v.is_null() && make {
+        *v = Value::Object(Map::new());
+    }
     match v {
-        Value::Object(map) => Ok(map),
-        Value::Null => {
-            *v = Value::Object(Map::new());
-            match v {
-                Value::Object(map) => Ok(map),
-                _ => unreachable!("just made a mapping"),
-            }
+        Value::Object(map) => Ok(map.entry(key.to_owned()).or_insert(Value::Null)),
+        Value::Array(items) => {
+            let len = items.len();
+            let index: usize = key.parse().map_err(|_| {
+                format!(
+                    "{shown} is a list; expected an item's index (0 to {}), not {key:?}",
+                    len.saturating_sub(1)
+                )
+            })?;
+            items
+                .get_mut(index)
+                .ok_or(format!("{shown} has {len} items; there is no item {index}"))
         }
         other => Err(format!(
             "{shown} is {other}, not a mapping of fields, so nothing can be set inside it"
@@ -178,6 +191,31 @@ mod tests {
         assert_eq!(doc["fixes"]["leak_alarm_action"]["reaction"], "2s");
         assert!(yaml.starts_with("# The scenario t.yaml as run"), "{yaml}");
         assert!(yaml.contains("# --set fleet.servers=30\n"), "{yaml}");
+    }
+
+    #[test]
+    fn a_number_picks_an_item_of_a_list() {
+        let text = "timeline:\n  - a: { at: 1s }\n  - b: { at: 2s, to: [x, y] }\n";
+        let yaml = apply(
+            text,
+            "t.yaml",
+            &[Setting::parse("timeline.1.b.to=[x]").expect("valid")],
+        )
+        .expect("applies");
+        let doc: Value = serde_saphyr::from_str(&yaml).expect("yaml");
+        assert_eq!(doc["timeline"][1]["b"]["to"], serde_json::json!(["x"]));
+        let e = apply(
+            text,
+            "t.yaml",
+            &[Setting::parse("timeline.5.b=1").expect("valid")],
+        )
+        .expect_err("no such item");
+        assert!(
+            e.message
+                .contains("timeline has 2 items; there is no item 5"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
