@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use outage_lab_proto::report::Verdict;
 
-use crate::support::{ScenarioRun, alarms, report, wait_until_gone};
+use crate::support::{ScenarioRun, assert_passed, report, wait_until_gone};
 
 const MIB: i64 = 1024 * 1024;
 const RUN_LIMIT: Duration = Duration::from_secs(180);
@@ -18,13 +18,7 @@ fn stale_agents_leak_and_fresh_agents_do_not() {
     let (done, out, _tmp) =
         ScenarioRun::start("ebs-2012-10-22.yaml", &["--servers", "6", "--seed", "11"])
             .finish(RUN_LIMIT);
-    assert_eq!(
-        done.code(),
-        Some(0),
-        "{}\nalarms:\n{}",
-        done.output(),
-        alarms(&out)
-    );
+    assert_passed(&done, &out);
     assert!(done.stdout.contains("verdict: PASS"), "{}", done.output());
     let report = report(&out);
     assert_eq!(report.verdict, Verdict::Pass);
@@ -153,13 +147,7 @@ fn spare_failover_capacity_means_fewer_stuck_volumes_at_the_same_seed() {
 fn fixed_agents_do_not_leak_and_raise_no_alarm() {
     let (done, out, _tmp) =
         ScenarioRun::start("ebs-2012-10-22-fixed.yaml", &["--servers", "6"]).finish(RUN_LIMIT);
-    assert_eq!(
-        done.code(),
-        Some(0),
-        "{}\nalarms:\n{}",
-        done.output(),
-        alarms(&out)
-    );
+    assert_passed(&done, &out);
     let report = report(&out);
     for s in &report.servers {
         let grew = growth(s.agent.rss_first_bytes, s.agent.rss_peak_bytes);

@@ -4,20 +4,14 @@ use std::time::Duration;
 
 use outage_lab_proto::{Event, FailoverOutcome, Role};
 
-use crate::support::{ScenarioRun, alarms, journal, report, wait_until_gone};
+use crate::support::{ScenarioRun, assert_passed, journal, report, wait_until_gone};
 
 const RUN_LIMIT: Duration = Duration::from_secs(120);
 
 #[test]
 fn killing_a_fresh_storage_process_mid_run_makes_its_volumes_fail_over() {
     let (done, out, _tmp) = ScenarioRun::start("storage-server-dies.yaml", &[]).finish(RUN_LIMIT);
-    assert_eq!(
-        done.code(),
-        Some(0),
-        "{}\nalarms:\n{}",
-        done.output(),
-        alarms(&out)
-    );
+    assert_passed(&done, &out);
     let entries = journal(&out);
 
     // The step ran once, as a kill of one storage process, and journaled which one.

@@ -312,6 +312,17 @@ pub fn calibrated(path: &Path, tmp: &Path) -> PathBuf {
     copy
 }
 
+/// Asserts a run exited 0; on failure shows what it printed and every alarm with its evidence.
+pub fn assert_passed(done: &Finished, run_dir: &Path) {
+    assert_eq!(
+        done.code(),
+        Some(0),
+        "{}\nalarms:\n{}",
+        done.output(),
+        alarms(run_dir)
+    );
+}
+
 /// Every alarm of a run with its evidence, for assertion messages: when an alarm fires where it
 /// should not, its RSS floors say why.
 pub fn alarms(run_dir: &Path) -> String {

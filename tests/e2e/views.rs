@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use outage_lab_proto::{AlarmKind, Event};
 use outage_lab_viz::colour;
 
-use crate::support::{ScenarioRun, alarms, journal, run, wait_for_journal};
+use crate::support::{ScenarioRun, assert_passed, journal, run, wait_for_journal};
 
 const RUN_LIMIT: Duration = Duration::from_secs(180);
 const BROWSER_LIMIT: Duration = Duration::from_secs(60);
@@ -156,13 +156,7 @@ fn the_live_view_shows_the_leak_during_the_run_and_report_html_draws_it_after() 
     let live_checked = started.elapsed();
 
     let (done, out, _tmp) = run_.finish(RUN_LIMIT);
-    assert_eq!(
-        done.code(),
-        Some(0),
-        "{}\nalarms:\n{}",
-        done.output(),
-        alarms(&out)
-    );
+    assert_passed(&done, &out);
     assert!(
         done.stdout.contains(&format!("live view: {url}")),
         "{}",

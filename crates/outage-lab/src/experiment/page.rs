@@ -136,63 +136,77 @@ fn bars(out: &mut String, metric: &str, rows: &[(&str, Option<Summary>)]) {
 /// The heat map: one axis across, the other down (or one row), each cell's colour its median,
 /// its text the median and the range over the seeds.
 pub fn grid(exp: &Experiment, axes: &[Axis], metric: &str, points: &[Point]) -> String {
+    let mut out = String::new();
+    let names: Vec<&str> = axes.iter().map(|a| a.path.as_str()).collect();
+    let title = format!("{} over {}", metric.replace('_', " "), names.join(" x "));
+    head(&mut out, &title);
+    heat_map(&mut out, axes, metric, points);
+    out.push_str("<p class=\"note\">Colour: the median over the seeds, from pale (0) to dark red (the largest median); text: median (smallest..largest).</p>\n");
+    foot(&mut out, exp);
+    out
+}
+
+/// The map's SVG: the last axis across, the first down (one row for a single axis).
+fn heat_map(out: &mut String, axes: &[Axis], metric: &str, points: &[Point]) {
     const CELL_W: f64 = 120.0;
     const CELL_H: f64 = 48.0;
-    const LEFT: f64 = 110.0;
-    const TOP: f64 = 40.0;
-    let mut out = String::new();
-    let title = format!(
-        "{} over {}",
-        metric.replace('_', " "),
-        (axes.iter())
-            .map(|a| a.path.as_str())
-            .collect::<Vec<_>>()
-            .join(" x ")
-    );
-    head(&mut out, &title);
+    const TOP: f64 = 64.0;
+    const CHAR_W: f64 = 7.0;
+    let two = axes.len() == 2;
     let (cols, rows) = match axes {
-        [_, across] => (across.values.len(), axes[0].values.len()),
+        [down, across] => (across.values.len(), down.values.len()),
         _ => (axes.first().map_or(0, |a| a.values.len()), 1),
     };
+    let longest = if two {
+        axes[0]
+            .values
+            .iter()
+            .map(|v| v.chars().count())
+            .max()
+            .unwrap_or(0)
+    } else {
+        0
+    };
+    let left = (CHAR_W * longest as f64 + 16.0).max(110.0);
     let top = (points.iter())
         .filter_map(|p| p.summary.map(|s| s.median))
         .fold(0.0_f64, f64::max);
     let (w, h) = (
-        LEFT + CELL_W * cols as f64 + 10.0,
+        left + CELL_W * cols as f64 + 10.0,
         TOP + CELL_H * rows as f64 + 10.0,
     );
     let _ = write!(
         out,
         "<svg class=\"heatmap\" width=\"{w}\" height=\"{h}\" role=\"img\" aria-label=\"{}\">",
-        esc(&title)
+        esc(metric)
     );
     let across = axes.last().map_or("", |a| a.path.as_str());
     let _ = write!(
         out,
-        "<text x=\"{LEFT}\" y=\"14\">{} &#8594;</text>",
+        "<text x=\"{left}\" y=\"18\">{} &#8594;</text>",
         esc(across)
     );
-    if axes.len() == 2 {
+    if two {
         let _ = write!(
             out,
-            "<text x=\"0\" y=\"{:.0}\">{} &#8595;</text>",
-            TOP - 8.0,
+            "<text x=\"0\" y=\"38\">{} &#8595;</text>",
             esc(&axes[0].path)
         );
     }
     for (i, p) in points.iter().enumerate() {
         let (row, col) = (i / cols.max(1), i % cols.max(1));
-        let (x, y) = (LEFT + CELL_W * col as f64, TOP + CELL_H * row as f64);
+        let (x, y) = (left + CELL_W * col as f64, TOP + CELL_H * row as f64);
         if row == 0 {
+            let value = p.values.last().map_or("", String::as_str);
             let _ = write!(
                 out,
                 "<text x=\"{:.0}\" y=\"{:.0}\">{}</text>",
                 x + 4.0,
-                TOP - 8.0 - if axes.len() == 2 { 14.0 } else { 0.0 },
-                esc(p.values.last().map_or("", String::as_str))
+                TOP - 8.0,
+                esc(value)
             );
         }
-        if col == 0 && axes.len() == 2 {
+        if col == 0 && two {
             let _ = write!(
                 out,
                 "<text x=\"0\" y=\"{:.0}\">{}</text>",
@@ -214,9 +228,7 @@ pub fn grid(exp: &Experiment, axes: &[Axis], metric: &str, points: &[Point]) -> 
         };
         let _ = write!(
             out,
-            "<rect class=\"cell\" x=\"{x:.0}\" y=\"{y:.0}\" width=\"{:.0}\" height=\"{:.0}\" fill=\"{fill}\" stroke=\"#fff\"><title>{}: {}</title></rect><text x=\"{:.0}\" y=\"{:.0}\">{}</text>",
-            CELL_W,
-            CELL_H,
+            "<rect class=\"cell\" x=\"{x:.0}\" y=\"{y:.0}\" width=\"{CELL_W}\" height=\"{CELL_H}\" fill=\"{fill}\" stroke=\"#fff\"><title>{}: {}</title></rect><text x=\"{:.0}\" y=\"{:.0}\">{}</text>",
             esc(&p.values.join(" x ")),
             esc(&label),
             x + 6.0,
@@ -224,9 +236,7 @@ pub fn grid(exp: &Experiment, axes: &[Axis], metric: &str, points: &[Point]) -> 
             esc(&label)
         );
     }
-    out.push_str("</svg>\n<p class=\"note\">Colour: the median over the seeds, from pale (0) to dark red (the largest median); text: median (smallest..largest).</p>\n");
-    foot(&mut out, exp);
-    out
+    out.push_str("</svg>\n");
 }
 
 /// Pale yellow (0) to dark red (1).

@@ -138,6 +138,12 @@ impl Runner<'_> {
         let mut interrupted = None;
         loop {
             while running.len() < self.jobs && next < cells.len() {
+                if let Some(done) = finished(&cells[next]) {
+                    progress.done(&cells[next], &done);
+                    outcomes[next] = Some(done);
+                    next += 1;
+                    continue;
+                }
                 match self.spawn(&cells[next]) {
                     Ok(child) => running.push(Running {
                         index: next,
@@ -208,6 +214,34 @@ impl Runner<'_> {
         cmd.spawn()
             .map_err(|e| format!("cannot start {}: {e}", self.exe.display()))
     }
+}
+
+/// A cell an earlier run of the same experiment (same `--out`) finished: same seed, same
+/// settings. It is not run again, so an interrupted experiment continues where it stopped.
+fn finished(cell: &Cell) -> Option<Outcome> {
+    let report: outage_lab_proto::report::Report =
+        serde_json::from_str(&std::fs::read_to_string(cell.dir.join("report.json")).ok()?).ok()?;
+    let text = std::fs::read_to_string(cell.dir.join("scenario.yaml")).ok()?;
+    // The run wrote its settings at the top of its scenario.yaml (none: the file as it is).
+    let written: Vec<&str> = (text.lines())
+        .take_while(|l| l.starts_with('#'))
+        .filter_map(|l| l.strip_prefix("# "))
+        .filter(|l| l.starts_with("--"))
+        .collect();
+    let wanted: Vec<String> = (cell.args.chunks(2)).map(|pair| pair.join(" ")).collect();
+    if report.seed != cell.seed || written != wanted {
+        return None;
+    }
+    let exit = if report.verdict == outage_lab_proto::report::Verdict::Pass {
+        0
+    } else {
+        1
+    };
+    Some(Outcome::Ran {
+        exit,
+        metrics: Metrics::read(&cell.dir).ok()?,
+        wall_s: report.wall_ms as f64 / 1000.0,
+    })
 }
 
 /// Waits until one of `running` exits; returns its index and how it ended. Polls: cells take
