@@ -74,6 +74,13 @@ fn compare_runs_each_variant_over_the_seeds_and_draws_the_table() {
         "{}",
         done.output()
     );
+    // Each finished cell's line says how to run it alone.
+    assert_eq!(
+        done.stderr.matches("; alone: outage-lab run ").count(),
+        4,
+        "{}",
+        done.output()
+    );
     let rows = csv_rows(&out.join("compare.csv"));
     assert_eq!(rows.len(), 4, "2 variants x 2 seeds");
     for row in &rows {

@@ -117,7 +117,7 @@ impl Runner<'_> {
     pub async fn run(&self, cells: &[Cell]) -> Results {
         let started = Instant::now();
         let mut outcomes: Vec<Option<Outcome>> = vec![None; cells.len()];
-        let progress = Progress::new(cells.len());
+        let progress = Progress::new(cells.len(), self.scenario);
         let (mut sigint, mut sigterm) = match (
             signal(SignalKind::interrupt()),
             signal(SignalKind::terminate()),
@@ -313,13 +313,15 @@ fn outcome(
 
 /// The bar on a terminal, plain lines elsewhere.
 struct Progress {
+    /// The scenario, for each cell's re-run command.
+    scenario: PathBuf,
     bar: Option<ProgressBar>,
     total: usize,
     done: std::cell::Cell<usize>,
 }
 
 impl Progress {
-    fn new(total: usize) -> Self {
+    fn new(total: usize, scenario: &Path) -> Self {
         use std::io::IsTerminal;
         let dumb = std::env::var("TERM").is_ok_and(|t| t == "dumb");
         let bar = (std::io::stderr().is_terminal() && !dumb).then(|| {
@@ -333,6 +335,7 @@ impl Progress {
             bar
         });
         Self {
+            scenario: scenario.to_owned(),
             bar,
             total,
             done: std::cell::Cell::new(0),
@@ -359,11 +362,12 @@ impl Progress {
             Outcome::Interrupted => "interrupted".into(),
         };
         let line = format!(
-            "cell {}/{} {} seed {}: {what}",
+            "cell {}/{} {} seed {}: {what}; alone: {}",
             self.done.get(),
             self.total,
             cell.group,
-            cell.seed
+            cell.seed,
+            cell.command(&self.scenario)
         );
         match &self.bar {
             Some(bar) => {
