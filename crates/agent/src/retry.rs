@@ -13,6 +13,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::time::Duration;
 
+use outage_lab_proto::spread::splitmix64;
 use outage_lab_proto::wire::ReportMsg;
 use outage_lab_proto::{ByteSize, HumanDuration, Spread};
 use rand::Rng;
@@ -21,6 +22,9 @@ use serde::{Deserialize, Serialize};
 /// The byte the leak writes into every retained buffer. Any non-zero value works; what matters is
 /// that it is not zero (see [`RetryState::on_failure`]).
 pub const LEAK_FILL: u8 = 0xA5;
+
+/// Mixed into an agent's seed to draw its spool independently of its leak rate.
+const SPOOL_STREAM: u64 = 0x5B00_1000;
 
 /// What happens to a report that could not be sent, as one agent runs it.
 pub type RetryPolicy = RetryPolicyOf<ByteSize>;
@@ -53,6 +57,12 @@ pub enum RetryPolicyOf<S> {
         /// fits the memory it may use.
         #[serde(default = "default_ceiling")]
         ceiling: ByteSize,
+        /// A buffer for unsent reports, allocated and touched when the agent starts (so it is in
+        /// its RSS from the first sample). Failed reports fill it first; only once it is full
+        /// does the leak reach new memory. A fleet's agents differ in how much room is left in
+        /// theirs, so their leaks show in RSS at different times. `0B`: no spool.
+        #[serde(default = "default_spool")]
+        spool: S,
     },
     /// The fix: at most `max_pending` reports kept (oldest dropped), no payload retained,
     /// exponential backoff with jitter between `backoff_base` and `backoff_max` after consecutive
@@ -78,6 +88,10 @@ fn default_retained_per_failure<S: From<ByteSize>>() -> S {
     S::from(ByteSize::kib(64))
 }
 
+fn default_spool<S: From<ByteSize>>() -> S {
+    S::from(ByteSize(0))
+}
+
 fn default_ceiling() -> ByteSize {
     ByteSize::mib(32)
 }
@@ -100,6 +114,7 @@ impl<S: From<ByteSize>> Default for RetryPolicyOf<S> {
         RetryPolicyOf::Leaky {
             retained_per_failure: default_retained_per_failure(),
             ceiling: default_ceiling(),
+            spool: default_spool(),
         }
     }
 }
@@ -116,16 +131,19 @@ impl<S> RetryPolicyOf<S> {
 }
 
 impl FleetRetryPolicy {
-    /// The policy of the agent whose seed is `seed`: its own leak per failure, drawn from the
-    /// fleet's range (the same seed always draws the same).
+    /// The policy of the agent whose seed is `seed`: its own leak per failure and spool, drawn
+    /// from the fleet's ranges (the same seed always draws the same).
     pub fn draw(&self, seed: u64) -> RetryPolicy {
         match self {
             RetryPolicyOf::Leaky {
                 retained_per_failure,
                 ceiling,
+                spool,
             } => RetryPolicyOf::Leaky {
                 retained_per_failure: retained_per_failure.draw(seed),
                 ceiling: *ceiling,
+                // Its own stream: the spool does not follow the leak rate.
+                spool: spool.draw(splitmix64(seed ^ SPOOL_STREAM)),
             },
             RetryPolicyOf::Fixed {
                 max_pending,
@@ -167,6 +185,8 @@ impl<S> RetryPolicyOf<S> {
 /// What one call to [`RetryState::on_failure`] did with the failed report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureEffect {
+    /// Leaky: the report took this many bytes of the spool; no new memory.
+    Spooled(u64),
     /// Leaky: the report and this many bytes were added to the retry state.
     Leaked(u64),
     /// Leaky: this failure filled the retry state up to the ceiling (its buffer may have been
@@ -205,6 +225,10 @@ enum Mode {
         retained_bytes: u64,
         /// Set once the ceiling is hit, so `CeilingReached` is reported exactly once.
         saturated: bool,
+        /// The spool: touched at start, so filling it adds nothing to RSS. Only its length is read.
+        spool: Box<[u8]>,
+        /// Bytes of the spool that failed reports have taken.
+        spooled: u64,
     },
     Fixed {
         /// Bound on `pending` (from the policy).
@@ -244,12 +268,17 @@ impl RetryState {
             RetryPolicy::Leaky {
                 retained_per_failure,
                 ceiling,
+                spool,
             } => Mode::Leaky {
                 per_failure: retained_per_failure.bytes(),
                 ceiling: ceiling.bytes(),
                 retained: Vec::new(),
                 retained_bytes: 0,
                 saturated: false,
+                // Touched now, like `on_failure`'s buffers, so it is resident from the start.
+                spool: vec![LEAK_FILL; usize::try_from(spool.bytes()).unwrap_or(usize::MAX)]
+                    .into_boxed_slice(),
+                spooled: 0,
             },
             RetryPolicy::Fixed {
                 max_pending,
@@ -295,9 +324,20 @@ impl RetryState {
                 retained,
                 retained_bytes,
                 saturated,
+                spool,
+                spooled,
             } => {
                 if *saturated {
                     return FailureEffect::AtCeiling;
+                }
+                // Room left in the spool takes the report: memory the agent already holds.
+                if *per_failure > 0 && spooled.saturating_add(*per_failure) <= spool.len() as u64 {
+                    *spooled += *per_failure;
+                    retained.push(Retained {
+                        _report: report,
+                        _buffer: Box::default(),
+                    });
+                    return FailureEffect::Spooled(*per_failure);
                 }
                 let room = ceiling.saturating_sub(*retained_bytes);
                 // The last buffer is cut short so retention lands exactly on the ceiling.
@@ -428,9 +468,14 @@ mod tests {
     }
 
     fn leaky(per_failure: ByteSize, ceiling: ByteSize) -> RetryState {
+        spooling(per_failure, ceiling, ByteSize(0))
+    }
+
+    fn spooling(per_failure: ByteSize, ceiling: ByteSize, spool: ByteSize) -> RetryState {
         RetryState::new(&RetryPolicy::Leaky {
             retained_per_failure: per_failure,
             ceiling,
+            spool,
         })
     }
 
@@ -486,6 +531,70 @@ mod tests {
         assert_eq!(state.on_failure(report(2)), FailureEffect::CeilingReached);
         assert_eq!(state.on_failure(report(3)), FailureEffect::AtCeiling);
         assert_eq!(state.retained_bytes(), 128 * 1024);
+    }
+
+    #[test]
+    fn leaky_state_fills_its_spool_before_it_takes_new_memory() {
+        // Room for two 64 KiB failures and a half: the third does not fit and leaks.
+        let mut state = spooling(ByteSize::kib(64), ByteSize::mib(32), ByteSize::kib(160));
+        assert_eq!(
+            state.on_failure(report(1)),
+            FailureEffect::Spooled(64 * 1024)
+        );
+        assert_eq!(
+            state.on_failure(report(2)),
+            FailureEffect::Spooled(64 * 1024)
+        );
+        assert_eq!(state.retained_bytes(), 0, "the spool was already resident");
+        assert_eq!(
+            state.on_failure(report(3)),
+            FailureEffect::Leaked(64 * 1024)
+        );
+        assert_eq!(state.retained_bytes(), 64 * 1024);
+        assert_eq!(
+            state.pending(),
+            3,
+            "every failed report is kept, spooled or not"
+        );
+    }
+
+    #[test]
+    fn agents_of_one_fleet_draw_spools_independently_of_their_leak_rates() {
+        let fleet = FleetRetryPolicy::Leaky {
+            retained_per_failure: Spread {
+                min: ByteSize::kib(48),
+                max: ByteSize::kib(128),
+            },
+            ceiling: ByteSize::mib(24),
+            spool: Spread {
+                min: ByteSize(0),
+                max: ByteSize::mib(2),
+            },
+        };
+        let draws: Vec<(u64, u64)> = (0..40)
+            .map(|seed| match fleet.draw(seed) {
+                RetryPolicy::Leaky {
+                    retained_per_failure,
+                    spool,
+                    ..
+                } => (retained_per_failure.bytes(), spool.bytes()),
+                RetryPolicy::Fixed { .. } => unreachable!("a leaky fleet draws leaky agents"),
+            })
+            .collect();
+        assert_eq!(fleet.draw(7), fleet.draw(7), "a seed always draws the same");
+        let rate_order: Vec<usize> = order_of(draws.iter().map(|d| d.0));
+        let spool_order: Vec<usize> = order_of(draws.iter().map(|d| d.1));
+        assert_ne!(
+            rate_order, spool_order,
+            "the spool must not follow the leak rate"
+        );
+        assert!(draws.iter().all(|&(_, spool)| spool <= 2 * 1024 * 1024));
+    }
+
+    fn order_of(values: impl Iterator<Item = u64>) -> Vec<usize> {
+        let mut indexed: Vec<(u64, usize)> = values.zip(0..).collect();
+        indexed.sort_unstable();
+        indexed.into_iter().map(|(_, i)| i).collect()
     }
 
     #[test]
@@ -701,7 +810,7 @@ mod tests {
         let json = serde_json::to_string(&RetryPolicy::default()).expect("serialize");
         assert_eq!(
             json,
-            r#"{"mode":"leaky","retained_per_failure":"64KiB","ceiling":"32MiB"}"#
+            r#"{"mode":"leaky","retained_per_failure":"64KiB","ceiling":"32MiB","spool":"0B"}"#
         );
     }
 

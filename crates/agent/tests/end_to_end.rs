@@ -248,6 +248,7 @@ fn leaky(per_failure: ByteSize, ceiling: ByteSize) -> RetryPolicy {
     RetryPolicy::Leaky {
         retained_per_failure: per_failure,
         ceiling,
+        spool: ByteSize(0),
     }
 }
 
