@@ -7,6 +7,7 @@
 
 mod support;
 
+mod api;
 mod bad_scenarios;
 mod cleanup;
 mod code_map;
@@ -16,6 +17,7 @@ mod fixes;
 mod hosts;
 mod metrics;
 mod overrides;
+mod recovery;
 mod runs;
 mod safety;
 mod scenarios;

@@ -16,12 +16,15 @@
 //! is the storage servers' rule (a write is acknowledged only once the mirror of the same epoch
 //! holds it), and control only ever moves the epoch forward.
 //!
-//! Routes: `GET /volumes` (the volume map, for customers), `GET /health`.
+//! Routes: `GET /volumes` (the volume map, for customers), `GET /health`, `GET /metrics`, and
+//! the customers' API under `/api/` ([`api`]: describe, create and attach volumes, with a finite
+//! capacity and a throttling policy).
 //!
 //! Events: [`Event::Ready`], [`Event::VolumeChanged`] for every placement and state change,
 //! [`Event::ServerHealth`] when a server's verdict changes, [`Event::Failover`] for every
 //! failover decision, [`Event::ControlStats`] every `stats_interval`.
 
+pub mod api;
 mod health;
 mod metrics;
 mod placement;
@@ -42,6 +45,7 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
+use crate::api::{Api, ApiConfig, CustomerCalls};
 use crate::health::ProbeWindow;
 
 /// How long one role change on a storage server may take.
@@ -102,6 +106,9 @@ pub struct Config {
     /// Seed of the placement.
     #[serde(default)]
     pub seed: u64,
+    /// The API customers call: its capacity, throttling and customer accounts.
+    #[serde(default)]
+    pub api: ApiConfig,
 }
 
 fn default_slots_per_server() -> u32 {
@@ -151,6 +158,7 @@ impl Config {
             failovers_per_second: default_failovers_per_second(),
             stats_interval: default_stats_interval(),
             seed: 0,
+            api: ApiConfig::default(),
         }
     }
 
@@ -218,7 +226,7 @@ impl Config {
                 return bad(format!("{name} must be longer than 0ms"));
             }
         }
-        Ok(())
+        self.api.validate().map_err(Error::Config)
     }
 }
 
@@ -263,6 +271,25 @@ struct Volume {
     state: VolumeState,
     /// Whether this stuck episode's "no capacity" was already counted (and the survivor fenced).
     no_capacity_counted: bool,
+    /// The customer it belongs to (none when the API has no customers).
+    owner: Option<String>,
+    /// The customer's instance it is attached to.
+    attached_to: Option<String>,
+}
+
+impl Volume {
+    /// A volume just placed on `replicas` (primary first), healthy at epoch 1.
+    fn placed(id: String, replicas: Vec<usize>, owner: Option<String>) -> Self {
+        Self {
+            id,
+            epoch: 1,
+            replicas,
+            state: VolumeState::Healthy,
+            no_capacity_counted: false,
+            owner,
+            attached_to: None,
+        }
+    }
 }
 
 /// One failover to run: survivor becomes primary at `epoch` and copies to `target`.
@@ -289,6 +316,7 @@ struct Control {
     /// Replicas no longer part of their volume: (server, volume id, drop below this epoch).
     pending_deletes: Vec<(usize, String, u64)>,
     snapshot: Arc<RwLock<Snapshot>>,
+    api: Arc<Api>,
 }
 
 /// What the HTTP routes serve: published by the control loop after every round.
@@ -299,6 +327,9 @@ struct Snapshot {
     failovers_without_capacity: u64,
     /// (server id, counted as serving I/O).
     servers_healthy: Vec<(String, bool)>,
+    /// Each customer's API calls by outcome, and the throttling policy in force.
+    api_calls: BTreeMap<String, CustomerCalls>,
+    api_policy: &'static str,
 }
 
 /// Runs the control plane until `shutdown` is cancelled.
@@ -317,7 +348,9 @@ pub async fn run(
         .build()
         .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
     let n = config.servers.len();
+    let (api, mut commands) = Api::new(config.api.clone());
     let mut control = Control {
+        api: Arc::clone(&api),
         windows: (0..n)
             .map(|_| ProbeWindow::new(config.probe_window, config.fail_after, config.recover_after))
             .collect(),
@@ -344,7 +377,8 @@ pub async fn run(
         .route("/volumes", get(volumes))
         .route("/health", get(|| async { "ok" }))
         .route("/metrics", get(metrics::serve))
-        .with_state(Arc::clone(&control.snapshot));
+        .with_state(Arc::clone(&control.snapshot))
+        .merge(api::router(api));
     let mut server = HttpServer::spawn(axum::serve(listeners.http, app), &shutdown);
     tracing::info!(
         volumes = control.volumes.len(),
@@ -370,6 +404,7 @@ pub async fn run(
             e = server.stopped_unasked() => return Err(Error::Serve(e)),
             _ = tick.tick() => control.tick(&shutdown).await,
             _ = stats.tick() => control.emit_stats(),
+            Some(command) = commands.recv() => control.command(command).await,
         }
     }
     // No drain: every route answers from the snapshot without waiting on anything, so there is
@@ -428,16 +463,7 @@ impl Control {
                 (m, ReplicaRole::Mirror, None),
                 (p, ReplicaRole::Primary, Some(self.servers[m].addr)),
             ] {
-                let req = self
-                    .http
-                    .put(format!("http://{}/volumes/{id}", self.servers[server].addr))
-                    .json(&ReplicaMsg {
-                        epoch: 1,
-                        role,
-                        mirror,
-                        blocks: blocks.clone(),
-                    })
-                    .timeout(PLACE_TIMEOUT);
+                let req = self.replica_put(server, &id, role, mirror, blocks.clone());
                 let (vid, sid) = (id.clone(), self.servers[server].id.clone());
                 puts.spawn(async move {
                     match req.send().await {
@@ -457,13 +483,8 @@ impl Control {
                     }
                 }
             }
-            self.volumes.push(Volume {
-                id,
-                epoch: 1,
-                replicas: vec![p, m],
-                state: VolumeState::Healthy,
-                no_capacity_counted: false,
-            });
+            let owner = self.config.api.owner_at_start(i, self.config.seed);
+            self.volumes.push(Volume::placed(id, vec![p, m], owner));
         }
         while let Some(res) = puts.join_next().await {
             if let Ok(Err((volume, server, detail))) = res {
@@ -476,6 +497,27 @@ impl Control {
         }
         self.publish();
         Ok(())
+    }
+
+    /// The request that creates replica `id` at epoch 1 on `server`, as primary (forwarding to
+    /// `mirror`) or mirror.
+    fn replica_put(
+        &self,
+        server: usize,
+        id: &str,
+        role: ReplicaRole,
+        mirror: Option<SocketAddr>,
+        blocks: Vec<u64>,
+    ) -> reqwest::RequestBuilder {
+        self.http
+            .put(format!("http://{}/volumes/{id}", self.servers[server].addr))
+            .json(&ReplicaMsg {
+                epoch: 1,
+                role,
+                mirror,
+                blocks,
+            })
+            .timeout(PLACE_TIMEOUT)
     }
 
     fn announce(&self, i: usize, reason: &str) {
@@ -530,6 +572,8 @@ impl Control {
                 }
             })
             .collect();
+        self.api
+            .publish(self.volumes.iter().filter_map(|v| self.view(v)).collect());
         let servers_healthy = self
             .servers
             .iter()
@@ -544,6 +588,8 @@ impl Control {
             failovers_attempted: self.failovers_attempted,
             failovers_without_capacity: self.failovers_without_capacity,
             servers_healthy,
+            api_calls: self.api.calls(),
+            api_policy: self.api.policy().name(),
         };
     }
 

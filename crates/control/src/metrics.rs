@@ -62,8 +62,43 @@ pub(crate) async fn serve(State(snapshot): State<Arc<RwLock<Snapshot>>>) -> impl
         "1 while control counts the storage server as serving I/O (its probes answer in time)",
         healthy,
     );
+    register_api(&mut registry, &snap);
     (
         [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
         metrics::encode(&registry),
     )
+}
+
+/// The API's calls per customer and outcome: the monitoring of who is being throttled that AWS
+/// added after 2012.
+fn register_api(registry: &mut Registry, snap: &Snapshot) {
+    let calls = Family::<Vec<(&'static str, String)>, Counter<u64>>::default();
+    for (customer, c) in &snap.api_calls {
+        for (outcome, n) in [
+            ("served", c.served),
+            ("throttled", c.throttled),
+            ("overloaded", c.overloaded),
+        ] {
+            calls
+                .get_or_create(&vec![
+                    ("customer", customer.clone()),
+                    ("outcome", outcome.into()),
+                ])
+                .inc_by(n);
+        }
+    }
+    registry.register(
+        "control_api_calls",
+        "API calls by customer and outcome: served, throttled (429, the throttling policy), overloaded (503, at capacity)",
+        calls,
+    );
+    let policy = Family::<Vec<(&'static str, String)>, Gauge>::default();
+    policy
+        .get_or_create(&vec![("policy", snap.api_policy.to_owned())])
+        .set(1);
+    registry.register(
+        "control_api_throttle_policy",
+        "1 for the throttling policy in force (none, global or per_customer)",
+        policy,
+    );
 }

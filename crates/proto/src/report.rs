@@ -28,6 +28,86 @@ pub struct Report {
     /// The fixes that were on (`fixes:` in the scenario, `--fix`), and what each did.
     #[serde(default)]
     pub fixes: Vec<FixReport>,
+    /// The customer accounts' API calls and recoveries, when the scenario has accounts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customers: Option<CustomersReport>,
+}
+
+/// The customer accounts: what each called on the control plane's API and how each got out of
+/// its stuck volumes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CustomersReport {
+    /// The throttling policy the API started with (`none`, `global`, `per_customer`).
+    pub throttle_policy: String,
+    /// Every account, by name.
+    pub accounts: Vec<CustomerReport>,
+}
+
+/// One customer account.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CustomerReport {
+    /// Account name (`c01`).
+    pub name: String,
+    /// Whether any of its volumes got stuck (affected), or none did (a bystander).
+    pub affected: bool,
+    /// Its API calls by outcome.
+    pub calls: ApiCalls,
+    /// Share of its API calls answered 2xx.
+    pub api_success: f64,
+    /// Its calls per second of the run, by outcome: `[second, ok, throttled, overloaded, failed]`.
+    pub calls_per_second: Vec<[u64; 5]>,
+    /// Every stuck episode of its volumes.
+    pub episodes: Vec<RecoveryEpisode>,
+}
+
+/// API calls by outcome.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiCalls {
+    /// Answered 2xx.
+    pub ok: u64,
+    /// Refused by the throttling policy (429).
+    pub throttled: u64,
+    /// Refused at capacity (503).
+    pub overloaded: u64,
+    /// Failed otherwise (other 4xx/5xx, timeouts).
+    pub failed: u64,
+}
+
+impl ApiCalls {
+    /// All calls.
+    pub fn total(&self) -> u64 {
+        self.ok + self.throttled + self.overloaded + self.failed
+    }
+
+    /// Share answered 2xx; 1 when there were none.
+    pub fn success(&self) -> f64 {
+        match self.total() {
+            0 => 1.0,
+            n => self.ok as f64 / n as f64,
+        }
+    }
+
+    /// Adds `other`'s counts.
+    pub fn add(&mut self, other: &ApiCalls) {
+        self.ok += other.ok;
+        self.throttled += other.throttled;
+        self.overloaded += other.overloaded;
+        self.failed += other.failed;
+    }
+}
+
+/// One of a customer's volumes that stopped serving, and how the customer got out of it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecoveryEpisode {
+    /// The stuck volume.
+    pub volume: String,
+    /// When the customer first saw it stuck, ms on the run's clock.
+    pub stuck_ms: u64,
+    /// When the customer had a working volume again (a replacement attached, or this one
+    /// healthy again), ms on the run's clock; `None` if it never did.
+    pub recovered_ms: Option<u64>,
+    /// The replacement it created and attached, if it got that far.
+    pub replacement: Option<String>,
 }
 
 /// One fix that was on, and what it did during the run.

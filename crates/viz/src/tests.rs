@@ -212,6 +212,7 @@ fn run(servers: usize, with_volumes: bool) -> (Vec<JournalEntry>, Report) {
         load: LoadReport::default(),
         harness: Default::default(),
         fixes: Vec::new(),
+        customers: None,
     };
     (e, report)
 }

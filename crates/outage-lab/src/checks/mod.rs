@@ -12,11 +12,12 @@
 //! Three more rows appear only when the run itself went wrong ([`run`]): `run_completed`
 //! (interrupted), `memory_contained` (stopped by the memory guard) and `no_process_left`.
 
+pub mod customers;
 pub mod expect;
 pub mod plan;
 pub mod run;
 
-use outage_lab_proto::report::ExpectationResult;
+use outage_lab_proto::report::{CustomersReport, ExpectationResult};
 
 use crate::harness::load::WriteCheck;
 use crate::harness::state::RunState;
@@ -33,6 +34,8 @@ pub struct CheckInput<'a> {
     pub end_ms: u64,
     /// Every acknowledged write read back at the end; `None` when that did not happen.
     pub writes: Option<&'a Result<WriteCheck, String>>,
+    /// The customer accounts' API calls and recoveries, when the scenario has accounts.
+    pub customers: Option<&'a CustomersReport>,
 }
 
 /// One planned check: its name in the verdict table, and how it is judged.

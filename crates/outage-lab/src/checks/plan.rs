@@ -2,6 +2,7 @@
 
 use outage_lab_proto::report::ExpectationResult;
 
+use super::customers;
 use super::expect::{self, Bound, Group};
 use super::run::{self, RunFacts};
 use super::{Check, CheckInput};
@@ -77,6 +78,21 @@ pub fn planned(scenario: &Scenario) -> Vec<Check<'_>> {
     if let Some(within) = &e.volumes_recover_within {
         out.push(Check::new("volumes_recover_within", move |i| {
             expect::volumes_recover(i, within.value.get())
+        }));
+    }
+    if let Some(least) = &e.bystander_api_success_at_least {
+        out.push(Check::new("bystander_api_success_at_least", move |i| {
+            customers::bystander_api_success(i, least.value.0)
+        }));
+    }
+    if let Some(within) = &e.affected_customers_recover_within {
+        out.push(Check::new("affected_customers_recover_within", move |i| {
+            customers::affected_customers_recover(i, within.value.get())
+        }));
+    }
+    if let Some(rule) = e.api_calls_throttled {
+        out.push(Check::new("api_calls_throttled", move |i| {
+            customers::api_calls_throttled(i, rule)
         }));
     }
     out
@@ -280,6 +296,7 @@ expect:
                 state: &state,
                 end_ms: 20_000,
                 writes: None,
+                customers: None,
             };
             judge(&self.scenario, &input, &RunFacts::default())
         }

@@ -11,6 +11,7 @@ use outage_lab_proto::{Event, JournalEntry};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::customers::{self, CustomerLedger};
 use super::error::HarnessError;
 use super::fleet::Fleet;
 use super::load::{self, LoadLedger, WriteCheck};
@@ -48,6 +49,9 @@ pub struct Driver<'a> {
     pub load: Arc<Mutex<LoadLedger>>,
     load_stop: CancellationToken,
     load_task: Option<tokio::task::JoinHandle<()>>,
+    /// What every customer account's API automation did and saw.
+    pub customers: CustomerLedger,
+    customers_task: Option<tokio::task::JoinHandle<()>>,
     /// Every acknowledged write read back at the end (after recovery).
     pub write_check: Option<Result<WriteCheck, String>>,
     /// The live view (`run --serve`), fed every journal entry.
@@ -85,6 +89,8 @@ impl<'a> Driver<'a> {
             load: Arc::default(),
             load_stop: CancellationToken::new(),
             load_task: None,
+            customers: CustomerLedger::default(),
+            customers_task: None,
             write_check: None,
             live: None,
         }
@@ -203,8 +209,33 @@ impl<'a> Driver<'a> {
         }
     }
 
-    /// Starts the customers' I/O against control's volumes, if the scenario has any.
+    /// The customer accounts' report, when the scenario has accounts. An episode the customer
+    /// did not see end (a customer busy retrying may not) ends when control saw the volume
+    /// serve again.
+    pub fn customers_report(&self) -> Option<outage_lab_proto::report::CustomersReport> {
+        let scenario = self.fleet.scenario;
+        (scenario.customers.active()).then(|| {
+            let policy = scenario.api.throttle.policy.name();
+            let mut report = customers::report(&scenario.customers, policy, &self.customers);
+            customers::close_unseen(&mut report, &self.state.volumes.unstuck_at_ms);
+            report
+        })
+    }
+
+    /// Starts the customers' I/O against control's volumes and their API automation, if the
+    /// scenario has them.
     fn start_load(&mut self, control: std::net::SocketAddr) {
+        let c = &self.fleet.scenario.customers;
+        if c.active() {
+            self.customers_task = Some(tokio::spawn(customers::run(
+                c.clone(),
+                control,
+                self.fleet.http.clone(),
+                Arc::clone(&self.customers),
+                (self.fleet.seed ^ 0xC057_0E45, self.fleet.sup.now_ms()),
+                self.load_stop.clone(),
+            )));
+        }
         let l = &self.fleet.scenario.load;
         if !l.runs() {
             return;
@@ -246,10 +277,13 @@ impl<'a> Driver<'a> {
     /// Stops the load, then reads every acknowledged write back (the timeline has repaired
     /// everything by now).
     async fn finish_load(&mut self) {
+        self.load_stop.cancel();
+        if let Some(task) = self.customers_task.take() {
+            let _ = task.await;
+        }
         let Some(task) = self.load_task.take() else {
             return;
         };
-        self.load_stop.cancel();
         let _ = task.await;
         self.emit_load_counters();
         let Some(control) = self.fleet.control() else {

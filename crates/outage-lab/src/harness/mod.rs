@@ -10,6 +10,7 @@
 //! 6. **write**: the verdicts into the journal, then `report.json`, `junit.xml`, `report.html`.
 
 pub mod configs;
+pub mod customers;
 pub mod driver;
 pub mod endpoints;
 pub mod error;
@@ -290,11 +291,13 @@ fn judge(
     end_ms: u64,
     facts: &RunFacts,
 ) -> Vec<ExpectationResult> {
+    let customers = driver.customers_report();
     let input = CheckInput {
         plan: driver.fleet.plan,
         state: &driver.state,
         end_ms,
         writes: driver.write_check.as_ref(),
+        customers: customers.as_ref(),
     };
     crate::checks::plan::judge(scenario, &input, facts)
 }
@@ -346,6 +349,7 @@ fn write(
             acknowledged_writes,
             writes: driver.write_check.as_ref().and_then(|c| c.as_ref().ok()),
             fixes: crate::fixes::report(&scenario.fixes, &scenario.volumes, &driver.state),
+            customers: driver.customers_report(),
         },
     );
     write_report_files(run_dir, &report)?;

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use outage_lab_proto::markup::escape;
 use outage_lab_proto::report::{
-    AgentReport, ExpectationResult, FixReport, HarnessUsage, LoadReport, Report, ServerAlarms,
-    ServerReport, StorageReport, Verdict, VolumesReport,
+    AgentReport, CustomersReport, ExpectationResult, FixReport, HarnessUsage, LoadReport, Report,
+    ServerAlarms, ServerReport, StorageReport, Verdict, VolumesReport,
 };
 
 use super::load::WriteCheck;
@@ -84,6 +84,7 @@ pub fn build(
         load: outcome.load.clone(),
         harness: self_usage(),
         fixes: outcome.fixes,
+        customers: outcome.customers,
     }
 }
 
@@ -126,6 +127,8 @@ pub struct Outcome<'a> {
     pub writes: Option<&'a WriteCheck>,
     /// The fixes that were on, and what each did.
     pub fixes: Vec<FixReport>,
+    /// The customer accounts, when the scenario has them.
+    pub customers: Option<CustomersReport>,
 }
 
 fn mib(b: f64) -> String {
@@ -266,6 +269,7 @@ mod tests {
             load: LoadReport::default(),
             harness: HarnessUsage::default(),
             fixes: Vec::new(),
+            customers: None,
         }
     }
 

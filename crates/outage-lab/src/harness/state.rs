@@ -155,6 +155,8 @@ pub struct VolumesState {
     pub failovers_without_capacity: u64,
     /// Stuck volumes over time: (t_ms, count), one point per change.
     pub stuck_series: Vec<(u64, u64)>,
+    /// When each volume came out of stuck (served I/O again), every time it did.
+    pub unstuck_at_ms: BTreeMap<String, Vec<u64>>,
 }
 
 impl RunState {
@@ -361,6 +363,10 @@ impl RunState {
             v.stuck_now += 1;
         } else if was_stuck && !is_stuck {
             v.stuck_now = v.stuck_now.saturating_sub(1);
+            v.unstuck_at_ms
+                .entry(volume.to_owned())
+                .or_default()
+                .push(t);
         }
         if is_stuck != was_stuck {
             v.stuck_series.push((t, v.stuck_now));

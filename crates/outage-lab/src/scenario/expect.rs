@@ -38,6 +38,70 @@ pub struct Expectations {
     /// Every volume is healthy again within this of the last timeline step, and none is stuck
     /// at the end.
     pub volumes_recover_within: Option<Spanned<HumanDuration>>,
+    /// Every customer none of whose volumes got stuck (a bystander) gets at least this share of
+    /// its API calls answered (`0.99` or `99%`).
+    pub bystander_api_success_at_least: Option<Spanned<Share>>,
+    /// Every customer with a stuck volume has a working volume again (a replacement attached,
+    /// or the volume healthy) within this of first seeing it stuck.
+    pub affected_customers_recover_within: Option<Spanned<HumanDuration>>,
+    /// Whose API calls the throttling policy refused.
+    pub api_calls_throttled: Option<ThrottledExpectation>,
+}
+
+impl Expectations {
+    /// The expectations that judge customer accounts, by name, for those present.
+    pub fn about_customers(&self) -> Vec<&'static str> {
+        [
+            (
+                "bystander_api_success_at_least",
+                self.bystander_api_success_at_least.is_some(),
+            ),
+            (
+                "affected_customers_recover_within",
+                self.affected_customers_recover_within.is_some(),
+            ),
+            ("api_calls_throttled", self.api_calls_throttled.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, present)| present.then_some(name))
+        .collect()
+    }
+}
+
+/// Whose API calls the throttle refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ThrottledExpectation {
+    /// Some bystander's calls were throttled (the 2012 policy's side effect).
+    BystandersHit,
+    /// No bystander's call was throttled.
+    OnlyAffected,
+}
+
+/// A share in [0, 1], written as a number (`0.99`) or a percentage (`"99%"`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Share(pub f64);
+
+impl<'de> Deserialize<'de> for Share {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(f64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Number(x) => Ok(Share(x)),
+            Raw::Text(text) => (text.trim().strip_suffix('%'))
+                .and_then(|n| n.trim().parse::<f64>().ok())
+                .map(|p| Share(p / 100.0))
+                .ok_or_else(|| {
+                    serde::de::Error::custom(format!(
+                        "{text:?} is not a share; expected a number in [0, 1] or a percentage such as \"99%\""
+                    ))
+                }),
+        }
+    }
 }
 
 /// Whether volumes get stuck.
@@ -91,6 +155,17 @@ impl Expectations {
                 format!(
                     "expect.stale_share is {}; expected a fraction in [0, 1]",
                     share.value
+                ),
+            ));
+        }
+        if let Some(share) = (self.bystander_api_success_at_least.as_ref())
+            .filter(|s| !(0.0..=1.0).contains(&s.value.0))
+        {
+            return Err(loc.at(
+                share,
+                format!(
+                    "expect.bystander_api_success_at_least is {}; expected a share in [0, 1] (or 0% to 100%)",
+                    share.value.0
                 ),
             ));
         }

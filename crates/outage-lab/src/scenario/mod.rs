@@ -25,6 +25,7 @@
 //!   leak_alarm: exactly_stale_agents
 //! ```
 
+pub mod customers;
 pub mod expect;
 pub mod located;
 pub mod overrides;
@@ -36,6 +37,7 @@ use outage_lab_proto::HumanDuration;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+pub use self::customers::{ApiSettings, CustomerSettings, RecoveryRetry};
 use self::expect::Expectations;
 use self::located::{Locator, ScenarioError, yaml_error};
 use self::overrides::Setting;
@@ -86,6 +88,12 @@ pub struct Scenario {
     /// The customers' I/O against the volumes.
     #[serde(default)]
     pub load: LoadSettings,
+    /// The customer accounts that own the volumes and their recovery automation.
+    #[serde(default)]
+    pub customers: CustomerSettings,
+    /// The control plane's API the customers call: capacity and throttling.
+    #[serde(default)]
+    pub api: ApiSettings,
     /// Faults and repairs, in time order.
     #[serde(default)]
     pub timeline: Vec<Step>,
@@ -241,6 +249,19 @@ impl Scenario {
         self.watchdog.validate(loc)?;
         self.volumes.validate(loc)?;
         self.load.validate(loc)?;
+        self.customers.validate(loc)?;
+        if let Some(name) = self
+            .expect
+            .about_customers()
+            .first()
+            .filter(|_| !self.customers.active())
+        {
+            return Err(loc.at_path(
+                &[&["expect", name]],
+                format!("expect.{name} judges customer accounts, and this scenario has none; set customers.accounts"),
+            ));
+        }
+        self.api.validate(&self.customers, loc)?;
         self.dns.validate(MAX_DNS_SERVERS, loc)?;
         let mut timeline = TimelineContext {
             loc,

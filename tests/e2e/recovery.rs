@@ -1,0 +1,81 @@
+//! The second half of 2012: customers' recovery storm against the control plane's API, under
+//! the region-wide throttle of 2012 and under the per-customer throttle AWS announced.
+
+use std::time::Duration;
+
+use outage_lab_proto::report::CustomersReport;
+
+use crate::support::{ScenarioRun, assert_passed, report};
+
+const RUN_LIMIT: Duration = Duration::from_secs(180);
+const SCENARIO: &str = "ebs-2012-10-22-recovery.yaml";
+
+/// Runs the recovery scenario at `seed` under both policies at once; returns their accounts.
+fn both_policies(seed: &str) -> (CustomersReport, CustomersReport) {
+    let fleet = ["--servers", "6", "--seed", seed];
+    let global = ScenarioRun::start(SCENARIO, &fleet);
+    let per_customer_args = [
+        &fleet[..],
+        &[
+            "--set",
+            "api.throttle.policy=per_customer",
+            "--set",
+            "expect.api_calls_throttled=only_affected",
+            "--set",
+            "expect.bystander_api_success_at_least=99%",
+        ],
+    ]
+    .concat();
+    let fair = ScenarioRun::start(SCENARIO, &per_customer_args);
+    let (global_done, global_out, _g) = global.finish(RUN_LIMIT);
+    let (fair_done, fair_out, _f) = fair.finish(RUN_LIMIT);
+    assert_passed(&global_done, &global_out);
+    assert_passed(&fair_done, &fair_out);
+    let accounts = |out| {
+        report(out)
+            .customers
+            .expect("report.json has the customers")
+    };
+    (accounts(&global_out), accounts(&fair_out))
+}
+
+fn bystanders_lowest_success(c: &CustomersReport) -> f64 {
+    (c.accounts.iter())
+        .filter(|a| !a.affected)
+        .map(|a| a.api_success)
+        .fold(1.0, f64::min)
+}
+
+#[test]
+fn a_global_throttle_hurts_bystanders_and_a_per_customer_one_spares_them_at_three_seeds() {
+    for seed in ["20121022", "5", "77"] {
+        let (global, fair) = both_policies(seed);
+        assert_eq!(global.throttle_policy, "global");
+        assert_eq!(fair.throttle_policy, "per_customer");
+        let (hurt, spared) = (
+            bystanders_lowest_success(&global),
+            bystanders_lowest_success(&fair),
+        );
+        assert!(
+            hurt < 0.99,
+            "seed {seed}: under the global throttle the lowest bystander still got {hurt:.3} of its calls through"
+        );
+        assert!(
+            spared >= 0.99,
+            "seed {seed}: under the per-customer throttle a bystander got only {spared:.3}"
+        );
+        for a in fair.accounts.iter().filter(|a| a.affected) {
+            assert!(
+                a.episodes.iter().all(|e| e.recovered_ms.is_some()),
+                "seed {seed}: {} did not recover: {:?}",
+                a.name,
+                a.episodes
+            );
+            assert!(
+                a.calls.throttled > 0,
+                "seed {seed}: {} stormed unthrottled",
+                a.name
+            );
+        }
+    }
+}
