@@ -109,6 +109,9 @@ pub struct Config {
     /// The API customers call: its capacity, throttling and customer accounts.
     #[serde(default)]
     pub api: ApiConfig,
+    /// Bearer token `PUT /admin/throttle` requires; without one only loopback peers may call it.
+    #[serde(default)]
+    pub admin_token: Option<String>,
 }
 
 fn default_slots_per_server() -> u32 {
@@ -159,6 +162,7 @@ impl Config {
             stats_interval: default_stats_interval(),
             seed: 0,
             api: ApiConfig::default(),
+            admin_token: None,
         }
     }
 
@@ -348,7 +352,7 @@ pub async fn run(
         .build()
         .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
     let n = config.servers.len();
-    let (api, mut commands) = Api::new(config.api.clone());
+    let (api, mut commands) = Api::new(config.api.clone(), config.admin_token.clone());
     let mut control = Control {
         api: Arc::clone(&api),
         windows: (0..n)
@@ -379,6 +383,7 @@ pub async fn run(
         .route("/metrics", get(metrics::serve))
         .with_state(Arc::clone(&control.snapshot))
         .merge(api::router(api));
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     let mut server = HttpServer::spawn(axum::serve(listeners.http, app), &shutdown);
     tracing::info!(
         volumes = control.volumes.len(),
@@ -569,6 +574,7 @@ impl Control {
                     primary: primary.map(|s| (self.servers[s].id.clone(), self.servers[s].addr)),
                     mirror: mirror.map(|s| self.servers[s].id.clone()),
                     blocks: self.config.blocks_per_volume,
+                    owner: v.owner.clone(),
                 }
             })
             .collect();

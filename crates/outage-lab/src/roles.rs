@@ -98,7 +98,8 @@ async fn run_async(command: Command) -> Result<(), RoleError> {
                 .map_err(RoleError::Failed)
         }
         Command::Control(args) => {
-            let config: outage_lab_control::Config = load(&args.config)?;
+            let mut config: outage_lab_control::Config = load(&args.config)?;
+            config.admin_token = admin_token(config.admin_token, args.listen)?;
             let listeners = outage_lab_control::Listeners {
                 http: bind(args.listen).await?,
             };

@@ -291,6 +291,21 @@ pub enum Event {
         /// 99th-percentile latency in the window, ms.
         p99_ms: f64,
     },
+    /// One customer account's API calls over the last window (told by the harness).
+    CustomerStats {
+        /// Account name (`c01`).
+        customer: String,
+        /// Whether any of its volumes has been stuck so far.
+        affected: bool,
+        /// Calls answered 2xx in the window.
+        ok: u64,
+        /// Calls refused by the throttle (429) in the window.
+        throttled: u64,
+        /// Calls refused at capacity (503) in the window.
+        overloaded: u64,
+        /// Calls that failed otherwise in the window.
+        failed: u64,
+    },
 
     // --- told by the harness --------------------------------------------------------------
     /// The run began.
@@ -388,6 +403,7 @@ impl Event {
             Event::Failover { .. } => "failover",
             Event::ControlStats { .. } => "control_stats",
             Event::LoadStats { .. } => "load_stats",
+            Event::CustomerStats { .. } => "customer_stats",
             Event::RunStarted { .. } => "run_started",
             Event::Phase { .. } => "phase",
             Event::ProcessStarted { .. } => "process_started",

@@ -37,7 +37,7 @@ pub struct Report {
 /// its stuck volumes.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CustomersReport {
-    /// The throttling policy the API started with (`none`, `global`, `per_customer`).
+    /// The throttling policy in force at the end (`none`, `global`, `per_customer`).
     pub throttle_policy: String,
     /// Every account, by name.
     pub accounts: Vec<CustomerReport>,
@@ -54,6 +54,12 @@ pub struct CustomerReport {
     pub calls: ApiCalls,
     /// Share of its API calls answered 2xx.
     pub api_success: f64,
+    /// Block reads and writes to its volumes that finished.
+    #[serde(default)]
+    pub io_requests: u64,
+    /// Of those, the ones refused, failed or late.
+    #[serde(default)]
+    pub io_errors: u64,
     /// Its calls per second of the run, by outcome: `[second, ok, throttled, overloaded, failed]`.
     pub calls_per_second: Vec<[u64; 5]>,
     /// Every stuck episode of its volumes.

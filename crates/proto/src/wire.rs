@@ -159,4 +159,7 @@ pub struct VolumeInfo {
     pub mirror: Option<String>,
     /// Blocks in the volume.
     pub blocks: u32,
+    /// The customer account it belongs to, when the scenario has accounts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }

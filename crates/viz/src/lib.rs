@@ -7,6 +7,7 @@
 //! [`read_run`] and [`write_report`] do the file work for the harness (at the end of every run)
 //! and for `outage-lab report RUN_DIR` (after the fact).
 
+mod api;
 mod incident;
 pub mod live;
 mod page;
@@ -145,6 +146,7 @@ const KNOWN_KINDS: &[&str] = &[
     "failover",
     "control_stats",
     "load_stats",
+    "customer_stats",
     "run_started",
     "phase",
     "process_started",

@@ -44,6 +44,7 @@ const KINDS: &[&str] = &[
     "server_health",
     "control_stats",
     "load_stats",
+    "customer_stats",
     "process_exited",
     "verdict",
     "run_finished",

@@ -8,7 +8,7 @@ use outage_lab_proto::report::{Report, Verdict};
 use outage_lab_proto::{AlarmKind, Event, JournalEntry, ProcessRole};
 
 use crate::series::{self, Group, Phases};
-use crate::svg::{Frame, esc, secs, trim};
+use crate::svg::{Frame, esc, legend, secs, trim};
 
 /// Colours of the memory plot. Exact RGB, drawn without transparency, so a screenshot can be
 /// checked for them pixel by pixel.
@@ -79,6 +79,14 @@ pub(crate) fn render(entries: &[JournalEntry], report: &Report, skipped: usize) 
     alarm_plot(&mut out, &cx);
     section(&mut out, "volumes", "Stuck volumes and customer errors");
     volume_plots(&mut out, &cx);
+    if let Some(customers) = &report.customers {
+        section(
+            &mut out,
+            "api",
+            "The control plane's API: customers' calls and the throttle",
+        );
+        crate::api::plots(&mut out, customers, &cx.phases, end_ms);
+    }
     section(&mut out, "phases", "Phases and faults of this run");
     phase_table(&mut out, &cx.phases);
     if !report.fixes.is_empty() {
@@ -127,29 +135,18 @@ svg polyline{{fill:none;stroke-width:1.5;stroke-linejoin:round}}\
 svg .stale{{stroke:{stale};stroke-width:2}}svg .fresh{{stroke:{fresh}}}svg .storage{{stroke:{storage}}}\
 svg .leak{{stroke:{leak};stroke-width:2}}svg .aggregate{{stroke:{agg};stroke-width:2}}\
 svg .stuck{{stroke:#8c564b;stroke-width:2}}svg .degraded{{stroke:#bcbd22;stroke-width:2}}svg .err{{stroke:#17becf;stroke-width:2}}\
-svg .rowl{{text-anchor:end;fill:#222}}svg .ans{{fill:#fff;font-size:10px}}",
+svg .rowl{{text-anchor:end;fill:#222}}svg .ans{{fill:#fff;font-size:10px}}{api}",
         stale = hex(colour::STALE_AGENT),
         fresh = hex(colour::FRESH_AGENT),
         storage = hex(colour::STORAGE),
         leak = hex(colour::LEAK_ALARM),
         agg = hex(colour::AGGREGATE_ALARM),
+        api = crate::api::CSS,
     )
 }
 
 fn section(out: &mut String, id: &str, title: &str) {
     let _ = writeln!(out, "<h2 id=\"{id}\">{}</h2>", esc(title));
-}
-
-fn legend(out: &mut String, items: &[(String, String)]) {
-    out.push_str("<div class=\"legend\">");
-    for (colour, label) in items {
-        let _ = write!(
-            out,
-            "<span><i class=\"sw\" style=\"background:{colour}\"></i>{}</span>",
-            esc(label)
-        );
-    }
-    out.push_str("</div>\n");
 }
 
 fn summary(out: &mut String, entries: &[JournalEntry], report: &Report, end_ms: u64) {
@@ -613,6 +610,6 @@ fn verdict_table(out: &mut String, report: &Report) {
     );
 }
 
-fn note(out: &mut String, text: &str) {
+pub(crate) fn note(out: &mut String, text: &str) {
     let _ = writeln!(out, "<p class=\"note\">{}</p>", esc(text));
 }

@@ -232,6 +232,19 @@ pub(crate) fn trim(v: f64) -> String {
     s.strip_suffix(".0").map(str::to_owned).unwrap_or(s)
 }
 
+/// A row of colour swatches with their labels, under a plot.
+pub(crate) fn legend(out: &mut String, items: &[(String, String)]) {
+    out.push_str("<div class=\"legend\">");
+    for (colour, label) in items {
+        let _ = write!(
+            out,
+            "<span><i class=\"sw\" style=\"background:{colour}\"></i>{}</span>",
+            esc(label)
+        );
+    }
+    out.push_str("</div>\n");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

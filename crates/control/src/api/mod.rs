@@ -181,6 +181,8 @@ pub(crate) struct Api {
     commands: mpsc::Sender<Command>,
     /// The volumes as customers see them, published by the control loop.
     views: Mutex<Vec<VolumeView>>,
+    /// What `PUT /admin/throttle` requires.
+    admin_token: Option<String>,
 }
 
 impl std::fmt::Debug for Api {
@@ -194,7 +196,10 @@ impl std::fmt::Debug for Api {
 
 impl Api {
     /// The API's shared state and the receiving end of its commands, for the control loop.
-    pub(crate) fn new(config: ApiConfig) -> (Arc<Self>, mpsc::Receiver<Command>) {
+    pub(crate) fn new(
+        config: ApiConfig,
+        admin_token: Option<String>,
+    ) -> (Arc<Self>, mpsc::Receiver<Command>) {
         let (tx, rx) = mpsc::channel(config.workers as usize);
         let start = Instant::now();
         let api = Self {
@@ -208,6 +213,7 @@ impl Api {
             workers: Semaphore::new(config.workers as usize),
             commands: tx,
             views: Mutex::new(Vec::new()),
+            admin_token,
             start,
             config,
         };

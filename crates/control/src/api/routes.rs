@@ -7,21 +7,26 @@ use std::sync::{Arc, PoisonError};
 
 use axum::Json;
 use axum::Router;
+use axum::extract::ConnectInfo;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::HeaderMap;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use outage_lab_proto::access;
 use serde::Deserialize;
+use std::net::SocketAddr;
 use tokio::sync::oneshot;
 
-use super::{Api, CallError, Command, MAX_BODY_BYTES, VolumeView};
+use super::{Api, CallError, Command, MAX_BODY_BYTES, ThrottleConfig, VolumeView};
 
 /// `GET /api/volumes?customer=C`, `POST /api/volumes`, `POST /api/volumes/{id}/attach`.
 pub(crate) fn router(api: Arc<Api>) -> Router {
     Router::new()
         .route("/api/volumes", get(describe).post(create))
         .route("/api/volumes/{id}/attach", post(attach))
+        .route("/admin/throttle", get(throttle).put(switch_throttle))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(api)
 }
@@ -102,6 +107,53 @@ async fn attach(
         through_loop(&api, command, StatusCode::OK),
     )
     .await)
+}
+
+/// `GET /admin/throttle`: the policy in force.
+async fn throttle(State(api): State<Arc<Api>>) -> Json<ThrottleConfig> {
+    Json(
+        api.gate
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .config(),
+    )
+}
+
+/// `PUT /admin/throttle`: switches the throttling policy now (buckets start full), as 2012 did
+/// mid-event. Loopback peers only, or the bearer token when one is configured.
+async fn switch_throttle(
+    State(api): State<Arc<Api>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Result<Json<ThrottleConfig>, JsonRejection>,
+) -> Result<Json<ThrottleConfig>, Response> {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    access::check(api.admin_token.as_deref(), peer.ip(), authorization).map_err(|denied| {
+        let (status, why) = match denied {
+            access::Denied::NotLoopback => (StatusCode::FORBIDDEN, "only loopback clients may change the throttle (configure admin_token to allow others)"),
+            access::Denied::BadToken => (StatusCode::UNAUTHORIZED, "missing or wrong bearer token"),
+        };
+        refuse(status, why.into())
+    })?;
+    let expected = r#"{"policy": "none" | "global" | "per_customer", "rate": N, "burst": N}"#;
+    let Json(config) = body.map_err(|e| malformed(e.status(), e.body_text(), expected))?;
+    config
+        .validate()
+        .map_err(|e| refuse(StatusCode::UNPROCESSABLE_ENTITY, e))?;
+    let now = api.now();
+    api.gate
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .switch(config, now);
+    tracing::info!(
+        policy = config.policy.name(),
+        rate = config.rate,
+        burst = config.burst,
+        "API throttle switched"
+    );
+    Ok(Json(config))
 }
 
 /// A request the API could not read: what was wrong and what it expects.

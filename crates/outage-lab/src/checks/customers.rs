@@ -164,6 +164,7 @@ mod tests {
             calls,
             calls_per_second: Vec::new(),
             episodes,
+            ..CustomerReport::default()
         }
     }
 

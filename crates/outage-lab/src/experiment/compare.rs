@@ -219,7 +219,11 @@ pub fn command(args: &crate::cli::CompareArgs, exe: &Path) -> Result<u8, (u8, St
     let bad = |e: String| (crate::exit::BAD_INPUT, e);
     let known = crate::fixes::Fixes::NAMES;
     let fixes: Vec<String> = if args.fix.is_empty() {
-        known.iter().map(|f| (*f).to_owned()).collect()
+        let scenario = crate::scenario::Scenario::load(&args.common.scenario, &[])
+            .map_err(|e| bad(e.to_string()))?;
+        (crate::fixes::Fixes::applicable(scenario.customers.active()).into_iter())
+            .map(str::to_owned)
+            .collect()
     } else {
         args.fix.clone()
     };

@@ -19,6 +19,7 @@ pub const NAMES: &[&str] = &[
     "first_leak_alarm_s",
     "first_aggregate_alarm_s",
     "leaking_until_s",
+    "bystander_api_success",
 ];
 
 /// One run's numbers. Times are seconds after the timeline's first step; `None` when the
@@ -39,6 +40,9 @@ pub struct Metrics {
     pub first_aggregate_alarm_s: Option<f64>,
     /// The last moment an agent's retained (leaked) memory grew.
     pub leaking_until_s: Option<f64>,
+    /// The lowest share of API calls answered among customers with no stuck volume (none for
+    /// a scenario without customer accounts, or with no bystander).
+    pub bystander_api_success: Option<f64>,
 }
 
 impl Metrics {
@@ -52,6 +56,7 @@ impl Metrics {
             "first_leak_alarm_s" => self.first_leak_alarm_s,
             "first_aggregate_alarm_s" => self.first_aggregate_alarm_s,
             "leaking_until_s" => self.leaking_until_s,
+            "bystander_api_success" => self.bystander_api_success,
             _ => None,
         }
     }
@@ -89,6 +94,11 @@ impl Metrics {
             first_leak_alarm_s: state.first_leak_alarm_ms.map(since),
             first_aggregate_alarm_s: state.first_aggregate_alarm_ms().map(since),
             leaking_until_s: last_growth(entries).map(since),
+            bystander_api_success: (report.customers.iter())
+                .flat_map(|c| &c.accounts)
+                .filter(|a| !a.affected)
+                .map(|a| a.api_success)
+                .reduce(f64::min),
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod dns_verification;
 pub mod runtime;
 
 use outage_lab_agent::FleetRetryPolicy;
+use outage_lab_control::api::{Policy, ThrottleConfig};
 use outage_lab_proto::HumanDuration;
 use outage_lab_proto::report::FixReport;
 use serde::Deserialize;
@@ -49,7 +50,15 @@ pub struct Fixes {
     /// Better general monitoring: the per-server aggregate alarm counts memory in use minus what
     /// the storage cache could give back.
     pub cache_aware_aggregate_alarm: Option<CacheAwareAggregateAlarm>,
+    /// Throttling per customer: wherever the API's throttle would be region-wide (`global`), it
+    /// is `per_customer` instead, so one customer's storm cannot use up everyone's allowance.
+    pub per_customer_throttling: Option<PerCustomerThrottling>,
 }
+
+/// `per_customer_throttling: {}`: no settings; the region's rate and burst are divided evenly.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PerCustomerThrottling {}
 
 impl Fixes {
     /// Every fix's name, as `fixes:` and `--fix` write it.
@@ -60,6 +69,7 @@ impl Fixes {
         "agent_bounded_retry",
         "spare_capacity",
         "cache_aware_aggregate_alarm",
+        "per_customer_throttling",
     ];
 
     /// The names of the fixes that are on, in [`Fixes::NAMES`] order.
@@ -71,6 +81,7 @@ impl Fixes {
             self.agent_bounded_retry.is_some(),
             self.spare_capacity.is_some(),
             self.cache_aware_aggregate_alarm.is_some(),
+            self.per_customer_throttling.is_some(),
         ];
         (Self::NAMES.iter().zip(on))
             .filter(|(_, on)| *on)
@@ -128,6 +139,25 @@ impl Fixes {
             Some(_) => FleetRetryPolicy::fixed(),
             None => scenario.clone(),
         }
+    }
+
+    /// The API's throttle: the scenario's, or per customer where it would be global.
+    pub fn throttle(&self, scenario: ThrottleConfig) -> ThrottleConfig {
+        match (&self.per_customer_throttling, scenario.policy) {
+            (Some(_), Policy::Global) => ThrottleConfig {
+                policy: Policy::PerCustomer,
+                ..scenario
+            },
+            _ => scenario,
+        }
+    }
+
+    /// The fixes that can change anything in a scenario with or without customer accounts:
+    /// `per_customer_throttling` needs accounts, every other fix applies to any scenario.
+    pub fn applicable(has_customers: bool) -> Vec<&'static str> {
+        (Self::NAMES.iter().copied())
+            .filter(|f| *f != "per_customer_throttling" || has_customers)
+            .collect()
     }
 
     /// The share of slots filled at placement: the scenario's, or the spare-capacity fix's.
@@ -208,6 +238,13 @@ pub fn report(fixes: &Fixes, volumes: &VolumeSettings, state: &RunState) -> Vec<
             f.threshold
         );
         add("cache_aware_aggregate_alarm", setting, "");
+    }
+    if fixes.per_customer_throttling.is_some() {
+        add(
+            "per_customer_throttling",
+            "the API's region-wide throttle is divided evenly into a bucket per customer".into(),
+            "",
+        );
     }
     out
 }

@@ -71,7 +71,10 @@ pub fn control(
         recover_after: v.probe.recover_after,
         failovers_per_second: v.failovers_per_second,
         seed,
-        api: scenario.api.config(&scenario.customers),
+        api: outage_lab_control::api::ApiConfig {
+            throttle: scenario.fixes.throttle(scenario.api.throttle),
+            ..scenario.api.config(&scenario.customers)
+        },
         ..outage_lab_control::Config::new(Vec::new())
     }
 }

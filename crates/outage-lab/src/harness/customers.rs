@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use outage_lab_control::api::VolumeView;
+use outage_lab_proto::Event;
 use outage_lab_proto::report::{ApiCalls, CustomerReport, CustomersReport, RecoveryEpisode};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -88,6 +89,9 @@ impl CustomerRecord {
                 .map(|(&s, c)| [s, c[0], c[1], c[2], c[3]])
                 .collect(),
             episodes: self.episodes.clone(),
+            // Filled from the block load's ledger by the driver.
+            io_requests: 0,
+            io_errors: 0,
         }
     }
 }
@@ -119,6 +123,29 @@ pub fn close_unseen(report: &mut CustomersReport, unstuck_at_ms: &BTreeMap<Strin
             }
         }
     }
+}
+
+/// One `customer_stats` event per account that called since the last window: its calls since
+/// then, by outcome. `last` holds each account's totals at the last window.
+pub fn window(ledger: &CustomerLedger, last: &mut BTreeMap<String, ApiCalls>) -> Vec<Event> {
+    let ledger = ledger.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut out = Vec::new();
+    for (name, record) in ledger.iter() {
+        let before = last.insert(name.clone(), record.calls).unwrap_or_default();
+        let now = record.calls;
+        if now == before {
+            continue;
+        }
+        out.push(Event::CustomerStats {
+            customer: name.clone(),
+            affected: !record.episodes.is_empty(),
+            ok: now.ok - before.ok,
+            throttled: now.throttled - before.throttled,
+            overloaded: now.overloaded - before.overloaded,
+            failed: now.failed - before.failed,
+        });
+    }
+    out
 }
 
 /// Every customer's record, shared between their tasks and the harness.

@@ -52,6 +52,8 @@ pub struct Driver<'a> {
     /// What every customer account's API automation did and saw.
     pub customers: CustomerLedger,
     customers_task: Option<tokio::task::JoinHandle<()>>,
+    /// Each account's call totals at the last `customer_stats` window.
+    customers_told: std::collections::BTreeMap<String, outage_lab_proto::report::ApiCalls>,
     /// Every acknowledged write read back at the end (after recovery).
     pub write_check: Option<Result<WriteCheck, String>>,
     /// The live view (`run --serve`), fed every journal entry.
@@ -91,6 +93,7 @@ impl<'a> Driver<'a> {
             load_task: None,
             customers: CustomerLedger::default(),
             customers_task: None,
+            customers_told: Default::default(),
             write_check: None,
             live: None,
         }
@@ -215,9 +218,14 @@ impl<'a> Driver<'a> {
     pub fn customers_report(&self) -> Option<outage_lab_proto::report::CustomersReport> {
         let scenario = self.fleet.scenario;
         (scenario.customers.active()).then(|| {
-            let policy = scenario.api.throttle.policy.name();
+            let policy = throttle_at_end(scenario).policy.name();
             let mut report = customers::report(&scenario.customers, policy, &self.customers);
             customers::close_unseen(&mut report, &self.state.volumes.unstuck_at_ms);
+            let io = load::lock(&self.load).per_customer.clone();
+            for account in &mut report.accounts {
+                (account.io_requests, account.io_errors) =
+                    io.get(&account.name).copied().unwrap_or_default();
+            }
             report
         })
     }
@@ -255,8 +263,14 @@ impl<'a> Driver<'a> {
         )));
     }
 
-    /// Tells the load's counters since the last window, while the load runs.
+    /// Tells the load's and the customer accounts' counters since the last window, while they
+    /// run.
     fn emit_load_window(&mut self) {
+        if self.customers_task.is_some() {
+            for event in customers::window(&self.customers, &mut self.customers_told) {
+                self.fleet.sup.emit(event);
+            }
+        }
         if self.load_task.is_none() {
             return;
         }
@@ -384,4 +398,20 @@ impl<'a> Driver<'a> {
             }
         }
     }
+}
+
+/// The API's throttle in force once the whole timeline has played: the scenario's, then each
+/// `throttle` step's, as the fixes change them.
+fn throttle_at_end(
+    scenario: &crate::scenario::Scenario,
+) -> outage_lab_control::api::ThrottleConfig {
+    let initial = scenario.fixes.throttle(scenario.api.throttle);
+    (scenario.timeline.iter().rev())
+        .find_map(|s| match s {
+            crate::steps::Step::Throttle(t) => {
+                Some(scenario.fixes.throttle(t.config(scenario.api.throttle)))
+            }
+            _ => None,
+        })
+        .unwrap_or(initial)
 }

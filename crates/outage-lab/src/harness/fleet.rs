@@ -367,6 +367,33 @@ impl<'a> Fleet<'a> {
         }
     }
 
+    /// Puts `config` in force on control's API (`PUT /admin/throttle`); returns what control
+    /// says is in force now.
+    pub async fn set_throttle(
+        &self,
+        config: outage_lab_control::api::ThrottleConfig,
+    ) -> Result<outage_lab_control::api::ThrottleConfig, HarnessError> {
+        let fault = |detail: String| HarnessError::Fault {
+            action: "throttle".to_owned(),
+            detail,
+        };
+        let control = self
+            .control()
+            .ok_or_else(|| fault("control is not up".into()))?;
+        let url = format!("http://{control}/admin/throttle");
+        match self.http.put(&url).json(&config).send().await {
+            Ok(r) if r.status().is_success() => {
+                (r.json().await).map_err(|e| fault(format!("PUT {url}: {e}")))
+            }
+            Ok(r) => Err(fault(format!(
+                "PUT {url} answered {}: {}",
+                r.status(),
+                r.text().await.unwrap_or_default()
+            ))),
+            Err(e) => Err(fault(format!("PUT {url} failed: {e}"))),
+        }
+    }
+
     /// Writes `endpoints.json` as it is now.
     pub fn write_endpoints(&self) -> Result<(), HarnessError> {
         let path = self.run_dir.join(endpoints::FILE);

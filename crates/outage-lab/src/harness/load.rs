@@ -42,6 +42,9 @@ pub struct LoadLedger {
     pub ok: u64,
     /// Requests refused, failed or late.
     pub errors: u64,
+    /// Requests finished and of those failed, per customer account owning the volume (volumes
+    /// nobody owns are not counted here).
+    pub per_customer: BTreeMap<String, (u64, u64)>,
     /// Index into `latencies_ms` and counters where the current stats window starts.
     window_start: (usize, u64, u64, u64),
     /// Blocks with a write in flight.
@@ -162,6 +165,7 @@ pub async fn run(
                 }
             };
             let target = v.primary.as_ref().map(|(_, addr)| *addr);
+            let owner = v.owner.clone();
             let http = http.clone();
             let ledger = Arc::clone(&ledger);
             let timeout = config.request_timeout;
@@ -180,6 +184,11 @@ pub async fn run(
                     l.ok += 1;
                 } else {
                     l.errors += 1;
+                }
+                if let Some(owner) = owner {
+                    let (requests, errors) = l.per_customer.entry(owner).or_default();
+                    *requests += 1;
+                    *errors += u64::from(!ok);
                 }
                 if let Some(value) = write_value {
                     l.writing.remove(&key);

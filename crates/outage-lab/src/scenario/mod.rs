@@ -272,6 +272,12 @@ impl Scenario {
         };
         validate_timeline(&self.timeline, &self.duration, &mut timeline)?;
         self.expect.validate(loc)?;
+        if self.fixes.per_customer_throttling.is_some() && !self.customers.active() {
+            return Err(loc.at_path(
+                &[&["fixes", "per_customer_throttling"]],
+                "fixes.per_customer_throttling changes how the API throttles customers, and this scenario has none; set customers.accounts".into(),
+            ));
+        }
         self.fixes.validate(loc)
     }
 

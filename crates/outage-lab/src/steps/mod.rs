@@ -15,6 +15,7 @@ mod kill;
 mod replace_collector;
 mod restart;
 pub mod select;
+mod throttle;
 
 use outage_lab_proto::HumanDuration;
 use serde::Deserialize;
@@ -139,6 +140,8 @@ steps! {
     Restart(restart::Restart) = "restart",
     /// Processes die at once (SIGKILL), as when their hardware fails.
     Kill(kill::Kill) = "kill",
+    /// The control plane's API switches its throttling policy.
+    Throttle(throttle::Throttle) = "throttle",
 }
 
 impl StepKind {
