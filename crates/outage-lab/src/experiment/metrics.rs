@@ -176,7 +176,7 @@ impl Summary {
 /// A metric's value for people: counts as integers, rates as percentages, times in seconds.
 pub fn show(name: &str, value: f64) -> String {
     match name {
-        "error_rate" => format!("{:.1}%", value * 100.0),
+        "error_rate" | "bystander_api_success" => format!("{:.1}%", value * 100.0),
         "stuck_peak" | "writes_lost" => format!("{value:.0}"),
         "stuck_volume_seconds" => format!("{value:.0}"),
         _ => format!("{value:.1}s"),
@@ -193,6 +193,13 @@ mod tests {
         assert_eq!((s.median, s.min, s.max, s.n), (2.0, 1.0, 3.0, 3));
         assert_eq!(Summary::of(&[1.0, 4.0]).expect("values").median, 2.5);
         assert!(Summary::of(&[]).is_none());
+    }
+
+    #[test]
+    fn shares_show_as_percentages_and_times_as_seconds() {
+        assert_eq!(show("bystander_api_success", 0.995), "99.5%");
+        assert_eq!(show("error_rate", 0.077), "7.7%");
+        assert_eq!(show("first_leak_alarm_s", 3.94), "3.9s");
     }
 
     #[test]
