@@ -115,7 +115,8 @@ pub struct RunArgs {
     pub set: Vec<String>,
     /// Turn one of the fixes AWS announced on, with its defaults (repeat for more):
     /// leak_alarm_action, agent_memory_limit, dns_verification, agent_bounded_retry,
-    /// spare_capacity, cache_aware_aggregate_alarm. Same as --set fixes.NAME={}.
+    /// spare_capacity, cache_aware_aggregate_alarm, per_customer_throttling (scenarios with
+    /// customer accounts). Same as --set fixes.NAME={}.
     #[arg(long, value_name = "NAME")]
     pub fix: Vec<String>,
     /// Most memory the run's processes may use; the run is refused (exit 2) if its worst case
@@ -166,7 +167,7 @@ pub struct ExperimentArgs {
 pub struct CompareArgs {
     #[command(flatten)]
     pub common: ExperimentArgs,
-    /// A fix to compare (repeat for more) [default: every fix].
+    /// A fix to compare (repeat for more) [default: every fix that applies to the scenario].
     #[arg(long, value_name = "NAME")]
     pub fix: Vec<String>,
     /// An assertion for CI: 'VARIANT prevents stuck_volumes' (a fix's name, or 'all fixes');
