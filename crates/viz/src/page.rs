@@ -266,9 +266,15 @@ fn memory_plot(out: &mut String, cx: &Ctx<'_>) {
     f.phases(out, phases);
     f.value_axis(out, |v| format!("{} MiB", trim(v)));
     f.time_axis(out);
-    // Storage first and stale agents last, so the leak is drawn on top of everything.
+    // Storage first, then stale agents, then fresh ones: a leaking agent's climb crosses no
+    // other agent's line, but before its leak shows and after its restart it lies on the fresh
+    // agents' level, where drawing it last would hide the fresh agents altogether.
     let mut ordered: Vec<&series::MemoryLine> = lines.iter().collect();
-    ordered.sort_by_key(|l| l.group);
+    ordered.sort_by_key(|l| match l.group {
+        Group::Storage => 0,
+        Group::StaleAgent => 1,
+        Group::FreshAgent => 2,
+    });
     for l in ordered {
         let (class, what) = match l.group {
             Group::Storage => ("storage", "storage"),
