@@ -12,10 +12,10 @@ const LIMIT: Duration = Duration::from_secs(240);
 /// A short scenario in `dir`: 3 servers for 8 seconds, the collector swap and the partial DNS
 /// update, and one expectation that cannot hold (exit 1 is a result, not a failure to run).
 /// A debug build's processes are twice as large: the budget grows with them (see
-/// `support::calibrated`).
+/// `support::DEBUG_BUDGET`).
 fn short(dir: &Path) -> std::path::PathBuf {
     let budget = if cfg!(debug_assertions) {
-        "64MiB"
+        crate::support::DEBUG_BUDGET
     } else {
         "48MiB"
     };

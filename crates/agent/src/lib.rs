@@ -22,6 +22,7 @@
 
 mod metrics;
 pub mod retry;
+mod spool;
 
 use std::collections::BTreeMap;
 use std::mem::discriminant;
@@ -143,6 +144,15 @@ pub enum Error {
     /// The metrics listener's address could not be read.
     #[error("could not read the metrics listener's address")]
     MetricsListener(#[source] std::io::Error),
+    /// The on-disk spool of unsent reports could not be created.
+    #[error("could not create the report spool in {dir}")]
+    Spool {
+        /// The directory it was to be created in (the system's temporary directory).
+        dir: std::path::PathBuf,
+        /// What the file system said.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Runs the agent until `shutdown` is cancelled, then emits a last `AgentStats` and returns
@@ -177,6 +187,7 @@ pub async fn run_with_metrics(
     }
     let link = Link::new(&config)?;
     let state = RetryState::new(&config.retry);
+    let spool = spool_for(&config)?;
     tracing::info!(
         server = %config.server,
         retry = state.mode_name(),
@@ -190,6 +201,7 @@ pub async fn run_with_metrics(
 
     let mut agent = Agent {
         state,
+        spool,
         rng: ChaCha8Rng::seed_from_u64(config.seed),
         counters: Counters::default(),
         watch: ResolveWatch::default(),
@@ -208,6 +220,21 @@ pub async fn run_with_metrics(
     // whole leak back to the machine at once, which is what restarting the agent means here.
     std::mem::forget(agent.state);
     Ok(())
+}
+
+/// The spool file, when the policy gives this agent room in one; in the system's temporary
+/// directory (`TMPDIR`), unlinked at once.
+fn spool_for(config: &Config) -> Result<Option<spool::Spool>, Error> {
+    let RetryPolicy::Leaky { spool, .. } = config.retry else {
+        return Ok(None);
+    };
+    if spool.bytes() == 0 {
+        return Ok(None);
+    }
+    let dir = std::env::temp_dir();
+    spool::Spool::create(&dir, &config.server)
+        .map(Some)
+        .map_err(|source| Error::Spool { dir, source })
 }
 
 /// The agent's two clients, built once. Kept apart from [`Agent`] so an attempt in flight can
@@ -403,6 +430,8 @@ struct Agent {
     events: EventSink,
     /// What failed reports cost (the leak lives in here).
     state: RetryState,
+    /// Where failed reports go while there is room, if the policy gives the agent a spool.
+    spool: Option<spool::Spool>,
     /// Seeded from the config, so a run's backoff schedule can be repeated.
     rng: ChaCha8Rng,
     counters: Counters,
@@ -506,12 +535,14 @@ impl Agent {
         } else {
             self.counters.failed += 1;
             self.metrics.failed.inc();
-            if self.state.on_failure(report) == FailureEffect::CeilingReached {
-                tracing::warn!(
+            match self.state.on_failure(report) {
+                FailureEffect::CeilingReached => tracing::warn!(
                     %server,
                     retained_bytes = self.state.retained_bytes(),
                     "retry state reached its ceiling; no more memory will be retained"
-                );
+                ),
+                FailureEffect::Spooled(bytes) => self.write_spool(bytes),
+                _ => {}
             }
         }
         let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
@@ -519,6 +550,21 @@ impl Agent {
         self.metrics
             .retained
             .set(gauge(self.state.retained_bytes()));
+    }
+
+    /// Writes a spooled report. A spool that cannot be written (a full disk) loses the report
+    /// with a warning, as a real agent's would; it never takes memory instead.
+    fn write_spool(&mut self, bytes: u64) {
+        let Some(spool) = self.spool.as_mut() else {
+            return;
+        };
+        if let Err(err) = spool.write(bytes) {
+            tracing::warn!(
+                server = %self.config.server,
+                written = spool.written(),
+                "could not write a failed report to the spool: {err}"
+            );
+        }
     }
 
     fn emit_stats(&self) {

@@ -57,10 +57,11 @@ pub enum RetryPolicyOf<S> {
         /// fits the memory it may use.
         #[serde(default = "default_ceiling")]
         ceiling: ByteSize,
-        /// A buffer for unsent reports, allocated and touched when the agent starts (so it is in
-        /// its RSS from the first sample). Failed reports fill it first; only once it is full
-        /// does the leak reach new memory. A fleet's agents differ in how much room is left in
-        /// theirs, so their leaks show in RSS at different times. `0B`: no spool.
+        /// Room left in the agent's on-disk spool of unsent reports. Failed reports are written
+        /// there first (a file, so the page cache holds them, not the agent's RSS); only once it
+        /// is full does the leak reach the agent's memory. A fleet's agents differ in how much
+        /// room is left in theirs, so their leaks show in RSS at different times, with the same
+        /// memory at start. `0B`: no spool.
         #[serde(default = "default_spool")]
         spool: S,
     },
@@ -185,7 +186,8 @@ impl<S> RetryPolicyOf<S> {
 /// What one call to [`RetryState::on_failure`] did with the failed report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureEffect {
-    /// Leaky: the report took this many bytes of the spool; no new memory.
+    /// Leaky: the report takes this many bytes of the on-disk spool, which the caller writes
+    /// there; no new memory.
     Spooled(u64),
     /// Leaky: the report and this many bytes were added to the retry state.
     Leaked(u64),
@@ -225,8 +227,8 @@ enum Mode {
         retained_bytes: u64,
         /// Set once the ceiling is hit, so `CeilingReached` is reported exactly once.
         saturated: bool,
-        /// The spool: touched at start, so filling it adds nothing to RSS. Only its length is read.
-        spool: Box<[u8]>,
+        /// Room in the on-disk spool (from the policy); the caller does the writing.
+        spool: u64,
         /// Bytes of the spool that failed reports have taken.
         spooled: u64,
     },
@@ -275,9 +277,7 @@ impl RetryState {
                 retained: Vec::new(),
                 retained_bytes: 0,
                 saturated: false,
-                // Touched now, like `on_failure`'s buffers, so it is resident from the start.
-                spool: vec![LEAK_FILL; usize::try_from(spool.bytes()).unwrap_or(usize::MAX)]
-                    .into_boxed_slice(),
+                spool: spool.bytes(),
                 spooled: 0,
             },
             RetryPolicy::Fixed {
@@ -330,8 +330,8 @@ impl RetryState {
                 if *saturated {
                     return FailureEffect::AtCeiling;
                 }
-                // Room left in the spool takes the report: memory the agent already holds.
-                if *per_failure > 0 && spooled.saturating_add(*per_failure) <= spool.len() as u64 {
+                // Room left in the spool takes the report: disk, not memory.
+                if *per_failure > 0 && spooled.saturating_add(*per_failure) <= *spool {
                     *spooled += *per_failure;
                     retained.push(Retained {
                         _report: report,
@@ -545,7 +545,7 @@ mod tests {
             state.on_failure(report(2)),
             FailureEffect::Spooled(64 * 1024)
         );
-        assert_eq!(state.retained_bytes(), 0, "the spool was already resident");
+        assert_eq!(state.retained_bytes(), 0, "the spool is on disk");
         assert_eq!(
             state.on_failure(report(3)),
             FailureEffect::Leaked(64 * 1024)

@@ -52,10 +52,8 @@ impl Estimate {
 pub fn worst_case(scenario: &Scenario) -> Estimate {
     let retry = scenario.fixes.agent_retry(&scenario.agent.retry);
     let leak_ceiling = match &retry {
-        // The spool is resident from the start, the leak comes on top of it.
-        RetryPolicyOf::Leaky { ceiling, spool, .. } => {
-            ceiling.bytes().saturating_add(spool.max.bytes())
-        }
+        // The spool is on disk (page cache the kernel can reclaim): only the leak counts.
+        RetryPolicyOf::Leaky { ceiling, .. } => ceiling.bytes(),
         // Bounded retry state: a few reports, no payload.
         RetryPolicyOf::Fixed { .. } => ByteSize::mib(1).bytes(),
     };
