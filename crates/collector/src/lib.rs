@@ -10,11 +10,19 @@
 //! | route | answer |
 //! |---|---|
 //! | `POST /report` | JSON [`ReportMsg`]; `200` once counted, `4xx` on a malformed body |
+//! | `POST /agents/{server}[/anything]` | any body of any content type up to [`MAX_AGENT_BODY_BYTES`], counted for `{server}`; `200` |
 //! | `GET /stats` | JSON [`CollectorStatsMsg`] |
 //! | `GET /health` | `ok` |
 //!
+//! The `/agents/` routes are for agents the lab did not write (a Prometheus in agent mode, a
+//! collectd, a team's own exporter): whatever they speak (JSON, remote-write, OTLP/HTTP, Loki
+//! push), a POST is one report, attributed by the path the harness gave that server's agent, so it
+//! counts whatever the source address.
+//!
 //! Anything else is `404` (unknown path) or `405` (known path, wrong method); bodies above
-//! [`MAX_BODY_BYTES`] are `413`. No client input can make the process panic.
+//! [`MAX_BODY_BYTES`] (`/report`) or [`MAX_AGENT_BODY_BYTES`] (`/agents/`) are `413`, and a server
+//! name that is not 1 to 64 letters, digits, `-`, `_` or `.` is `400`. No client input can make
+//! the process panic.
 //!
 //! The collector also tells the harness its counters as [`Event::CollectorStats`], at most once per
 //! `stats_interval` and only when they changed, so an idle collector writes nothing to the journal.
@@ -27,7 +35,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, response::IntoResponse};
@@ -40,6 +49,10 @@ use tokio_util::sync::CancellationToken;
 /// Largest request body accepted. A report is well under 100 bytes; 64 KiB is generous and still
 /// stops a client from making the collector buffer arbitrary amounts of memory.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Largest body accepted on `/agents/`: a remote-write or OTLP batch is rarely over a few hundred
+/// KiB; 4 MiB bounds what one request can make the collector buffer.
+pub const MAX_AGENT_BODY_BYTES: usize = 4 * 1024 * 1024;
 
 /// Most distinct server names the collector will count. A real fleet is a few hundred servers;
 /// the cap only keeps a misbehaving client from growing the per-server map without bound.
@@ -103,6 +116,22 @@ struct Counts {
     per_server: BTreeMap<String, u64>,
 }
 
+impl Counts {
+    /// Counts one report for `server`; `false` (not counted) once [`MAX_SERVERS`] distinct
+    /// servers are known and this is a new one.
+    fn count(&mut self, server: &str) -> bool {
+        if let Some(n) = self.per_server.get_mut(server) {
+            *n += 1;
+        } else if self.per_server.len() < MAX_SERVERS {
+            self.per_server.insert(server.to_owned(), 1);
+        } else {
+            return false;
+        }
+        self.total += 1;
+        true
+    }
+}
+
 /// State shared by the request handlers and the stats task. A plain mutex is right here: every
 /// critical section is a map update or a clone, never held across an `.await`.
 #[derive(Debug, Default)]
@@ -111,6 +140,16 @@ struct Shared {
 }
 
 impl Shared {
+    /// Counts one report for `server`, answering as the handlers do.
+    fn count(&self, server: &str) -> (StatusCode, &'static str) {
+        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        if counts.count(server) {
+            (StatusCode::OK, "")
+        } else {
+            (StatusCode::SERVICE_UNAVAILABLE, "too many distinct servers")
+        }
+    }
+
     fn snapshot(&self) -> Counts {
         // Nothing panics while the lock is held, so poisoning cannot happen; if it somehow did,
         // the counters are still consistent (each update is one insert), so use them.
@@ -189,12 +228,17 @@ async fn serve_until_drained(
 }
 
 fn router(shared: Arc<Shared>) -> Router {
+    let agents = Router::new()
+        .route("/agents/{server}", post(post_agent))
+        .route("/agents/{server}/{*rest}", post(post_agent))
+        .layer(DefaultBodyLimit::max(MAX_AGENT_BODY_BYTES));
     Router::new()
         .route("/report", post(post_report))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .merge(agents)
         .route("/stats", get(get_stats))
         .route("/health", get(|| async { "ok" }))
         .route("/metrics", get(metrics::serve))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(shared)
 }
 
@@ -204,17 +248,32 @@ async fn post_report(
     State(shared): State<Arc<Shared>>,
     Json(report): Json<ReportMsg>,
 ) -> impl IntoResponse {
-    let mut counts = shared.counts.lock().unwrap_or_else(PoisonError::into_inner);
-    let counts = &mut *counts;
-    if let Some(n) = counts.per_server.get_mut(&report.server) {
-        *n += 1;
-    } else if counts.per_server.len() < MAX_SERVERS {
-        counts.per_server.insert(report.server, 1);
-    } else {
-        return (StatusCode::SERVICE_UNAVAILABLE, "too many distinct servers");
+    shared.count(&report.server)
+}
+
+/// `POST /agents/{server}[/anything]`: one report from `server`'s agent, whatever its body says.
+/// The body is read (so an oversized one is refused with 413) and dropped.
+async fn post_agent(
+    State(shared): State<Arc<Shared>>,
+    Path(params): Path<BTreeMap<String, String>>,
+    _body: Bytes,
+) -> impl IntoResponse {
+    let server = params.get("server").map_or("", String::as_str);
+    if !is_server_name(server) {
+        return (
+            StatusCode::BAD_REQUEST,
+            "the path must be /agents/{server}/..., where {server} is 1 to 64 of [A-Za-z0-9._-]",
+        );
     }
-    counts.total += 1;
-    (StatusCode::OK, "")
+    shared.count(server)
+}
+
+/// A name the per-server map may hold: 1 to 64 ASCII letters, digits, `-`, `_` or `.`.
+fn is_server_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 /// `GET /stats`: the counters right now.
@@ -281,6 +340,11 @@ mod tests {
             format!("http://{}{path}", self.addr)
         }
 
+        async fn stats(&self) -> CollectorStatsMsg {
+            let response = self.client.get(self.url("/stats")).send().await.unwrap();
+            response.json().await.unwrap()
+        }
+
         async fn stop(self) -> Vec<Event> {
             self.shutdown.cancel();
             let result = tokio::time::timeout(WAIT, self.task)
@@ -321,6 +385,17 @@ mod tests {
         }
     }
 
+    /// Sends each request and keeps its status by what it tries.
+    async fn statuses<const N: usize>(
+        cases: [(&'static str, reqwest::RequestBuilder); N],
+    ) -> BTreeMap<&'static str, u16> {
+        let mut statuses = BTreeMap::new();
+        for (what, request) in cases {
+            statuses.insert(what, request.send().await.unwrap().status().as_u16());
+        }
+        statuses
+    }
+
     async fn report(running: &Running, server: &str, seq: u64) -> StatusCode {
         let msg = ReportMsg {
             server: server.into(),
@@ -345,15 +420,7 @@ mod tests {
         }
         assert_eq!(report(&running, "s001", 0).await, StatusCode::OK);
 
-        let stats: CollectorStatsMsg = running
-            .client
-            .get(running.url("/stats"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let stats = running.stats().await;
         assert_eq!(stats.total_reports, 4);
         assert_eq!(
             stats.per_server,
@@ -398,25 +465,79 @@ mod tests {
                     .body(vec![b' '; MAX_BODY_BYTES + 1]),
             ),
         ];
-        let mut statuses = BTreeMap::new();
-        for (what, request) in cases {
-            let status = request.send().await.unwrap().status().as_u16();
-            assert!((400..500).contains(&status), "{what}: got {status}");
-            statuses.insert(what, status);
+        let statuses = statuses(cases).await;
+        for (what, status) in &statuses {
+            assert!((400..500).contains(status), "{what}: got {status}");
         }
         assert_eq!(statuses["wrong method"], 405);
         assert_eq!(statuses["unknown path"], 404);
         assert_eq!(statuses["oversized body"], 413);
 
-        let stats: CollectorStatsMsg = c
-            .get(running.url("/stats"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let stats = running.stats().await;
         assert_eq!(stats.total_reports, 0);
+        running.stop().await;
+    }
+
+    #[tokio::test]
+    async fn any_post_under_agents_counts_for_the_server_its_path_names() {
+        let running = start(HumanDuration::secs(60)).await;
+        let c = &running.client;
+        let posts = [
+            (
+                "/agents/s003/api/v1/write",
+                "application/x-protobuf",
+                vec![0xff, 0x00, 0x1f],
+            ),
+            (
+                "/agents/s003",
+                "application/json",
+                br#"[{"values":[1]}]"#.to_vec(),
+            ),
+            (
+                "/agents/s004/loki/api/v1/push",
+                "text/plain",
+                b"anything".to_vec(),
+            ),
+            (
+                "/agents/s004/v1/metrics",
+                "application/x-protobuf",
+                vec![0; 300 * 1024],
+            ),
+        ];
+        for (path, content_type, body) in posts {
+            let response = c
+                .post(running.url(path))
+                .header("content-type", content_type)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status().as_u16(), 200, "{path}");
+        }
+        let refused = [
+            (
+                "oversized",
+                c.post(running.url("/agents/s003/x"))
+                    .body(vec![0; MAX_AGENT_BODY_BYTES + 1]),
+            ),
+            (
+                "not a server name",
+                c.post(running.url("/agents/s0%203/x")).body("1"),
+            ),
+            ("no server", c.post(running.url("/agents/")).body("1")),
+            ("wrong method", c.get(running.url("/agents/s003/x"))),
+        ];
+        let statuses = statuses(refused).await;
+        assert_eq!(statuses["oversized"], 413);
+        assert_eq!(statuses["not a server name"], 400);
+        assert_eq!(statuses["no server"], 404);
+        assert_eq!(statuses["wrong method"], 405);
+
+        let stats = running.stats().await;
+        assert_eq!(
+            stats.per_server,
+            BTreeMap::from([("s003".to_owned(), 2), ("s004".to_owned(), 2)])
+        );
         running.stop().await;
     }
 
