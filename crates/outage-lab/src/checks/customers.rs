@@ -133,7 +133,7 @@ pub fn api_calls_throttled(
     );
     let passed = match rule {
         ThrottledExpectation::BystandersHit => b_calls > 0,
-        ThrottledExpectation::OnlyAffected => b_calls == 0,
+        ThrottledExpectation::OnlyAffected => a_calls > 0 && b_calls == 0,
     };
     result("api_calls_throttled", passed, detail)
 }
@@ -267,6 +267,18 @@ mod tests {
         assert!(r.passed, "{}", r.detail);
         let hit = vec![customer("c02", 10, 3, vec![])];
         let r = judge(hit, |i| {
+            api_calls_throttled(i, ThrottledExpectation::OnlyAffected)
+        });
+        assert!(!r.passed, "{}", r.detail);
+    }
+
+    #[test]
+    fn a_run_where_nothing_was_throttled_does_not_pass_as_only_affected() {
+        let calm = vec![
+            customer("c01", 5, 0, vec![stuck("v0001", 0, Some(1))]),
+            customer("c02", 10, 0, vec![]),
+        ];
+        let r = judge(calm, |i| {
             api_calls_throttled(i, ThrottledExpectation::OnlyAffected)
         });
         assert!(!r.passed, "{}", r.detail);

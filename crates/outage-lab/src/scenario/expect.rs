@@ -74,7 +74,8 @@ impl Expectations {
 pub enum ThrottledExpectation {
     /// Some bystander's calls were throttled (the 2012 policy's side effect).
     BystandersHit,
-    /// No bystander's call was throttled.
+    /// The throttle refused calls, and only affected customers' calls: a run where nothing was
+    /// throttled (no throttle, no storm) does not hold, so the check cannot pass vacuously.
     OnlyAffected,
 }
 
