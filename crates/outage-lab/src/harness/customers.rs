@@ -366,19 +366,28 @@ impl Customer {
                 return Some(a.json().await.unwrap_or_default());
             }
             failures = failures.saturating_add(1);
-            let wait = match self.settings.retry {
-                RecoveryRetry::Aggressive => AGGRESSIVE_PAUSE,
-                RecoveryRetry::Backoff => {
-                    let cap = BACKOFF_BASE
-                        .saturating_mul(1 << failures.min(6))
-                        .min(BACKOFF_MAX);
-                    let jittered = cap.mul_f64(self.rng.random_range(0.5..=1.0));
-                    jittered.max(retry_after.unwrap_or_default())
-                }
-            };
+            let wait = retry_wait(self.settings.retry, failures, retry_after, &mut self.rng);
             if pause(stop, wait).await {
                 return None;
             }
+        }
+    }
+}
+
+/// How long a customer waits after its `failures`-th refused call in a row: `aggressive` just
+/// loops; `backoff` is the agents' jittered exponential backoff (one backoff in the lab), never
+/// shorter than the API's `Retry-After`.
+fn retry_wait(
+    retry: RecoveryRetry,
+    failures: u32,
+    retry_after: Option<Duration>,
+    rng: &mut impl Rng,
+) -> Duration {
+    match retry {
+        RecoveryRetry::Aggressive => AGGRESSIVE_PAUSE,
+        RecoveryRetry::Backoff => {
+            outage_lab_agent::backoff_delay(failures, BACKOFF_BASE, BACKOFF_MAX, rng)
+                .max(retry_after.unwrap_or_default())
         }
     }
 }
@@ -388,5 +397,49 @@ async fn pause(stop: &CancellationToken, d: Duration) -> bool {
     tokio::select! {
         () = stop.cancelled() => true,
         () = tokio::time::sleep(d) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_aggressive_customer_retries_at_once_whatever_the_api_says() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let wait = retry_wait(
+            RecoveryRetry::Aggressive,
+            9,
+            Some(Duration::from_secs(2)),
+            &mut rng,
+        );
+        assert_eq!(wait, AGGRESSIVE_PAUSE);
+    }
+
+    #[test]
+    fn a_backing_off_customer_waits_longer_after_each_refusal_up_to_the_cap() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        for failures in 1..12 {
+            let window = BACKOFF_BASE
+                .saturating_mul(1 << failures.min(16))
+                .min(BACKOFF_MAX);
+            for _ in 0..50 {
+                let wait = retry_wait(RecoveryRetry::Backoff, failures, None, &mut rng);
+                assert!(
+                    (BACKOFF_BASE..=window).contains(&wait),
+                    "failure {failures}: {wait:?} outside {BACKOFF_BASE:?}..={window:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_backing_off_customer_never_calls_again_before_retry_after() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let retry_after = Some(Duration::from_secs(3));
+        for _ in 0..50 {
+            let wait = retry_wait(RecoveryRetry::Backoff, 1, retry_after, &mut rng);
+            assert!(wait >= Duration::from_secs(3), "{wait:?}");
+        }
     }
 }
