@@ -671,11 +671,7 @@ impl Control {
 
     /// Walks every volume and decides: nothing, stuck, or a failover job (within the rate).
     async fn decide(&mut self) -> Vec<Job> {
-        let now = Instant::now();
-        let rate = self.config.failovers_per_second;
-        self.tokens = (self.tokens + rate * now.duration_since(self.last_refill).as_secs_f64())
-            .min(rate.max(1.0));
-        self.last_refill = now;
+        self.refill_tokens();
         let healthy = self.healthy();
         let mut load = self.load();
         let mut jobs = Vec::new();
@@ -693,16 +689,7 @@ impl Control {
                 .unwrap_or(v.replicas[0]);
             let Some(&survivor) = live.first() else {
                 if v.state != VolumeState::Stuck {
-                    self.failovers_attempted += 1;
-                    let names = self.names(&self.volumes[i].replicas);
-                    self.events.emit(Event::Failover {
-                        volume: self.volumes[i].id.clone(),
-                        from: self.servers[from].id.clone(),
-                        to: None,
-                        outcome: FailoverOutcome::NoHealthyReplica,
-                        detail: format!("no replica serves: {names} all unhealthy"),
-                    });
-                    self.set_state(i, VolumeState::Stuck, "no replica serves");
+                    self.stick_without_replica(i, from);
                 }
                 continue;
             };
@@ -717,39 +704,8 @@ impl Control {
             });
             let Some(target) = target else {
                 if !v.no_capacity_counted {
-                    self.failovers_attempted += 1;
-                    self.failovers_without_capacity += 1;
-                    self.volumes[i].no_capacity_counted = true;
-                    let free: u32 = (0..self.servers.len())
-                        .filter(|&s| healthy[s])
-                        .map(|s| {
-                            self.config
-                                .slots_per_server
-                                .saturating_sub(load.get(&s).copied().unwrap_or(0))
-                        })
-                        .sum();
-                    self.events.emit(Event::Failover {
-                        volume: self.volumes[i].id.clone(),
-                        from: self.servers[from].id.clone(),
-                        to: None,
-                        outcome: FailoverOutcome::NoCapacity,
-                        detail: format!(
-                            "no healthy server outside {} has a free slot ({} healthy servers, {free} free slots)",
-                            self.names(&self.volumes[i].replicas),
-                            healthy.iter().filter(|h| **h).count()
-                        ),
-                    });
-                    // Fence: the survivor becomes the primary of a new epoch with no mirror, so
-                    // nothing more is acknowledged until the volume has two serving copies.
-                    let epoch = self.volumes[i].epoch + 1;
-                    if self.assign(survivor, i, epoch).await.is_ok() {
-                        self.volumes[i].epoch = epoch;
-                        let pos = self.volumes[i].replicas.iter().position(|&s| s == survivor);
-                        if let Some(pos) = pos {
-                            self.volumes[i].replicas.swap(0, pos);
-                        }
-                    }
-                    self.set_state(i, VolumeState::Stuck, "failover found no capacity");
+                    self.stick_without_capacity(i, from, survivor, &healthy, &load)
+                        .await;
                 }
                 continue;
             };
@@ -775,6 +731,74 @@ impl Control {
             }
         }
         jobs
+    }
+
+    /// Tops up the failover rate's tokens for the time since the last top-up.
+    fn refill_tokens(&mut self) {
+        let now = Instant::now();
+        let rate = self.config.failovers_per_second;
+        self.tokens = (self.tokens + rate * now.duration_since(self.last_refill).as_secs_f64())
+            .min(rate.max(1.0));
+        self.last_refill = now;
+    }
+
+    /// Volume `i` has no serving replica: a failover with nothing to copy from. Stuck.
+    fn stick_without_replica(&mut self, i: usize, from: usize) {
+        self.failovers_attempted += 1;
+        let names = self.names(&self.volumes[i].replicas);
+        self.events.emit(Event::Failover {
+            volume: self.volumes[i].id.clone(),
+            from: self.servers[from].id.clone(),
+            to: None,
+            outcome: FailoverOutcome::NoHealthyReplica,
+            detail: format!("no replica serves: {names} all unhealthy"),
+        });
+        self.set_state(i, VolumeState::Stuck, "no replica serves");
+    }
+
+    /// Volume `i` has a serving `survivor` but no healthy server has a free slot for a new
+    /// mirror: counted once, fenced to the survivor alone, stuck.
+    async fn stick_without_capacity(
+        &mut self,
+        i: usize,
+        from: usize,
+        survivor: usize,
+        healthy: &[bool],
+        load: &BTreeMap<usize, u32>,
+    ) {
+        self.failovers_attempted += 1;
+        self.failovers_without_capacity += 1;
+        self.volumes[i].no_capacity_counted = true;
+        let free: u32 = (0..self.servers.len())
+            .filter(|&s| healthy[s])
+            .map(|s| {
+                self.config
+                    .slots_per_server
+                    .saturating_sub(load.get(&s).copied().unwrap_or(0))
+            })
+            .sum();
+        self.events.emit(Event::Failover {
+            volume: self.volumes[i].id.clone(),
+            from: self.servers[from].id.clone(),
+            to: None,
+            outcome: FailoverOutcome::NoCapacity,
+            detail: format!(
+                "no healthy server outside {} has a free slot ({} healthy servers, {free} free slots)",
+                self.names(&self.volumes[i].replicas),
+                healthy.iter().filter(|h| **h).count()
+            ),
+        });
+        // Fence: the survivor becomes the primary of a new epoch with no mirror, so nothing
+        // more is acknowledged until the volume has two serving copies.
+        let epoch = self.volumes[i].epoch + 1;
+        if self.assign(survivor, i, epoch).await.is_ok() {
+            self.volumes[i].epoch = epoch;
+            let pos = self.volumes[i].replicas.iter().position(|&s| s == survivor);
+            if let Some(pos) = pos {
+                self.volumes[i].replicas.swap(0, pos);
+            }
+        }
+        self.set_state(i, VolumeState::Stuck, "failover found no capacity");
     }
 
     fn names(&self, servers: &[usize]) -> String {

@@ -229,11 +229,6 @@ pub async fn run(
 
     // Wait for the shutdown, or for one of the servers to stop on its own (which is a failure:
     // neither stops before it is asked to).
-    enum Ended {
-        Asked,
-        Dns(Result<(), NetError>),
-        Admin(std::io::Error),
-    }
     let ended = tokio::select! {
         // Checked first: the admin server stops gracefully on the same token, and its stop must
         // not be mistaken for a failure when both are ready at once.
@@ -243,8 +238,32 @@ pub async fn run(
         source = admin.stopped_unasked() => Ended::Admin(source),
     };
     stop.cancel();
+    let outcome = wind_down(ended, server, admin, dns_addr, admin_addr).await;
+    // An error is the caller's to report (the binary prints it as its last line).
+    if outcome.is_ok() {
+        tracing::info!("stopped");
+    }
+    outcome
+}
 
-    let outcome = match ended {
+/// Why the two servers of [`run`] stop: asked to, or one of them ended on its own (a failure:
+/// neither stops before it is asked to).
+enum Ended {
+    Asked,
+    Dns(Result<(), NetError>),
+    Admin(std::io::Error),
+}
+
+/// Stops what is still running once `ended` says why, within [`DRAIN_TIMEOUT`], and says how
+/// the run went.
+async fn wind_down<T: hickory_server::server::RequestHandler>(
+    ended: Ended,
+    mut server: Server<T>,
+    admin: HttpServer,
+    dns_addr: SocketAddr,
+    admin_addr: SocketAddr,
+) -> Result<(), Error> {
+    match ended {
         Ended::Asked => {
             tracing::info!("stopping");
             // Stop both at once, under one deadline. The DNS tasks end as soon as they see the
@@ -292,12 +311,7 @@ pub async fn run(
                 source,
             })
         }
-    };
-    // An error is the caller's to report (the binary prints it as its last line).
-    if outcome.is_ok() {
-        tracing::info!("stopped");
     }
-    outcome
 }
 
 /// Checks the configured records and keys them by fully qualified name.
