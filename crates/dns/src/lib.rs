@@ -115,6 +115,10 @@ pub struct Listeners {
     pub tcp: TcpListener,
     /// The admin HTTP API.
     pub admin: TcpListener,
+    /// The same zone on a second address, UDP and TCP (the harness binds port 53 here when a
+    /// program resolves through `/etc/resolv.conf`, which cannot name a port). Announced as
+    /// `dns_also` in `Event::Ready`.
+    pub also: Option<(UdpSocket, TcpListener)>,
 }
 
 /// Why the DNS role could not start or stopped with an error.
@@ -190,13 +194,28 @@ pub async fn run(
     let mut server = Server::new(metrics::Counting {
         inner: zone.catalog(),
         metrics: Arc::clone(&metrics),
+        zone: Arc::clone(&zone),
     });
     server.register_socket(listeners.udp);
     server.register_listener(listeners.tcp, TCP_IDLE_TIMEOUT, TCP_RESPONSE_BUFFER);
+    let mut addrs = BTreeMap::from([
+        ("dns".to_owned(), dns_addr),
+        ("admin".to_owned(), admin_addr),
+    ]);
+    if let Some((udp, tcp)) = listeners.also {
+        addrs.insert("dns_also".to_owned(), local("udp", udp.local_addr())?);
+        server.register_socket(udp);
+        server.register_listener(tcp, TCP_IDLE_TIMEOUT, TCP_RESPONSE_BUFFER);
+    }
 
     // Our own token for the admin server: cancelled by the caller's token, and by us if the DNS
     // server fails, without cancelling anything of the caller's.
     let stop = shutdown.child_token();
+    tokio::spawn(metrics::tell_answers(
+        Arc::clone(&metrics),
+        events.clone(),
+        stop.clone(),
+    ));
     let metrics_routes = metrics.router(Arc::clone(&zone));
     let app = admin::router(Arc::new(admin::Admin {
         zone,
@@ -221,10 +240,7 @@ pub async fn run(
     tracing::info!("admin API on http://{admin_addr}");
     events.emit(Event::Ready {
         role: "dns".into(),
-        addrs: BTreeMap::from([
-            ("dns".to_owned(), dns_addr),
-            ("admin".to_owned(), admin_addr),
-        ]),
+        addrs,
     });
 
     // Wait for the shutdown, or for one of the servers to stop on its own (which is a failure:

@@ -5,6 +5,7 @@
 //! `/metrics` is read-only and sits outside the admin API's access check, like `/health` on the
 //! other daemons: a Prometheus on another host can scrape it without the admin token.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::Router;
@@ -12,6 +13,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
+use hickory_proto::rr::RecordType;
 use hickory_server::net::runtime::Time;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use outage_lab_proto::metrics::prometheus_client::metrics::counter::Counter;
@@ -27,6 +29,9 @@ use crate::zone::Zone;
 pub(crate) struct Metrics {
     registry: Registry,
     queries: Counter,
+    answers: Family<Vec<(&'static str, String)>, Counter>,
+    /// Answers for the collector's name so far, by address answered.
+    pub(crate) collector_answers: std::sync::Mutex<std::collections::BTreeMap<IpAddr, u64>>,
     answer: Family<Vec<(&'static str, String)>, Gauge>,
     serial: Gauge,
     changes: Gauge,
@@ -42,6 +47,12 @@ impl Metrics {
             "dns_queries",
             "DNS requests this server answered (UDP and TCP)",
             queries.clone(),
+        );
+        let answers = Family::<Vec<(&'static str, String)>, Counter>::default();
+        registry.register(
+            "dns_collector_answers",
+            "Answers this server gave for collector.lab.internal A, by address answered",
+            answers.clone(),
         );
         let answer = Family::<Vec<(&'static str, String)>, Gauge>::default();
         registry.register(
@@ -60,6 +71,8 @@ impl Metrics {
         Self {
             registry,
             queries,
+            answers,
+            collector_answers: std::sync::Mutex::default(),
             answer,
             serial,
             changes,
@@ -92,11 +105,64 @@ async fn serve(State((m, zone)): State<(Arc<Metrics>, Arc<Zone>)>) -> impl IntoR
     )
 }
 
-/// A request handler that counts every request, then lets `inner` answer it.
-#[derive(Debug)]
+/// How often the answers so far are told as an event (when they changed).
+const TELL_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Tells [`Event::DnsAnswers`] every [`TELL_EVERY`] while the counts change, until `stop`.
+pub(crate) async fn tell_answers(
+    metrics: Arc<Metrics>,
+    events: outage_lab_proto::EventSink,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let mut told = std::collections::BTreeMap::new();
+    let mut tick = tokio::time::interval(TELL_EVERY);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let now = (metrics.collector_answers.lock())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        if now != told {
+            events.emit(outage_lab_proto::Event::DnsAnswers {
+                collector: now.clone(),
+            });
+            told = now;
+        }
+    }
+}
+
+/// A request handler that counts every request, and the answers for the collector's name by
+/// address, then lets `inner` answer it.
 pub(crate) struct Counting<H> {
     pub(crate) inner: H,
     pub(crate) metrics: Arc<Metrics>,
+    pub(crate) zone: Arc<Zone>,
+}
+
+impl<H> Counting<H> {
+    /// Counts the answer `request` gets if it asks for the collector's A record.
+    async fn count_collector_answer(&self, request: &Request) {
+        let Ok(info) = request.request_info() else {
+            return;
+        };
+        let asks_collector = info.query.query_type() == RecordType::A
+            && (info.query.name().to_string()).eq_ignore_ascii_case(COLLECTOR_NAME);
+        if !asks_collector {
+            return;
+        }
+        let snapshot = self.zone.snapshot().await;
+        let mut answers = (self.metrics.collector_answers)
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for addr in snapshot.records.get(COLLECTOR_NAME).into_iter().flatten() {
+            *answers.entry(*addr).or_default() += 1;
+            (self.metrics.answers)
+                .get_or_create(&vec![("address", addr.to_string())])
+                .inc();
+        }
+    }
 }
 
 #[async_trait::async_trait]
@@ -107,6 +173,7 @@ impl<H: RequestHandler> RequestHandler for Counting<H> {
         response_handle: R,
     ) -> ResponseInfo {
         self.metrics.queries.inc();
+        self.count_collector_answer(request).await;
         self.inner
             .handle_request::<R, T>(request, response_handle)
             .await

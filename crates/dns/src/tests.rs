@@ -48,7 +48,12 @@ impl Running {
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(run(
             config,
-            Listeners { udp, tcp, admin },
+            Listeners {
+                udp,
+                tcp,
+                admin,
+                also: None,
+            },
             shutdown.clone(),
             sink,
         ));
@@ -676,7 +681,12 @@ async fn an_invalid_config_is_refused_before_serving() {
             WAIT,
             run(
                 config,
-                Listeners { udp, tcp, admin },
+                Listeners {
+                    udp,
+                    tcp,
+                    admin,
+                    also: None,
+                },
                 CancellationToken::new(),
                 sink,
             ),

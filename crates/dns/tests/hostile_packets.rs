@@ -816,7 +816,12 @@ impl Running {
         };
         let task = tokio::spawn(run(
             config,
-            Listeners { udp, tcp, admin },
+            Listeners {
+                udp,
+                tcp,
+                admin,
+                also: None,
+            },
             shutdown.clone(),
             sink,
         ));

@@ -270,6 +270,10 @@ pub struct DnsArgs {
     /// Address of the admin HTTP API that changes records.
     #[arg(long, value_name = "ADDR")]
     pub admin: SocketAddr,
+    /// A second address for the same zone, e.g. port 53 for programs that resolve through
+    /// /etc/resolv.conf.
+    #[arg(long, value_name = "ADDR")]
+    pub also: Option<SocketAddr>,
 }
 
 #[cfg(test)]

@@ -49,7 +49,16 @@ async fn run_async(command: Command) -> Result<(), RoleError> {
             config.admin_token = admin_token(config.admin_token, args.admin)?;
             let (udp, tcp) = bind_dns(args.listen).await.map_err(RoleError::Failed)?;
             let admin = bind(args.admin).await?;
-            let listeners = outage_lab_dns::Listeners { udp, tcp, admin };
+            let also = match args.also {
+                Some(addr) => Some(bind_dns(addr).await.map_err(RoleError::Failed)?),
+                None => None,
+            };
+            let listeners = outage_lab_dns::Listeners {
+                udp,
+                tcp,
+                admin,
+                also,
+            };
             outage_lab_dns::run(config, listeners, shutdown, events)
                 .await
                 .context("dns failed")

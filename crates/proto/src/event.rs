@@ -159,6 +159,13 @@ pub enum Event {
         /// The zone's SOA serial after the change.
         serial: u32,
     },
+    /// How often a DNS server has answered the collector's name so far, by address in the
+    /// answer (cumulative; told about once a second, when it changed). The evidence of what an
+    /// agent the lab did not write resolved: it tells the lab nothing itself.
+    DnsAnswers {
+        /// Answers to `collector.lab.internal A` so far, by address answered.
+        collector: BTreeMap<IpAddr, u64>,
+    },
     /// An agent's resolved collector address set changed (including the first resolution).
     AgentResolved {
         /// Storage server the agent runs on.
@@ -391,6 +398,7 @@ impl Event {
         match self {
             Event::Ready { .. } => "ready",
             Event::DnsRecordChanged { .. } => "dns_record_changed",
+            Event::DnsAnswers { .. } => "dns_answers",
             Event::AgentResolved { .. } => "agent_resolved",
             Event::AgentResolveFailed { .. } => "agent_resolve_failed",
             Event::AgentStats { .. } => "agent_stats",
