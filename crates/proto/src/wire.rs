@@ -69,6 +69,10 @@ pub struct Target {
     /// watchdog never asks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_url: Option<String>,
+    /// Read as the whole process tree (the process and every descendant, summed): an agent
+    /// the lab did not write may fork. Absent means false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tree: bool,
 }
 
 /// Which copy of a volume a storage server holds.

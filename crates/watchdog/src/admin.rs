@@ -283,6 +283,7 @@ mod tests {
             budget_bytes,
             stale: false,
             cache_url: None,
+            tree: false,
         };
         let (a, s) = (ProcessRole::Agent, ProcessRole::Storage);
         assert!(validate_targets(&[]).is_ok());

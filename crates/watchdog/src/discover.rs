@@ -74,6 +74,7 @@ pub fn scan(proc_root: &Path, budget_bytes: u64) -> std::io::Result<Vec<Target>>
                 // knows the assignment and can label the metrics itself.
                 stale: false,
                 cache_url: None,
+                tree: false,
             });
         }
     }

@@ -20,6 +20,7 @@ pub mod leak;
 mod metrics;
 pub mod statm;
 mod sweep;
+pub mod tree;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -184,6 +185,7 @@ pub async fn run(
                     sweeper.set_caches(caches::latest(caches));
                 }
                 let pids = sweeper.live_pids();
+                let trees = sweeper.live_trees();
                 if targets.is_empty() {
                     continue;
                 }
@@ -191,7 +193,9 @@ pub async fn run(
                 let reader = Arc::clone(&reader);
                 let readings = tokio::task::spawn_blocking(move || {
                     let mut reader = reader.lock().unwrap_or_else(PoisonError::into_inner);
-                    reader.read(&pids)
+                    let mut readings = reader.read(&pids);
+                    tree::add_descendants(&mut readings, &trees, reader.page_size());
+                    readings
                 })
                 .await
                 .map_err(|e| Error::Sweep(e.to_string()))?;

@@ -126,6 +126,7 @@ mod tests {
             budget_bytes: 1 << 20,
             stale,
             cache_url: None,
+            tree: false,
         };
         let sample = |server: &str, pid, rss_bytes| RssSample {
             server: server.into(),

@@ -84,6 +84,11 @@ impl StatmReader {
         self
     }
 
+    /// The kernel's page size, in bytes.
+    pub fn page_size(&self) -> u64 {
+        self.page_size
+    }
+
     /// Descriptors held right now.
     pub fn open_count(&self) -> usize {
         self.open.len()

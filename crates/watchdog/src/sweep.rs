@@ -92,6 +92,14 @@ impl Sweeper {
             .collect()
     }
 
+    /// The live targets read as a whole process tree.
+    pub(crate) fn live_trees(&self) -> Vec<u32> {
+        (self.watched.iter())
+            .filter(|(_, w)| !w.gone && w.target.tree)
+            .map(|(&pid, _)| pid)
+            .collect()
+    }
+
     /// Judges one sweep's readings taken at `at`: returns one `rss_sweep` event covering the
     /// live targets, followed by any alarms it raised.
     pub(crate) fn sweep(&mut self, readings: &HashMap<u32, Reading>, at: Duration) -> Vec<Event> {
@@ -193,6 +201,7 @@ mod tests {
             budget_bytes: 48 * MIB,
             stale: false,
             cache_url: None,
+            tree: false,
         }
     }
 

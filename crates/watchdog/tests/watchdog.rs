@@ -73,6 +73,7 @@ fn me_as_agent(server: &str, budget_bytes: u64) -> Target {
         budget_bytes,
         stale: false,
         cache_url: None,
+        tree: false,
     }
 }
 
@@ -187,6 +188,7 @@ async fn a_server_over_its_budget_for_four_sweeps_raises_the_aggregate_alarm() {
             budget_bytes: 1 << 20,
             stale: false,
             cache_url: None,
+            tree: false,
         },
     ];
     let (status, body) = wd.put_targets(targets_json(&targets), None).await;
