@@ -7,8 +7,10 @@
 
 mod support;
 
+mod agents;
 mod api;
 mod bad_scenarios;
+mod ci_recipe;
 mod cleanup;
 mod code_map;
 mod dns;

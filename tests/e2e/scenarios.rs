@@ -6,22 +6,26 @@ use crate::support::{repo, run, scenario};
 
 #[test]
 fn every_shipped_scenario_validates() {
-    let dir = repo().join("fixtures/scenarios");
+    let root = repo().join("fixtures/scenarios");
     let mut args = vec!["validate".to_owned()];
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "yaml") {
-            args.push(path.display().to_string());
+    for dir in [root.clone(), root.join("agents")] {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "yaml") {
+                args.push(path.display().to_string());
+            }
         }
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let done = run(&args, Duration::from_secs(20));
     assert_eq!(done.code(), Some(0), "{}", done.output());
-    assert!(
-        done.stdout.contains("ebs-2012-10-22.yaml: ok"),
-        "{}",
-        done.output()
-    );
+    for shipped in [
+        "ebs-2012-10-22.yaml: ok",
+        "hoarder.yaml: ok",
+        "bounded.yaml: ok",
+    ] {
+        assert!(done.stdout.contains(shipped), "{}", done.output());
+    }
 }
 
 #[test]

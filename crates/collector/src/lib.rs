@@ -230,6 +230,7 @@ async fn serve_until_drained(
 fn router(shared: Arc<Shared>) -> Router {
     let agents = Router::new()
         .route("/agents/{server}", post(post_agent))
+        .route("/agents/{server}/", post(post_agent))
         .route("/agents/{server}/{*rest}", post(post_agent))
         .layer(DefaultBodyLimit::max(MAX_AGENT_BODY_BYTES));
     Router::new()
@@ -489,7 +490,7 @@ mod tests {
                 vec![0xff, 0x00, 0x1f],
             ),
             (
-                "/agents/s003",
+                "/agents/s003/",
                 "application/json",
                 br#"[{"values":[1]}]"#.to_vec(),
             ),

@@ -10,6 +10,7 @@ mod checks;
 mod cli;
 mod containment;
 mod experiment;
+mod external_agent;
 mod fixes;
 mod harness;
 mod names;
@@ -114,6 +115,13 @@ fn run(args: RunArgs) -> ExitCode {
             return ExitCode::from(exit::BAD_INPUT);
         }
     };
+    if let Err(e) = external_agent_can_run(&scenario, &args) {
+        eprintln!(
+            "outage-lab: refusing to run {}: {e}",
+            args.scenario.display()
+        );
+        return ExitCode::from(exit::BAD_INPUT);
+    }
     if let Some(addr) = args
         .serve
         .filter(|a| !a.ip().is_loopback() && args.hosts.is_none())
@@ -167,6 +175,17 @@ fn run(args: RunArgs) -> ExitCode {
 }
 
 /// The runtime every process of outage-lab uses: one thread (see `run` and `roles`).
+/// An external agent (`agent.command`) runs on this machine, in a mount namespace of its own.
+fn external_agent_can_run(scenario: &Scenario, args: &RunArgs) -> Result<(), String> {
+    if scenario.agent.command.is_none() {
+        return Ok(());
+    }
+    if args.hosts.is_some() {
+        return Err("agent.command runs the agent on this machine, and --hosts runs the fleet on launcher hosts; run it without --hosts".into());
+    }
+    external_agent::check_privileges().map_or(Ok(()), Err)
+}
+
 fn single_threaded_runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()

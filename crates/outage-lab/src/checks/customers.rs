@@ -196,6 +196,7 @@ mod tests {
             end_ms: 0,
             writes: None,
             customers: Some(&report),
+            external_agent: false,
         })
     }
 

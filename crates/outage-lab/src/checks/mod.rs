@@ -36,6 +36,9 @@ pub struct CheckInput<'a> {
     pub writes: Option<&'a Result<WriteCheck, String>>,
     /// The customer accounts' API calls and recoveries, when the scenario has accounts.
     pub customers: Option<&'a CustomersReport>,
+    /// Whether the agents are a program the lab did not write (`agent.command`): they tell
+    /// nothing themselves, so what they did is judged from DNS answers and collector counts.
+    pub external_agent: bool,
 }
 
 /// One planned check: its name in the verdict table, and how it is judged.

@@ -297,6 +297,7 @@ expect:
                 end_ms: 20_000,
                 writes: None,
                 customers: None,
+                external_agent: false,
             };
             judge(&self.scenario, &input, &RunFacts::default())
         }

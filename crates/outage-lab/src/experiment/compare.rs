@@ -221,7 +221,7 @@ pub fn command(args: &crate::cli::CompareArgs, exe: &Path) -> Result<u8, (u8, St
     let fixes: Vec<String> = if args.fix.is_empty() {
         let scenario = crate::scenario::Scenario::load(&args.common.scenario, &[])
             .map_err(|e| bad(e.to_string()))?;
-        (crate::fixes::Fixes::applicable(scenario.customers.active()).into_iter())
+        (crate::fixes::Fixes::applicable(&scenario).into_iter())
             .map(str::to_owned)
             .collect()
     } else {

@@ -152,11 +152,15 @@ impl Fixes {
         }
     }
 
-    /// The fixes that can change anything in a scenario with or without customer accounts:
-    /// `per_customer_throttling` needs accounts, every other fix applies to any scenario.
-    pub fn applicable(has_customers: bool) -> Vec<&'static str> {
+    /// The fixes that can change anything in `scenario`: `per_customer_throttling` needs
+    /// customer accounts, `agent_bounded_retry` the built-in agent; every other fix applies to
+    /// any scenario.
+    pub fn applicable(scenario: &crate::scenario::Scenario) -> Vec<&'static str> {
+        let has_customers = scenario.customers.active();
+        let built_in_agent = scenario.agent.command.is_none();
         (Self::NAMES.iter().copied())
             .filter(|f| *f != "per_customer_throttling" || has_customers)
+            .filter(|f| *f != "agent_bounded_retry" || built_in_agent)
             .collect()
     }
 

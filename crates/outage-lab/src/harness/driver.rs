@@ -200,7 +200,13 @@ impl<'a> Driver<'a> {
     }
 
     fn status_line(&self) -> String {
-        report::status_line(self.fleet.sup.now_ms(), self.fleet.plan, &self.state)
+        let external = self.fleet.scenario.agent.command.is_some();
+        report::status_line(
+            self.fleet.sup.now_ms(),
+            self.fleet.plan,
+            &self.state,
+            external,
+        )
     }
 
     /// The redrawn line on a terminal, and a plain status line every few seconds.

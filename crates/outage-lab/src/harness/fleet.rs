@@ -14,7 +14,8 @@ use outage_lab_proto::{COLLECTOR_NAME, ProcessRole};
 use super::configs::{self, role_args};
 use super::endpoints::{self, Endpoints};
 use super::error::HarnessError;
-use super::supervisor::{Pending, Started, Supervisor};
+use super::supervisor::{Pending, Program, Started, Supervisor};
+use crate::external_agent::{self, ExternalAgent};
 use crate::fixes::agent_memory_limit::Limiter;
 use crate::names::{Generation, ProcessName};
 use crate::plan::{Plan, ServerPlan};
@@ -108,10 +109,14 @@ impl<'a> Fleet<'a> {
             };
             let name = ProcessName::Dns(dns.name.clone());
             let file = self.write_config(&name, &config)?;
-            let listen = [
+            let mut listen = vec![
                 ("--listen", format!("{}:0", dns.ip)),
                 ("--admin", format!("{}:0", dns.ip)),
             ];
+            if self.scenario.agent.command.is_some() {
+                // An external agent's resolver reads /etc/resolv.conf, which names no port.
+                listen.push(("--also", format!("{}:{}", dns.ip, external_agent::DNS_PORT)));
+            }
             let args = role_args("dns", &file, &listen);
             pendings.push((name.clone(), self.sup.spawn(&name, &args).await?));
         }
@@ -275,15 +280,19 @@ impl<'a> Fleet<'a> {
         let (dns_addr, _) = (self.learned.dns.get(&server.dns_server).copied())
             .ok_or_else(|| HarnessError::Start(format!("no DNS server {}", server.dns_server)))?;
         let port = self.learned.collector_port;
-        let config = configs::agent(self.scenario, server, dns_addr, port);
         let name = ProcessName::Agent(server.id.clone());
-        let file = self.write_config(&name, &config)?;
-        // Metrics on the server's own address; a restarted agent takes its old port again.
-        let metrics = (self.listed.metrics_addr(&name))
-            .unwrap_or_else(|| SocketAddr::new(server.ip.into(), 0));
-        let args = role_args("agent", &file, &[("--metrics", metrics.to_string())]);
         let rlimit = self.limiter.as_ref().and_then(Limiter::rlimit);
-        let pending = self.sup.spawn_limited(&name, &args, rlimit).await?;
+        let pending = if let Some(external) = self.scenario.agent.external() {
+            self.spawn_external_agent(server, &external, rlimit)?
+        } else {
+            let config = configs::agent(self.scenario, server, dns_addr, port);
+            let file = self.write_config(&name, &config)?;
+            // Metrics on the server's own address; a restarted agent takes its old port again.
+            let metrics = (self.listed.metrics_addr(&name))
+                .unwrap_or_else(|| SocketAddr::new(server.ip.into(), 0));
+            let args = role_args("agent", &file, &[("--metrics", metrics.to_string())]);
+            self.sup.spawn_limited(&name, &args, rlimit).await?
+        };
         if let Some(limiter) = &self.limiter {
             // Before the agent has had time to grow: it leaks only once a fault makes it fail.
             limiter.attach(&name, pending.pid()).map_err(|e| {
@@ -298,6 +307,60 @@ impl<'a> Fleet<'a> {
         Ok(pending)
     }
 
+    /// Starts `external` as `server`'s agent: its working directory and files written from the
+    /// templates, resolving through its DNS server on port 53.
+    fn spawn_external_agent(
+        &self,
+        server: &ServerPlan,
+        external: &ExternalAgent,
+        rlimit: Option<u64>,
+    ) -> Result<Pending, HarnessError> {
+        let dns = (self.plan.dns.iter().find(|d| d.name == server.dns_server))
+            .ok_or_else(|| HarnessError::Start(format!("no DNS server {}", server.dns_server)))?;
+        let root = self.run_dir.join("agents");
+        let workdir = root.join(&server.id);
+        let values = external_agent::Values {
+            server: server.id.clone(),
+            collector_port: self.learned.collector_port,
+            dns_server: dns.ip,
+            workdir: workdir.clone(),
+            scenario_dir: self.scenario.dir.clone(),
+        };
+        let io = |what: String| move |e| HarnessError::io(what, e);
+        let etc = root.join(format!("{}.etc", server.id));
+        for dir in [&workdir, &etc] {
+            std::fs::create_dir_all(dir).map_err(io(format!("create {}", dir.display())))?;
+        }
+        for (path, template) in &external.files {
+            let file = workdir.join(path);
+            if let Some(parent) = file.parent() {
+                (std::fs::create_dir_all(parent))
+                    .map_err(io(format!("create {}", parent.display())))?;
+            }
+            std::fs::write(&file, external_agent::render(template, &values))
+                .map_err(io(format!("write {}", file.display())))?;
+        }
+        let isolation = external_agent::Isolation::write(&etc, dns.ip)
+            .map_err(io(format!("write {}", etc.display())))?;
+        let argv: Vec<String> = (external.command.value.iter())
+            .map(|t| external_agent::render(t, &values))
+            .collect();
+        let inherited = (external_agent::INHERITED_ENV.iter())
+            .filter_map(|k| Some((k.to_string(), std::env::var(k).ok()?)));
+        let rendered =
+            (external.env.iter()).map(|(k, t)| (k.clone(), external_agent::render(t, &values)));
+        let env: BTreeMap<String, String> = inherited.chain(rendered).collect();
+        let program = Program {
+            argv: &argv,
+            env: &env,
+            workdir: &workdir,
+            isolation: &isolation,
+            may_exit: external.may_exit,
+        };
+        let name = ProcessName::Agent(server.id.clone());
+        self.sup.spawn_program(&name, &program, rlimit)
+    }
+
     /// Tells the watchdog the complete set of pids to watch.
     async fn push_targets(&mut self) -> Result<(), HarnessError> {
         let budget = self.scenario.fleet.memory_budget.value.bytes();
@@ -306,7 +369,10 @@ impl<'a> Fleet<'a> {
         // The cache-aware aggregate alarm asks each storage process for its cache size.
         let net_of_cache = self.scenario.fixes.cache_aware_aggregate_alarm.is_some();
         let addrs = &self.learned.storage_addrs;
+        // An agent the lab did not write may fork: it is measured as its whole tree.
+        let tree = self.scenario.agent.command.is_some();
         let target = |server: &String, role, pid: &u32| Target {
+            tree: tree && role == ProcessRole::Agent,
             server: server.clone(),
             role,
             pid: *pid,

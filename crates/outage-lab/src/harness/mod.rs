@@ -298,6 +298,7 @@ fn judge(
         end_ms,
         writes: driver.write_check.as_ref(),
         customers: customers.as_ref(),
+        external_agent: scenario.agent.command.is_some(),
     };
     crate::checks::plan::judge(scenario, &input, facts)
 }

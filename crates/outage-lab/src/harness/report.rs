@@ -135,8 +135,9 @@ fn mib(b: f64) -> String {
     format!("{:.1}MiB", b / (1024.0 * 1024.0))
 }
 
-/// One line of numbers for the person watching: memory of stale and fresh agents, alarms.
-pub fn status_line(now_ms: u64, plan: &Plan, state: &RunState) -> String {
+/// One line of numbers for the person watching: memory of stale and fresh agents, alarms. An
+/// `external` agent tells nothing of its reports: the replacement collector's count stands in.
+pub fn status_line(now_ms: u64, plan: &Plan, state: &RunState, external: bool) -> String {
     let mut groups = [(0usize, 0f64, 0usize), (0usize, 0f64, 0usize)]; // (count, rss sum, leak alarms)
     let mut other_alarms = 0;
     let mut failed = 0;
@@ -178,8 +179,16 @@ pub fn status_line(now_ms: u64, plan: &Plan, state: &RunState) -> String {
         .filter(|s| s.unhealthy_at_ms.is_some())
         .count();
     let v = &state.volumes;
+    let reports = if external {
+        let counted: u64 = (state.servers.values())
+            .map(|s| s.reports_to_new_collector_by(u64::MAX))
+            .sum();
+        format!("collector-new counted {counted} reports")
+    } else {
+        format!("reports ok {ok}, failed {failed}")
+    };
     format!(
-        "t={:>5.1}s  agent RSS mean: stale {} / fresh {} | leak alarms: {}/{stale_n} stale, {} fresh, {other_alarms} storage | aggregate (2012) alarms: {aggregate} | reports ok {ok}, failed {failed} | volumes stuck {}/{} (peak {}), servers ever unhealthy {unhealthy}",
+        "t={:>5.1}s  agent RSS mean: stale {} / fresh {} | leak alarms: {}/{stale_n} stale, {} fresh, {other_alarms} storage | aggregate (2012) alarms: {aggregate} | {reports} | volumes stuck {}/{} (peak {}), servers ever unhealthy {unhealthy}",
         now_ms as f64 / 1000.0,
         mean(groups[1]),
         mean(groups[0]),

@@ -10,6 +10,7 @@ use outage_lab_proto::{
     AlarmKind, Event, FailoverOutcome, JournalEntry, ProcessRole, Role, RssSample, VolumeState,
 };
 
+use crate::names::{Generation, ProcessName};
 use crate::steps::StepKind;
 
 /// One life of an agent process (a restart starts a new one).
@@ -44,6 +45,8 @@ pub struct ServerState {
     pub degraded_at_ms: Option<u64>,
     /// Every address set the agent resolved, with when: (t_ms, addrs).
     pub resolved: Vec<(u64, Vec<IpAddr>)>,
+    /// The replacement collector's count of this server's reports: (t_ms, reports so far).
+    pub reports_to_new_collector: Vec<(u64, u64)>,
     /// First leak alarm on the agent.
     pub leak_at_ms: Option<u64>,
     /// First leak alarm on the storage process.
@@ -83,6 +86,14 @@ impl ServerState {
             .take_while(|(t, _)| *t < t_ms)
             .last()
             .map(|(_, b)| b)
+    }
+
+    /// The replacement collector's count of this server's reports as last told by `t_ms`.
+    pub fn reports_to_new_collector_by(&self, t_ms: u64) -> u64 {
+        (self.reports_to_new_collector.iter())
+            .take_while(|(t, _)| *t <= t_ms)
+            .last()
+            .map_or(0, |(_, n)| *n)
     }
 
     /// The address set the agent held at `t_ms` (the last one resolved at or before it).
@@ -131,7 +142,13 @@ pub struct RunState {
     pub fleet_up_ms: Option<u64>,
     /// The volumes.
     pub volumes: VolumesState,
+    /// Each DNS server's answers for the collector's name so far, by address, as told:
+    /// (t_ms, answers), by DNS server name.
+    pub dns_answers: BTreeMap<String, Vec<(u64, Answers)>>,
 }
+
+/// A DNS server's answers for the collector's name so far, by address answered.
+pub type Answers = BTreeMap<IpAddr, u64>;
 
 /// Volumes as the journal tells them.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -160,6 +177,21 @@ pub struct VolumesState {
 }
 
 impl RunState {
+    /// How many times DNS server `dns` answered `addr` for the collector in `(from_ms, to_ms]`.
+    pub fn dns_answered_between(&self, dns: &str, addr: IpAddr, from_ms: u64, to_ms: u64) -> u64 {
+        let told = self
+            .dns_answers
+            .get(dns)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let count_at = |t_ms: u64| {
+            (told.iter().take_while(|(t, _)| *t <= t_ms).last())
+                .and_then(|(_, answers)| answers.get(&addr).copied())
+                .unwrap_or(0)
+        };
+        count_at(to_ms).saturating_sub(count_at(from_ms))
+    }
+
     /// A state with the given server ids known up front.
     pub fn with_servers<'a>(ids: impl IntoIterator<Item = &'a str>) -> Self {
         Self {
@@ -195,6 +227,17 @@ impl RunState {
             Event::AgentStats { .. } => self.agent_stats(entry),
             Event::AgentResolved { server, addrs } => {
                 self.server(server).resolved.push((t, addrs.clone()));
+            }
+            Event::DnsAnswers { collector } => {
+                let told = self.dns_answers.entry(entry.source.clone()).or_default();
+                told.push((t, collector.clone()));
+            }
+            Event::CollectorStats { per_server, .. }
+                if entry.source == ProcessName::Collector(Generation::New).to_string() =>
+            {
+                for (server, reports) in per_server {
+                    (self.server(server).reports_to_new_collector).push((t, *reports));
+                }
             }
             Event::StorageStats {
                 server,

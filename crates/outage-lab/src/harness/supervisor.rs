@@ -59,6 +59,33 @@ struct Proc {
     exited: watch::Receiver<bool>,
     /// For a process on a launcher host: where to send its signals. `None`: our own child.
     remote: Option<RemoteSignal>,
+    /// A program in its own process group: signals go to the whole group.
+    group: bool,
+}
+
+/// A program the lab did not write, ready to start ([`Supervisor::spawn_program`]).
+#[derive(Debug)]
+pub struct Program<'a> {
+    /// The program and its arguments; not empty.
+    pub argv: &'a [String],
+    /// Its whole environment.
+    pub env: &'a BTreeMap<String, String>,
+    /// Its working directory.
+    pub workdir: &'a Path,
+    /// Its view of `/etc/resolv.conf` and `/etc/hosts`.
+    pub isolation: &'a crate::external_agent::Isolation,
+    /// Whether its exit on its own is expected (else the journal records a crash).
+    pub may_exit: bool,
+}
+
+/// Sends `sig` to the process group `pgid` (a program started by [`Supervisor::spawn_program`]).
+fn signal_group(pgid: u32, sig: libc::c_int) {
+    if let Ok(pgid) = libc::pid_t::try_from(pgid) {
+        // SAFETY: kill(2) has no memory-safety preconditions.
+        unsafe {
+            libc::kill(-pgid, sig);
+        }
+    }
 }
 
 /// The launcher route that signals one remote process.
@@ -74,6 +101,7 @@ impl Proc {
     /// caller's SIGKILL fallback and timeouts still bound the stop.
     async fn signal(&self, sig: libc::c_int) {
         match &self.remote {
+            None if self.group => signal_group(self.pid, sig),
             None => outage_lab_host::send_signal(self.pid, sig),
             Some(remote) => {
                 let signal = if sig == libc::SIGKILL {
@@ -227,28 +255,126 @@ impl Supervisor {
                 (pid, Some(signal))
             }
         };
-        let mut ledger = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(Err(e)) = ledger.as_mut().map(|l| l.record(pid, name)) {
-            tracing::warn!("could not record {name} (pid {pid}) in the ledger: {e}");
-        }
-        drop(ledger);
-        self.lock().insert(
-            process.clone(),
+        self.register(
+            process,
             Proc {
                 pid,
                 stopping,
                 exited: exited_rx,
                 remote,
+                group: false,
             },
         );
-        self.emit(Event::ProcessStarted {
+        Ok(Pending {
             name: name.to_owned(),
+            pid,
+            ready: ready_rx,
+            log,
+        })
+    }
+
+    /// Records a started process: in the ledger, in the map, in the journal.
+    fn register(&self, process: &ProcessName, proc: Proc) {
+        let (name, pid) = (process.to_string(), proc.pid);
+        let mut ledger = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(Err(e)) = ledger.as_mut().map(|l| l.record(pid, &name)) {
+            tracing::warn!("could not record {name} (pid {pid}) in the ledger: {e}");
+        }
+        drop(ledger);
+        self.lock().insert(process.clone(), proc);
+        self.emit(Event::ProcessStarted {
+            name,
             role: process.role(),
             server: process.server().map(str::to_owned),
             pid,
         });
+    }
+
+    /// Starts a program the lab did not write as process `name` (an external agent), here:
+    /// in its own process group and the mount namespace `isolation` sets up, in `workdir`,
+    /// with only `env` and the inherited variables, its stdout and stderr appended to
+    /// `logs/<name>.log`. It has no readiness line: the returned [`Pending`] is ready at once.
+    /// Its whole group is signalled, and killed once it exits.
+    pub fn spawn_program(
+        &self,
+        process: &ProcessName,
+        program: &Program<'_>,
+        data_limit: Option<u64>,
+    ) -> Result<Pending, HarnessError> {
+        let name = process.to_string();
+        if self.remote.is_some() {
+            return Err(HarnessError::Start(format!(
+                "{name}: an external agent runs on this machine only, not on launcher hosts"
+            )));
+        }
+        std::fs::create_dir_all(&self.log_dir)
+            .map_err(|e| HarnessError::io(format!("create {}", self.log_dir.display()), e))?;
+        let log = self.log_dir.join(format!("{name}.log"));
+        let open_log = || {
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log)
+                .map_err(|e| HarnessError::io(format!("open {}", log.display()), e))
+        };
+        let mut cmd = Command::new(program.argv[0].as_str());
+        cmd.args(&program.argv[1..])
+            .current_dir(program.workdir)
+            .env_clear()
+            .envs(program.env)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(open_log()?))
+            .stderr(Stdio::from(open_log()?))
+            .kill_on_drop(true);
+        outage_lab_host::die_with_parent(&mut cmd);
+        program.isolation.apply(&mut cmd);
+        if let Some(limit) = data_limit {
+            limit_data(&mut cmd, limit);
+        }
+        let mut child = cmd.spawn().map_err(|e| {
+            HarnessError::Start(format!(
+                "{name}: could not start {:?} (in {}): {e}",
+                program.argv[0],
+                program.workdir.display()
+            ))
+        })?;
+        let pid =
+            (child.id()).ok_or_else(|| HarnessError::Start(format!("{name}: exited at once")))?;
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let _ = ready_tx.send(BTreeMap::new());
+        let stopping = Arc::new(AtomicBool::new(program.may_exit));
+        let (exited_tx, exited_rx) = watch::channel(false);
+        let teller = Teller {
+            tx: self.tx.clone(),
+            source: name.clone(),
+            pid,
+            t0: self.t0,
+            ready: None,
+            expected: Arc::clone(&stopping),
+            exited: exited_tx,
+        };
+        tokio::spawn(async move {
+            let status = match child.wait().await {
+                Ok(status) => outage_lab_host::describe_status(status),
+                Err(e) => format!("wait failed: {e}"),
+            };
+            // What it forked dies with it. The group's id is not reused while any member
+            // lives, so this reaches only the program's own processes.
+            signal_group(pid, libc::SIGKILL);
+            teller.exited(status);
+        });
+        self.register(
+            process,
+            Proc {
+                pid,
+                stopping,
+                exited: exited_rx,
+                remote: None,
+                group: true,
+            },
+        );
         Ok(Pending {
-            name: name.to_owned(),
+            name,
             pid,
             ready: ready_rx,
             log,

@@ -60,6 +60,13 @@ impl<'a> Locator<'a> {
         }
     }
 
+    /// Whether the document spells out `path` (a default is not written).
+    pub fn written(&self, path: &[&str]) -> bool {
+        (Places::read(self.text).unwrap_or_default())
+            .exact(path)
+            .is_some()
+    }
+
     /// `what`, about the file as a whole.
     pub fn plain(&self, what: String) -> ScenarioError {
         ScenarioError {

@@ -31,7 +31,7 @@ pub mod located;
 pub mod overrides;
 pub mod sections;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use outage_lab_proto::HumanDuration;
 use serde::Deserialize;
@@ -106,6 +106,10 @@ pub struct Scenario {
     /// The document as run: the file's text, or with `--set` the effective document.
     #[serde(skip)]
     pub text: String,
+    /// The directory the file was read from (absolute when it could be made so), for the
+    /// external agent's `{{scenario_dir}}`.
+    #[serde(skip)]
+    pub dir: PathBuf,
 }
 
 fn default_seed() -> u64 {
@@ -161,7 +165,11 @@ impl Scenario {
                 ),
             }
         })?;
-        Self::parse_with(&text, &shown, settings)
+        let mut scenario = Self::parse_with(&text, &shown, settings)?;
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+        let dir = dir.unwrap_or(Path::new("."));
+        scenario.dir = dir.canonicalize().unwrap_or_else(|_| dir.to_owned());
+        Ok(scenario)
     }
 
     /// Parses and validates scenario text; `source` names it in error messages.
@@ -276,6 +284,12 @@ impl Scenario {
             return Err(loc.at_path(
                 &[&["fixes", "per_customer_throttling"]],
                 "fixes.per_customer_throttling changes how the API throttles customers, and this scenario has none; set customers.accounts".into(),
+            ));
+        }
+        if self.fixes.agent_bounded_retry.is_some() && self.agent.command.is_some() {
+            return Err(loc.at_path(
+                &[&["fixes", "agent_bounded_retry"]],
+                "fixes.agent_bounded_retry changes the built-in agent's retry, and agent.command replaces that agent; fix your agent instead".into(),
             ));
         }
         self.fixes.validate(loc)
@@ -554,18 +568,21 @@ timeline:
 
     #[test]
     fn every_fixture_scenario_parses() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/scenarios");
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/scenarios");
         let mut n = 0;
-        for entry in std::fs::read_dir(&dir).expect("fixtures/scenarios exists") {
-            let path = entry.expect("dir entry").path();
-            if path.extension().is_some_and(|e| e == "yaml") {
-                Scenario::load(&path, &[]).unwrap_or_else(|e| panic!("{e}"));
-                n += 1;
+        // The shipped scenarios and the external-agent ones (`bad/` is the refusal corpus).
+        for dir in [root.clone(), root.join("agents")] {
+            for entry in std::fs::read_dir(&dir).expect("fixture directory exists") {
+                let path = entry.expect("dir entry").path();
+                if path.extension().is_some_and(|e| e == "yaml") {
+                    Scenario::load(&path, &[]).unwrap_or_else(|e| panic!("{e}"));
+                    n += 1;
+                }
             }
         }
         assert!(
-            n >= 2,
-            "expected the 2012 scenario and its fixed variant, found {n} files"
+            n >= 4,
+            "expected the 2012 scenario, its fixed variant and the two agent scenarios, found {n} files"
         );
     }
 }

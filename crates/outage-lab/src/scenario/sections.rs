@@ -13,6 +13,8 @@
 //! Each section validates its own values where they were written ([`Locator`]); the role
 //! processes check their configs again at start-up, as any program checks its input.
 
+use std::collections::BTreeMap;
+
 use outage_lab_agent::{FleetRetryPolicy, RetryPolicyOf};
 use outage_lab_proto::{ByteSize, HumanDuration, Spread};
 use outage_lab_watchdog::{AggregateConfig, LeakConfig};
@@ -20,6 +22,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::located::{Locator, ScenarioError};
+use crate::external_agent::ExternalAgent;
 
 /// Largest fleet a scenario may ask for. Each server is two processes; past this the machine,
 /// not the scenario, is the experiment.
@@ -152,6 +155,14 @@ pub struct AgentSettings {
     /// What a failed report costs: `mode: leaky` (the 2012 bug) or `mode: fixed`. A leaky
     /// `retained_per_failure` may be a range each agent draws its own leak rate from.
     pub retry: FleetRetryPolicy,
+    /// Any program as the agent, in place of the built-in one (see [`crate::external_agent`]).
+    pub command: Option<Spanned<Vec<String>>>,
+    /// The external agent's environment (templates).
+    pub env: BTreeMap<String, String>,
+    /// Files written into the external agent's working directory (templates).
+    pub files: BTreeMap<String, String>,
+    /// Whether the external agent may exit on its own.
+    pub may_exit: bool,
 }
 
 impl Default for AgentSettings {
@@ -161,13 +172,48 @@ impl Default for AgentSettings {
             report_interval: unspanned(Spread::exactly(agent.report_interval)),
             request_timeout: agent.request_timeout,
             retry: FleetRetryPolicy::default(),
+            command: None,
+            env: BTreeMap::new(),
+            files: BTreeMap::new(),
+            may_exit: false,
         }
     }
 }
 
+/// The built-in agent's settings, which mean nothing to an external one.
+const BUILT_IN_ONLY: &[&str] = &["report_interval", "request_timeout", "retry"];
+/// The external agent's settings, which mean nothing without `command`.
+const EXTERNAL_ONLY: &[&str] = &["env", "files", "may_exit"];
+
 impl AgentSettings {
-    /// Intervals and the retry policy.
+    /// The external agent, when `command:` names one.
+    pub fn external(&self) -> Option<ExternalAgent> {
+        Some(ExternalAgent {
+            command: self.command.clone()?,
+            env: self.env.clone(),
+            files: self.files.clone(),
+            may_exit: self.may_exit,
+        })
+    }
+
+    /// Intervals and the retry policy, or the external agent; never a mix.
     pub fn validate(&self, loc: &Locator<'_>) -> Result<(), ScenarioError> {
+        let written = |field: &str| loc.written(&["agent", field]);
+        if let Some(external) = self.external() {
+            if let Some(field) = BUILT_IN_ONLY.iter().find(|f| written(f)) {
+                return Err(loc.at_path(
+                    &[&["agent", field]],
+                    format!("agent.{field} configures the built-in agent, and agent.command replaces it; remove one of them"),
+                ));
+            }
+            return external.validate(loc);
+        }
+        if let Some(field) = EXTERNAL_ONLY.iter().find(|f| written(f)) {
+            return Err(loc.at_path(
+                &[&["agent", field]],
+                format!("agent.{field} configures an external agent; set agent.command to the program to run"),
+            ));
+        }
         if self.report_interval.value.min.get().is_zero() {
             return Err(loc.at(
                 &self.report_interval,

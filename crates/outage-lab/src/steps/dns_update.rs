@@ -19,6 +19,7 @@ use super::{Step, StepKind, TimelineContext, TimelineStep};
 use crate::checks::{Check, CheckInput, first_few, result};
 use crate::harness::error::HarnessError;
 use crate::harness::fleet::Fleet;
+use crate::plan::ServerPlan;
 use crate::scenario::located::ScenarioError;
 
 /// The partial DNS update of the incident.
@@ -118,8 +119,17 @@ fn judged_at(input: &CheckInput<'_>) -> u64 {
 }
 
 /// Which servers really behaved stale: at the moment DNS was repaired (or the end), their agent
-/// still held the old collector address and had failed reports.
+/// still held the old collector address and had failed reports. An agent the lab did not write
+/// tells nothing itself: it behaved stale when its DNS server answered it the old address after
+/// the update and the replacement collector had no report from it by then.
 pub fn observed_stale(input: &CheckInput<'_>) -> Vec<String> {
+    if input.external_agent {
+        return (input.plan.servers.iter())
+            .filter(|s| external_stale_problem(input, s).is_none())
+            .filter(|s| s.stale)
+            .map(|s| s.id.clone())
+            .collect();
+    }
     let old = IpAddr::V4(input.plan.collector_old);
     let at = judged_at(input);
     (input.state.servers.iter())
@@ -128,7 +138,68 @@ pub fn observed_stale(input: &CheckInput<'_>) -> Vec<String> {
         .collect()
 }
 
+/// What contradicts the plan about an external agent on `planned`, if anything: a stale one
+/// must have been answered the dead address after the update and have reached nothing; a fresh
+/// one must have reported to the replacement.
+fn external_stale_problem(input: &CheckInput<'_>, planned: &ServerPlan) -> Option<String> {
+    let old = IpAddr::V4(input.plan.collector_old);
+    let new = input.plan.collector_new;
+    let update = input.state.injected_at(StepKind::DnsUpdate).unwrap_or(0);
+    let at = judged_at(input);
+    let (id, dns) = (&planned.id, &planned.dns_server);
+    let state = input.state.servers.get(id);
+    let reached_by = |t| state.map_or(0, |s| s.reports_to_new_collector_by(t));
+    if !planned.stale {
+        return (reached_by(input.end_ms) == 0)
+            .then(|| format!("{id} (fresh, via {dns}) never reported to the replacement {new}"));
+    }
+    let answered_old = input.state.dns_answered_between(dns, old, update, at);
+    if answered_old == 0 {
+        return Some(format!(
+            "{id} (stale, via {dns}): {dns} never answered the dead address {old} after the update; does the agent resolve collector.lab.internal through the system's resolver?"
+        ));
+    }
+    let reached = reached_by(at);
+    (reached > 0).then(|| {
+        format!("{id} (stale, via {dns}) reached the replacement {new} {reached} times before DNS was repaired")
+    })
+}
+
+/// `fault_took_effect` for an agent the lab did not write, from its DNS server's answers and
+/// the replacement collector's counts.
+fn external_fault_took_effect(input: &CheckInput<'_>) -> ExpectationResult {
+    let problems: Vec<String> = (input.plan.servers.iter())
+        .filter_map(|s| external_stale_problem(input, s))
+        .collect();
+    if !problems.is_empty() {
+        return result("fault_took_effect", false, first_few(&problems, 5));
+    }
+    let old = IpAddr::V4(input.plan.collector_old);
+    let update = input.state.injected_at(StepKind::DnsUpdate).unwrap_or(0);
+    let at = judged_at(input);
+    let missed: BTreeSet<&str> = (input.plan.stale_servers())
+        .map(|s| s.dns_server.as_str())
+        .collect();
+    let answers: u64 = (missed.iter())
+        .map(|dns| input.state.dns_answered_between(dns, old, update, at))
+        .sum();
+    let stale = input.plan.stale_servers().count();
+    result(
+        "fault_took_effect",
+        true,
+        format!(
+            "{} answered the dead address {old} {answers} times after the update and the replacement counted no report from their {stale} agents; {} others reported to {}",
+            missed.into_iter().collect::<Vec<_>>().join(", "),
+            input.plan.servers.len() - stale,
+            input.plan.collector_new
+        ),
+    )
+}
+
 fn fault_took_effect(input: &CheckInput<'_>) -> ExpectationResult {
+    if input.external_agent {
+        return external_fault_took_effect(input);
+    }
     let old = IpAddr::V4(input.plan.collector_old);
     let new = IpAddr::V4(input.plan.collector_new);
     let update = input.state.injected_at(StepKind::DnsUpdate).unwrap_or(0);

@@ -1,0 +1,157 @@
+//! Any program as the reporting agent: two small Python agents of our own in the 2012 failure,
+//! one that keeps every unsent report (the run fails and names it) and one that bounds its
+//! queue (the run passes), and the refusal when the harness lacks the privileges to give each
+//! agent its own `/etc/resolv.conf`.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use outage_lab_proto::report::{ExpectationResult, Report};
+use outage_lab_proto::{Event, JournalEntry};
+
+use crate::support::{ScenarioRun, journal, report, run, scenario, wait_until_gone};
+
+const RUN_LIMIT: Duration = Duration::from_secs(120);
+
+/// External agents need root here (a mount namespace each, DNS on port 53).
+fn privileged() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root {
+        eprintln!("SKIPPED: external agents need root; this test runs as uid != 0");
+    }
+    root
+}
+
+/// Runs `agents/<fixture>`; checks that nothing of it, its Python agents included, is left.
+fn run_agents(fixture: &str, agent: &str) -> (Option<i32>, Report, Vec<JournalEntry>, String) {
+    let (done, out, _tmp) = ScenarioRun::start(&format!("agents/{fixture}"), &[]).finish(RUN_LIMIT);
+    let left = wait_until_gone(out.to_str().unwrap(), Duration::from_secs(3));
+    assert!(left.is_empty(), "left behind: {left:?}");
+    let agents_left = wait_until_gone(&format!("agents/{agent}"), Duration::from_secs(3));
+    assert!(
+        agents_left.is_empty(),
+        "agents left behind: {agents_left:?}"
+    );
+    let log = std::fs::read_to_string(out.join("logs/agent-s000.log")).unwrap_or_default();
+    (
+        done.code(),
+        report(&out),
+        journal(&out),
+        done.output() + &log,
+    )
+}
+
+fn row<'a>(report: &'a Report, name: &str) -> &'a ExpectationResult {
+    (report.expectations.iter())
+        .find(|e| e.name == name)
+        .unwrap_or_else(|| panic!("no {name} row in {:?}", report.expectations))
+}
+
+/// The dead collector's address as the stale DNS servers answered it, after the update.
+fn dead_address_answers(entries: &[JournalEntry], report: &Report) -> u64 {
+    let stale_dns: Vec<&str> = (report.servers.iter())
+        .filter(|s| s.stale)
+        .map(|s| s.dns_server.as_str())
+        .collect();
+    let dead: IpAddr = (entries.iter())
+        .find_map(|e| match &e.event {
+            Event::Ready { role, addrs } if role == "collector" && e.source == "collector-old" => {
+                addrs.get("http").map(|a| a.ip())
+            }
+            _ => None,
+        })
+        .expect("the old collector announced its address");
+    (entries.iter())
+        .filter(|e| stale_dns.contains(&e.source.as_str()))
+        .filter_map(|e| match &e.event {
+            Event::DnsAnswers { collector } => collector.get(&dead).copied(),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+#[test]
+fn an_agent_that_keeps_every_unsent_report_fails_the_run_by_name() {
+    if !privileged() {
+        return;
+    }
+    let (code, report, entries, output) = run_agents("hoarder.yaml", "hoarder.py");
+    assert_eq!(code, Some(1), "{output}");
+    let grow = row(&report, "stale_agents_grow_at_most");
+    let stale: Vec<&str> = (report.servers.iter().filter(|s| s.stale))
+        .map(|s| s.id.as_str())
+        .collect();
+    assert!(!grow.passed, "{grow:?}");
+    assert!(
+        stale.iter().any(|id| grow.detail.contains(id)),
+        "the verdict names a stale server ({stale:?}): {grow:?}"
+    );
+    for held in ["fault_took_effect", "leak_alarm", "processes_stayed_up"] {
+        assert!(
+            row(&report, held).passed,
+            "{:?}\n{output}",
+            row(&report, held)
+        );
+    }
+    assert!(
+        dead_address_answers(&entries, &report) > 0,
+        "the stale DNS servers answered the dead address: the agents resolved through the lab"
+    );
+}
+
+#[test]
+fn an_agent_that_bounds_its_queue_passes_the_same_test() {
+    if !privileged() {
+        return;
+    }
+    let (code, report, entries, output) = run_agents("bounded.yaml", "bounded.py");
+    assert_eq!(code, Some(0), "{output}");
+    assert!(row(&report, "fault_took_effect").passed);
+    assert!(dead_address_answers(&entries, &report) > 0);
+}
+
+#[test]
+fn without_the_privileges_an_external_agent_is_refused_before_anything_starts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let path = scenario("agents/hoarder.yaml");
+    // Root without CAP_SYS_ADMIN in its bounding set loses it at exec; a user has none anyway.
+    let done = if unsafe { libc::geteuid() } == 0 {
+        let bin = crate::support::bin();
+        let std_out = std::process::Command::new("setpriv")
+            .args(["--bounding-set", "-sys_admin,-net_bind_service", "--"])
+            .arg(bin)
+            .args([
+                "run",
+                path.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+            ])
+            .output()
+            .expect("run setpriv (util-linux)");
+        (
+            std_out.status.code(),
+            String::from_utf8_lossy(&std_out.stderr).into_owned(),
+        )
+    } else {
+        let done = run(
+            &[
+                "run",
+                path.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+            ],
+            Duration::from_secs(20),
+        );
+        (done.code(), done.stderr)
+    };
+    let (code, stderr) = done;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("CAP_SYS_ADMIN") && stderr.contains("compose"),
+        "says what is needed and what works without it: {stderr}"
+    );
+    assert!(!out.exists(), "nothing was started");
+}
