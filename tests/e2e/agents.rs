@@ -155,3 +155,55 @@ fn without_the_privileges_an_external_agent_is_refused_before_anything_starts() 
     );
     assert!(!out.exists(), "nothing was started");
 }
+
+/// Runs one of the shipped real-agent scenarios on 6 servers: whatever the agent does with its
+/// memory is the result (printed), but the fault must take effect on it: its stale copies were
+/// answered the dead address by their DNS server and never reached the replacement.
+fn real_agent(fixture: &str, program: &str) {
+    if !privileged() {
+        return;
+    }
+    let found = std::path::Path::new(program).is_file()
+        || std::process::Command::new("sh")
+            .args(["-c", &format!("command -v {program}")])
+            .output()
+            .is_ok_and(|o| o.status.success());
+    assert!(
+        found,
+        "{program} is not installed: run scripts/install-agents (Debian packages)"
+    );
+    let (done, out, _tmp) =
+        ScenarioRun::start(&format!("agents/{fixture}"), &["--servers", "6"]).finish(RUN_LIMIT);
+    let left = wait_until_gone(out.to_str().unwrap(), Duration::from_secs(5));
+    assert!(left.is_empty(), "left behind: {left:?}");
+    assert!(matches!(done.code(), Some(0 | 1)), "{}", done.output());
+    let report = report(&out);
+    let entries = journal(&out);
+    assert!(
+        row(&report, "fault_took_effect").passed,
+        "{:?}",
+        row(&report, "fault_took_effect")
+    );
+    assert!(dead_address_answers(&entries, &report) > 0);
+    for s in &report.servers {
+        let (first, peak) = (s.agent.rss_first_bytes, s.agent.rss_peak_bytes);
+        assert!(first.is_some() && peak.is_some(), "{} was measured", s.id);
+        println!(
+            "{fixture} {} ({}): agent RSS {:.1} -> peak {:.1} MiB",
+            s.id,
+            if s.stale { "stale" } else { "fresh" },
+            first.unwrap_or(0) as f64 / 1048576.0,
+            peak.unwrap_or(0) as f64 / 1048576.0
+        );
+    }
+}
+
+#[test]
+fn prometheus_in_agent_mode_goes_through_the_2012_fault() {
+    real_agent("prometheus.yaml", "prometheus");
+}
+
+#[test]
+fn collectd_with_write_http_goes_through_the_2012_fault() {
+    real_agent("collectd.yaml", "/usr/sbin/collectd");
+}

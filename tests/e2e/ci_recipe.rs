@@ -22,13 +22,17 @@ fn the_example_workflow_passes_actionlint_and_shellcheck() {
         .arg(&workflow)
         .output()
         .expect("run actionlint");
-    let said = String::from_utf8_lossy(&lint.stdout).into_owned()
-        + &String::from_utf8_lossy(&lint.stderr);
+    let said =
+        String::from_utf8_lossy(&lint.stdout).into_owned() + &String::from_utf8_lossy(&lint.stderr);
     assert!(lint.status.success(), "{said}");
     assert!(
-        said.contains("Found total 0 errors") && !said.contains(r#"Rule "shellcheck" was disabled"#),
+        said.contains("Found total 0 errors")
+            && !said.contains(r#"Rule "shellcheck" was disabled"#),
         "actionlint ran shellcheck on the run: scripts and found nothing: {said}"
     );
     let guide = std::fs::read_to_string(repo().join("docs/ci.md")).expect("docs/ci.md");
-    assert!(guide.contains("docs/ci/outage-lab-agent.yml"), "the guide points at the workflow");
+    assert!(
+        guide.contains("docs/ci/outage-lab-agent.yml"),
+        "the guide points at the workflow"
+    );
 }

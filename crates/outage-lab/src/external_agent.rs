@@ -31,6 +31,10 @@ pub const PLACEHOLDERS: &[(&str, &str)] = &[
     ("collector_host", "collector.lab.internal"),
     ("collector_port", "the collector's port"),
     ("server", "the storage server's id, e.g. s003"),
+    (
+        "server_ip",
+        "the storage server's own loopback address (an agent that listens binds here)",
+    ),
     ("dns_server", "the address of the server's lab DNS server"),
     ("workdir", "the agent's private working directory"),
     ("scenario_dir", "the directory of the scenario file"),
@@ -63,6 +67,8 @@ pub struct ExternalAgent {
 pub struct Values {
     /// Storage server id.
     pub server: String,
+    /// The storage server's own address.
+    pub server_ip: Ipv4Addr,
     /// The collector's port.
     pub collector_port: u16,
     /// The server's DNS server.
@@ -87,6 +93,7 @@ impl Values {
                 .to_owned(),
             "collector_port" => self.collector_port.to_string(),
             "server" => self.server.clone(),
+            "server_ip" => self.server_ip.to_string(),
             "dns_server" => self.dns_server.to_string(),
             "workdir" => self.workdir.display().to_string(),
             "scenario_dir" => self.scenario_dir.display().to_string(),
@@ -310,6 +317,7 @@ mod tests {
     fn values() -> Values {
         Values {
             server: "s003".into(),
+            server_ip: Ipv4Addr::new(127, 9, 1, 4),
             collector_port: 4242,
             dns_server: Ipv4Addr::new(127, 9, 0, 2),
             workdir: "/run/a".into(),

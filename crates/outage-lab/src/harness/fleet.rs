@@ -321,6 +321,7 @@ impl<'a> Fleet<'a> {
         let workdir = root.join(&server.id);
         let values = external_agent::Values {
             server: server.id.clone(),
+            server_ip: server.ip,
             collector_port: self.learned.collector_port,
             dns_server: dns.ip,
             workdir: workdir.clone(),
