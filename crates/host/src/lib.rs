@@ -78,7 +78,15 @@ pub struct Config {
     pub child_env: Vec<(String, String)>,
     /// The address to announce in the readiness line; the bound address when `None`.
     pub advertise: Option<SocketAddr>,
+    /// The one program besides outage-lab this launcher may start: an external agent, named as
+    /// the scenario's `agent.command` names it (`prometheus`, `/agent/bin/my-agent`). `None`:
+    /// outage-lab roles only.
+    pub agent: Option<String>,
 }
+
+/// The harness's environment variables an external agent inherits (here: the launcher's);
+/// the spawn request sets the rest.
+pub const AGENT_INHERITED_ENV: &[&str] = &["PATH", "HOME", "LANG", "TMPDIR"];
 
 /// The socket the launcher serves on, bound by the caller.
 #[derive(Debug)]
@@ -108,6 +116,23 @@ pub struct SpawnRequest {
     pub args: Vec<String>,
     /// Where the child's stderr is appended (created if missing); its directory must exist.
     pub log: PathBuf,
+    /// Instead of an outage-lab role: the external agent to run (`args` is then ignored). The
+    /// launcher must have been started with `--agent` naming `argv[0]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub program: Option<ProgramRequest>,
+}
+
+/// An external agent to start: its stdout and stderr both go to the log; the response streams
+/// only its exit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProgramRequest {
+    /// The program and its arguments.
+    pub argv: Vec<String>,
+    /// Its environment, besides [`AGENT_INHERITED_ENV`].
+    pub env: std::collections::BTreeMap<String, String>,
+    /// Its working directory (shared with the harness: the run directory's volume).
+    pub workdir: PathBuf,
 }
 
 /// A signal the harness may send to a child.
@@ -381,25 +406,23 @@ async fn spawn(State(host): State<Arc<Host>>, Json(req): Json<SpawnRequest>) -> 
             );
         }
     };
-    let mut cmd = Command::new(&host.config.exe);
-    cmd.args(&req.args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(log))
-        .env("OUTAGE_LAB_PROCESS", &req.name)
-        .envs(host.config.child_env.iter().map(|(k, v)| (k, v)))
-        .kill_on_drop(true);
-    die_with_parent(&mut cmd);
+    let mut cmd = match command(&host.config, &req, log) {
+        Ok(cmd) => cmd,
+        Err(refusal) => return refusal,
+    };
     let mut child = match cmd.spawn() {
         Ok(child) => child,
         Err(e) => {
+            let program = (req.program.as_ref()).map_or(host.config.exe.clone(), |p| {
+                PathBuf::from(p.argv.first().cloned().unwrap_or_default())
+            });
             return reject(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                format!("could not start {}: {e}", host.config.exe.display()),
+                format!("could not start {}: {e}", program.display()),
             );
         }
     };
-    let (Some(pid), Some(stdout)) = (child.id(), child.stdout.take()) else {
+    let Some(pid) = child.id() else {
         return reject(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("{} exited at once", req.name),
@@ -407,8 +430,9 @@ async fn spawn(State(host): State<Arc<Host>>, Json(req): Json<SpawnRequest>) -> 
     };
     host.running().insert(req.name.clone(), pid);
     tracing::info!(name = %req.name, pid, "started");
+    let stdout = child.stdout.take();
     let stream = Streaming {
-        lines: BufReader::new(stdout).lines(),
+        lines: stdout.map(|out| BufReader::new(out).lines()),
         child,
         entry: Entry {
             host,
@@ -427,6 +451,56 @@ async fn spawn(State(host): State<Arc<Host>>, Json(req): Json<SpawnRequest>) -> 
         .headers_mut()
         .insert(PID_HEADER, HeaderValue::from(pid));
     response
+}
+
+/// The command for `req`: an outage-lab role (stdout piped: its events), or the one external
+/// agent this launcher may run (stdout and stderr to the log, its own environment and
+/// directory).
+#[allow(clippy::result_large_err)]
+fn command(config: &Config, req: &SpawnRequest, log: std::fs::File) -> Result<Command, Response> {
+    let mut cmd;
+    if let Some(program) = &req.program {
+        let first = program.argv.first().map(String::as_str);
+        if first.is_none() || first != config.agent.as_deref() {
+            return Err(reject(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "this launcher runs outage-lab roles{}; it was asked for {first:?} (start it with --agent naming that program)",
+                    config
+                        .agent
+                        .as_ref()
+                        .map(|a| format!(" and {a:?}"))
+                        .unwrap_or_default()
+                ),
+            ));
+        }
+        let stdout = log.try_clone().map_err(|e| {
+            reject(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("cannot share the log: {e}"),
+            )
+        })?;
+        cmd = Command::new(&program.argv[0]);
+        let inherited = (AGENT_INHERITED_ENV.iter())
+            .filter_map(|k| Some((k.to_string(), std::env::var(k).ok()?)));
+        cmd.args(&program.argv[1..])
+            .current_dir(&program.workdir)
+            .env_clear()
+            .envs(inherited)
+            .envs(&program.env)
+            .stdout(Stdio::from(stdout));
+    } else {
+        cmd = Command::new(&config.exe);
+        cmd.args(&req.args)
+            .stdout(Stdio::piped())
+            .env("OUTAGE_LAB_PROCESS", &req.name)
+            .envs(config.child_env.iter().map(|(k, v)| (k, v)));
+    }
+    cmd.stdin(Stdio::null())
+        .stderr(Stdio::from(log))
+        .kill_on_drop(true);
+    die_with_parent(&mut cmd);
+    Ok(cmd)
 }
 
 /// A child's entry in the running map; dropping it removes the entry. It is dropped when the
@@ -457,7 +531,8 @@ impl Drop for Entry {
 
 /// The state behind one spawn response's body.
 struct Streaming {
-    lines: Lines<BufReader<ChildStdout>>,
+    /// An outage-lab role's stdout; `None` for an external agent, whose output is in its log.
+    lines: Option<Lines<BufReader<ChildStdout>>>,
     child: Child,
     entry: Entry,
     done: bool,
@@ -468,7 +543,11 @@ impl Streaming {
         if self.done {
             return None;
         }
-        match self.lines.next_line().await {
+        let line = match &mut self.lines {
+            Some(lines) => lines.next_line().await,
+            None => Ok(None),
+        };
+        match line {
             Ok(Some(mut line)) => {
                 line.push('\n');
                 Some((Ok(Bytes::from(line)), self))

@@ -17,6 +17,10 @@ struct Launcher {
 
 impl Launcher {
     async fn start(token: Option<&str>) -> Self {
+        Self::start_with_agent(token, None).await
+    }
+
+    async fn start_with_agent(token: Option<&str>, agent: Option<&str>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let shutdown = CancellationToken::new();
@@ -25,6 +29,7 @@ impl Launcher {
             admin_token: token.map(str::to_owned),
             child_env: vec![("LAUNCHED_BY".into(), "test".into())],
             advertise: None,
+            agent: agent.map(str::to_owned),
         };
         let task = tokio::spawn({
             let shutdown = shutdown.clone();
@@ -53,6 +58,7 @@ impl Launcher {
             name: name.into(),
             args: vec!["-c".into(), script.into()],
             log: self.log_dir.path().join(format!("{name}.log")),
+            program: None,
         }
     }
 
@@ -221,6 +227,7 @@ async fn bad_requests_are_refused_with_the_reason() {
             name: "x".into(),
             args: vec![],
             log: "/nonexistent-dir/x.log".into(),
+            program: None,
         })
         .send()
         .await
@@ -242,5 +249,55 @@ async fn bad_requests_are_refused_with_the_reason() {
         .await
         .expect("spawn");
     assert_eq!(unknown.status(), 422);
+    launcher.stop().await;
+}
+
+fn program(launcher: &Launcher, argv: &[&str], workdir: &std::path::Path) -> SpawnRequest {
+    SpawnRequest {
+        name: "agent-s001".into(),
+        args: vec![],
+        log: launcher.log_dir.path().join("agent-s001.log"),
+        program: Some(outage_lab_host::ProgramRequest {
+            argv: argv.iter().map(|a| a.to_string()).collect(),
+            env: [("AGENT_SAYS".to_owned(), "hello".to_owned())].into(),
+            workdir: workdir.to_owned(),
+        }),
+    }
+}
+
+#[tokio::test]
+async fn a_launcher_starts_only_the_agent_program_it_was_given() {
+    let launcher = Launcher::start(None).await;
+    let work = tempfile::tempdir().expect("tempdir");
+    let asked = program(&launcher, &["/bin/sh", "-c", "exit 0"], work.path());
+    let refused = (launcher.http.post(format!("{}/processes", launcher.base)))
+        .json(&asked)
+        .send()
+        .await
+        .expect("spawn");
+    assert_eq!(refused.status(), 403);
+    assert!(refused.text().await.expect("text").contains("--agent"));
+    launcher.stop().await;
+}
+
+#[tokio::test]
+async fn the_agent_program_runs_in_its_directory_with_its_environment_and_logs_its_output() {
+    let launcher = Launcher::start_with_agent(None, Some("/bin/sh")).await;
+    let work = tempfile::tempdir().expect("tempdir");
+    let script = "echo \"out $AGENT_SAYS in $(pwd)\"; echo err >&2; [ -z \"$LAUNCHED_BY\" ]";
+    let asked = program(&launcher, &["/bin/sh", "-c", script], work.path());
+    let response = (launcher.http.post(format!("{}/processes", launcher.base)))
+        .json(&asked)
+        .send()
+        .await
+        .expect("spawn");
+    assert_eq!(response.status(), 200);
+    let body = response.text().await.expect("the stream to its end");
+    let exit: ExitLine = serde_json::from_str(body.trim()).expect("only the exit line");
+    assert_eq!(exit.host_exit, "exit code 0", "no role environment leaked in");
+    let log = std::fs::read_to_string(launcher.log_dir.path().join("agent-s001.log")).expect("log");
+    let dir = work.path().canonicalize().expect("dir");
+    assert!(log.contains(&format!("out hello in {}", dir.display())), "{log}");
+    assert!(log.contains("err"), "{log}");
     launcher.stop().await;
 }

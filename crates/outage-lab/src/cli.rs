@@ -245,7 +245,8 @@ pub struct HostArgs {
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:7070")]
     pub listen: SocketAddr,
     /// The compose service this launcher belongs to: dns, collector-old, collector-new,
-    /// watchdog, control or storage.
+    /// watchdog, control or storage; or a DNS server's name (dns-a) to run only that one, or
+    /// storage-<dns server> (storage-dns-c) for storage servers behind that DNS server.
     #[arg(long, value_name = "NAME", requires = "state")]
     pub service: Option<String>,
     /// State directory shared by every container: the launcher registers there and takes the
@@ -256,6 +257,11 @@ pub struct HostArgs {
     /// listening on 0.0.0.0, else the listening address).
     #[arg(long, value_name = "IP")]
     pub advertise: Option<std::net::IpAddr>,
+    /// An external agent this launcher may start besides outage-lab roles, named as the
+    /// scenario's agent.command names it (e.g. prometheus). Without it, a request for any other
+    /// program is refused.
+    #[arg(long, value_name = "PROGRAM")]
+    pub agent: Option<String>,
 }
 
 /// The DNS role's addresses.

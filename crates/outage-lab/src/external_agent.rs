@@ -40,9 +40,6 @@ pub const PLACEHOLDERS: &[(&str, &str)] = &[
     ("scenario_dir", "the directory of the scenario file"),
 ];
 
-/// The harness's environment variables an external agent inherits; `env:` sets the rest.
-pub const INHERITED_ENV: &[&str] = &["PATH", "HOME", "LANG", "TMPDIR"];
-
 /// The port DNS clients use when resolv.conf names a server: the lab's DNS servers answer on it
 /// too when an external agent runs.
 pub const DNS_PORT: u16 = 53;
@@ -54,7 +51,7 @@ pub struct ExternalAgent {
     /// The program and its arguments (templates).
     pub command: Spanned<Vec<String>>,
     /// Environment variables set for it (values are templates); of the harness's own it
-    /// inherits only [`INHERITED_ENV`].
+    /// inherits only [`outage_lab_host::AGENT_INHERITED_ENV`].
     pub env: BTreeMap<String, String>,
     /// Files written into its working directory before it starts: relative path to template.
     pub files: BTreeMap<String, String>,

@@ -185,6 +185,7 @@ async fn host(
             .collect(),
         admin_token: token,
         advertise: Some(advertise),
+        agent: args.agent.clone(),
     };
     outage_lab_host::run(
         config,

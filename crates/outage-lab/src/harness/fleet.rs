@@ -283,7 +283,7 @@ impl<'a> Fleet<'a> {
         let name = ProcessName::Agent(server.id.clone());
         let rlimit = self.limiter.as_ref().and_then(Limiter::rlimit);
         let pending = if let Some(external) = self.scenario.agent.external() {
-            self.spawn_external_agent(server, &external, rlimit)?
+            self.spawn_external_agent(server, &external, rlimit).await?
         } else {
             let config = configs::agent(self.scenario, server, dns_addr, port);
             let file = self.write_config(&name, &config)?;
@@ -309,7 +309,7 @@ impl<'a> Fleet<'a> {
 
     /// Starts `external` as `server`'s agent: its working directory and files written from the
     /// templates, resolving through its DNS server on port 53.
-    fn spawn_external_agent(
+    async fn spawn_external_agent(
         &self,
         server: &ServerPlan,
         external: &ExternalAgent,
@@ -341,25 +341,29 @@ impl<'a> Fleet<'a> {
             std::fs::write(&file, external_agent::render(template, &values))
                 .map_err(io(format!("write {}", file.display())))?;
         }
-        let isolation = external_agent::Isolation::write(&etc, dns.ip)
-            .map_err(io(format!("write {}", etc.display())))?;
+        // Here, a mount namespace gives it its own resolv.conf; on a launcher host the
+        // container's (compose's `dns:`) does.
+        let isolation = if self.sup.is_remote() {
+            None
+        } else {
+            let written = external_agent::Isolation::write(&etc, dns.ip);
+            Some(written.map_err(io(format!("write {}", etc.display())))?)
+        };
         let argv: Vec<String> = (external.command.value.iter())
             .map(|t| external_agent::render(t, &values))
             .collect();
-        let inherited = (external_agent::INHERITED_ENV.iter())
-            .filter_map(|k| Some((k.to_string(), std::env::var(k).ok()?)));
-        let rendered =
-            (external.env.iter()).map(|(k, t)| (k.clone(), external_agent::render(t, &values)));
-        let env: BTreeMap<String, String> = inherited.chain(rendered).collect();
+        let env: BTreeMap<String, String> = (external.env.iter())
+            .map(|(k, t)| (k.clone(), external_agent::render(t, &values)))
+            .collect();
         let program = Program {
             argv: &argv,
             env: &env,
             workdir: &workdir,
-            isolation: &isolation,
+            isolation: isolation.as_ref(),
             may_exit: external.may_exit,
         };
         let name = ProcessName::Agent(server.id.clone());
-        self.sup.spawn_program(&name, &program, rlimit)
+        self.sup.spawn_program(&name, &program, rlimit).await
     }
 
     /// Tells the watchdog the complete set of pids to watch.

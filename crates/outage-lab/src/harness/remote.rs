@@ -7,6 +7,12 @@
 //! storage server, checks each answers, and moves the address plan onto them: DNS servers,
 //! collectors, watchdog and control on their service's container, storage server `i` (its
 //! storage process and its agent) on the `i`-th storage container.
+//!
+//! For an agent that resolves through the container's resolver (an external agent), each DNS
+//! server needs an address of its own and each storage container the right one in its `dns:`.
+//! So a DNS server named `dns-c` runs on a host of service `dns-c` when one registered (else on
+//! the `dns` host), and the storage servers behind it on hosts of service `storage-dns-c` when
+//! any registered (else on `storage` hosts).
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -76,7 +82,6 @@ pub async fn connect(
         .default_headers(Remote::auth_headers(&token)?)
         .build()
         .map_err(|e| HarnessError::Start(format!("HTTP client: {e}")))?;
-    let needed = plan.servers.len();
     let deadline = tokio::time::Instant::now() + timeout;
     let mut healthy: BTreeMap<SocketAddr, bool> = BTreeMap::new();
     loop {
@@ -92,7 +97,7 @@ pub async fn connect(
             .iter()
             .filter(|r| healthy.get(&r.addr).copied().unwrap_or(false))
             .collect();
-        match assign(&live, needed) {
+        match assign(&live, plan) {
             Ok(assignment) => {
                 let by_process = apply(plan, &assignment);
                 return Ok(Remote {
@@ -120,37 +125,69 @@ async fn answers(client: &reqwest::Client, addr: SocketAddr) -> bool {
     )
 }
 
-/// The hosts chosen for a run: one per fixed service, `needed` storage hosts.
+/// The hosts chosen for a run: one per fixed service and per DNS server that has its own
+/// service, one storage host per storage server, in plan order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Assignment {
     fixed: BTreeMap<String, SocketAddr>,
     storage: Vec<SocketAddr>,
 }
 
+/// The service whose hosts run the storage servers behind DNS server `dns`.
+fn storage_service(dns: &str) -> String {
+    format!("{STORAGE_SERVICE}-{dns}")
+}
+
 /// Picks the hosts, or says what is missing. Several hosts of a fixed service, or more storage
 /// hosts than servers, are fine: the first ones by host name are used.
-fn assign(live: &[&Registration], needed: usize) -> Result<Assignment, String> {
+fn assign(live: &[&Registration], plan: &Plan) -> Result<Assignment, String> {
     let mut fixed = BTreeMap::new();
     let mut missing = Vec::new();
-    for service in FIXED_SERVICES {
+    let own_dns = (plan.dns.iter()).filter(|d| live.iter().any(|r| r.service == d.name));
+    let services = FIXED_SERVICES.iter().map(|s| s.to_string());
+    for service in services.chain(own_dns.map(|d| d.name.clone())) {
         match live.iter().find(|r| r.service == service) {
             Some(r) => {
-                fixed.insert(service.to_owned(), r.addr);
+                fixed.insert(service, r.addr);
             }
             None => missing.push(format!("no `{service}` host")),
         }
     }
-    let storage: Vec<SocketAddr> = live
-        .iter()
-        .filter(|r| r.service == STORAGE_SERVICE)
-        .map(|r| r.addr)
-        .take(needed)
-        .collect();
-    if storage.len() < needed {
-        missing.push(format!(
-            "{} of {needed} `{STORAGE_SERVICE}` hosts (scale the storage service to the fleet size: SERVERS={needed})",
-            storage.len()
-        ));
+    // Storage hosts by service, each list used in order.
+    let mut pools: BTreeMap<String, std::vec::IntoIter<SocketAddr>> = BTreeMap::new();
+    let mut wanted: BTreeMap<String, usize> = BTreeMap::new();
+    let mut storage = Vec::new();
+    for server in &plan.servers {
+        let own = storage_service(&server.dns_server);
+        let service = if live.iter().any(|r| r.service == own) {
+            own
+        } else {
+            STORAGE_SERVICE.to_owned()
+        };
+        *wanted.entry(service.clone()).or_default() += 1;
+        let pool = pools.entry(service.clone()).or_insert_with(|| {
+            let hosts: Vec<SocketAddr> = (live.iter())
+                .filter(|r| r.service == service)
+                .map(|r| r.addr)
+                .collect();
+            hosts.into_iter()
+        });
+        if let Some(host) = pool.next() {
+            storage.push(host);
+        }
+    }
+    for (service, needed) in &wanted {
+        let have = live.iter().filter(|r| &r.service == service).count();
+        if have < *needed {
+            missing.push(format!(
+                "{have} of {needed} `{service}` hosts (scale the {service} service to {needed}{})",
+                if service == STORAGE_SERVICE {
+                    format!(": SERVERS={}", plan.servers.len())
+                } else {
+                    String::new()
+                }
+            ));
+        }
     }
     if missing.is_empty() {
         Ok(Assignment { fixed, storage })
@@ -168,10 +205,10 @@ fn apply(plan: &mut Plan, a: &Assignment) -> BTreeMap<ProcessName, SocketAddr> {
             .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED),
     };
     let mut by_process = BTreeMap::new();
-    let dns = a.fixed["dns"];
     for d in &mut plan.dns {
-        d.ip = ip(dns);
-        by_process.insert(ProcessName::Dns(d.name.clone()), dns);
+        let host = (a.fixed.get(&d.name).copied()).unwrap_or(a.fixed["dns"]);
+        d.ip = ip(host);
+        by_process.insert(ProcessName::Dns(d.name.clone()), host);
     }
     for (process, slot) in [
         (
@@ -229,9 +266,9 @@ mod tests {
     fn each_storage_server_gets_its_own_container_and_the_rest_their_service() {
         let regs = fleet();
         let live: Vec<&Registration> = regs.iter().collect();
-        let a = assign(&live, 2).expect("enough hosts");
         let dns = vec!["dns-a".to_owned(), "dns-b".to_owned()];
         let mut plan = Plan::new(40, 1, 2, &dns, &BTreeSet::from(["dns-b".to_owned()]));
+        let a = assign(&live, &plan).expect("enough hosts");
         let by_process = apply(&mut plan, &a);
         assert_eq!(plan.dns[1].ip.to_string(), "10.0.0.1");
         assert_eq!(plan.collector_old.to_string(), "10.0.0.2");
@@ -251,9 +288,35 @@ mod tests {
     fn missing_hosts_are_named_with_how_to_fix_them() {
         let regs = fleet();
         let live: Vec<&Registration> = regs.iter().filter(|r| r.service != "control").collect();
-        let err = assign(&live, 5).expect_err("not enough");
+        let dns = vec!["dns-a".to_owned()];
+        let plan = Plan::new(40, 1, 5, &dns, &BTreeSet::new());
+        let err = assign(&live, &plan).expect_err("not enough");
         assert!(err.contains("no `control` host"), "{err}");
         assert!(err.contains("3 of 5 `storage` hosts"), "{err}");
         assert!(err.contains("SERVERS=5"), "{err}");
+    }
+
+    #[test]
+    fn a_dns_server_with_a_service_of_its_own_gets_it_and_so_do_the_servers_behind_it() {
+        let mut regs = fleet();
+        regs.push(reg("dns-b", "db", "10.0.0.9:7070"));
+        regs.push(reg("storage-dns-b", "sb1", "10.0.0.21:7070"));
+        let live: Vec<&Registration> = regs.iter().collect();
+        let dns = vec!["dns-a".to_owned(), "dns-b".to_owned()];
+        let mut plan = Plan::new(40, 1, 3, &dns, &BTreeSet::from(["dns-b".to_owned()]));
+        let a = assign(&live, &plan).expect("enough hosts");
+        apply(&mut plan, &a);
+        assert_eq!(
+            plan.dns[0].ip.to_string(),
+            "10.0.0.1",
+            "dns-a: the shared dns host"
+        );
+        assert_eq!(plan.dns[1].ip.to_string(), "10.0.0.9", "dns-b: its own");
+        for server in &plan.servers {
+            let behind_b = server.dns_server == "dns-b";
+            assert_eq!(server.ip.to_string() == "10.0.0.21", behind_b, "{server:?}");
+        }
+        let stale = plan.servers.iter().filter(|s| s.stale).count();
+        assert_eq!(stale, 1, "one of three servers behind dns-b");
     }
 }

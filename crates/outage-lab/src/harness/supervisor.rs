@@ -68,12 +68,14 @@ struct Proc {
 pub struct Program<'a> {
     /// The program and its arguments; not empty.
     pub argv: &'a [String],
-    /// Its whole environment.
+    /// Its environment besides the inherited variables
+    /// ([`outage_lab_host::AGENT_INHERITED_ENV`], from wherever it runs).
     pub env: &'a BTreeMap<String, String>,
     /// Its working directory.
     pub workdir: &'a Path,
-    /// Its view of `/etc/resolv.conf` and `/etc/hosts`.
-    pub isolation: &'a crate::external_agent::Isolation,
+    /// Its view of `/etc/resolv.conf` and `/etc/hosts` when it runs here; on a launcher host
+    /// the container's own (compose's `dns:`) does that job.
+    pub isolation: Option<&'a crate::external_agent::Isolation>,
     /// Whether its exit on its own is expected (else the journal records a crash).
     pub may_exit: bool,
 }
@@ -190,6 +192,11 @@ impl Supervisor {
         }
     }
 
+    /// Whether the fleet runs on launcher hosts (`run --hosts`).
+    pub fn is_remote(&self) -> bool {
+        self.remote.is_some()
+    }
+
     /// Milliseconds since the run started.
     pub fn now_ms(&self) -> u64 {
         u64::try_from(self.t0.elapsed().as_millis()).unwrap_or(u64::MAX)
@@ -247,7 +254,7 @@ impl Supervisor {
             ),
             Some(remote) => {
                 let host = remote.host_of(process)?;
-                let pid = spawn_remote(remote, host, name, args, &log, teller).await?;
+                let pid = spawn_remote(remote, host, (name, args, &log, None), teller).await?;
                 let signal = RemoteSignal {
                     client: remote.client.clone(),
                     url: format!("http://{host}/processes/{name}/signal"),
@@ -295,82 +302,59 @@ impl Supervisor {
     /// with only `env` and the inherited variables, its stdout and stderr appended to
     /// `logs/<name>.log`. It has no readiness line: the returned [`Pending`] is ready at once.
     /// Its whole group is signalled, and killed once it exits.
-    pub fn spawn_program(
+    pub async fn spawn_program(
         &self,
         process: &ProcessName,
         program: &Program<'_>,
         data_limit: Option<u64>,
     ) -> Result<Pending, HarnessError> {
         let name = process.to_string();
-        if self.remote.is_some() {
-            return Err(HarnessError::Start(format!(
-                "{name}: an external agent runs on this machine only, not on launcher hosts"
-            )));
-        }
         std::fs::create_dir_all(&self.log_dir)
             .map_err(|e| HarnessError::io(format!("create {}", self.log_dir.display()), e))?;
         let log = self.log_dir.join(format!("{name}.log"));
-        let open_log = || {
-            OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&log)
-                .map_err(|e| HarnessError::io(format!("open {}", log.display()), e))
-        };
-        let mut cmd = Command::new(program.argv[0].as_str());
-        cmd.args(&program.argv[1..])
-            .current_dir(program.workdir)
-            .env_clear()
-            .envs(program.env)
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(open_log()?))
-            .stderr(Stdio::from(open_log()?))
-            .kill_on_drop(true);
-        outage_lab_host::die_with_parent(&mut cmd);
-        program.isolation.apply(&mut cmd);
-        if let Some(limit) = data_limit {
-            limit_data(&mut cmd, limit);
-        }
-        let mut child = cmd.spawn().map_err(|e| {
-            HarnessError::Start(format!(
-                "{name}: could not start {:?} (in {}): {e}",
-                program.argv[0],
-                program.workdir.display()
-            ))
-        })?;
-        let pid =
-            (child.id()).ok_or_else(|| HarnessError::Start(format!("{name}: exited at once")))?;
-        let (ready_tx, ready_rx) = oneshot::channel();
-        let _ = ready_tx.send(BTreeMap::new());
         let stopping = Arc::new(AtomicBool::new(program.may_exit));
         let (exited_tx, exited_rx) = watch::channel(false);
         let teller = Teller {
             tx: self.tx.clone(),
             source: name.clone(),
-            pid,
+            pid: 0,
             t0: self.t0,
             ready: None,
             expected: Arc::clone(&stopping),
             exited: exited_tx,
         };
-        tokio::spawn(async move {
-            let status = match child.wait().await {
-                Ok(status) => outage_lab_host::describe_status(status),
-                Err(e) => format!("wait failed: {e}"),
-            };
-            // What it forked dies with it. The group's id is not reused while any member
-            // lives, so this reaches only the program's own processes.
-            signal_group(pid, libc::SIGKILL);
-            teller.exited(status);
-        });
+        let (pid, remote, group) = match &self.remote {
+            None => (
+                spawn_program_here(&name, program, &log, teller, data_limit)?,
+                None,
+                true,
+            ),
+            Some(remote) => {
+                let host = remote.host_of(process)?;
+                let request = outage_lab_host::ProgramRequest {
+                    argv: program.argv.to_vec(),
+                    env: program.env.clone(),
+                    workdir: program.workdir.to_owned(),
+                };
+                let spawn = (name.as_str(), &[][..], log.as_path(), Some(request));
+                let pid = spawn_remote(remote, host, spawn, teller).await?;
+                let signal = RemoteSignal {
+                    client: remote.client.clone(),
+                    url: format!("http://{host}/processes/{name}/signal"),
+                };
+                (pid, Some(signal), false)
+            }
+        };
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let _ = ready_tx.send(BTreeMap::new());
         self.register(
             process,
             Proc {
                 pid,
                 stopping,
                 exited: exited_rx,
-                remote: None,
-                group: true,
+                remote,
+                group,
             },
         );
         Ok(Pending {
@@ -557,6 +541,66 @@ async fn stop_proc(mut proc: Proc, grace: Duration) {
     }
 }
 
+/// Starts an external agent here: its own process group and mount namespace, its whole
+/// environment the inherited variables and `program.env`, its output appended to `log`.
+fn spawn_program_here(
+    name: &str,
+    program: &Program<'_>,
+    log: &Path,
+    mut teller: Teller,
+    data_limit: Option<u64>,
+) -> Result<u32, HarnessError> {
+    let open_log = || {
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .map_err(|e| HarnessError::io(format!("open {}", log.display()), e))
+    };
+    let isolation = program.isolation.ok_or_else(|| {
+        HarnessError::Start(format!(
+            "{name}: an external agent here needs its own resolv.conf"
+        ))
+    })?;
+    let inherited = (outage_lab_host::AGENT_INHERITED_ENV.iter())
+        .filter_map(|k| Some((k.to_string(), std::env::var(k).ok()?)));
+    let mut cmd = Command::new(program.argv[0].as_str());
+    cmd.args(&program.argv[1..])
+        .current_dir(program.workdir)
+        .env_clear()
+        .envs(inherited)
+        .envs(program.env)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(open_log()?))
+        .stderr(Stdio::from(open_log()?))
+        .kill_on_drop(true);
+    outage_lab_host::die_with_parent(&mut cmd);
+    isolation.apply(&mut cmd);
+    if let Some(limit) = data_limit {
+        limit_data(&mut cmd, limit);
+    }
+    let mut child = cmd.spawn().map_err(|e| {
+        HarnessError::Start(format!(
+            "{name}: could not start {:?} (in {}): {e}",
+            program.argv[0],
+            program.workdir.display()
+        ))
+    })?;
+    let pid = (child.id()).ok_or_else(|| HarnessError::Start(format!("{name}: exited at once")))?;
+    teller.pid = pid;
+    tokio::spawn(async move {
+        let status = match child.wait().await {
+            Ok(status) => outage_lab_host::describe_status(status),
+            Err(e) => format!("wait failed: {e}"),
+        };
+        // What it forked dies with it. The group's id is not reused while any member lives,
+        // so this reaches only the program's own processes.
+        signal_group(pid, libc::SIGKILL);
+        teller.exited(status);
+    });
+    Ok(pid)
+}
+
 /// Sets `RLIMIT_DATA` in the child before exec: its heap cannot grow past `limit` bytes.
 fn limit_data(cmd: &mut Command, limit: u64) {
     let rlim = libc::rlimit {
@@ -638,15 +682,21 @@ impl Teller {
     }
 }
 
+/// What to start on a launcher: name, outage-lab arguments, log, or an external program.
+type RemoteSpawn<'a> = (
+    &'a str,
+    &'a [String],
+    &'a Path,
+    Option<outage_lab_host::ProgramRequest>,
+);
+
 /// Asks `name`'s launcher host (at `host`) to start it; the response body is the child's stdout followed by
 /// its exit status, read by a task that feeds `teller`. A stream that ends without the status
 /// means the launcher (or its container) went away, and the process with it.
 async fn spawn_remote(
     remote: &super::remote::Remote,
     host: SocketAddr,
-    name: &str,
-    args: &[String],
-    log: &Path,
+    (name, args, log, program): RemoteSpawn<'_>,
     mut teller: Teller,
 ) -> Result<u32, HarnessError> {
     let url = format!("http://{host}/processes");
@@ -654,6 +704,7 @@ async fn spawn_remote(
         name: name.to_owned(),
         args: args.to_vec(),
         log: log.to_owned(),
+        program,
     };
     let mut response = remote
         .client
