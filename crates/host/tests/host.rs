@@ -294,10 +294,16 @@ async fn the_agent_program_runs_in_its_directory_with_its_environment_and_logs_i
     assert_eq!(response.status(), 200);
     let body = response.text().await.expect("the stream to its end");
     let exit: ExitLine = serde_json::from_str(body.trim()).expect("only the exit line");
-    assert_eq!(exit.host_exit, "exit code 0", "no role environment leaked in");
+    assert_eq!(
+        exit.host_exit, "exit code 0",
+        "no role environment leaked in"
+    );
     let log = std::fs::read_to_string(launcher.log_dir.path().join("agent-s001.log")).expect("log");
     let dir = work.path().canonicalize().expect("dir");
-    assert!(log.contains(&format!("out hello in {}", dir.display())), "{log}");
+    assert!(
+        log.contains(&format!("out hello in {}", dir.display())),
+        "{log}"
+    );
     assert!(log.contains("err"), "{log}");
     launcher.stop().await;
 }

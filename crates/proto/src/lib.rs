@@ -13,6 +13,7 @@ pub mod access;
 pub mod event;
 pub mod markup;
 pub mod metrics;
+pub mod procfs;
 pub mod report;
 #[cfg(feature = "server")]
 pub mod server;

@@ -63,6 +63,10 @@ pub struct Config {
     /// memory.
     #[serde(default)]
     pub agent_pid_file: Option<PathBuf>,
+    /// Whether the agent may fork (an agent the lab did not write): its memory is then read as
+    /// its whole process tree, which costs a scan of `/proc` every resize tick.
+    #[serde(default)]
+    pub agent_tree: bool,
     /// Bytes of blocks customers touch: block `n` is slot `n % (working_set / block_size)`.
     /// While the cache holds less than this, the server is degraded.
     #[serde(default = "default_working_set")]
@@ -131,6 +135,7 @@ impl Default for Config {
             budget: default_budget(),
             fill_fraction: default_fill_fraction(),
             agent_pid_file: None,
+            agent_tree: false,
             working_set: default_working_set(),
             block_size: default_block_size(),
             resize_interval: default_resize_interval(),
@@ -295,6 +300,7 @@ pub async fn run(
             block_size,
         },
         agent_pid_file: config.agent_pid_file.clone(),
+        agent_tree: config.agent_tree,
         shared: Arc::clone(&shared),
     };
     resizer.resize_once().await?;
@@ -348,6 +354,7 @@ pub async fn run(
 struct Resizer {
     sizing: Sizing,
     agent_pid_file: Option<PathBuf>,
+    agent_tree: bool,
     shared: Arc<Shared>,
 }
 
@@ -359,12 +366,12 @@ impl Resizer {
     /// watchdog's detector is built to ignore.
     async fn resize_once(&self) -> Result<(), Error> {
         // While the agent is absent (a restart), keep its last known share of the budget.
-        let agent_rss = sizing::agent_rss(self.agent_pid_file.as_deref())
+        let agent_rss = sizing::agent_rss(self.agent_pid_file.as_deref(), self.agent_tree)
             .unwrap_or_else(|| self.shared.agent_rss_bytes.load(Ordering::Relaxed));
         let cache_bytes = self.shared.cache_bytes.load(Ordering::Relaxed);
         // If our own statm cannot be read (no /proc?), assume the cache is all we hold: the
         // target then only follows the agent.
-        let own_rss = sizing::read_rss("/proc/self/statm").unwrap_or(cache_bytes);
+        let own_rss = sizing::own_rss().unwrap_or(cache_bytes);
         let target = self.sizing.target(agent_rss, own_rss, cache_bytes);
         self.shared
             .agent_rss_bytes

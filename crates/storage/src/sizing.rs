@@ -21,6 +21,8 @@
 
 use std::path::Path;
 
+use outage_lab_proto::procfs;
+
 /// The fixed inputs of the cache-size arithmetic.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Sizing {
@@ -58,31 +60,30 @@ impl Sizing {
     }
 }
 
-/// Resident pages from the text of a `/proc/<pid>/statm` file (its second field).
-pub(crate) fn parse_statm_resident_pages(statm: &str) -> Option<u64> {
-    statm.split_ascii_whitespace().nth(1)?.parse().ok()
+/// Resident bytes of this storage process.
+pub(crate) fn own_rss() -> Option<u64> {
+    procfs::resident_bytes("/proc/self/statm", crate::mapping::page_size() as u64)
 }
 
-/// Resident bytes of the process whose statm file is at `path` (`/proc/self/statm`,
-/// `/proc/1234/statm`). `None` if the file cannot be read or parsed, e.g. the process is gone.
-pub(crate) fn read_rss(path: impl AsRef<Path>) -> Option<u64> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let pages = parse_statm_resident_pages(&text)?;
-    Some(pages.saturating_mul(crate::mapping::page_size() as u64))
-}
-
-/// Resident bytes of the agent whose pid is written (in decimal) in `pid_file`, or `None` when
-/// there is no live agent: no pid file, one that cannot be read or parsed, a process that is gone,
-/// or a zombie (its statm reads all zeros).
+/// Resident bytes of the agent whose pid is written (in decimal) in `pid_file` (with every
+/// process it forked, when `tree`: an agent the lab did not write may fork), or `None` when
+/// there is no live agent: no pid file, one that cannot be read or parsed, a process that is gone, or a zombie
+/// (its statm reads all zeros).
 ///
 /// `None` is not "the agent uses nothing": during a restart the agent is absent for a moment,
 /// and handing its share of the budget to the cache for that moment, then taking it back as the
 /// new agent starts, is a multi-step climb and fall of the storage process's memory that a trend
 /// detector can mistake for a leak on a busy machine. The caller keeps the last known value.
-pub(crate) fn agent_rss(pid_file: Option<&Path>) -> Option<u64> {
+pub(crate) fn agent_rss(pid_file: Option<&Path>, tree: bool) -> Option<u64> {
     let text = std::fs::read_to_string(pid_file?).ok()?;
     let pid = text.trim().parse::<u32>().ok().filter(|pid| *pid != 0)?;
-    read_rss(format!("/proc/{pid}/statm")).filter(|rss| *rss > 0)
+    let page_size = crate::mapping::page_size() as u64;
+    let rss = if tree {
+        procfs::tree_resident_bytes(pid, page_size)
+    } else {
+        procfs::resident_bytes(&format!("/proc/{pid}/statm"), page_size)
+    };
+    rss.filter(|rss| *rss > 0)
 }
 
 #[cfg(test)]
@@ -145,28 +146,25 @@ mod tests {
     }
 
     #[test]
-    fn statm_resident_is_the_second_field() {
-        assert_eq!(
-            parse_statm_resident_pages("3054 894 712 184 0 299 0\n"),
-            Some(894)
-        );
-        assert_eq!(parse_statm_resident_pages("3054"), None);
-        assert_eq!(parse_statm_resident_pages(""), None);
-        assert!(read_rss("/proc/self/statm").is_some_and(|b| b > 0));
+    fn this_process_reads_its_own_resident_memory() {
+        assert!(own_rss().is_some_and(|b| b > 0));
     }
 
     #[test]
     fn a_missing_or_garbled_pid_file_means_no_live_agent() {
-        assert_eq!(agent_rss(None), None);
-        assert_eq!(agent_rss(Some(Path::new("/nonexistent/agent.pid"))), None);
+        assert_eq!(agent_rss(None, false), None);
+        assert_eq!(
+            agent_rss(Some(Path::new("/nonexistent/agent.pid")), false),
+            None
+        );
         let dir = std::env::temp_dir().join(format!("outage-lab-storage-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("tmp dir");
         let file = dir.join("agent.pid");
         std::fs::write(&file, "not a pid").expect("write");
-        assert_eq!(agent_rss(Some(&file)), None);
+        assert_eq!(agent_rss(Some(&file), true), None);
         std::fs::write(&file, format!("{}\n", std::process::id())).expect("write");
         assert!(
-            agent_rss(Some(&file)).is_some_and(|b| b > 0),
+            agent_rss(Some(&file), true).is_some_and(|b| b > 0),
             "own pid should have RSS"
         );
         let _ = std::fs::remove_dir_all(&dir);

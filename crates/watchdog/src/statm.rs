@@ -17,6 +17,8 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 
+pub use outage_lab_proto::procfs::{parse_resident_pages, parse_start_time};
+
 /// What one sweep read about one process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Reading {
@@ -165,39 +167,9 @@ fn read_resident_pages(file: &File, buf: &mut [u8]) -> Option<u64> {
     parse_resident_pages(buf.get(..n)?)
 }
 
-/// Resident pages from the text of `/proc/PID/statm` ("size resident shared text lib data dt").
-pub fn parse_resident_pages(statm: &[u8]) -> Option<u64> {
-    let text = std::str::from_utf8(statm).ok()?;
-    text.split_ascii_whitespace().nth(1)?.parse().ok()
-}
-
-/// Field 22 (starttime) of `/proc/PID/stat`. The command name (field 2) may hold spaces and
-/// parentheses, so fields are counted after its last `)`.
-pub fn parse_start_time(stat: &str) -> Option<u64> {
-    let (_, rest) = stat.rsplit_once(')')?;
-    // rest starts at field 3 (state); starttime is field 22, the 20th after the name.
-    rest.split_ascii_whitespace().nth(19)?.parse().ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn resident_pages_are_the_second_statm_field() {
-        assert_eq!(
-            parse_resident_pages(b"5637 1893 1390 117 0 560 0\n"),
-            Some(1893)
-        );
-        assert_eq!(parse_resident_pages(b"0 0 0 0 0 0 0\n"), Some(0));
-        assert_eq!(parse_resident_pages(b"garbage"), None);
-    }
-
-    #[test]
-    fn start_time_is_counted_after_a_command_name_with_spaces_and_parens() {
-        let stat = "4242 (a (b) c) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 5000 300 18446744073709551615";
-        assert_eq!(parse_start_time(stat), Some(987_654));
-    }
 
     #[test]
     fn a_live_child_reads_plausibly_and_its_exit_is_noticed() {

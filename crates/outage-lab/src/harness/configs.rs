@@ -43,6 +43,7 @@ pub fn storage(scenario: &Scenario, id: &str, pid_file: PathBuf) -> outage_lab_s
         budget: scenario.fleet.memory_budget.value,
         fill_fraction: scenario.storage.fill_fraction.value,
         agent_pid_file: Some(pid_file),
+        agent_tree: scenario.agent.command.is_some(),
         working_set: scenario.storage.working_set.value,
         miss_penalty: scenario.storage.miss_penalty,
         request_deadline: scenario.storage.request_deadline,
