@@ -207,3 +207,57 @@ fn prometheus_in_agent_mode_goes_through_the_2012_fault() {
 fn collectd_with_write_http_goes_through_the_2012_fault() {
     real_agent("collectd.yaml", "/usr/sbin/collectd");
 }
+
+/// A scenario whose agent is `sh -c SCRIPT`, 3 servers, 6 seconds.
+fn shell_agent_scenario(dir: &std::path::Path, script: &str, may_exit: bool) -> std::path::PathBuf {
+    let text = format!(
+        "name: shell-agent\nduration: 6s\nfleet: {{ servers: 3, memory_budget: 96MiB }}\n\
+         dns: {{ servers: [dns-a, dns-b, dns-c], ttl: 1s }}\n\
+         agent: {{ command: [sh, -c, {script:?}], may_exit: {may_exit} }}\n\
+         timeline:\n  - replace_collector: {{ at: 1s }}\n  - dns_update: {{ at: 1s, propagate_to: [dns-a, dns-b] }}\n"
+    );
+    let path = dir.join(format!("shell-{may_exit}.yaml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn an_agent_that_exits_fails_processes_stayed_up_unless_it_may() {
+    if !privileged() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    for may_exit in [false, true] {
+        let path =
+            shell_agent_scenario(tmp.path(), "echo said-on-stdout; sleep 2; exit 3", may_exit);
+        let out = tmp.path().join(format!("run-{may_exit}"));
+        let done = run(
+            &[
+                "run",
+                path.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+            ],
+            RUN_LIMIT,
+        );
+        let report = report(&out);
+        let stayed_up = row(&report, "processes_stayed_up");
+        assert_eq!(
+            stayed_up.passed,
+            may_exit,
+            "may_exit {may_exit}: {stayed_up:?}\n{}",
+            done.output()
+        );
+        if !may_exit {
+            assert!(
+                stayed_up.detail.contains("agent-s000") && stayed_up.detail.contains("exit code 3"),
+                "{stayed_up:?}"
+            );
+        }
+        let log = std::fs::read_to_string(out.join("logs/agent-s000.log")).unwrap();
+        assert!(
+            log.contains("said-on-stdout"),
+            "the agent's stdout is in its log: {log}"
+        );
+    }
+}
