@@ -202,6 +202,7 @@ pub async fn run_with_metrics(
     let mut agent = Agent {
         state,
         spool,
+        spool_failed: false,
         rng: ChaCha8Rng::seed_from_u64(config.seed),
         counters: Counters::default(),
         watch: ResolveWatch::default(),
@@ -432,6 +433,8 @@ struct Agent {
     state: RetryState,
     /// Where failed reports go while there is room, if the policy gives the agent a spool.
     spool: Option<spool::Spool>,
+    /// Whether a failed spool write has been logged (once is enough: the disk stays full).
+    spool_failed: bool,
     /// Seeded from the config, so a run's backoff schedule can be repeated.
     rng: ChaCha8Rng,
     counters: Counters,
@@ -552,18 +555,22 @@ impl Agent {
             .set(gauge(self.state.retained_bytes()));
     }
 
-    /// Writes a spooled report. A spool that cannot be written (a full disk) loses the report
-    /// with a warning, as a real agent's would; it never takes memory instead.
+    /// Writes a spooled report's bytes. When the spool cannot be written (a full disk), the
+    /// report stays pending in the retry state as accounted, but its bytes are kept nowhere:
+    /// they never take memory instead. The first such failure is logged, not every one.
     fn write_spool(&mut self, bytes: u64) {
         let Some(spool) = self.spool.as_mut() else {
             return;
         };
         if let Err(err) = spool.write(bytes) {
-            tracing::warn!(
-                server = %self.config.server,
-                written = spool.written(),
-                "could not write a failed report to the spool: {err}"
-            );
+            if !self.spool_failed {
+                tracing::warn!(
+                    server = %self.config.server,
+                    written = spool.written(),
+                    "could not write a failed report to the spool (said once; later failures are not logged): {err}"
+                );
+            }
+            self.spool_failed = true;
         }
     }
 

@@ -34,6 +34,13 @@ pub enum Command {
     /// Run a scenario: start the fleet, inject the faults, check the expectations.
     ///
     /// Example: outage-lab run fixtures/scenarios/ebs-2012-10-22.yaml --servers 30 --seed 7
+    ///
+    /// Your own agent in place of the built-in one: `agent: { command: [...] }` in the scenario
+    /// (docs/ci.md). Each copy then resolves through its lab DNS server via its own
+    /// /etc/resolv.conf, in a private mount namespace: that needs root (CAP_SYS_ADMIN and
+    /// CAP_NET_BIND_SERVICE); without it the run exits 2 before starting anything.
+    ///
+    /// Example: outage-lab run fixtures/scenarios/agents/hoarder.yaml   (as root; exits 1)
     Run(RunArgs),
     /// Check scenario files without starting anything (exit 0 valid, 2 invalid).
     ///

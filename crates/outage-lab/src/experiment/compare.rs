@@ -221,9 +221,13 @@ pub fn command(args: &crate::cli::CompareArgs, exe: &Path) -> Result<u8, (u8, St
     let fixes: Vec<String> = if args.fix.is_empty() {
         let scenario = crate::scenario::Scenario::load(&args.common.scenario, &[])
             .map_err(|e| bad(e.to_string()))?;
-        (crate::fixes::Fixes::applicable(&scenario).into_iter())
-            .map(str::to_owned)
-            .collect()
+        (crate::fixes::Fixes::applicable(
+            scenario.customers.active(),
+            scenario.agent.command.is_none(),
+        )
+        .into_iter())
+        .map(str::to_owned)
+        .collect()
     } else {
         args.fix.clone()
     };

@@ -152,12 +152,10 @@ impl Fixes {
         }
     }
 
-    /// The fixes that can change anything in `scenario`: `per_customer_throttling` needs
-    /// customer accounts, `agent_bounded_retry` the built-in agent; every other fix applies to
-    /// any scenario.
-    pub fn applicable(scenario: &crate::scenario::Scenario) -> Vec<&'static str> {
-        let has_customers = scenario.customers.active();
-        let built_in_agent = scenario.agent.command.is_none();
+    /// The fixes that can change anything in a scenario with or without customer accounts and
+    /// the built-in agent: `per_customer_throttling` needs accounts, `agent_bounded_retry` the
+    /// built-in agent; every other fix applies to any scenario.
+    pub fn applicable(has_customers: bool, built_in_agent: bool) -> Vec<&'static str> {
         (Self::NAMES.iter().copied())
             .filter(|f| *f != "per_customer_throttling" || has_customers)
             .filter(|f| *f != "agent_bounded_retry" || built_in_agent)
