@@ -261,3 +261,81 @@ fn an_agent_that_exits_fails_processes_stayed_up_unless_it_may() {
         );
     }
 }
+
+/// Live processes whose working directory is inside `dir`.
+fn working_inside(dir: &std::path::Path) -> Vec<u32> {
+    (std::fs::read_dir("/proc").unwrap().flatten())
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|c| c.starts_with(dir))
+        })
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            !stat
+                .rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .collect()
+}
+
+#[test]
+fn what_an_agent_forked_is_reaped_by_the_next_run_when_the_harness_was_killed() {
+    if !privileged() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let env = [("OUTAGE_LAB_STATE_DIR", state.as_os_str())];
+    let path = shell_agent_scenario(tmp.path(), "sleep 300 & sleep 300 & wait", false);
+    let killed = tmp.path().join("killed");
+    let harness = crate::support::Proc::start_with_env(
+        &[
+            "run",
+            path.to_str().unwrap(),
+            "--out",
+            killed.to_str().unwrap(),
+        ],
+        &env,
+    );
+    let up = crate::support::wait_for_journal(
+        &killed,
+        Duration::from_secs(60),
+        |e| matches!(&e.event, Event::Phase { name, .. } if name == "timeline"),
+    );
+    assert!(up, "the fleet never came up");
+    harness.signal(libc::SIGKILL);
+    harness.wait(Duration::from_secs(10));
+    // The death signal reaches each agent, not what it forked: the sleeps are orphans now.
+    std::thread::sleep(Duration::from_millis(500));
+    let orphans = working_inside(&killed);
+    assert!(
+        !orphans.is_empty(),
+        "the agents' sleeps outlived the harness"
+    );
+
+    let next = tmp.path().join("next");
+    let done = crate::support::Proc::start_with_env(
+        &[
+            "run",
+            path.to_str().unwrap(),
+            "--out",
+            next.to_str().unwrap(),
+        ],
+        &env,
+    )
+    .wait(RUN_LIMIT);
+    assert!(
+        done.stdout.contains("forked by agent-s0"),
+        "{}",
+        done.output()
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while !working_inside(&killed).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        working_inside(&killed),
+        Vec::<u32>::new(),
+        "orphans were {orphans:?}"
+    );
+}

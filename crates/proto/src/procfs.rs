@@ -29,6 +29,26 @@ pub fn parse_parent(stat: &str) -> Option<u32> {
     rest.split_ascii_whitespace().nth(1)?.parse().ok()
 }
 
+/// Field 5 (the process group) of `/proc/PID/stat`, counted after the command name's last `)`.
+pub fn parse_group(stat: &str) -> Option<u32> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_ascii_whitespace().nth(2)?.parse().ok()
+}
+
+/// Every live process in process group `pgid`, as `/proc` shows them now.
+pub fn group_members(pgid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    (entries.flatten())
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            parse_group(&stat) == Some(pgid)
+        })
+        .collect()
+}
+
 /// Resident bytes of the process whose statm file is at `path` (`/proc/self/statm`,
 /// `/proc/1234/statm`), with pages of `page_size` bytes. `None` if the file cannot be read or
 /// parsed, e.g. the process is gone.
@@ -110,6 +130,7 @@ mod tests {
     fn stat_fields_are_counted_after_a_command_name_with_spaces_and_parens() {
         let stat = "42 (my (odd) agent) S 7 42 42 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 9876 0";
         assert_eq!(parse_parent(stat), Some(7));
+        assert_eq!(parse_group(stat), Some(42));
         assert_eq!(parse_start_time(stat), Some(9876));
         assert_eq!(parse_parent("garbage"), None);
     }

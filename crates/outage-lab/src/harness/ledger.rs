@@ -6,8 +6,14 @@
 //! keeps `ledger-<pid>-<start>.jsonl` in the state directory: one line per process it started,
 //! with the process's start time. At the start of every run, ledgers whose harness is gone are
 //! read, and a listed process is killed only if its identity is proven: the same pid, the same
-//! kernel start time, and a command line naming that run's directory. Anything else is left
-//! alone; a recycled pid is never hit.
+//! kernel start time, and a command line naming that run's directory (or, for an agent the lab
+//! did not write, a working directory inside it). Anything else is left alone; a recycled pid is
+//! never hit.
+//!
+//! An external agent runs in a process group of its own, and what it forks does not die with
+//! the harness (only the agent itself gets the death signal). Its line says so (`group`), and
+//! every member of that group working inside the run's directory is reaped too, even once the
+//! agent itself is gone.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -27,6 +33,9 @@ struct Line {
     run_dir: String,
     /// Process name in the run (`harness` for the first line).
     name: String,
+    /// It leads a process group of its own (an external agent).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    group: bool,
 }
 
 /// The open ledger of this run.
@@ -54,10 +63,7 @@ pub fn state_dir() -> PathBuf {
 /// A process's start time (clock ticks since boot), or `None` if it does not exist.
 pub fn start_time(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) is in parentheses and may contain spaces: split after the last ')'.
-    let (_, rest) = stat.rsplit_once(") ")?;
-    // rest starts at field 3 (state); field 22 is the 20th from here.
-    rest.split_whitespace().nth(19)?.parse().ok()
+    outage_lab_proto::procfs::parse_start_time(&stat)
 }
 
 impl Ledger {
@@ -78,22 +84,23 @@ impl Ledger {
             file,
             run_dir,
         };
-        ledger.append(me, start, "harness")?;
+        ledger.append(me, start, "harness", false)?;
         Ok(ledger)
     }
 
-    /// Records a process this run started.
-    pub fn record(&mut self, pid: u32, name: &str) -> std::io::Result<()> {
+    /// Records a process this run started; `group`: it leads a process group of its own.
+    pub fn record(&mut self, pid: u32, name: &str, group: bool) -> std::io::Result<()> {
         let start = start_time(pid).unwrap_or(0);
-        self.append(pid, start, name)
+        self.append(pid, start, name, group)
     }
 
-    fn append(&mut self, pid: u32, start: u64, name: &str) -> std::io::Result<()> {
+    fn append(&mut self, pid: u32, start: u64, name: &str, group: bool) -> std::io::Result<()> {
         let line = Line {
             pid,
             start,
             run_dir: self.run_dir.clone(),
             name: name.to_owned(),
+            group,
         };
         let json = serde_json::to_string(&line).map_err(std::io::Error::other)?;
         writeln!(self.file, "{json}")?;
@@ -136,20 +143,16 @@ pub fn reap_orphans() -> Vec<String> {
             continue; // A run in progress: not ours to touch.
         }
         for line in &lines[1..] {
-            let proven = is_alive(line.pid, line.start) && names_run_dir(line.pid, &line.run_dir);
-            let Ok(pid) = libc::pid_t::try_from(line.pid) else {
-                continue;
-            };
+            let proven = is_alive(line.pid, line.start) && belongs_to_run(line.pid, &line.run_dir);
             if proven {
-                // SAFETY: kill(2) has no memory-safety preconditions; identity was proven just
-                // above (same pid, same start time, command line names the run).
-                unsafe {
-                    libc::kill(pid, libc::SIGKILL);
-                }
+                kill(line.pid);
                 reaped.push(format!(
                     "{} (pid {}) of the crashed run in {} (harness pid {})",
                     line.name, line.pid, line.run_dir, harness.pid
                 ));
+            }
+            if line.group {
+                reaped.extend(reap_group(line, harness.pid));
             }
         }
         let _ = std::fs::remove_file(&path);
@@ -157,14 +160,45 @@ pub fn reap_orphans() -> Vec<String> {
     reaped
 }
 
+/// The members of `line`'s process group that work inside its run: what an external agent
+/// forked, which outlives the agent when the harness dies.
+fn reap_group(line: &Line, harness: u32) -> Vec<String> {
+    let members = outage_lab_proto::procfs::group_members(line.pid);
+    (members.into_iter())
+        .filter(|&pid| pid != line.pid && belongs_to_run(pid, &line.run_dir))
+        .map(|pid| {
+            kill(pid);
+            format!(
+                "a process (pid {pid}) forked by {} of the crashed run in {} (harness pid {harness})",
+                line.name, line.run_dir
+            )
+        })
+        .collect()
+}
+
+/// SIGKILLs `pid`, whose identity the caller proved.
+fn kill(pid: u32) {
+    if let Ok(pid) = libc::pid_t::try_from(pid) {
+        // SAFETY: kill(2) has no memory-safety preconditions; the caller proved the identity.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+        }
+    }
+}
+
 fn is_alive(pid: u32, start: u64) -> bool {
     start_time(pid).is_some_and(|s| s == start)
 }
 
-fn names_run_dir(pid: u32, run_dir: &str) -> bool {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
+/// Whether `pid` is a process of the run in `run_dir`: its command line names the directory
+/// (every role does), or it works inside it (an external agent starts in `<run>/agents/<id>`).
+fn belongs_to_run(pid: u32, run_dir: &str) -> bool {
+    let names = std::fs::read(format!("/proc/{pid}/cmdline"))
         .map(|c| String::from_utf8_lossy(&c).contains(run_dir))
-        .unwrap_or(false)
+        .unwrap_or(false);
+    let works_inside =
+        std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(run_dir));
+    names || works_inside
 }
 
 #[cfg(test)]

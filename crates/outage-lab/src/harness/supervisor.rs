@@ -284,7 +284,7 @@ impl Supervisor {
     fn register(&self, process: &ProcessName, proc: Proc) {
         let (name, pid) = (process.to_string(), proc.pid);
         let mut ledger = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(Err(e)) = ledger.as_mut().map(|l| l.record(pid, &name)) {
+        if let Some(Err(e)) = ledger.as_mut().map(|l| l.record(pid, &name, proc.group)) {
             tracing::warn!("could not record {name} (pid {pid}) in the ledger: {e}");
         }
         drop(ledger);
