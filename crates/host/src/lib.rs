@@ -284,7 +284,7 @@ pub async fn run(
 async fn stop_children(host: &Host) {
     let pids: Vec<u32> = host.running().values().copied().collect();
     for pid in &pids {
-        send_signal(*pid, libc::SIGTERM);
+        signal_whole(*pid, libc::SIGTERM);
     }
     let deadline = tokio::time::Instant::now() + STOP_GRACE;
     while !host.running().is_empty() && tokio::time::Instant::now() < deadline {
@@ -366,7 +366,7 @@ async fn signal(
     let running = host.running();
     match running.get(&name) {
         Some(&pid) => {
-            send_signal(pid, req.signal.number());
+            signal_whole(pid, req.signal.number());
             StatusCode::NO_CONTENT.into_response()
         }
         None => reject(
@@ -483,7 +483,9 @@ fn command(config: &Config, req: &SpawnRequest, log: std::fs::File) -> Result<Co
         cmd = Command::new(&program.argv[0]);
         let inherited = (AGENT_INHERITED_ENV.iter())
             .filter_map(|k| Some((k.to_string(), std::env::var(k).ok()?)));
-        cmd.args(&program.argv[1..])
+        // Its own process group: a forking agent is signalled whole.
+        cmd.process_group(0)
+            .args(&program.argv[1..])
             .current_dir(&program.workdir)
             .env_clear()
             .envs(inherited)
@@ -560,6 +562,16 @@ impl Streaming {
                     Ok(status) => describe_status(status),
                     Err(e) => format!("wait failed: {e}"),
                 };
+                if self.lines.is_none() {
+                    // An external agent: what it forked dies with it. Its group's id is not
+                    // reused while any member lives, so this reaches only its own processes.
+                    if let Ok(pgid) = libc::pid_t::try_from(self.entry.pid) {
+                        // SAFETY: kill(2) has no memory-safety preconditions.
+                        unsafe {
+                            libc::kill(-pgid, libc::SIGKILL);
+                        }
+                    }
+                }
                 self.entry.release();
                 tracing::info!(name = %self.entry.name, %status, "exited");
                 self.done = true;
@@ -569,6 +581,20 @@ impl Streaming {
                 Some((Ok(Bytes::from(line)), self))
             }
         }
+    }
+}
+
+/// Sends `sig` to a child: to its whole process group when it leads one (an external agent,
+/// started in a group of its own), else to the child alone (a role shares the launcher's).
+fn signal_whole(pid: u32, sig: libc::c_int) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let leads = outage_lab_proto::procfs::parse_group(&stat) == Some(pid);
+    match libc::pid_t::try_from(pid) {
+        // SAFETY: kill(2) has no memory-safety preconditions; the caller holds the child unreaped.
+        Ok(pgid) if leads => unsafe {
+            libc::kill(-pgid, sig);
+        },
+        _ => send_signal(pid, sig),
     }
 }
 

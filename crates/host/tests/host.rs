@@ -280,11 +280,10 @@ async fn a_launcher_starts_only_the_agent_program_it_was_given() {
     launcher.stop().await;
 }
 
-#[tokio::test]
-async fn the_agent_program_runs_in_its_directory_with_its_environment_and_logs_its_output() {
+/// A launcher allowed to run /bin/sh as the agent, running `script` in a directory of its own.
+async fn start_shell_agent(script: &str) -> (Launcher, tempfile::TempDir, reqwest::Response) {
     let launcher = Launcher::start_with_agent(None, Some("/bin/sh")).await;
     let work = tempfile::tempdir().expect("tempdir");
-    let script = "echo \"out $AGENT_SAYS in $(pwd)\"; echo err >&2; [ -z \"$LAUNCHED_BY\" ]";
     let asked = program(&launcher, &["/bin/sh", "-c", script], work.path());
     let response = (launcher.http.post(format!("{}/processes", launcher.base)))
         .json(&asked)
@@ -292,6 +291,13 @@ async fn the_agent_program_runs_in_its_directory_with_its_environment_and_logs_i
         .await
         .expect("spawn");
     assert_eq!(response.status(), 200);
+    (launcher, work, response)
+}
+
+#[tokio::test]
+async fn the_agent_program_runs_in_its_directory_with_its_environment_and_logs_its_output() {
+    let script = "echo \"out $AGENT_SAYS in $(pwd)\"; echo err >&2; [ -z \"$LAUNCHED_BY\" ]";
+    let (launcher, work, response) = start_shell_agent(script).await;
     let body = response.text().await.expect("the stream to its end");
     let exit: ExitLine = serde_json::from_str(body.trim()).expect("only the exit line");
     assert_eq!(
@@ -305,5 +311,42 @@ async fn the_agent_program_runs_in_its_directory_with_its_environment_and_logs_i
         "{log}"
     );
     assert!(log.contains("err"), "{log}");
+    launcher.stop().await;
+}
+
+#[tokio::test]
+async fn a_signal_to_the_agent_program_reaches_what_it_forked() {
+    let (launcher, work, response) =
+        start_shell_agent("sleep 300 & echo $! > child.pid; wait").await;
+    let pid_file = work.path().join("child.pid");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let child: u32 = loop {
+        let text = std::fs::read_to_string(&pid_file).unwrap_or_default();
+        if let Ok(pid) = text.trim().parse() {
+            break pid;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the agent never forked"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        launcher.signal("agent-s001", r#"{"signal":"TERM"}"#).await,
+        204
+    );
+    let _ = response.text().await;
+    let gone = |pid: u32| {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        stat.is_empty()
+            || stat
+                .rsplit_once(')')
+                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while !gone(child) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(gone(child), "the agent's child {child} outlived the signal");
     launcher.stop().await;
 }
