@@ -97,6 +97,20 @@ struct RemoteSignal {
     url: String,
 }
 
+impl RemoteSignal {
+    /// The route of process `name` on the launcher at `host`.
+    fn new(remote: &super::remote::Remote, host: SocketAddr, name: &str) -> Self {
+        Self {
+            client: remote.client.clone(),
+            url: format!("http://{host}/processes/{name}/signal"),
+        }
+    }
+}
+
+/// What the supervisor keeps to stop a process: the flag saying its exit is expected, and
+/// whether it has been reaped.
+type Watch = (Arc<AtomicBool>, watch::Receiver<bool>);
+
 impl Proc {
     /// Sends `sig`: to our own child directly, to a remote one through its launcher (which only
     /// signals a child it has not reaped). A launcher that cannot be reached is logged; the
@@ -232,21 +246,8 @@ impl Supervisor {
     ) -> Result<Pending, HarnessError> {
         let name = process.to_string();
         let name = name.as_str();
-        std::fs::create_dir_all(&self.log_dir)
-            .map_err(|e| HarnessError::io(format!("create {}", self.log_dir.display()), e))?;
-        let log = self.log_dir.join(format!("{name}.log"));
         let (ready_tx, ready_rx) = oneshot::channel();
-        let stopping = Arc::new(AtomicBool::new(false));
-        let (exited_tx, exited_rx) = watch::channel(false);
-        let teller = Teller {
-            tx: self.tx.clone(),
-            source: name.to_owned(),
-            pid: 0,
-            t0: self.t0,
-            ready: Some(ready_tx),
-            expected: Arc::clone(&stopping),
-            exited: exited_tx,
-        };
+        let (log, teller, watch) = self.prepare(name, false, Some(ready_tx))?;
         let (pid, remote) = match &self.remote {
             None => (
                 self.spawn_local(name, args, &log, teller, data_limit)?,
@@ -255,46 +256,74 @@ impl Supervisor {
             Some(remote) => {
                 let host = remote.host_of(process)?;
                 let pid = spawn_remote(remote, host, (name, args, &log, None), teller).await?;
-                let signal = RemoteSignal {
-                    client: remote.client.clone(),
-                    url: format!("http://{host}/processes/{name}/signal"),
-                };
-                (pid, Some(signal))
+                (pid, Some(RemoteSignal::new(remote, host, name)))
             }
         };
-        self.register(
-            process,
-            Proc {
-                pid,
-                stopping,
-                exited: exited_rx,
-                remote,
-                group: false,
-            },
-        );
-        Ok(Pending {
-            name: name.to_owned(),
-            pid,
-            ready: ready_rx,
-            log,
-        })
+        Ok(self.register(process, (pid, remote, false), watch, ready_rx, log))
     }
 
-    /// Records a started process: in the ledger, in the map, in the journal.
-    fn register(&self, process: &ProcessName, proc: Proc) {
-        let (name, pid) = (process.to_string(), proc.pid);
+    /// What every spawn starts with: the log's path (its directory created), the [`Teller`]
+    /// that will hear the process, and the flags the supervisor keeps on it. `expected`: an
+    /// exit on its own is no crash.
+    fn prepare(
+        &self,
+        name: &str,
+        expected: bool,
+        ready: Option<oneshot::Sender<BTreeMap<String, SocketAddr>>>,
+    ) -> Result<(PathBuf, Teller, Watch), HarnessError> {
+        std::fs::create_dir_all(&self.log_dir)
+            .map_err(|e| HarnessError::io(format!("create {}", self.log_dir.display()), e))?;
+        let stopping = Arc::new(AtomicBool::new(expected));
+        let (exited_tx, exited_rx) = watch::channel(false);
+        let teller = Teller {
+            tx: self.tx.clone(),
+            source: name.to_owned(),
+            pid: 0,
+            t0: self.t0,
+            ready,
+            expected: Arc::clone(&stopping),
+            exited: exited_tx,
+        };
+        let log = self.log_dir.join(format!("{name}.log"));
+        Ok((log, teller, (stopping, exited_rx)))
+    }
+
+    /// Records a started process (its pid, where its signals go, whether it leads a process
+    /// group): in the ledger, in the map, in the journal. Returns its [`Pending`].
+    fn register(
+        &self,
+        process: &ProcessName,
+        (pid, remote, group): (u32, Option<RemoteSignal>, bool),
+        (stopping, exited): Watch,
+        ready: oneshot::Receiver<BTreeMap<String, SocketAddr>>,
+        log: PathBuf,
+    ) -> Pending {
+        let name = process.to_string();
         let mut ledger = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(Err(e)) = ledger.as_mut().map(|l| l.record(pid, &name, proc.group)) {
+        if let Some(Err(e)) = ledger.as_mut().map(|l| l.record(pid, &name, group)) {
             tracing::warn!("could not record {name} (pid {pid}) in the ledger: {e}");
         }
         drop(ledger);
+        let proc = Proc {
+            pid,
+            stopping,
+            exited,
+            remote,
+            group,
+        };
         self.lock().insert(process.clone(), proc);
         self.emit(Event::ProcessStarted {
-            name,
+            name: name.clone(),
             role: process.role(),
             server: process.server().map(str::to_owned),
             pid,
         });
+        Pending {
+            name,
+            pid,
+            ready,
+            log,
+        }
     }
 
     /// Starts a program the lab did not write as process `name` (an external agent), here:
@@ -309,20 +338,7 @@ impl Supervisor {
         data_limit: Option<u64>,
     ) -> Result<Pending, HarnessError> {
         let name = process.to_string();
-        std::fs::create_dir_all(&self.log_dir)
-            .map_err(|e| HarnessError::io(format!("create {}", self.log_dir.display()), e))?;
-        let log = self.log_dir.join(format!("{name}.log"));
-        let stopping = Arc::new(AtomicBool::new(program.may_exit));
-        let (exited_tx, exited_rx) = watch::channel(false);
-        let teller = Teller {
-            tx: self.tx.clone(),
-            source: name.clone(),
-            pid: 0,
-            t0: self.t0,
-            ready: None,
-            expected: Arc::clone(&stopping),
-            exited: exited_tx,
-        };
+        let (log, teller, watch) = self.prepare(&name, program.may_exit, None)?;
         let (pid, remote, group) = match &self.remote {
             None => (
                 spawn_program_here(&name, program, &log, teller, data_limit)?,
@@ -338,31 +354,13 @@ impl Supervisor {
                 };
                 let spawn = (name.as_str(), &[][..], log.as_path(), Some(request));
                 let pid = spawn_remote(remote, host, spawn, teller).await?;
-                let signal = RemoteSignal {
-                    client: remote.client.clone(),
-                    url: format!("http://{host}/processes/{name}/signal"),
-                };
-                (pid, Some(signal), false)
+                (pid, Some(RemoteSignal::new(remote, host, &name)), false)
             }
         };
+        // No readiness line to wait for: it is ready once it runs.
         let (ready_tx, ready_rx) = oneshot::channel();
         let _ = ready_tx.send(BTreeMap::new());
-        self.register(
-            process,
-            Proc {
-                pid,
-                stopping,
-                exited: exited_rx,
-                remote,
-                group,
-            },
-        );
-        Ok(Pending {
-            name,
-            pid,
-            ready: ready_rx,
-            log,
-        })
+        Ok(self.register(process, (pid, remote, group), watch, ready_rx, log))
     }
 
     /// Forks `outage-lab <args>` here; its stdout and its exit go to `teller`.
