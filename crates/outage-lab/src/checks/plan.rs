@@ -368,6 +368,22 @@ expect:
     }
 
     #[test]
+    fn a_fresh_agent_that_moved_before_the_update_was_journaled_still_moved() {
+        // The update is journaled once every reached DNS server took the record; an agent
+        // behind the first one may resolve the replacement a moment before that.
+        let mut f = Fixture::new();
+        let id = f.fresh_id();
+        for e in &mut f.entries {
+            if matches!(&e.event, Event::AgentResolved { server, .. } if *server == id)
+                && e.t_ms > 1000
+            {
+                e.t_ms = 999;
+            }
+        }
+        assert!(verdict(&f.check(), "fault_took_effect"));
+    }
+
+    #[test]
     fn a_leak_alarm_on_a_fresh_agent_or_a_storage_process_fails_the_leak_check() {
         let mut f = Fixture::new();
         let fresh = f.fresh_id();
