@@ -343,6 +343,12 @@ enum Attempt {
     },
 }
 
+impl Attempt {
+    fn succeeded(&self) -> bool {
+        matches!(self, Self::Posted { result: Ok(()), .. })
+    }
+}
+
 /// A resolution failure: a coarse class, to decide whether the error state changed, and the
 /// resolver's message, for the event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -472,6 +478,7 @@ impl Agent {
                 pending: self.state.pending(),
             };
             self.next_seq += 1;
+            let freeze = outage_lab_proto::freeze::Attempt::start();
             // Drive the attempt while still emitting stats on time and honouring shutdown:
             // an attempt against a blackholed collector can take a whole request_timeout.
             let attempt = {
@@ -485,6 +492,12 @@ impl Agent {
                     }
                 }
             };
+            if freeze.spanned_a_freeze() && !attempt.succeeded() {
+                // Stopped mid-attempt (a workshop freeze): the timeout that fired on resume says
+                // nothing about the collector. Not a failure; the next report is due at once.
+                next_due = Instant::now();
+                continue;
+            }
             self.record(attempt, report);
 
             // The delay counts from when the attempt started, so a slow failure does not slow

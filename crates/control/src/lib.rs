@@ -626,6 +626,7 @@ impl Control {
     async fn probe_all(&mut self) {
         let mut probes = JoinSet::new();
         let timeout = self.config.probe_timeout.get();
+        let round = outage_lab_proto::freeze::Attempt::start();
         for (i, s) in self.servers.iter().enumerate() {
             let req = self
                 .http
@@ -645,6 +646,10 @@ impl Control {
         while let Some(done) = probes.join_next().await {
             let Ok((i, res, took)) = done else { continue };
             let ok = res.is_ok();
+            if !ok && round.spanned_a_freeze() {
+                // Stopped mid-probe (a workshop freeze): not evidence about the server.
+                continue;
+            }
             if let Some(healthy) = self.windows[i].record(ok) {
                 let detail = match (&res, healthy) {
                     (_, true) => format!(

@@ -73,6 +73,30 @@ pub enum Command {
     /// Example: outage-lab grid fixtures/scenarios/ebs-2012-10-22.yaml
     ///   --vary volumes.placement_fill=0.375,0.625,0.875 --vary watchdog.aggregate.threshold=0.9,0.95
     Grid(GridArgs),
+    /// Step through the 2012 outage live, for a room: the run stops at each link of the causal
+    /// chain and waits for the facilitator.
+    ///
+    /// The links: the collector replaced, DNS updated on some servers, the first failed report,
+    /// the first leak alarm, the aggregate alarm silent past its threshold, the first server
+    /// that cannot serve I/O, the first stuck volume, the first failover without capacity, the
+    /// repair, the recovery. At each stop every process that acts on its own is frozen
+    /// (SIGSTOP; the lab clock holds), and the terminal shows what this run shows, what happened
+    /// in 2012, every monitor side by side, the commands to look for yourself (dig, curl) and a
+    /// question. Enter, `outage-lab ctl RUN_DIR next` or the live page's Next button goes on.
+    /// Participants act with `outage-lab ctl` (repair DNS, restart agents); the run ends with the
+    /// room's time to detect and to mitigate beside 2012's. WORKSHOP.md is the facilitator's
+    /// guide. Exit codes as for run.
+    ///
+    /// Example: outage-lab workshop --serve
+    /// Example: outage-lab workshop --auto 20 --speed 0.5   (a hallway screen)
+    Workshop(WorkshopArgs),
+    /// Act on a live workshop through its control API, with the run's token.
+    ///
+    /// Exit 0 done; 1 the run refused (the answer says why, e.g. not at a stop); 2 bad input or
+    /// no live workshop in RUN_DIR.
+    ///
+    /// Example: outage-lab ctl runs/ebs-2012-10-22-20261129T120000Z-seed20121022 repair dns-c
+    Ctl(CtlArgs),
     /// Role: an authoritative DNS server for lab.internal (spawned by the harness).
     #[command(hide = true)]
     Dns(DnsArgs),
@@ -107,6 +131,100 @@ pub enum Command {
 pub struct RunArgs {
     /// The scenario file (YAML), e.g. fixtures/scenarios/ebs-2012-10-22.yaml.
     pub scenario: PathBuf,
+    #[command(flatten)]
+    pub settings: RunSettings,
+    /// Run the fleet on launcher hosts (`outage-lab host`, one per container) registered in
+    /// this state directory, instead of as child processes here. This is how the compose
+    /// deployment runs (see compose/compose.yaml); the run directory must be on a path every
+    /// container mounts. With it, --serve may bind a container address (publish it on the
+    /// machine's loopback only).
+    #[arg(long, value_name = "STATE_DIR")]
+    pub hosts: Option<PathBuf>,
+}
+
+/// `outage-lab workshop`.
+#[derive(Debug, Args)]
+pub struct WorkshopArgs {
+    /// The scenario file (YAML) [default: the 2012 scenario, built in].
+    pub scenario: Option<PathBuf>,
+    #[command(flatten)]
+    pub settings: RunSettings,
+    /// Go on by itself after SECONDS at each stop, without input (a screen in a hallway, a
+    /// recording). Enter or Next still go on sooner.
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub auto: Option<std::time::Duration>,
+    /// Slow motion: 0.25 runs the lab a quarter of the wall time (a second, then a hold of
+    /// three, every process frozen in between). At most 1: the processes run in real time and
+    /// cannot go faster; for a quick dry run use --auto 0.
+    #[arg(long, default_value_t = 1.0, value_parser = parse_speed)]
+    pub speed: f64,
+}
+
+fn parse_seconds(s: &str) -> Result<std::time::Duration, String> {
+    let secs: f64 = s
+        .parse()
+        .map_err(|_| format!("expected seconds, e.g. 20 or 2.5; got {s:?}"))?;
+    if !(0.0..=3600.0).contains(&secs) {
+        return Err(format!("expected 0 to 3600 seconds, got {secs}"));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
+}
+
+fn parse_speed(s: &str) -> Result<f64, String> {
+    let speed: f64 = s
+        .parse()
+        .map_err(|_| format!("expected a number such as 0.25, got {s:?}"))?;
+    if speed > 1.0 {
+        return Err(format!(
+            "{speed} is faster than real time: the lab's processes run in real time; for a quick dry run use --auto 0"
+        ));
+    }
+    if speed < 0.05 || !speed.is_finite() {
+        return Err(format!("expected 0.05 to 1, got {speed}"));
+    }
+    Ok(speed)
+}
+
+/// `outage-lab ctl`.
+#[derive(Debug, Args)]
+pub struct CtlArgs {
+    /// The run directory of a live workshop (printed when it starts).
+    pub run_dir: PathBuf,
+    /// What to do.
+    #[command(subcommand)]
+    pub action: CtlAction,
+    /// Who acts, as the journal records it [default: $USER].
+    #[arg(long = "as", value_name = "NAME", global = true)]
+    pub who: Option<String>,
+}
+
+/// What `ctl` does.
+#[derive(Debug, Subcommand)]
+pub enum CtlAction {
+    /// Where the run is: the current stop, the monitors, what was done (JSON with --json).
+    Status {
+        /// Print the control API's JSON as it is.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Go on from the current stop.
+    Next,
+    /// Point collector.lab.internal at the replacement on these DNS servers (none: all).
+    Repair {
+        /// DNS server names (dns-a, ...), or all.
+        dns: Vec<String>,
+    },
+    /// Restart these storage servers' agents (frees what they leaked).
+    Restart {
+        /// Server ids (s003 ...), or all.
+        #[arg(required = true)]
+        servers: Vec<String>,
+    },
+}
+
+/// What `run` and `workshop` share.
+#[derive(Debug, Args)]
+pub struct RunSettings {
     /// Seed for every random choice (overrides the scenario's `seed`); rerun with it to repeat.
     #[arg(long, env = "OUTAGE_LAB_SEED")]
     pub seed: Option<u64>,
@@ -140,13 +258,6 @@ pub struct RunArgs {
     /// refused. Example: --serve 127.0.0.1:8080
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:0")]
     pub serve: Option<SocketAddr>,
-    /// Run the fleet on launcher hosts (`outage-lab host`, one per container) registered in
-    /// this state directory, instead of as child processes here. This is how the compose
-    /// deployment runs (see compose/compose.yaml); the run directory must be on a path every
-    /// container mounts. With it, --serve may bind a container address (publish it on the
-    /// machine's loopback only).
-    #[arg(long, value_name = "STATE_DIR")]
-    pub hosts: Option<PathBuf>,
 }
 
 /// What `compare` and `grid` share.
@@ -315,8 +426,8 @@ mod tests {
         let Command::Run(args) = cli.command else {
             panic!("not run")
         };
-        assert_eq!(args.seed, Some(7));
-        assert_eq!(args.servers, Some(30));
+        assert_eq!(args.settings.seed, Some(7));
+        assert_eq!(args.settings.servers, Some(30));
     }
 
     #[test]
@@ -326,7 +437,7 @@ mod tests {
             let Command::Run(args) = cli.command else {
                 panic!("not run")
             };
-            args.serve
+            args.settings.serve
         };
         assert_eq!(parse(&["outage-lab", "run", "s.yaml"]), None);
         assert_eq!(

@@ -9,6 +9,7 @@
 mod checks;
 mod cli;
 mod containment;
+mod ctl;
 mod experiment;
 mod external_agent;
 mod fixes;
@@ -19,17 +20,18 @@ mod roles;
 mod scenario;
 mod steps;
 mod terminal;
+mod workshop;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::cli::{Cli, Command, ReportArgs, RunArgs, ValidateArgs};
+use crate::cli::{Cli, Command, ReportArgs, RunArgs, RunSettings, ValidateArgs, WorkshopArgs};
 use crate::scenario::Scenario;
 use crate::scenario::overrides::Setting;
 
 /// Exit codes: part of the interface, documented in `--help` and the README.
-mod exit {
+pub(crate) mod exit {
     /// An expectation did not hold.
     pub const EXPECTATION_FAILED: u8 = 1;
     /// Bad input: scenario or flags. Nothing was started.
@@ -51,6 +53,8 @@ fn main() -> ExitCode {
             experiment_command(|exe| experiment::compare::command(&args, exe))
         }
         Command::Grid(args) => experiment_command(|exe| experiment::grid::command(&args, exe)),
+        Command::Workshop(args) => workshop(args),
+        Command::Ctl(args) => ctl::command(&args),
         role => roles::run(role),
     }
 }
@@ -76,7 +80,7 @@ fn load(path: &std::path::Path, settings: &[Setting]) -> Result<Scenario, String
 }
 
 /// `--set`, `--fix` and `--servers`, in the order they apply (`--servers` last: it wins).
-fn settings(args: &RunArgs) -> Result<Vec<Setting>, String> {
+fn settings(args: &RunSettings) -> Result<Vec<Setting>, String> {
     let mut out = Vec::new();
     for arg in &args.set {
         out.push(Setting::parse(arg).map_err(|e| format!("--set {e}"))?);
@@ -89,63 +93,98 @@ fn settings(args: &RunArgs) -> Result<Vec<Setting>, String> {
 }
 
 fn run(args: RunArgs) -> ExitCode {
-    let settings = match settings(&args) {
+    let scenario = match (settings(&args.settings))
+        .and_then(|s| load(&args.scenario, &s).map_err(|e| format!("invalid scenario: {e}")))
+    {
         Ok(s) => s,
         Err(e) => {
             eprintln!("outage-lab: {e}");
             return ExitCode::from(exit::BAD_INPUT);
         }
     };
-    let scenario = match load(&args.scenario, &settings) {
+    let shown = args.scenario.display().to_string();
+    match options(&scenario, &shown, &args.settings, args.hosts) {
+        Ok(opts) => execute(scenario, opts),
+        Err(code) => code,
+    }
+}
+
+/// The 2012 scenario, built in: `workshop` runs it without a checkout.
+const SCENARIO_2012: &str = include_str!("../../../fixtures/scenarios/ebs-2012-10-22.yaml");
+
+fn workshop(args: WorkshopArgs) -> ExitCode {
+    let loaded = settings(&args.settings).and_then(|s| match &args.scenario {
+        Some(path) => load(path, &s),
+        None => Scenario::parse_with(SCENARIO_2012, "ebs-2012-10-22.yaml (built in)", &s)
+            .map_err(|e| e.to_string()),
+    });
+    let scenario = match loaded {
         Ok(s) => s,
         Err(e) => {
             eprintln!("outage-lab: invalid scenario: {e}");
             return ExitCode::from(exit::BAD_INPUT);
         }
     };
-    let memory_limit = match containment::check(&scenario, args.memory_limit) {
-        Ok(_) => containment::limit(args.memory_limit)
+    let shown = (args.scenario.as_ref())
+        .map_or("the 2012 scenario".to_owned(), |p| p.display().to_string());
+    match options(&scenario, &shown, &args.settings, None) {
+        Ok(mut opts) => {
+            opts.workshop = Some(workshop::Options {
+                auto: args.auto,
+                speed: args.speed,
+            });
+            execute(scenario, opts)
+        }
+        Err(code) => code,
+    }
+}
+
+/// Checks that `scenario` may run here as `settings` ask, and makes the harness's options.
+fn options(
+    scenario: &Scenario,
+    shown: &str,
+    settings: &RunSettings,
+    hosts: Option<std::path::PathBuf>,
+) -> Result<harness::RunOptions, ExitCode> {
+    let refuse = |e: String| {
+        eprintln!("outage-lab: refusing to run {shown}: {e}");
+        ExitCode::from(exit::BAD_INPUT)
+    };
+    let memory_limit = match containment::check(scenario, settings.memory_limit) {
+        Ok(_) => containment::limit(settings.memory_limit)
             .map(|(l, _)| l)
             .unwrap_or(u64::MAX),
-        Err(e) => {
-            eprintln!(
-                "outage-lab: refusing to run {}: {e}",
-                args.scenario.display()
-            );
-            return ExitCode::from(exit::BAD_INPUT);
-        }
+        Err(e) => return Err(refuse(e.to_string())),
     };
-    if let Err(e) = external_agent_can_run(&scenario, &args) {
-        eprintln!(
-            "outage-lab: refusing to run {}: {e}",
-            args.scenario.display()
-        );
-        return ExitCode::from(exit::BAD_INPUT);
+    if let Err(e) = external_agent_can_run(scenario, hosts.is_some()) {
+        return Err(refuse(e));
     }
-    if let Some(addr) = args
+    if let Some(addr) = settings
         .serve
-        .filter(|a| !a.ip().is_loopback() && args.hosts.is_none())
+        .filter(|a| !a.ip().is_loopback() && hosts.is_none())
     {
         eprintln!(
             "outage-lab: refusing to serve the live view on {addr}: it shows the run to anyone who can reach it; use a loopback address such as 127.0.0.1:8080"
         );
-        return ExitCode::from(exit::BAD_INPUT);
+        return Err(ExitCode::from(exit::BAD_INPUT));
     }
-    let exe = match std::env::current_exe() {
-        Ok(exe) => exe,
-        Err(e) => {
-            eprintln!("outage-lab: cannot find my own executable to spawn roles: {e}");
-            return ExitCode::from(exit::HARNESS_FAILED);
-        }
-    };
-    let opts = harness::RunOptions {
-        seed: args.seed,
+    let exe = std::env::current_exe().map_err(|e| {
+        eprintln!("outage-lab: cannot find my own executable to spawn roles: {e}");
+        ExitCode::from(exit::HARNESS_FAILED)
+    })?;
+    Ok(harness::RunOptions {
+        seed: settings.seed,
         memory_limit,
-        out: args.out,
+        out: settings.out.clone(),
         exe,
-        serve: args.serve,
-        hosts: args.hosts,
-    };
+        serve: settings.serve,
+        hosts,
+        workshop: None,
+    })
+}
+
+/// Runs the harness and turns its outcome into the exit code.
+fn execute(scenario: Scenario, opts: harness::RunOptions) -> ExitCode {
     // One thread on purpose: children get PR_SET_PDEATHSIG, which fires when the *thread* that
     // forked them exits; the main thread lives exactly as long as the harness.
     let runtime = match single_threaded_runtime() {
@@ -177,8 +216,8 @@ fn run(args: RunArgs) -> ExitCode {
 /// The runtime every process of outage-lab uses: one thread (see `run` and `roles`).
 /// An external agent (`agent.command`) runs here in a mount namespace of its own, which needs
 /// privileges; on launcher hosts (`--hosts`) the container's `dns:` does that job.
-fn external_agent_can_run(scenario: &Scenario, args: &RunArgs) -> Result<(), String> {
-    if scenario.agent.command.is_none() || args.hosts.is_some() {
+fn external_agent_can_run(scenario: &Scenario, on_hosts: bool) -> Result<(), String> {
+    if scenario.agent.command.is_none() || on_hosts {
         return Ok(());
     }
     external_agent::check_privileges().map_or(Ok(()), Err)

@@ -42,6 +42,9 @@ enum RoleError {
 async fn run_async(command: Command) -> Result<(), RoleError> {
     let shutdown = CancellationToken::new();
     stop_on_signals(shutdown.clone()).map_err(RoleError::Failed)?;
+    // `outage-lab workshop` stops and continues the whole run: each role must tell an outcome
+    // that spanned the freeze from a real one.
+    outage_lab_proto::freeze::install();
     let events = EventSink::stdout();
     match command {
         Command::Dns(args) => {
@@ -122,7 +125,9 @@ async fn run_async(command: Command) -> Result<(), RoleError> {
         | Command::Validate(_)
         | Command::Report(_)
         | Command::Compare(_)
-        | Command::Grid(_) => Err(RoleError::Failed(anyhow::anyhow!("not a role command"))),
+        | Command::Grid(_)
+        | Command::Workshop(_)
+        | Command::Ctl(_) => Err(RoleError::Failed(anyhow::anyhow!("not a role command"))),
     }
 }
 

@@ -376,6 +376,48 @@ pub enum Event {
         /// What it saw and did, with the numbers.
         detail: String,
     },
+    /// `outage-lab workshop` stopped the run at a link of the causal chain: every process that
+    /// acts on its own is frozen and the lab clock holds until the facilitator goes on.
+    WorkshopStop {
+        /// The link (`first_leak_alarm`, ...).
+        link: String,
+        /// Its number in the chain, from 1.
+        number: u32,
+        /// What this run shows of it, with the evidence.
+        evidence: String,
+    },
+    /// The run went on after a workshop stop.
+    WorkshopResumed {
+        /// The link it stopped at.
+        link: String,
+        /// How long the run was frozen (wall time; the lab clock did not move).
+        frozen_ms: u64,
+    },
+    /// A participant acted on a live run (`outage-lab ctl`, or the live page).
+    ParticipantAction {
+        /// Who (`ctl --as NAME`, else the user name).
+        who: String,
+        /// `repair_dns`, `restart_agents` or `next`.
+        action: String,
+        /// What it acted on (DNS servers, server ids).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        targets: Vec<String>,
+        /// Whether it acts on the cause: a stale DNS server, or the agent of a stale server.
+        correct: bool,
+        /// What was done.
+        detail: String,
+    },
+    /// How a workshop's room did: time to detect and to mitigate, in lab milliseconds.
+    WorkshopOutcome {
+        /// The first correct action, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detect_ms: Option<u64>,
+        /// When every stale DNS server was repaired and every stale agent restarted after it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mitigate_ms: Option<u64>,
+        /// The whole outcome in words.
+        detail: String,
+    },
     /// An expectation was checked.
     Verdict {
         /// Expectation name.
@@ -418,6 +460,10 @@ impl Event {
             Event::ProcessExited { .. } => "process_exited",
             Event::FaultInjected { .. } => "fault_injected",
             Event::FixApplied { .. } => "fix_applied",
+            Event::WorkshopStop { .. } => "workshop_stop",
+            Event::WorkshopResumed { .. } => "workshop_resumed",
+            Event::ParticipantAction { .. } => "participant_action",
+            Event::WorkshopOutcome { .. } => "workshop_outcome",
             Event::Verdict { .. } => "verdict",
             Event::RunFinished { .. } => "run_finished",
         }

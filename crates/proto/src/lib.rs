@@ -11,6 +11,7 @@
 
 pub mod access;
 pub mod event;
+pub mod freeze;
 pub mod markup;
 pub mod metrics;
 pub mod procfs;

@@ -158,13 +158,18 @@ pub struct LiveView {
 }
 
 impl LiveView {
-    /// Binds `addr` and serves the view of `fleet` as a task on the current runtime.
-    pub async fn start(addr: std::net::SocketAddr, fleet: &Fleet) -> std::io::Result<Self> {
+    /// Binds `addr` and serves the view of `fleet` as a task on the current runtime, with
+    /// `controls` (a workshop's control routes, which check their own token) beside the page.
+    pub async fn start(
+        addr: std::net::SocketAddr,
+        fleet: &Fleet,
+        controls: Option<Router>,
+    ) -> std::io::Result<Self> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let url = format!("http://{}/", listener.local_addr()?);
         let feed = Feed::new(fleet);
         let stop = CancellationToken::new();
-        tokio::spawn(run(listener, feed.clone(), stop.clone()));
+        tokio::spawn(run(listener, feed.clone(), controls, stop.clone()));
         Ok(Self { feed, url, stop })
     }
 }
@@ -188,12 +193,16 @@ impl Drop for LiveView {
 pub async fn run(
     listener: tokio::net::TcpListener,
     feed: Feed,
+    controls: Option<Router>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let app = Router::new()
+    let mut app = Router::new()
         .route("/", get(page))
         .route("/events", get(events))
         .with_state(feed);
+    if let Some(controls) = controls {
+        app = app.merge(controls);
+    }
     tokio::select! {
         r = axum::serve(listener, app) => r,
         () = shutdown.cancelled() => Ok(()),
@@ -345,7 +354,7 @@ mod tests {
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let stop = CancellationToken::new();
-        let server = tokio::spawn(run(listener, feed.clone(), stop.clone()));
+        let server = tokio::spawn(run(listener, feed.clone(), None, stop.clone()));
 
         let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
         use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -31,7 +31,7 @@ use std::time::Duration;
 use outage_lab_proto::server::HttpServer;
 use outage_lab_proto::{AlarmKind, Event, EventSink, HumanDuration};
 use serde::{Deserialize, Serialize};
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::AdminState;
@@ -164,7 +164,8 @@ pub async fn run(
         )
     });
     let mut seen_version = 0;
-    let started = Instant::now();
+    // Samples are stamped with active time, so a workshop freeze is no gap without growth.
+    let mut clock = outage_lab_proto::freeze::ActiveClock::new(config.sample_interval.get());
     let mut tick = tokio::time::interval(config.sample_interval.get());
     // A late sweep is taken late, not twice in a row: the detector's segments are by time.
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -189,7 +190,7 @@ pub async fn run(
                 if targets.is_empty() {
                     continue;
                 }
-                let at = started.elapsed();
+                let at = clock.now();
                 let reader = Arc::clone(&reader);
                 let readings = tokio::task::spawn_blocking(move || {
                     let mut reader = reader.lock().unwrap_or_else(PoisonError::into_inner);

@@ -35,7 +35,7 @@ const FLUSH_EVERY: Duration = Duration::from_millis(250);
 pub struct Driver<'a> {
     /// The processes.
     pub fleet: Fleet<'a>,
-    rx: mpsc::UnboundedReceiver<Inbound>,
+    pub(super) rx: mpsc::UnboundedReceiver<Inbound>,
     journal: BufWriter<File>,
     /// What happened so far.
     pub state: RunState,
@@ -60,6 +60,8 @@ pub struct Driver<'a> {
     pub live: Option<outage_lab_viz::live::LiveView>,
     /// The fixes that act during the run.
     fixes: FixRuntime,
+    /// `outage-lab workshop`: the stops, and the participants' requests.
+    pub workshop: Option<crate::workshop::Workshop>,
 }
 
 impl std::fmt::Debug for Driver<'_> {
@@ -96,6 +98,7 @@ impl<'a> Driver<'a> {
             customers_told: Default::default(),
             write_check: None,
             live: None,
+            workshop: None,
         }
     }
 
@@ -121,6 +124,7 @@ impl<'a> Driver<'a> {
         if self.memory_abort.is_some() {
             return Ok(());
         }
+        self.workshop_outcome();
         self.pump();
         self.finish_load().await;
         say(&self.status_line());
@@ -131,7 +135,9 @@ impl<'a> Driver<'a> {
     /// of the scenario's duration (or the memory guard trips).
     async fn play_timeline(&mut self) -> Result<(), HarnessError> {
         let scenario = self.fleet.scenario;
-        let fleet_up = Instant::now();
+        // Step times are lab time: a workshop freeze pushes every later step back by its length.
+        let clock = self.fleet.sup.clock().clone();
+        let fleet_up = clock.now();
         let end = fleet_up + scenario.duration.value.get();
         self.next_status_ms = self.fleet.sup.now_ms() + STATUS_EVERY_MS;
         let mut load_stats = tokio::time::interval(LOAD_STATS_INTERVAL);
@@ -139,11 +145,13 @@ impl<'a> Driver<'a> {
         let mut steps = scenario.timeline.iter().peekable();
         loop {
             let deadline = (steps.peek()).map_or(end, |s| fleet_up + s.at().value.get());
-            let deadline = tokio::time::Instant::from_std(deadline);
+            let deadline = tokio::time::Instant::from_std(clock.instant_at(deadline));
             let fix_due = (self.fixes.next_due()).map_or(deadline, |due| due.min(deadline));
+            let pace_due = self.pace_due();
             tokio::select! {
-                msg = self.rx.recv() => {
-                    if let Some(msg) = msg { self.record(msg); }
+                input = self.next_input() => { self.take(input, false).await?; }
+                _ = tokio::time::sleep_until(pace_due.unwrap_or(deadline)), if pace_due.is_some_and(|p| p < deadline) => {
+                    self.pace().await?;
                 }
                 _ = tokio::time::sleep_until(fix_due), if fix_due < deadline => {
                     self.act_fixes().await?;
@@ -159,6 +167,7 @@ impl<'a> Driver<'a> {
             if self.memory_abort.is_some() {
                 return Ok(());
             }
+            self.stop_at_links().await?;
             self.tell_status();
         }
     }
@@ -260,6 +269,7 @@ impl<'a> Driver<'a> {
             read_fraction: l.read_fraction,
             request_timeout: l.request_timeout.get(),
             seed: self.fleet.seed ^ 0x10AD_10AD,
+            clock: self.fleet.sup.clock().clone(),
         };
         self.load_task = Some(tokio::spawn(load::run(
             config,
@@ -336,7 +346,7 @@ impl<'a> Driver<'a> {
         (self.journal.flush()).map_err(|e| HarnessError::io("write journal.jsonl".into(), e))
     }
 
-    fn record(&mut self, msg: Inbound) {
+    pub(super) fn record(&mut self, msg: Inbound) {
         let entry = JournalEntry {
             t_ms: msg.t_ms,
             source: msg.source,

@@ -111,16 +111,18 @@ impl Endpoints {
     /// The address a process's `/metrics` was on, so a restarted agent can take it again and a
     /// scraper's target list stays true.
     pub fn metrics_addr(&self, process: &ProcessName) -> Option<SocketAddr> {
-        let url = &self
-            .by_process
-            .get(&process.to_string())?
-            .iter()
-            .find(|e| e.kind == "metrics")?
-            .url;
-        url.strip_prefix("http://")?
+        self.url(process, "metrics")?
+            .strip_prefix("http://")?
             .strip_suffix("/metrics")?
             .parse()
             .ok()
+    }
+
+    /// A process's URL of `kind` (`metrics`, `stats`, ...), if it has one.
+    pub fn url(&self, process: &ProcessName, kind: &str) -> Option<&str> {
+        (self.by_process.get(&process.to_string())?.iter())
+            .find(|e| e.kind == kind)
+            .map(|e| e.url.as_str())
     }
 
     /// Writes `endpoints.json` into `run_dir` (through a temporary file, so a reader never sees

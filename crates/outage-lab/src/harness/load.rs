@@ -105,6 +105,8 @@ pub struct LoadConfig {
     pub request_timeout: Duration,
     /// Seed of every choice.
     pub seed: u64,
+    /// The lab clock: no request is sent while the run is frozen (a workshop stop).
+    pub clock: super::clock::LabClock,
 }
 
 /// Runs the load until `stop` is cancelled, then waits (at most one request timeout) for requests in
@@ -128,6 +130,9 @@ pub async fn run(
             biased;
             () = stop.cancelled() => break,
             _ = tick.tick() => {}
+        }
+        if config.clock.is_held() {
+            continue;
         }
         if last_refresh.is_none_or(|t| t.elapsed() >= MAP_REFRESH) {
             if let Ok(m) = fetch_map(&http, config.control).await {
@@ -169,8 +174,10 @@ pub async fn run(
             let http = http.clone();
             let ledger = Arc::clone(&ledger);
             let timeout = config.request_timeout;
+            let clock = config.clock.clone();
             tokio::spawn(async move {
                 let started = Instant::now();
+                let freezes = clock.freezes();
                 let ok = match target {
                     // A volume no replica serves: the customer's I/O is refused at once.
                     None => false,
@@ -178,6 +185,14 @@ pub async fn run(
                 };
                 let ms = started.elapsed().as_secs_f64() * 1000.0;
                 let mut l = lock(&ledger);
+                if !ok && clock.freezes() != freezes {
+                    // The storage server was frozen under it (a workshop stop): not the
+                    // customer's error. A write not acknowledged is simply not counted.
+                    if write_value.is_some() {
+                        l.writing.remove(&key);
+                    }
+                    return;
+                }
                 l.requests += 1;
                 l.latencies_ms.push(ms);
                 if ok {

@@ -9,23 +9,26 @@
 //! 5. **judge**: every planned check ([`crate::checks`]) against what happened;
 //! 6. **write**: the verdicts into the journal, then `report.json`, `junit.xml`, `report.html`.
 
+pub mod clock;
 pub mod configs;
 pub mod customers;
 pub mod driver;
 pub mod endpoints;
 pub mod error;
 pub mod fleet;
+pub mod freeze;
 pub mod ledger;
 pub mod load;
 pub mod remote;
 pub mod report;
 pub mod state;
+pub mod stops;
 pub mod supervisor;
 
 use std::fs::File;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use outage_lab_proto::Event;
 use outage_lab_proto::report::{ExpectationResult, Report, Verdict};
@@ -64,6 +67,8 @@ pub struct RunOptions {
     pub serve: Option<SocketAddr>,
     /// Run the fleet on the launcher hosts registered in this state directory (compose).
     pub hosts: Option<PathBuf>,
+    /// `outage-lab workshop`: stop at each link of the chain (local runs only).
+    pub workshop: Option<crate::workshop::Options>,
 }
 
 /// How a run ended, when the harness itself did not fail.
@@ -95,10 +100,22 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Outcome, Harnes
         remote,
     } = plan(&scenario, &opts).await?;
     // Journal times count from here: the fleet's plan is made, nothing is started yet.
-    let t0 = Instant::now();
-    let mut driver = start(&scenario, &plan, seed, &run_dir, remote, &opts, t0).await?;
+    let clock = clock::LabClock::start();
+    let mut driver = start(
+        &scenario,
+        &plan,
+        seed,
+        &run_dir,
+        remote,
+        &opts,
+        clock.clone(),
+    )
+    .await?;
     let (driven, interrupted) = drive(&mut driver).await;
     let end_ms = driver.fleet.sup.now_ms();
+    if let Some(workshop) = &driver.workshop {
+        workshop.close();
+    }
     let leftovers = stop(&mut driver).await;
     driven?;
     let facts = RunFacts {
@@ -107,7 +124,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Outcome, Harnes
         leftovers,
     };
     let expectations = judge(&scenario, &driver, end_ms, &facts);
-    let report = write(&scenario, &mut driver, &run_dir, t0, expectations)?;
+    let report = write(&scenario, &mut driver, &run_dir, &clock, expectations)?;
     if let Some(live) = driver.live.take() {
         live.close(Duration::from_millis(500)).await;
     }
@@ -157,7 +174,7 @@ async fn start<'a>(
     run_dir: &Path,
     remote: Option<remote::Remote>,
     opts: &RunOptions,
-    t0: Instant,
+    clock: clock::LabClock,
 ) -> Result<Driver<'a>, HarnessError> {
     // The ledger lets a later run on this machine reap what a crashed one left; processes on
     // launcher hosts die with their launcher's connection instead.
@@ -176,14 +193,18 @@ async fn start<'a>(
         .build()
         .map_err(|e| HarnessError::Start(format!("HTTP client: {e}")))?;
     let (tx, rx) = mpsc::unbounded_channel();
-    let sup = Supervisor::new(opts.exe.clone(), run_dir, t0, tx, ledger, remote);
+    let sup = Supervisor::new(opts.exe.clone(), run_dir, clock, tx, ledger, remote);
     let journal_path = run_dir.join("journal.jsonl");
     let journal = File::create(&journal_path)
         .map_err(|e| HarnessError::io(format!("create {}", journal_path.display()), e))?;
     let fleet = Fleet::new(scenario, plan, seed, sup, http, run_dir.to_owned());
     let mut driver = Driver::new(fleet, rx, journal, MemoryGuard::new(opts.memory_limit));
+    let controls = match &opts.workshop {
+        Some(options) => Some(start_workshop(&mut driver, options, run_dir).await?),
+        None => None,
+    };
     if let Some(addr) = opts.serve {
-        let live = live_view(addr, scenario, plan).await?;
+        let live = live_view(addr, scenario, plan, controls).await?;
         driver.fleet.listed.add_live_view(&live.url);
         driver.live = Some(live);
     }
@@ -308,7 +329,7 @@ fn write(
     scenario: &Scenario,
     driver: &mut Driver<'_>,
     run_dir: &Path,
-    t0: Instant,
+    clock: &clock::LabClock,
     expectations: Vec<ExpectationResult>,
 ) -> Result<Report, HarnessError> {
     let verdict = if expectations.iter().all(|e| e.passed) {
@@ -344,7 +365,7 @@ fn write(
         &driver.state,
         report::Outcome {
             verdict,
-            wall: t0.elapsed(),
+            wall: clock.wall(),
             expectations,
             load: load_total,
             acknowledged_writes,
@@ -374,10 +395,72 @@ fn write_report_files(run_dir: &Path, report: &Report) -> Result<(), HarnessErro
 }
 
 /// Starts the live view (`run --serve`) of this fleet and tells its URL.
+/// Attaches a workshop to `driver`: its control API on loopback (token in the run directory),
+/// and Enter on the terminal to go on. Returns the control routes, for the live page too.
+async fn start_workshop(
+    driver: &mut Driver<'_>,
+    options: &crate::workshop::Options,
+    run_dir: &Path,
+) -> Result<axum::Router, HarnessError> {
+    use crate::workshop::control::{self, Asked, Request};
+    let token = outage_lab_host::load_or_create_token(run_dir).map_err(|e| {
+        HarnessError::io(
+            format!("create the run's token in {}", run_dir.display()),
+            e,
+        )
+    })?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    let routes = control::router(token, tx.clone());
+    let stop_serving = tokio_util::sync::CancellationToken::new();
+    let addr = control::start(run_dir, routes.clone(), stop_serving.clone())
+        .await
+        .map_err(|e| HarnessError::io("serve the workshop's control API".into(), e))?;
+    // Enter on the terminal goes on. A plain thread: a blocking read would hold up the runtime's
+    // shutdown, and this thread forks nothing (the parent-death signal is tied to the main one).
+    let _ = std::thread::Builder::new()
+        .name("workshop-stdin".into())
+        .spawn(move || {
+            for line in std::io::stdin().lines() {
+                if line.is_err() {
+                    break;
+                }
+                let (reply, _) = tokio::sync::oneshot::channel();
+                let next = Request::Next {
+                    who: "the facilitator (Enter)".into(),
+                };
+                if tx
+                    .send(Asked {
+                        request: next,
+                        reply,
+                    })
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        });
+    let session = crate::workshop::Session::new(driver.fleet.scenario, options.clone());
+    driver.workshop = Some(crate::workshop::Workshop::new(
+        session,
+        rx,
+        stop_serving,
+        run_dir,
+    ));
+    say(&format!(
+        "workshop: the run stops at each link of the chain; control API on http://{addr} \
+         (outage-lab ctl {} status; token in {}/{})",
+        run_dir.display(),
+        run_dir.display(),
+        outage_lab_host::TOKEN_FILE
+    ));
+    Ok(routes)
+}
+
 async fn live_view(
     addr: SocketAddr,
     scenario: &Scenario,
     plan: &Plan,
+    controls: Option<axum::Router>,
 ) -> Result<outage_lab_viz::live::LiveView, HarnessError> {
     use outage_lab_viz::live::{Fleet, FleetServer, LiveView};
     let fleet = Fleet {
@@ -390,7 +473,7 @@ async fn live_view(
             })
             .collect(),
     };
-    let view = LiveView::start(addr, &fleet)
+    let view = LiveView::start(addr, &fleet, controls)
         .await
         .map_err(|e| HarnessError::io(format!("serve the live view on {addr}"), e))?;
     if addr.ip().is_unspecified() {

@@ -19,7 +19,9 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use super::clock::LabClock;
 
 use outage_lab_proto::Event;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -112,13 +114,21 @@ impl RemoteSignal {
 type Watch = (Arc<AtomicBool>, watch::Receiver<bool>);
 
 impl Proc {
+    /// Sends `sig` to our own child (a program's whole group).
+    fn signal_here(&self, sig: libc::c_int) {
+        if self.group {
+            signal_group(self.pid, sig);
+        } else {
+            outage_lab_host::send_signal(self.pid, sig);
+        }
+    }
+
     /// Sends `sig`: to our own child directly, to a remote one through its launcher (which only
     /// signals a child it has not reaped). A launcher that cannot be reached is logged; the
     /// caller's SIGKILL fallback and timeouts still bound the stop.
     async fn signal(&self, sig: libc::c_int) {
         match &self.remote {
-            None if self.group => signal_group(self.pid, sig),
-            None => outage_lab_host::send_signal(self.pid, sig),
+            None => self.signal_here(sig),
             Some(remote) => {
                 let signal = if sig == libc::SIGKILL {
                     outage_lab_host::Signal::Kill
@@ -159,7 +169,7 @@ pub struct Pending {
 pub struct Supervisor {
     exe: PathBuf,
     log_dir: PathBuf,
-    t0: Instant,
+    clock: LabClock,
     tx: mpsc::UnboundedSender<Inbound>,
     procs: Mutex<BTreeMap<ProcessName, Proc>>,
     /// Every process started, on disk, for a later run to reap if this one crashes (local
@@ -183,7 +193,7 @@ impl Supervisor {
     pub fn new(
         exe: PathBuf,
         run_dir: &Path,
-        t0: Instant,
+        clock: LabClock,
         tx: mpsc::UnboundedSender<Inbound>,
         ledger: Option<super::ledger::Ledger>,
         remote: Option<super::remote::Remote>,
@@ -191,7 +201,7 @@ impl Supervisor {
         Self {
             exe,
             log_dir: run_dir.join("logs"),
-            t0,
+            clock,
             tx,
             procs: Mutex::new(BTreeMap::new()),
             ledger: Mutex::new(ledger),
@@ -211,9 +221,14 @@ impl Supervisor {
         self.remote.is_some()
     }
 
-    /// Milliseconds since the run started.
+    /// Lab milliseconds since the run started (frozen time left out).
     pub fn now_ms(&self) -> u64 {
-        u64::try_from(self.t0.elapsed().as_millis()).unwrap_or(u64::MAX)
+        self.clock.now_ms()
+    }
+
+    /// The run's lab clock.
+    pub fn clock(&self) -> &LabClock {
+        &self.clock
     }
 
     /// Records an event of the harness's own.
@@ -279,7 +294,7 @@ impl Supervisor {
             tx: self.tx.clone(),
             source: name.to_owned(),
             pid: 0,
-            t0: self.t0,
+            clock: self.clock.clone(),
             ready,
             expected: Arc::clone(&stopping),
             exited: exited_tx,
@@ -454,6 +469,24 @@ impl Supervisor {
         stop_procs(all, grace).await;
     }
 
+    /// Sends `sig` to every running process of this machine whose name `pick` accepts (a
+    /// program's whole group); returns how many.
+    pub(super) fn signal_local(
+        &self,
+        pick: impl Fn(&ProcessName) -> bool,
+        sig: libc::c_int,
+    ) -> usize {
+        let procs = self.lock();
+        let mut sent = 0;
+        for (_, p) in procs.iter().filter(|(n, p)| pick(n) && p.remote.is_none()) {
+            if !*p.exited.borrow() {
+                p.signal_here(sig);
+                sent += 1;
+            }
+        }
+        sent
+    }
+
     /// Processes still running, as `name (pid)`.
     pub fn running(&self) -> Vec<String> {
         self.lock()
@@ -521,6 +554,10 @@ async fn stop_proc(mut proc: Proc, grace: Duration) {
         Err(())
     } else {
         proc.signal(libc::SIGTERM).await;
+        if proc.remote.is_none() {
+            // A frozen process (a workshop stop) acts on SIGTERM only once continued.
+            proc.signal(libc::SIGCONT).await;
+        }
         tokio::time::timeout(grace, proc.exited.wait_for(|done| *done))
             .await
             .map(|_| ())
@@ -636,7 +673,7 @@ struct Teller {
     tx: mpsc::UnboundedSender<Inbound>,
     source: String,
     pid: u32,
-    t0: Instant,
+    clock: LabClock,
     ready: Option<oneshot::Sender<BTreeMap<String, SocketAddr>>>,
     /// Set when the harness stopped it on purpose.
     expected: Arc<AtomicBool>,
@@ -645,7 +682,7 @@ struct Teller {
 
 impl Teller {
     fn now_ms(&self) -> u64 {
-        u64::try_from(self.t0.elapsed().as_millis()).unwrap_or(u64::MAX)
+        self.clock.now_ms()
     }
 
     fn hear(&mut self, line: &str) {
