@@ -25,3 +25,4 @@ mod safety;
 mod scenarios;
 mod steps;
 mod views;
+mod workshop;

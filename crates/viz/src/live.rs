@@ -46,6 +46,9 @@ const KINDS: &[&str] = &[
     "load_stats",
     "customer_stats",
     "process_exited",
+    "workshop_stop",
+    "participant_action",
+    "workshop_outcome",
     "verdict",
     "run_finished",
 ];

@@ -204,7 +204,14 @@ async fn start<'a>(
         None => None,
     };
     if let Some(addr) = opts.serve {
-        let live = live_view(addr, scenario, plan, controls).await?;
+        let token = controls.as_ref().map(|(_, token)| token.clone());
+        let live = live_view(addr, scenario, plan, controls.map(|(routes, _)| routes)).await?;
+        if let Some(token) = token {
+            say(&format!(
+                "workshop page (with its controls): {}#token={token}",
+                live.url
+            ));
+        }
         driver.fleet.listed.add_live_view(&live.url);
         driver.live = Some(live);
     }
@@ -396,12 +403,13 @@ fn write_report_files(run_dir: &Path, report: &Report) -> Result<(), HarnessErro
 
 /// Starts the live view (`run --serve`) of this fleet and tells its URL.
 /// Attaches a workshop to `driver`: its control API on loopback (token in the run directory),
-/// and Enter on the terminal to go on. Returns the control routes, for the live page too.
+/// and Enter on the terminal to go on. Returns the control routes (for the live page too) and
+/// the token.
 async fn start_workshop(
     driver: &mut Driver<'_>,
     options: &crate::workshop::Options,
     run_dir: &Path,
-) -> Result<axum::Router, HarnessError> {
+) -> Result<(axum::Router, String), HarnessError> {
     use crate::workshop::control::{self, Asked, Request};
     let token = outage_lab_host::load_or_create_token(run_dir).map_err(|e| {
         HarnessError::io(
@@ -410,7 +418,7 @@ async fn start_workshop(
         )
     })?;
     let (tx, rx) = mpsc::unbounded_channel();
-    let routes = control::router(token, tx.clone());
+    let routes = control::router(token.clone(), tx.clone());
     let stop_serving = tokio_util::sync::CancellationToken::new();
     let addr = control::start(run_dir, routes.clone(), stop_serving.clone())
         .await
@@ -453,7 +461,7 @@ async fn start_workshop(
         run_dir.display(),
         outage_lab_host::TOKEN_FILE
     ));
-    Ok(routes)
+    Ok((routes, token))
 }
 
 async fn live_view(

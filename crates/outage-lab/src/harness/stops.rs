@@ -155,8 +155,8 @@ impl Driver<'_> {
             .as_mut()
             .map(|w| std::mem::take(&mut w.queued_restarts))
             .unwrap_or_default();
-        for (who, servers) in queued {
-            self.restart(&who, &servers).await?;
+        for (who, servers, asked_ms) in queued {
+            self.restart(&who, &servers, asked_ms).await?;
         }
         self.pump();
         Ok(frozen_for)
@@ -191,12 +191,16 @@ impl Driver<'_> {
                             "{} agent(s) restart as the run goes on (it is frozen)",
                             servers.len()
                         );
+                        let asked_ms = self.fleet.sup.now_ms();
                         if let Some(w) = self.workshop.as_mut() {
-                            w.queued_restarts.push((who, servers));
+                            w.queued_restarts.push((who, servers, asked_ms));
                         }
                         (Ok(serde_json::json!({ "done": detail })), Then::Stay)
                     }
-                    Ok(servers) => (Ok(self.restart(&who, &servers).await?), Then::Stay),
+                    Ok(servers) => {
+                        let now = self.fleet.sup.now_ms();
+                        (Ok(self.restart(&who, &servers, now).await?), Then::Stay)
+                    }
                 }
             }
         };
@@ -233,11 +237,13 @@ impl Driver<'_> {
         ))
     }
 
-    /// Restarts the named servers' agents now.
+    /// Restarts the named servers' agents now, as asked at `asked_ms` (a restart asked for at
+    /// a stop counts from the stop: the lab clock held until it was done).
     async fn restart(
         &mut self,
         who: &str,
         servers: &[String],
+        asked_ms: u64,
     ) -> Result<serde_json::Value, HarnessError> {
         let plan = self.fleet.plan;
         let picked: Vec<_> = plan
@@ -246,8 +252,7 @@ impl Driver<'_> {
             .filter(|s| servers.contains(&s.id))
             .collect();
         self.fleet.restart_agents(&picked).await?;
-        let t = self.fleet.sup.now_ms();
-        let correct = self.session_mut().restarted(plan, who, servers, t);
+        let correct = self.session_mut().restarted(plan, who, servers, asked_ms);
         let detail = format!("restarted the agents of {}", servers.join(", "));
         self.participant(
             who,

@@ -42,8 +42,8 @@ pub struct Workshop {
     pub session: Session,
     /// The participants' requests (control API, live page, Enter on the terminal).
     pub requests: tokio::sync::mpsc::UnboundedReceiver<control::Asked>,
-    /// Restarts asked for while frozen, done as the run goes on: (who, servers).
-    pub queued_restarts: Vec<(String, Vec<String>)>,
+    /// Restarts asked for while frozen, done as the run goes on: (who, servers, lab time asked).
+    pub queued_restarts: Vec<(String, Vec<String>, u64)>,
     /// Stops the control API when the run ends.
     stop_serving: tokio_util::sync::CancellationToken,
     /// The run directory (for the commands a stop prints).
@@ -127,6 +127,13 @@ pub struct Session {
     pub mitigate_ms: Option<u64>,
     budget_bytes: u64,
     threshold: f64,
+    /// Wall time, for how long the room took (lab time holds at stops; the room does not).
+    started: std::time::Instant,
+    /// Wall time when the DNS update was reached, when the first correct action came and when
+    /// the cause was removed.
+    update_wall: Option<Duration>,
+    detect_wall: Option<Duration>,
+    mitigate_wall: Option<Duration>,
 }
 
 impl Session {
@@ -150,6 +157,10 @@ impl Session {
             mitigate_ms: None,
             budget_bytes,
             threshold,
+            started: std::time::Instant::now(),
+            update_wall: None,
+            detect_wall: None,
+            mitigate_wall: None,
         }
     }
 
@@ -177,6 +188,9 @@ impl Session {
                 continue;
             }
             if let Some(evidence) = link.reached(&run) {
+                if link == Link::DnsUpdated {
+                    self.update_wall = Some(self.started.elapsed());
+                }
                 self.queue.push_back(link);
                 self.reached.push(StopView {
                     link,
@@ -237,11 +251,12 @@ impl Session {
             targets: targets.to_vec(),
             correct,
         });
-        if correct {
-            self.detect_ms.get_or_insert(t_ms);
+        let wall = self.started.elapsed();
+        if correct && self.detect_ms.is_none() {
+            (self.detect_ms, self.detect_wall) = (Some(t_ms), Some(wall));
         }
         if self.mitigate_ms.is_none() && self.mitigated(plan) {
-            self.mitigate_ms = Some(t_ms);
+            (self.mitigate_ms, self.mitigate_wall) = (Some(t_ms), Some(wall));
         }
     }
 
@@ -277,20 +292,32 @@ impl Session {
             .values()
             .filter_map(|s| s.first_stuck_at_ms)
             .min();
+        // Lab time says how far the outage had gone; wall time, how long the room took.
+        let room = |wall: Option<Duration>| {
+            let took =
+                (wall.unwrap_or_default()).saturating_sub(self.update_wall.unwrap_or_default());
+            format!("{:.0} s on the room's clock", took.as_secs_f64())
+        };
         let mut out = String::new();
         match self.detect_ms {
             Some(t) => {
                 let _ = write!(
                     out,
-                    "time to detect: {} after the DNS update",
-                    since_update(t)
+                    "time to detect: {} of lab time after the DNS update ({})",
+                    since_update(t),
+                    room(self.detect_wall)
                 );
             }
             None => out.push_str("time to detect: the room took no correct action"),
         }
         match self.mitigate_ms {
             Some(t) => {
-                let _ = write!(out, "; time to mitigate: {}", since_update(t));
+                let _ = write!(
+                    out,
+                    "; time to mitigate: {} ({})",
+                    since_update(t),
+                    room(self.mitigate_wall)
+                );
                 match first_stuck {
                     Some(s) if s <= t => {
                         let _ = write!(

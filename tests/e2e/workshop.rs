@@ -1,0 +1,486 @@
+//! `outage-lab workshop` driven without a person: through `outage-lab ctl` (the control API), a
+//! pseudo-terminal (Enter, Ctrl-C) and a killed harness. Each stop is checked against the
+//! journal, and a freeze against the kernel: the processes' resident memory and the journal's
+//! clock do not move while the run is frozen.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use outage_lab_proto::{AlarmKind, Event, JournalEntry, ProcessRole, Role};
+use serde_json::Value;
+
+use crate::support::{Proc, bin, calibrated, journal, report, scenario, wait_until_gone};
+
+/// A whole workshop of 6 servers, stops included, ends within this.
+const WORKSHOP_LIMIT: Duration = Duration::from_secs(240);
+/// A stop comes within this of the previous one going on (the longest gap is the timeline's
+/// repair, about 18 s after the last stuck volume).
+const STOP_LIMIT: Duration = Duration::from_secs(60);
+
+/// A workshop started in a temporary run directory.
+struct Workshop {
+    proc: Proc,
+    served: std::cell::Cell<bool>,
+    out: PathBuf,
+    _tmp: tempfile::TempDir,
+}
+
+impl Workshop {
+    fn start(extra: &[&str]) -> Self {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let out = tmp.path().join("run");
+        let path = calibrated(&scenario("ebs-2012-10-22.yaml"), tmp.path());
+        let mut args = vec!["workshop", path.to_str().expect("utf-8"), "--out"];
+        args.push(out.to_str().expect("utf-8"));
+        args.extend_from_slice(&["--servers", "6", "--seed", "11"]);
+        args.extend_from_slice(extra);
+        Self {
+            proc: Proc::start(&args),
+            served: std::cell::Cell::new(false),
+            out,
+            _tmp: tmp,
+        }
+    }
+
+    /// `outage-lab ctl RUN_DIR <args>`: exit code and stdout.
+    fn ctl(&self, args: &[&str]) -> (i32, String) {
+        ctl(&self.out, args)
+    }
+
+    /// The control API's status.
+    fn status(&self) -> Value {
+        let (code, out) = self.ctl(&["status", "--json"]);
+        assert_eq!(code, 0, "ctl status: {out}");
+        serde_json::from_str(&out).expect("status is JSON")
+    }
+
+    /// Waits until the run is frozen at a stop later than `after`; `None` once the run is over.
+    fn next_stop(&self, after: u64) -> Option<Value> {
+        let deadline = Instant::now() + STOP_LIMIT;
+        while Instant::now() < deadline {
+            // The file comes when the control API is up and goes when the run ends.
+            if self.out.join("workshop.json").exists() {
+                self.served.set(true);
+            } else if self.served.get() {
+                return None;
+            }
+            let (code, out) = self.ctl(&["status", "--json"]);
+            if code == 0 {
+                let status: Value = serde_json::from_str(&out).expect("status is JSON");
+                let number = status["stop"]["number"].as_u64().unwrap_or(0);
+                if status["frozen"] == true && number > 0 && number != after {
+                    return Some(status);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("no stop within {STOP_LIMIT:?} after stop {after}");
+    }
+}
+
+fn ctl(run_dir: &Path, args: &[&str]) -> (i32, String) {
+    let out = Command::new(bin())
+        .arg("ctl")
+        .arg(run_dir)
+        .args(args)
+        .output()
+        .expect("run outage-lab ctl");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// The pids of the processes a stop freezes (agents, storage, control, watchdog), from the
+/// journal.
+fn frozen_pids(entries: &[JournalEntry]) -> Vec<u32> {
+    (entries.iter())
+        .filter_map(|e| match &e.event {
+            Event::ProcessStarted {
+                role: Role::Agent | Role::Storage | Role::Control | Role::Watchdog,
+                pid,
+                ..
+            } => Some(*pid),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `(state, resident pages)` of a process, as the kernel tells them.
+fn kernel_view(pid: u32) -> Option<(char, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let state = stat.rsplit_once(") ")?.1.chars().next()?;
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+    let resident = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some((state, resident))
+}
+
+/// Holds the run's frozen processes and its journal clock to not moving for 3 s.
+fn assert_nothing_moves_while_frozen(w: &Workshop, status: &Value) {
+    let entries = journal(&w.out);
+    let pids = frozen_pids(&entries);
+    let last_t = |entries: &[JournalEntry]| entries.iter().map(|e| e.t_ms).max();
+    let before: Vec<_> = pids.iter().map(|p| kernel_view(*p)).collect();
+    assert!(
+        before.iter().flatten().all(|(state, _)| *state == 'T'),
+        "every agent, storage, control and watchdog process is stopped: {before:?}"
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let after: Vec<_> = pids.iter().map(|p| kernel_view(*p)).collect();
+    assert_eq!(before, after, "resident memory moved while frozen");
+    assert_eq!(
+        last_t(&entries),
+        last_t(&journal(&w.out)),
+        "the journal's clock moved while frozen"
+    );
+    assert_eq!(
+        w.status()["t_ms"],
+        status["t_ms"],
+        "the lab clock moved while frozen"
+    );
+}
+
+/// Checks what a stop shows against what the journal recorded.
+fn assert_stop_matches_the_journal(w: &Workshop, status: &Value) {
+    let entries = journal(&w.out);
+    let stop = &status["stop"];
+    let recorded = (entries.iter().rev())
+        .find_map(|e| match &e.event {
+            Event::WorkshopStop { link, evidence, .. } => Some((link.clone(), evidence.clone())),
+            _ => None,
+        })
+        .expect("a workshop_stop in the journal");
+    assert_eq!(stop["link"].as_str(), Some(recorded.0.as_str()));
+    assert_eq!(stop["evidence"].as_str(), Some(recorded.1.as_str()));
+    for field in ["title", "when_2012", "then_2012", "question"] {
+        assert!(
+            stop["narration"][field]
+                .as_str()
+                .is_some_and(|s| !s.is_empty()),
+            "{field} of {stop}"
+        );
+    }
+    for row in status["monitors"]["servers"].as_array().expect("servers") {
+        let id = row["id"].as_str().expect("id");
+        let last_rss = (entries.iter().rev()).find_map(|e| match &e.event {
+            Event::RssSweep { samples } => (samples.iter())
+                .find(|s| s.server == id && s.role == ProcessRole::Agent)
+                .map(|s| s.rss_bytes),
+            _ => None,
+        });
+        assert_eq!(
+            row["agent_rss_bytes"].as_u64(),
+            Some(last_rss.unwrap_or(0)),
+            "{id}"
+        );
+        let alarmed = entries.iter().any(|e| {
+            matches!(&e.event, Event::Alarm { alarm: AlarmKind::Leak, server, role: Some(ProcessRole::Agent), .. } if server == id)
+        });
+        assert_eq!(row["leak_alarm"].as_bool(), Some(alarmed), "{id}");
+    }
+}
+
+#[test]
+fn a_room_that_repairs_dns_and_restarts_the_stale_agents_in_time_sees_no_stuck_volume() {
+    let w = Workshop::start(&[]);
+    let mut number = 0;
+    let mut acted = false;
+    let mut seen = Vec::new();
+    while let Some(status) = w.next_stop(number) {
+        number = status["stop"]["number"].as_u64().expect("number");
+        let link = status["stop"]["link"].as_str().expect("link").to_owned();
+        assert_stop_matches_the_journal(&w, &status);
+        if seen.is_empty() {
+            assert_nothing_moves_while_frozen(&w, &status);
+        }
+        if link == "first_leak_alarm" {
+            // The investigation: the collector has gone silent on exactly the stale agents, and
+            // they share one DNS server.
+            let silent: Vec<(String, String)> = (status["monitors"]["servers"].as_array())
+                .expect("servers")
+                .iter()
+                .filter(|r| r["silent"] == true)
+                .map(|r| {
+                    (
+                        r["id"].as_str().unwrap_or("").to_owned(),
+                        r["dns_server"].as_str().unwrap_or("").to_owned(),
+                    )
+                })
+                .collect();
+            assert!(!silent.is_empty(), "the collector misses someone: {status}");
+            let dns = &silent[0].1;
+            assert!(silent.iter().all(|(_, d)| d == dns), "{silent:?}");
+            let (code, out) = w.ctl(&["repair", dns, "--as", "ann"]);
+            assert_eq!(code, 0, "{out}");
+            let mut restart = vec!["restart"];
+            restart.extend(silent.iter().map(|(id, _)| id.as_str()));
+            restart.extend(["--as", "bob"]);
+            let (code, out) = w.ctl(&restart);
+            assert_eq!(code, 0, "{out}");
+            assert!(out.contains("as the run goes on"), "{out}");
+            acted = true;
+        }
+        seen.push(link);
+        let (code, out) = w.ctl(&["next"]);
+        assert_eq!(code, 0, "{out}");
+    }
+    let done = w.proc.wait(WORKSHOP_LIMIT);
+    assert!(
+        acted,
+        "the run never reached its first leak alarm: {seen:?}"
+    );
+    assert_eq!(
+        seen[..3],
+        ["collector_replaced", "dns_updated", "first_failed_report"]
+    );
+    assert!(!seen.iter().any(|l| l == "first_stuck_volume"), "{seen:?}");
+    let entries = journal(&w.out);
+    let outcome = (entries.iter())
+        .find_map(|e| match &e.event {
+            Event::WorkshopOutcome {
+                detect_ms,
+                mitigate_ms,
+                detail,
+            } => Some((*detect_ms, *mitigate_ms, detail.clone())),
+            _ => None,
+        })
+        .expect("a workshop_outcome");
+    let alarm_ms = (entries.iter())
+        .find(
+            |e| matches!(&e.event, Event::WorkshopStop { link, .. } if link == "first_leak_alarm"),
+        )
+        .map(|e| e.t_ms);
+    assert_eq!(
+        outcome.0, alarm_ms,
+        "detected at the leak alarm's stop: {}",
+        outcome.2
+    );
+    assert_eq!(outcome.1, alarm_ms, "mitigated there too: {}", outcome.2);
+    assert!(outcome.2.contains("No volume got stuck"), "{}", outcome.2);
+    assert_eq!(report(&w.out).volumes.stuck_peak, 0);
+    let actions: Vec<_> = (entries.iter())
+        .filter_map(|e| match &e.event {
+            Event::ParticipantAction {
+                who,
+                action,
+                correct: true,
+                ..
+            } => Some((who.as_str(), action.as_str())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(actions, [("ann", "repair_dns"), ("bob", "restart_agents")]);
+    assert!(matches!(done.code(), Some(0 | 1)), "{}", done.output());
+    let left = wait_until_gone(w.out.to_str().expect("utf-8"), Duration::from_secs(3));
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[test]
+fn a_room_that_does_nothing_sees_2012_stop_by_stop() {
+    let w = Workshop::start(&["--auto", "0.3"]);
+    let done = w.proc.wait(WORKSHOP_LIMIT);
+    assert_eq!(
+        done.code(),
+        Some(0),
+        "the 2012 story holds\n{}",
+        done.output()
+    );
+    let entries = journal(&w.out);
+    let stops: Vec<(u32, u64)> = (entries.iter())
+        .filter_map(|e| match &e.event {
+            Event::WorkshopStop { number, .. } => Some((*number, e.t_ms)),
+            _ => None,
+        })
+        .collect();
+    let numbers: Vec<u32> = stops.iter().map(|(n, _)| *n).collect();
+    assert_eq!(
+        numbers,
+        (1..=10).collect::<Vec<_>>(),
+        "every link, in chain order"
+    );
+    let frozen: Vec<u64> = (entries.iter())
+        .filter_map(|e| match &e.event {
+            Event::WorkshopResumed { frozen_ms, .. } => Some(*frozen_ms),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(frozen.len(), 10);
+    assert!(frozen.iter().all(|ms| *ms >= 300), "{frozen:?}");
+    assert!(done.stdout.contains("as in 2012"), "{}", done.output());
+    assert!(report(&w.out).volumes.stuck_peak > 0);
+}
+
+#[test]
+fn a_harness_killed_at_a_stop_leaves_no_process_frozen_or_not() {
+    let w = Workshop::start(&[]);
+    let status = w.next_stop(0).expect("a first stop");
+    assert_eq!(status["stop"]["number"], 1);
+    w.proc.signal(libc::SIGKILL);
+    let left = wait_until_gone(w.out.to_str().expect("utf-8"), Duration::from_secs(5));
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[test]
+fn ctl_refuses_what_it_cannot_do_and_says_why() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (code, out) = ctl(tmp.path(), &["status"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("is not a live workshop"), "{out}");
+    let w = Workshop::start(&[]);
+    w.next_stop(0).expect("a first stop");
+    let (code, out) = w.ctl(&["repair", "dns-z"]);
+    assert_eq!(
+        (code, out.contains("no DNS server \"dns-z\"")),
+        (1, true),
+        "{out}"
+    );
+    let (code, out) = w.ctl(&["restart", "s999"]);
+    assert_eq!((code, out.contains("s000 to s005")), (1, true), "{out}");
+    let token = w.out.join("admin-token");
+    std::fs::write(&token, "not-the-token").expect("overwrite the token");
+    let (code, out) = w.ctl(&["next"]);
+    assert_eq!(
+        (code, out.contains("needs the run's token")),
+        (1, true),
+        "{out}"
+    );
+}
+
+/// The harness on a pseudo-terminal of its own, as on a facilitator's laptop: its output read
+/// from the master side, keys typed into it.
+struct Terminal {
+    child: std::process::Child,
+    master: std::fs::File,
+    seen: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Terminal {
+    fn start(args: &[&str]) -> Self {
+        use std::os::fd::{FromRawFd, OwnedFd};
+        use std::os::unix::process::CommandExt;
+        let (mut master, mut slave) = (0, 0);
+        // SAFETY: openpty writes two new descriptors into the out-parameters; the rest are null.
+        let rc = unsafe {
+            libc::openpty(
+                &mut master,
+                &mut slave,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+        // SAFETY: both descriptors were just opened and are owned here alone.
+        let (master, slave) =
+            unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+        let mut cmd = Command::new(bin());
+        cmd.args(args)
+            .stdin(slave.try_clone().expect("dup"))
+            .stdout(slave.try_clone().expect("dup"))
+            .stderr(slave);
+        // SAFETY: setsid and ioctl are async-signal-safe; the child becomes the session leader
+        // of the terminal, so Ctrl-C there is SIGINT to its foreground process group.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().expect("spawn outage-lab on a pty");
+        let master = std::fs::File::from(master);
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (mut reader, into) = (
+            master.try_clone().expect("dup"),
+            std::sync::Arc::clone(&seen),
+        );
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                into.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        Self {
+            child,
+            master,
+            seen,
+        }
+    }
+
+    /// Waits until the terminal has shown `text`.
+    fn wait_for(&self, text: &str, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while !self.seen.lock().unwrap().contains(text) {
+            assert!(
+                Instant::now() < deadline,
+                "the terminal never showed {text:?}:\n{}",
+                self.seen.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Types `keys`.
+    fn type_keys(&mut self, keys: &[u8]) {
+        use std::io::Write;
+        self.master.write_all(keys).expect("type into the pty");
+    }
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn on_a_terminal_enter_goes_on_and_ctrl_c_at_a_stop_stops_everything() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = tmp.path().join("run");
+    let path = calibrated(&scenario("ebs-2012-10-22.yaml"), tmp.path());
+    let (path, out_arg) = (path.to_str().expect("utf-8"), out.to_str().expect("utf-8"));
+    let args = [
+        "workshop",
+        path,
+        "--out",
+        out_arg,
+        "--servers",
+        "3",
+        "--seed",
+        "11",
+    ];
+    let mut term = Terminal::start(&args);
+    term.wait_for("stop 1/10: A collector is replaced", STOP_LIMIT);
+    term.wait_for("press Enter to go on", Duration::from_secs(5));
+    term.type_keys(b"\r");
+    term.wait_for(
+        "stop 2/10: DNS changes on some servers only",
+        Duration::from_secs(10),
+    );
+    term.wait_for("the facilitator (Enter): went on", Duration::from_secs(5));
+    // Ctrl-C while frozen at stop 2: SIGINT to the harness and the run's processes alike.
+    term.type_keys(b"\x03");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = term.child.try_wait().expect("try_wait") {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Ctrl-C did not end the workshop:\n{}",
+            term.seen.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(130), "{}", term.seen.lock().unwrap());
+    let left = wait_until_gone(out_arg, Duration::from_secs(3));
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
