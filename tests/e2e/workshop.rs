@@ -484,3 +484,147 @@ fn on_a_terminal_enter_goes_on_and_ctrl_c_at_a_stop_stops_everything() {
     let left = wait_until_gone(out_arg, Duration::from_secs(3));
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+/// Headless Chromium driven over its DevTools protocol (one page, one WebSocket).
+struct DevTools {
+    browser: std::process::Child,
+    socket: tungstenite::WebSocket<std::net::TcpStream>,
+    next_id: u64,
+}
+
+impl DevTools {
+    fn start(profile: &Path) -> Self {
+        let browser = crate::views::browser(
+            profile,
+            // A window the whole workshop panel fits in: a click lands only inside it.
+            &["--remote-debugging-port=0", "--window-size=1280,1600"],
+            "about:blank",
+        );
+        // Chromium writes the port it chose, then the browser's WebSocket path, to this file.
+        let active = profile.join("DevToolsActivePort");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let port = loop {
+            let text = std::fs::read_to_string(&active).unwrap_or_default();
+            if let Some(port) = text.lines().next().and_then(|l| l.parse::<u16>().ok()) {
+                break port;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "Chromium wrote no DevToolsActivePort"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let targets: Value = reqwest::blocking::get(format!("http://127.0.0.1:{port}/json/list"))
+            .and_then(reqwest::blocking::Response::json)
+            .expect("the list of DevTools targets");
+        let page = (targets.as_array().expect("targets").iter())
+            .find(|t| t["type"] == "page")
+            .and_then(|t| t["webSocketDebuggerUrl"].as_str())
+            .expect("a page target")
+            .to_owned();
+        let stream =
+            std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to DevTools");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        let (socket, _) = tungstenite::client(page.as_str(), stream).expect("DevTools handshake");
+        Self {
+            browser,
+            socket,
+            next_id: 1,
+        }
+    }
+
+    /// Calls `method` and returns its result (events in between are skipped).
+    fn call(&mut self, method: &str, params: Value) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        let msg = serde_json::json!({ "id": id, "method": method, "params": params });
+        self.socket
+            .send(tungstenite::Message::text(msg.to_string()))
+            .expect("send to DevTools");
+        loop {
+            let reply = self.socket.read().expect("read from DevTools");
+            let Ok(text) = reply.to_text() else { continue };
+            let reply: Value = serde_json::from_str(text).expect("DevTools speaks JSON");
+            if reply["id"] == id {
+                assert!(reply.get("error").is_none(), "{method}: {reply}");
+                return reply["result"].clone();
+            }
+        }
+    }
+
+    /// Evaluates `expression` in the page and returns its value.
+    fn eval(&mut self, expression: &str) -> Value {
+        let params = serde_json::json!({ "expression": expression, "returnByValue": true });
+        self.call("Runtime.evaluate", params)["result"]["value"].clone()
+    }
+
+    /// Waits until `expression` is true in the page.
+    fn wait_until(&mut self, expression: &str, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while self.eval(expression) != true {
+            assert!(
+                Instant::now() < deadline,
+                "the page never made {expression} true"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// A real mouse click (press and release) at the middle of the element `id`.
+    fn click(&mut self, id: &str) {
+        let rect = self.eval(&format!(
+            "(() => {{ const r = document.getElementById('{id}').getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; }})()"
+        ));
+        let (x, y) = (rect[0].as_f64().expect("x"), rect[1].as_f64().expect("y"));
+        for kind in ["mousePressed", "mouseReleased"] {
+            let params = serde_json::json!({ "type": kind, "x": x, "y": y, "button": "left", "clickCount": 1 });
+            self.call("Input.dispatchMouseEvent", params);
+        }
+    }
+}
+
+impl Drop for DevTools {
+    fn drop(&mut self) {
+        let _ = self.browser.kill();
+        let _ = self.browser.wait();
+    }
+}
+
+#[test]
+fn a_click_on_next_in_the_live_page_really_advances_the_run() {
+    let w = Workshop::start(&["--serve"]);
+    let first = w.next_stop(0).expect("a first stop");
+    let endpoints: Value = serde_json::from_str(
+        &std::fs::read_to_string(w.out.join("endpoints.json")).expect("endpoints.json"),
+    )
+    .expect("JSON");
+    let page = (endpoints.as_array().expect("a list").iter())
+        .find(|e| e["kind"] == "live")
+        .and_then(|e| e["url"].as_str())
+        .expect("the live page's URL")
+        .to_owned();
+    let token = std::fs::read_to_string(w.out.join("admin-token")).expect("the run's token");
+    let profile = tempfile::tempdir().expect("profile");
+    let mut chrome = DevTools::start(profile.path());
+    let url = format!("{page}#token={}", token.trim());
+    chrome.call("Page.navigate", serde_json::json!({ "url": url }));
+    chrome.wait_until(
+        "document.getElementById('ws-title').textContent.startsWith('stop 1 of 10') && !document.getElementById('ws-next').disabled",
+        Duration::from_secs(20),
+    );
+    let rows = chrome.eval("document.querySelectorAll('#ws-monitors tr').length");
+    assert_eq!(rows, 7, "a header and one row per server");
+    chrome.click("ws-next");
+    let second = w.next_stop(1).expect("a second stop");
+    assert_eq!(second["stop"]["number"], 2, "{first}\n{second}");
+    chrome.wait_until(
+        "document.getElementById('ws-title').textContent.startsWith('stop 2 of 10')",
+        Duration::from_secs(20),
+    );
+    let went_on = journal(&w.out).into_iter().any(|e| {
+        matches!(&e.event, Event::ParticipantAction { who, action, .. } if who == "the live page" && action == "next")
+    });
+    assert!(went_on, "the journal records who went on");
+}
