@@ -88,6 +88,7 @@ pub enum Command {
     /// guide. Exit codes as for run.
     ///
     /// Example: outage-lab workshop --serve
+    ///
     /// Example: outage-lab workshop --auto 20 --speed 0.5   (a hallway screen)
     Workshop(WorkshopArgs),
     /// Act on a live workshop through its control API, with the run's token.

@@ -12,8 +12,7 @@ use crate::plan::Plan;
 use crate::steps::StepKind;
 
 /// One link of the 2012 chain, in the order they happened then.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Link {
     /// The old collector is gone; its replacement listens on a new address.
     CollectorReplaced,
@@ -109,6 +108,13 @@ impl Link {
             Link::Repair => repaired(run),
             Link::Recovery => recovered(run),
         }
+    }
+}
+
+/// A link is its name everywhere: the journal, `ctl status` and the page.
+impl serde::Serialize for Link {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
     }
 }
 

@@ -52,7 +52,7 @@ pub fn of(link: Link) -> Narration {
         },
         Link::FirstLeakAlarm => Narration {
             title: "The per-process leak alarm fires",
-            when_2012: "did not exist in 2012",
+            when_2012: "none then: this alarm came after 2012",
             then_2012: "The agent kept every failed report and retried, slowly using more memory. \
                         No alarm watched one process's memory: the per-process alarm you see is \
                         the monitoring AWS added afterwards.",
@@ -138,6 +138,20 @@ mod tests {
                 assert!(text.trim().len() >= 5, "{link:?} has no {what}");
             }
             assert!(n.question.ends_with('?'), "{link:?}");
+        }
+    }
+
+    #[test]
+    fn the_facilitators_guide_has_every_question_and_answer_as_the_run_tells_them() {
+        let guide = include_str!("../../../../WORKSHOP.md");
+        for link in Link::ALL {
+            let n = of(link);
+            for text in [n.title, n.when_2012, n.question, n.answer] {
+                assert!(
+                    guide.contains(text),
+                    "WORKSHOP.md lacks {text:?} ({link:?})"
+                );
+            }
         }
     }
 }
