@@ -300,7 +300,14 @@ fn a_whole_workshop_driven_by_ctl_stops_at_every_link_and_times_a_late_mitigatio
         "recovery",
     ]
     .to_vec();
-    assert_eq!(room.seen, every);
+    assert_eq!(
+        room.seen[..3],
+        every[..3],
+        "the timeline's links first, in chain order"
+    );
+    let mut seen = room.seen.clone();
+    seen.sort_by_key(|l| every.iter().position(|e| e == l));
+    assert_eq!(seen, every, "every link, once");
     let (detect, mitigate, detail) = &room.outcome;
     assert!(room.acted_ms.is_some());
     assert_eq!(
@@ -368,12 +375,16 @@ fn a_room_that_does_nothing_sees_2012_stop_by_stop() {
             _ => None,
         })
         .collect();
-    let numbers: Vec<u32> = stops.iter().map(|(n, _)| *n).collect();
+    let mut numbers: Vec<u32> = stops.iter().map(|(n, _)| *n).collect();
     assert_eq!(
-        numbers,
-        (1..=10).collect::<Vec<_>>(),
-        "every link, in chain order"
+        numbers[..3],
+        [1, 2, 3],
+        "the timeline's links first, in chain order"
     );
+    // Later links come in the order the run reaches them (a stale agent may outgrow the
+    // aggregate alarm's headroom before its leak alarm fires).
+    numbers.sort_unstable();
+    assert_eq!(numbers, (1..=10).collect::<Vec<_>>(), "every link, once");
     let frozen: Vec<u64> = (entries.iter())
         .filter_map(|e| match &e.event {
             Event::WorkshopResumed { frozen_ms, .. } => Some(*frozen_ms),
