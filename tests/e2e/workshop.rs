@@ -360,8 +360,15 @@ fn a_room_that_repairs_dns_and_restarts_the_stale_agents_in_time_sees_no_stuck_v
 /// ten stops), the 2012 story holds: freezing changes nothing the checks can see.
 #[test]
 fn a_room_that_does_nothing_sees_2012_stop_by_stop() {
+    let started = Instant::now();
     let w = Workshop::start(&["--auto", "0.3", "--speed", "0.5"]);
     let done = w.proc.wait(WORKSHOP_LIMIT);
+    // 46 s of lab time at half speed: a hold of a second after each of them.
+    assert!(
+        started.elapsed() >= Duration::from_secs(85),
+        "slow motion held the run {:?}",
+        started.elapsed()
+    );
     assert_eq!(
         done.code(),
         Some(0),

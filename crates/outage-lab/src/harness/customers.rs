@@ -21,6 +21,7 @@ use rand_chacha::ChaCha8Rng;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::clock::LabClock;
 use crate::scenario::{CustomerSettings, RecoveryRetry};
 
 /// The delay between an aggressive customer's attempts: no backoff, just the time to loop.
@@ -157,13 +158,9 @@ pub async fn run(
     control: SocketAddr,
     http: reqwest::Client,
     ledger: CustomerLedger,
-    (seed, now_ms): (u64, u64),
+    (seed, clock): (u64, LabClock),
     stop: CancellationToken,
 ) {
-    // Times are on the run's clock: `now_ms` is the run's time now.
-    let start = Instant::now()
-        .checked_sub(Duration::from_millis(now_ms))
-        .unwrap_or_else(Instant::now);
     let mut tasks = tokio::task::JoinSet::new();
     for (i, account) in settings.account_names().into_iter().enumerate() {
         let customer = Customer {
@@ -172,7 +169,7 @@ pub async fn run(
             base: format!("http://{control}/api"),
             http: http.clone(),
             ledger: Arc::clone(&ledger),
-            start,
+            clock: clock.clone(),
             rng: ChaCha8Rng::seed_from_u64(seed ^ (i as u64 + 1)),
         };
         let stop = stop.clone();
@@ -188,7 +185,8 @@ struct Customer {
     base: String,
     http: reqwest::Client,
     ledger: CustomerLedger,
-    start: Instant,
+    /// The run's lab clock: every time a customer records is on it.
+    clock: LabClock,
     rng: ChaCha8Rng,
 }
 
@@ -200,7 +198,7 @@ impl Customer {
         let phase = self
             .rng
             .random_range(0..self.settings.describe_interval.get().as_millis().max(1) as u64);
-        if pause(&stop, Duration::from_millis(phase)).await {
+        if pause(&self.clock, &stop, Duration::from_millis(phase)).await {
             return;
         }
         loop {
@@ -212,14 +210,14 @@ impl Customer {
                     self.recover(&volume, &mut open, &stop).await;
                 }
             }
-            if pause(&stop, self.settings.describe_interval.get()).await {
+            if pause(&self.clock, &stop, self.settings.describe_interval.get()).await {
                 return;
             }
         }
     }
 
     fn now_ms(&self) -> u64 {
-        self.start.elapsed().as_millis() as u64
+        self.clock.now_ms()
     }
 
     fn record(&self, outcome: Outcome) {
@@ -367,7 +365,7 @@ impl Customer {
             }
             failures = failures.saturating_add(1);
             let wait = retry_wait(self.settings.retry, failures, retry_after, &mut self.rng);
-            if pause(stop, wait).await {
+            if pause(&self.clock, stop, wait).await {
                 return None;
             }
         }
@@ -392,13 +390,23 @@ fn retry_wait(
     }
 }
 
-/// Sleeps for `d`; true if `stop` was cancelled first.
-async fn pause(stop: &CancellationToken, d: Duration) -> bool {
+/// Sleeps for `d`, and on while the run is frozen (a workshop stop: customers wait with it);
+/// true if `stop` was cancelled first.
+async fn pause(clock: &LabClock, stop: &CancellationToken, d: Duration) -> bool {
+    let wait = async {
+        tokio::time::sleep(d).await;
+        while clock.is_held() {
+            tokio::time::sleep(FROZEN_POLL).await;
+        }
+    };
     tokio::select! {
         () = stop.cancelled() => true,
-        () = tokio::time::sleep(d) => false,
+        () = wait => false,
     }
 }
+
+/// How often a customer waiting out a freeze looks again.
+const FROZEN_POLL: Duration = Duration::from_millis(50);
 
 #[cfg(test)]
 mod tests {

@@ -255,7 +255,10 @@ impl<'a> Driver<'a> {
                 control,
                 self.fleet.http.clone(),
                 Arc::clone(&self.customers),
-                (self.fleet.seed ^ 0xC057_0E45, self.fleet.sup.now_ms()),
+                (
+                    self.fleet.seed ^ 0xC057_0E45,
+                    self.fleet.sup.clock().clone(),
+                ),
                 self.load_stop.clone(),
             )));
         }

@@ -57,15 +57,19 @@ impl Driver<'_> {
         Ok(false)
     }
 
-    /// When slow motion next holds the run, if it does.
-    pub(super) fn pace_due(&self) -> Option<tokio::time::Instant> {
-        let w = self.workshop.as_ref()?;
-        (w.session.options.speed < 1.0).then(|| {
-            let clock = self.fleet.sup.clock();
-            let slice = PACE_SLICE.as_millis() as u64;
-            let next = (clock.now_ms() / slice + 1) * slice;
-            tokio::time::Instant::from_std(clock.instant_at(Duration::from_millis(next)))
-        })
+    /// When slow motion next holds the run, if it does: a slice of lab time after the last
+    /// hold. Kept, not recomputed from the clock, so a busy loop cannot step over it.
+    pub(super) fn pace_due(&mut self) -> Option<tokio::time::Instant> {
+        let clock = self.fleet.sup.clock().clone();
+        let w = self.workshop.as_mut()?;
+        if w.session.options.speed >= 1.0 {
+            return None;
+        }
+        let slice = PACE_SLICE.as_millis() as u64;
+        let next = *w.next_pace_ms.get_or_insert(clock.now_ms() + slice);
+        Some(tokio::time::Instant::from_std(
+            clock.instant_at(Duration::from_millis(next)),
+        ))
     }
 
     /// Slow motion: holds the run for the rest of the slice's wall time, answering requests.
@@ -75,12 +79,21 @@ impl Driver<'_> {
         };
         let hold = PACE_SLICE.mul_f64(1.0 / speed.max(0.01) - 1.0);
         self.fleet.sup.freeze();
+        tracing::debug!(
+            t_ms = self.fleet.sup.now_ms(),
+            ?hold,
+            "slow motion: holding the run"
+        );
         let until = tokio::time::Instant::now() + hold;
         loop {
             tokio::select! {
                 input = self.next_input() => { self.take(input, true).await?; }
                 () = tokio::time::sleep_until(until) => break,
             }
+        }
+        let next = self.fleet.sup.now_ms() + PACE_SLICE.as_millis() as u64;
+        if let Some(w) = self.workshop.as_mut() {
+            w.next_pace_ms = Some(next);
         }
         self.thaw().await.map(|_| ())
     }

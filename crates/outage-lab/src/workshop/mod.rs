@@ -44,6 +44,8 @@ pub struct Workshop {
     pub requests: tokio::sync::mpsc::UnboundedReceiver<control::Asked>,
     /// Restarts asked for while frozen, done as the run goes on: (who, servers, lab time asked).
     pub queued_restarts: Vec<(String, Vec<String>, u64)>,
+    /// Slow motion: the lab time of the next hold.
+    pub next_pace_ms: Option<u64>,
     /// Stops the control API when the run ends.
     stop_serving: tokio_util::sync::CancellationToken,
     /// The run directory (for the commands a stop prints).
@@ -62,6 +64,7 @@ impl Workshop {
             session,
             requests,
             queued_restarts: Vec::new(),
+            next_pace_ms: None,
             stop_serving,
             run_dir: run_dir.to_owned(),
         }
