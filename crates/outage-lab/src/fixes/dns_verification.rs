@@ -60,6 +60,13 @@ impl Verifier {
         self.next
     }
 
+    /// The run was frozen for `by` (a workshop stop): the next round comes that much later.
+    pub fn shift(&mut self, by: Duration) {
+        if let Some(next) = &mut self.next {
+            *next += by;
+        }
+    }
+
     /// Asks every DNS server; re-pushes the record to each that answers something else.
     pub async fn verify(&mut self, fleet: &mut Fleet<'_>) -> Vec<Action> {
         self.next = Some(Instant::now() + self.interval);

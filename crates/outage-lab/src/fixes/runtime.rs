@@ -96,6 +96,17 @@ impl FixRuntime {
         }
     }
 
+    /// The run was frozen for `by` (a workshop stop): everything planned comes that much later,
+    /// so a reaction time counts only time the run ran.
+    pub fn shift(&mut self, by: Duration) {
+        for (due, _) in self.restarts_due.values_mut() {
+            *due += by;
+        }
+        if let Some(verifier) = &mut self.verifier {
+            verifier.shift(by);
+        }
+    }
+
     /// When something is next due, if anything is.
     pub fn next_due(&self) -> Option<Instant> {
         let now = (!self.exits.is_empty()).then(Instant::now);
@@ -173,5 +184,35 @@ impl FixRuntime {
             });
         }
         Ok(actions)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_freeze_moves_a_planned_restart_back_by_its_length() {
+        let mut fixes = FixRuntime {
+            reaction: Some(Duration::from_secs(1)),
+            ..FixRuntime::default()
+        };
+        let alarm = JournalEntry {
+            t_ms: 8_000,
+            source: "watchdog".into(),
+            source_pid: None,
+            event: Event::Alarm {
+                alarm: AlarmKind::Leak,
+                server: "s003".into(),
+                role: Some(ProcessRole::Agent),
+                pid: Some(7),
+                detail: String::new(),
+            },
+        };
+        let now = Instant::now();
+        fixes.observe(&alarm, now);
+        assert_eq!(fixes.next_due(), Some(now + Duration::from_secs(1)));
+        fixes.shift(Duration::from_secs(30));
+        assert_eq!(fixes.next_due(), Some(now + Duration::from_secs(31)));
     }
 }

@@ -59,7 +59,7 @@ pub struct Driver<'a> {
     /// The live view (`run --serve`), fed every journal entry.
     pub live: Option<outage_lab_viz::live::LiveView>,
     /// The fixes that act during the run.
-    fixes: FixRuntime,
+    pub(super) fixes: FixRuntime,
     /// `outage-lab workshop`: the stops, and the participants' requests.
     pub workshop: Option<crate::workshop::Workshop>,
 }

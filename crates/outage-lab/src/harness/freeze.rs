@@ -15,7 +15,9 @@
 //!   outcome that spans one: no failed report (no leak), no failed probe, on account of a freeze.
 //! - The watchdog stamps samples with active time, so a freeze is no gap without growth in the
 //!   leak detector's windows; it takes no sample while stopped.
-//! - The customers' load (the harness's own tasks) sends nothing while frozen.
+//! - The customers' load and API automation (the harness's own tasks) send nothing while
+//!   frozen, and the fixes that act after a delay (`leak_alarm_action`'s reaction time,
+//!   `dns_verification`'s rounds) count only time the run ran.
 //! - Stopping: a stopped process does not act on SIGTERM until continued, so every stop path
 //!   sends SIGCONT after SIGTERM; SIGKILL (the parent-death signal, the ledger) kills a stopped
 //!   process as it is.

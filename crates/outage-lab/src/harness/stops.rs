@@ -163,6 +163,7 @@ impl Driver<'_> {
     /// Continues the run, then does the restarts asked for while it was frozen.
     async fn thaw(&mut self) -> Result<Duration, HarnessError> {
         let frozen_for = self.fleet.sup.thaw();
+        self.fixes.shift(frozen_for);
         let queued = self
             .workshop
             .as_mut()
