@@ -300,6 +300,12 @@ async fn stop(driver: &mut Driver<'_>) -> Vec<String> {
         name: "stopping".into(),
         detail: "every process gets SIGTERM".into(),
     });
+    // Control first: it alone judges volumes, and storage servers going away under it at the
+    // end would otherwise be recorded as volumes getting stuck after the run (a two-run test
+    // under load saw exactly that).
+    (driver.fleet.sup)
+        .stop_many(&[crate::names::ProcessName::Control], STOP_GRACE)
+        .await;
     driver.fleet.sup.stop_all(STOP_GRACE).await;
     if let Some(limiter) = &driver.fleet.limiter {
         limiter.cleanup();
