@@ -18,15 +18,9 @@ pub fn command(args: &CtlArgs) -> ExitCode {
             return ExitCode::from(exit::BAD_INPUT);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match crate::single_threaded_runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("outage-lab ctl: cannot start a runtime: {e}");
-            return ExitCode::from(exit::HARNESS_FAILED);
-        }
+        Err(code) => return code,
     };
     let who = (args.who.clone())
         .or_else(|| std::env::var("USER").ok())

@@ -191,27 +191,8 @@ pub async fn run(
                     if write_value.is_some() {
                         l.writing.remove(&key);
                     }
-                    return;
-                }
-                l.requests += 1;
-                l.latencies_ms.push(ms);
-                if ok {
-                    l.ok += 1;
                 } else {
-                    l.errors += 1;
-                }
-                if let Some(owner) = owner {
-                    let (requests, errors) = l.per_customer.entry(owner).or_default();
-                    *requests += 1;
-                    *errors += u64::from(!ok);
-                }
-                if let Some(value) = write_value {
-                    l.writing.remove(&key);
-                    if ok {
-                        l.acknowledged_writes += 1;
-                        let acked = l.acked.entry(key).or_insert(0);
-                        *acked = (*acked).max(value);
-                    }
+                    l.settle(key, write_value, owner, ok, ms);
                 }
                 drop(permit);
             });
@@ -223,6 +204,40 @@ pub async fn run(
         in_flight.acquire_many(MAX_IN_FLIGHT as u32),
     )
     .await;
+}
+
+impl LoadLedger {
+    /// Counts one finished request (`ms` long) on `key`, by `owner`; a write of `write_value`
+    /// that succeeded is acknowledged.
+    fn settle(
+        &mut self,
+        key: BlockKey,
+        write_value: Option<u64>,
+        owner: Option<String>,
+        ok: bool,
+        ms: f64,
+    ) {
+        self.requests += 1;
+        self.latencies_ms.push(ms);
+        if ok {
+            self.ok += 1;
+        } else {
+            self.errors += 1;
+        }
+        if let Some(owner) = owner {
+            let (requests, errors) = self.per_customer.entry(owner).or_default();
+            *requests += 1;
+            *errors += u64::from(!ok);
+        }
+        if let Some(value) = write_value {
+            self.writing.remove(&key);
+            if ok {
+                self.acknowledged_writes += 1;
+                let acked = self.acked.entry(key).or_insert(0);
+                *acked = (*acked).max(value);
+            }
+        }
+    }
 }
 
 /// The ledger, even if a request task panicked while holding it (its counters stay usable).
