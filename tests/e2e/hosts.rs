@@ -24,6 +24,23 @@ fn parent_of(pid: u32) -> Option<u32> {
         .ok()
 }
 
+/// Live processes (not zombies) whose parent is one of `parents`.
+fn children_of(parents: &BTreeSet<u32>) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    (entries.flatten())
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| parent_of(pid).is_some_and(|p| parents.contains(&p)))
+        .filter(|&pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            !stat
+                .rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('Z'))
+        })
+        .collect()
+}
+
 #[test]
 fn a_run_on_launcher_hosts_plays_the_whole_chain_and_leaves_nothing() {
     let tmp = tempfile::tempdir().expect("temp dir");
@@ -118,8 +135,25 @@ fn a_run_on_launcher_hosts_plays_the_whole_chain_and_leaves_nothing() {
     assert_eq!(seen_ips, storage_ips, "one storage server per storage host");
 
     // The harness stopped everything through the launchers: nothing of the run is alive while
-    // the launchers still are.
+    // the launchers still are. (Roles started by a launcher name their config relative to the
+    // directory it gave them, so they are found as its children, not by the run directory.)
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    let mut left = children_of(&launcher_pids);
+    while !left.is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        left = children_of(&launcher_pids);
+    }
+    assert!(
+        left.is_empty(),
+        "launchers' children left running: {left:?}"
+    );
     let left = wait_until_gone(out.to_str().expect("utf-8"), Duration::from_secs(3));
     assert!(left.is_empty(), "left running: {left:?}");
+
+    // The watchdog read every process's memory through the launchers: it judged real numbers.
+    let swept = journal(&out)
+        .iter()
+        .any(|e| matches!(&e.event, Event::RssSweep { samples } if samples.len() == 2 * SERVERS));
+    assert!(swept, "no sweep covered every agent and storage process");
     drop(hosts);
 }

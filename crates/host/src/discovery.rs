@@ -104,6 +104,17 @@ pub fn load_or_create_token(state: &Path) -> io::Result<String> {
     read_token(&path)?.ok_or_else(|| io::Error::other(format!("{} is empty", path.display())))
 }
 
+/// The admin token in a file someone else made (a Docker secret, /run/secrets/NAME): its text
+/// without surrounding whitespace. An empty file is an error.
+pub fn read_token_file(path: &Path) -> io::Result<String> {
+    read_token(path)?.ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{} holds no token", path.display()),
+        )
+    })
+}
+
 fn read_token(path: &Path) -> io::Result<Option<String>> {
     match std::fs::read_to_string(path) {
         Ok(text) if !text.trim().is_empty() => Ok(Some(text.trim().to_owned())),

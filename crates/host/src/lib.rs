@@ -6,16 +6,20 @@
 //! accounting. So each container runs `outage-lab host`, and the harness asks it over HTTP to
 //! start `outage-lab <role> ...`. Everything else stays as it is locally: the child's stdout is
 //! still its event stream (now carried back as the body of the HTTP response that started it),
-//! its stderr still goes to `logs/<name>.log` in the run directory (a volume every container
-//! mounts at the same path), and the harness still decides when it stops.
+//! its stderr still ends in `logs/<name>.log` in the harness's run directory (carried back in
+//! the same body as [`StderrLine`]s), and the harness still decides when it stops. Nothing is
+//! shared but the network: a role's config travels in the request ([`SpawnRequest::files`]) and
+//! is written into a directory of its own here, so a launcher may run on another machine.
 //!
 //! Routes (every one but `/health` under the shared admin rule, [`outage_lab_proto::access`]):
 //!
 //! | route | answer |
 //! |---|---|
-//! | `POST /processes` | JSON [`SpawnRequest`]; `200` with the pid in the [`PID_HEADER`] header and a body that streams the child's stdout lines, then one [`ExitLine`] once it has exited and been reaped. `409` if a process of that name runs here. |
+//! | `POST /processes` | JSON [`SpawnRequest`]; `200` with the pid in the [`PID_HEADER`] header and a body that streams the child's stdout lines and its stderr as [`StderrLine`]s, then one [`ExitLine`] once it has exited and been reaped. `409` if a process of that name runs here. |
 //! | `POST /processes/{name}/signal` | JSON [`SignalRequest`]; `204` once sent, `404` if no such process runs here. |
 //! | `GET /processes` | JSON map of running process names to pids |
+//! | `GET /memory` | JSON map of running process names to [`ProcessMemory`]: the kernel's RSS of each child, read here where it lives (an external agent's whole process tree), for the watchdog |
+//! | `GET /identity` | JSON [`Registration`]: the launcher's service, host name and address, for a harness that found it through the engine's DNS |
 //! | `GET /health` | `ok` |
 //!
 //! Ownership: a child lives no longer than the response that started it. If the harness goes away
@@ -41,16 +45,18 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use outage_lab_proto::wire::ProcessMemory;
 use outage_lab_proto::{Event, EventSink, access};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::net::TcpListener;
-use tokio::process::{Child, ChildStdout, Command};
+use tokio::process::{Child, ChildStderr, ChildStdout, Command};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 pub use discovery::{
-    Registration, TOKEN_FILE, advertised_ipv4, load_or_create_token, parse_hosts_file, register,
-    registrations,
+    Registration, TOKEN_FILE, advertised_ipv4, load_or_create_token, parse_hosts_file,
+    read_token_file, register, registrations,
 };
 
 /// The response header that carries the spawned child's pid.
@@ -62,7 +68,8 @@ pub const STOP_GRACE: Duration = Duration::from_secs(3);
 /// Largest request body accepted: a spawn request is a name, a few arguments and a path.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// Longest process name accepted; names become file names (`logs/<name>.log`).
+/// Longest process name accepted; names become file names (`logs/<name>.log`, the process's
+/// directory here).
 const MAX_NAME_LEN: usize = 64;
 
 /// Configuration of one launcher.
@@ -82,6 +89,12 @@ pub struct Config {
     /// the scenario's `agent.command` names it (`prometheus`, `/agent/bin/my-agent`). `None`:
     /// outage-lab roles only.
     pub agent: Option<String>,
+    /// What the launcher tells a harness that found it by DNS (`GET /identity`): its service,
+    /// host name and address. `None`: it answers 404 (a launcher started by hand).
+    pub identity: Option<Registration>,
+    /// Where each role gets a directory of its own (`<work_dir>/<name>`) holding the files its
+    /// request carried; it is the role's working directory.
+    pub work_dir: PathBuf,
 }
 
 /// The harness's environment variables an external agent inherits (here: the launcher's);
@@ -112,10 +125,16 @@ pub enum Error {
 pub struct SpawnRequest {
     /// The process's name in the run (`storage-s03`): letters, digits, `-` and `_`.
     pub name: String,
-    /// Arguments after the program, e.g. `["storage", "--config", "/runs/x/config/storage-s03.json"]`.
+    /// Arguments after the program, e.g. `["storage", "--config", "storage-s03.json"]`.
     pub args: Vec<String>,
-    /// Where the child's stderr is appended (created if missing); its directory must exist.
-    pub log: PathBuf,
+    /// Files the role reads (its config), by file name: written into the role's own directory
+    /// on the launcher, its working directory, so `args` name them relative to it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub files: BTreeMap<String, String>,
+    /// For an external program only: where its stdout and stderr are appended (created if
+    /// missing; its directory must exist here). A role's stderr is streamed back instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<PathBuf>,
     /// Instead of an outage-lab role: the external agent to run (`args` is then ignored). The
     /// launcher must have been started with `--agent` naming `argv[0]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -164,6 +183,15 @@ impl Signal {
 pub struct SignalRequest {
     /// Which signal to send.
     pub signal: Signal,
+}
+
+/// A line a role wrote to its stderr, in a spawn response's body, for the harness's log of it.
+/// It cannot be mistaken for an event (events are tagged objects without this key).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StderrLine {
+    /// The line, without its newline.
+    pub host_stderr: String,
 }
 
 /// The last line of a spawn response's body: how the child ended. It cannot be mistaken for an
@@ -296,6 +324,8 @@ fn router(host: Arc<Host>) -> Router {
     let guarded = Router::new()
         .route("/processes", post(spawn).get(list))
         .route("/processes/{name}/signal", post(signal))
+        .route("/memory", get(memory))
+        .route("/identity", get(identity))
         .layer(middleware::from_fn_with_state(
             Arc::clone(&host),
             require_access,
@@ -355,6 +385,47 @@ async fn list(State(host): State<Arc<Host>>) -> Json<BTreeMap<String, u32>> {
     Json(host.running().clone())
 }
 
+/// `GET /identity`.
+async fn identity(State(host): State<Arc<Host>>) -> Response {
+    match &host.config.identity {
+        Some(reg) => Json(reg.clone()).into_response(),
+        None => reject(
+            StatusCode::NOT_FOUND,
+            "this launcher was started without --service".into(),
+        ),
+    }
+}
+
+/// `GET /memory`: each running child's resident memory, read from `/proc` now. A child that
+/// leads a process group of its own (an external agent) is read as its whole tree; a zombie or
+/// a child gone since the map was read is left out, which the watchdog takes as gone.
+async fn memory(State(host): State<Arc<Host>>) -> Json<BTreeMap<String, ProcessMemory>> {
+    let running = host.running().clone();
+    let read = tokio::task::spawn_blocking(move || {
+        (running.into_iter())
+            .filter_map(|(name, pid)| Some((name, read_memory(pid)?)))
+            .collect()
+    });
+    Json(read.await.unwrap_or_default())
+}
+
+fn read_memory(pid: u32) -> Option<ProcessMemory> {
+    use outage_lab_proto::procfs;
+    // SAFETY: sysconf has no preconditions.
+    let page_size = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let start_time = procfs::parse_start_time(&stat)?;
+    let rss_bytes = if procfs::parse_group(&stat) == Some(pid) {
+        procfs::tree_resident_bytes(pid, page_size)?
+    } else {
+        procfs::resident_bytes(&format!("/proc/{pid}/statm"), page_size)?
+    };
+    (rss_bytes > 0).then_some(ProcessMemory {
+        rss_bytes,
+        start_time,
+    })
+}
+
 /// `POST /processes/{name}/signal`.
 async fn signal(
     State(host): State<Arc<Host>>,
@@ -393,20 +464,7 @@ async fn spawn(State(host): State<Arc<Host>>, Json(req): Json<SpawnRequest>) -> 
             format!("{} already runs here as pid {pid}", req.name),
         );
     }
-    let log = match std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&req.log)
-    {
-        Ok(file) => file,
-        Err(e) => {
-            return reject(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                format!("cannot open the log {}: {e}", req.log.display()),
-            );
-        }
-    };
-    let mut cmd = match command(&host.config, &req, log) {
+    let mut cmd = match command(&host.config, &req) {
         Ok(cmd) => cmd,
         Err(refusal) => return refusal,
     };
@@ -433,6 +491,8 @@ async fn spawn(State(host): State<Arc<Host>>, Json(req): Json<SpawnRequest>) -> 
     let stdout = child.stdout.take();
     let stream = Streaming {
         lines: stdout.map(|out| BufReader::new(out).lines()),
+        stderr: child.stderr.take().map(stderr_lines),
+        group: req.program.is_some(),
         child,
         entry: Entry {
             host,
@@ -453,56 +513,133 @@ async fn spawn(State(host): State<Arc<Host>>, Json(req): Json<SpawnRequest>) -> 
     response
 }
 
-/// The command for `req`: an outage-lab role (stdout piped: its events), or the one external
-/// agent this launcher may run (stdout and stderr to the log, its own environment and
-/// directory).
+/// The command for `req`: an outage-lab role (stdout and stderr piped: its events and its log
+/// lines, in its own directory holding the request's files), or the one external agent this
+/// launcher may run (stdout and stderr to the log, its own environment and directory).
 #[allow(clippy::result_large_err)]
-fn command(config: &Config, req: &SpawnRequest, log: std::fs::File) -> Result<Command, Response> {
-    let mut cmd;
-    if let Some(program) = &req.program {
-        let first = program.argv.first().map(String::as_str);
-        if first.is_none() || first != config.agent.as_deref() {
-            return Err(reject(
-                StatusCode::FORBIDDEN,
-                format!(
-                    "this launcher runs outage-lab roles{}; it was asked for {first:?} (start it with --agent naming that program)",
-                    config
-                        .agent
-                        .as_ref()
-                        .map(|a| format!(" and {a:?}"))
-                        .unwrap_or_default()
-                ),
-            ));
+fn command(config: &Config, req: &SpawnRequest) -> Result<Command, Response> {
+    let mut cmd = match &req.program {
+        Some(program) => program_command(config, req, program)?,
+        None => {
+            let dir = role_dir(config, req)?;
+            let mut cmd = Command::new(&config.exe);
+            cmd.args(&req.args)
+                .current_dir(dir)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .env("OUTAGE_LAB_PROCESS", &req.name)
+                .envs(config.child_env.iter().map(|(k, v)| (k, v)));
+            cmd
         }
-        let stdout = log.try_clone().map_err(|e| {
-            reject(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("cannot share the log: {e}"),
-            )
-        })?;
-        cmd = Command::new(&program.argv[0]);
-        let inherited = (AGENT_INHERITED_ENV.iter())
-            .filter_map(|k| Some((k.to_string(), std::env::var(k).ok()?)));
-        // Its own process group: a forking agent is signalled whole.
-        cmd.process_group(0)
-            .args(&program.argv[1..])
-            .current_dir(&program.workdir)
-            .env_clear()
-            .envs(inherited)
-            .envs(&program.env)
-            .stdout(Stdio::from(stdout));
-    } else {
-        cmd = Command::new(&config.exe);
-        cmd.args(&req.args)
-            .stdout(Stdio::piped())
-            .env("OUTAGE_LAB_PROCESS", &req.name)
-            .envs(config.child_env.iter().map(|(k, v)| (k, v)));
-    }
-    cmd.stdin(Stdio::null())
-        .stderr(Stdio::from(log))
-        .kill_on_drop(true);
+    };
+    cmd.stdin(Stdio::null()).kill_on_drop(true);
     die_with_parent(&mut cmd);
     Ok(cmd)
+}
+
+/// A fresh `<work_dir>/<name>` holding the request's files. A restarted role gets its
+/// directory anew, with the files its new request carries.
+#[allow(clippy::result_large_err)]
+fn role_dir(config: &Config, req: &SpawnRequest) -> Result<PathBuf, Response> {
+    let dir = config.work_dir.join(&req.name);
+    let unwritable = |what: &str, e: std::io::Error| {
+        reject(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!(
+                "cannot write {what} for {} in {}: {e}",
+                req.name,
+                dir.display()
+            ),
+        )
+    };
+    if let Some(bad) = req.files.keys().find(|f| !valid_file_name(f)) {
+        return Err(reject(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "file name {bad:?}: expected 1 to {MAX_NAME_LEN} letters, digits, '-', '_' or '.', not starting with '.'"
+            ),
+        ));
+    }
+    match std::fs::remove_dir_all(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(unwritable("its directory", e)),
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| unwritable("its directory", e))?;
+    for (file, text) in &req.files {
+        std::fs::write(dir.join(file), text).map_err(|e| unwritable(file, e))?;
+    }
+    Ok(dir)
+}
+
+fn valid_file_name(name: &str) -> bool {
+    !name.starts_with('.') && valid_name(&name.replace('.', "_"))
+}
+
+/// The external agent's command, if it is the one this launcher may run.
+#[allow(clippy::result_large_err)]
+fn program_command(
+    config: &Config,
+    req: &SpawnRequest,
+    program: &ProgramRequest,
+) -> Result<Command, Response> {
+    let first = program.argv.first().map(String::as_str);
+    if first.is_none() || first != config.agent.as_deref() {
+        return Err(reject(
+            StatusCode::FORBIDDEN,
+            format!(
+                "this launcher runs outage-lab roles{}; it was asked for {first:?} (start it with --agent naming that program)",
+                config
+                    .agent
+                    .as_ref()
+                    .map(|a| format!(" and {a:?}"))
+                    .unwrap_or_default()
+            ),
+        ));
+    }
+    let Some(path) = &req.log else {
+        return Err(reject(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "an external program needs `log`: where its output goes".into(),
+        ));
+    };
+    let log = (std::fs::OpenOptions::new().create(true).append(true))
+        .open(path)
+        .and_then(|log| Ok((log.try_clone()?, log)))
+        .map_err(|e| {
+            reject(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("cannot open the log {}: {e}", path.display()),
+            )
+        })?;
+    let mut cmd = Command::new(&program.argv[0]);
+    let inherited =
+        (AGENT_INHERITED_ENV.iter()).filter_map(|k| Some((k.to_string(), std::env::var(k).ok()?)));
+    // Its own process group: a forking agent is signalled whole.
+    cmd.process_group(0)
+        .args(&program.argv[1..])
+        .current_dir(&program.workdir)
+        .env_clear()
+        .envs(inherited)
+        .envs(&program.env)
+        .stdout(Stdio::from(log.0))
+        .stderr(Stdio::from(log.1));
+    Ok(cmd)
+}
+
+/// A role's stderr as lines on a channel, read by a task of its own so that a chatty stderr
+/// never blocks its stdout; the channel closes when the role closes its stderr.
+fn stderr_lines(stderr: ChildStderr) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel(256);
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stderr).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if tx.send(line).await.is_err() {
+                break;
+            }
+        }
+    });
+    rx
 }
 
 /// A child's entry in the running map; dropping it removes the entry. It is dropped when the
@@ -535,34 +672,74 @@ impl Drop for Entry {
 struct Streaming {
     /// An outage-lab role's stdout; `None` for an external agent, whose output is in its log.
     lines: Option<Lines<BufReader<ChildStdout>>>,
+    /// A role's stderr lines, until it closes its stderr.
+    stderr: Option<mpsc::Receiver<String>>,
+    /// An external agent, leading a process group of its own.
+    group: bool,
     child: Child,
     entry: Entry,
     done: bool,
 }
 
+/// What the child said next.
+enum Said {
+    Out(Option<String>),
+    Err(Option<String>),
+}
+
 impl Streaming {
+    /// The next line for the body: a stdout line as it is, a stderr line as a [`StderrLine`];
+    /// `None` once both have ended (a stderr left open past stdout's end is given up after a
+    /// moment).
+    async fn next_line(&mut self) -> Option<String> {
+        loop {
+            let (lines, stderr) = (&mut self.lines, &mut self.stderr);
+            let said = match (lines.as_mut(), stderr.as_mut()) {
+                (None, None) => return None,
+                (Some(out), None) => Said::Out(out.next_line().await.ok().flatten()),
+                (None, Some(err)) => {
+                    let line = tokio::time::timeout(STOP_GRACE, err.recv()).await;
+                    Said::Err(line.ok().flatten())
+                }
+                (Some(out), Some(err)) => tokio::select! {
+                    line = out.next_line() => Said::Out(line.ok().flatten()),
+                    line = err.recv() => Said::Err(line),
+                },
+            };
+            match said {
+                Said::Out(Some(line)) => return Some(line),
+                Said::Err(Some(line)) => {
+                    let line = StderrLine { host_stderr: line };
+                    return serde_json::to_string(&line).ok();
+                }
+                Said::Out(None) => self.stdout_done(),
+                Said::Err(None) => self.stderr = None,
+            }
+        }
+    }
+
+    fn stdout_done(&mut self) {
+        self.lines = None;
+    }
+
     async fn next(mut self) -> Option<(Result<Bytes, Infallible>, Self)> {
         if self.done {
             return None;
         }
-        let line = match &mut self.lines {
-            Some(lines) => lines.next_line().await,
-            None => Ok(None),
-        };
-        match line {
-            Ok(Some(mut line)) => {
+        match self.next_line().await {
+            Some(mut line) => {
                 line.push('\n');
                 Some((Ok(Bytes::from(line)), self))
             }
-            // End of stdout (or an unreadable pipe): the child is exiting. Reap it, drop its
-            // entry in the same step (no await in between, so no signal can hit a recycled pid),
-            // and tell how it ended.
-            Ok(None) | Err(_) => {
+            // End of stdout (or an unreadable pipe) and of stderr: the child is exiting. Reap
+            // it, drop its entry in the same step (no await in between, so no signal can hit a
+            // recycled pid), and tell how it ended.
+            None => {
                 let status = match self.child.wait().await {
                     Ok(status) => describe_status(status),
                     Err(e) => format!("wait failed: {e}"),
                 };
-                if self.lines.is_none() {
+                if self.group {
                     // An external agent: what it forked dies with it. Its group's id is not
                     // reused while any member lives, so this reaches only its own processes.
                     if let Ok(pgid) = libc::pid_t::try_from(self.entry.pid) {

@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use outage_lab_host::{Config, ExitLine, Listeners, PID_HEADER, SignalRequest, SpawnRequest};
+use outage_lab_host::{
+    Config, ExitLine, Listeners, PID_HEADER, SignalRequest, SpawnRequest, StderrLine,
+};
 use outage_lab_proto::EventSink;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -24,12 +26,15 @@ impl Launcher {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let shutdown = CancellationToken::new();
+        let log_dir = tempfile::tempdir().expect("tempdir");
         let config = Config {
             exe: "/bin/sh".into(),
             admin_token: token.map(str::to_owned),
             child_env: vec![("LAUNCHED_BY".into(), "test".into())],
             advertise: None,
             agent: agent.map(str::to_owned),
+            identity: None,
+            work_dir: log_dir.path().join("work"),
         };
         let task = tokio::spawn({
             let shutdown = shutdown.clone();
@@ -46,7 +51,7 @@ impl Launcher {
         });
         Self {
             base,
-            log_dir: tempfile::tempdir().expect("tempdir"),
+            log_dir,
             http: reqwest::Client::new(),
             shutdown,
             task,
@@ -57,7 +62,8 @@ impl Launcher {
         SpawnRequest {
             name: name.into(),
             args: vec!["-c".into(), script.into()],
-            log: self.log_dir.path().join(format!("{name}.log")),
+            files: Default::default(),
+            log: None,
             program: None,
         }
     }
@@ -129,12 +135,37 @@ async fn a_spawned_process_streams_its_stdout_then_how_it_ended() {
         .await;
     assert_eq!(response.status(), 200);
     assert!(pid_of(&response) > 1);
-    let lines = body_lines(response).await;
-    assert_eq!(lines[..2], ["first", "env test echoer"]);
-    let exit: ExitLine = serde_json::from_str(&lines[2]).expect("exit line");
+    let mut lines = body_lines(response).await;
+    let exit: ExitLine = serde_json::from_str(&lines.pop().expect("a last line")).expect("exit");
     assert_eq!(exit.host_exit, "exit code 3");
-    let log = std::fs::read_to_string(launcher.log_dir.path().join("echoer.log")).expect("log");
-    assert_eq!(log, "oops\n");
+    let (stderr, stdout): (Vec<String>, Vec<String>) =
+        (lines.into_iter()).partition(|l| serde_json::from_str::<StderrLine>(l).is_ok());
+    assert_eq!(stdout, ["first", "env test echoer"]);
+    let said: StderrLine = serde_json::from_str(&stderr[0]).expect("stderr line");
+    assert_eq!((stderr.len(), said.host_stderr.as_str()), (1, "oops"));
+    launcher.stop().await;
+}
+
+#[tokio::test]
+async fn a_role_runs_in_a_directory_of_its_own_holding_the_files_its_request_carried() {
+    let launcher = Launcher::start(None).await;
+    let mut request = launcher.request("reader", "cat storage.json; echo; basename \"$PWD\"");
+    request.files = [("storage.json".to_owned(), "{\"id\":\"s03\"}".to_owned())].into();
+    let response = (launcher.http.post(format!("{}/processes", launcher.base)))
+        .json(&request)
+        .send()
+        .await
+        .expect("spawn");
+    assert_eq!(response.status(), 200);
+    let lines = body_lines(response).await;
+    assert_eq!(lines[..2], ["{\"id\":\"s03\"}", "reader"]);
+    request.files = [("../escape".to_owned(), String::new())].into();
+    let refused = (launcher.http.post(format!("{}/processes", launcher.base)))
+        .json(&request)
+        .send()
+        .await
+        .expect("spawn");
+    assert_eq!(refused.status(), 400);
     launcher.stop().await;
 }
 
@@ -217,17 +248,22 @@ async fn with_a_token_every_request_but_health_needs_it() {
 
 #[tokio::test]
 async fn bad_requests_are_refused_with_the_reason() {
-    let launcher = Launcher::start(None).await;
+    let launcher = Launcher::start_with_agent(None, Some("/bin/sh")).await;
     let bad_name = launcher.spawn("../x", "exit 0").await;
     assert_eq!(bad_name.status(), 400);
     let bad_log = launcher
         .http
         .post(format!("{}/processes", launcher.base))
         .json(&SpawnRequest {
-            name: "x".into(),
+            name: "agent-x".into(),
             args: vec![],
-            log: "/nonexistent-dir/x.log".into(),
-            program: None,
+            files: Default::default(),
+            log: Some("/nonexistent-dir/x.log".into()),
+            program: Some(outage_lab_host::ProgramRequest {
+                argv: vec!["/bin/sh".into()],
+                env: Default::default(),
+                workdir: "/".into(),
+            }),
         })
         .send()
         .await
@@ -256,7 +292,8 @@ fn program(launcher: &Launcher, argv: &[&str], workdir: &std::path::Path) -> Spa
     SpawnRequest {
         name: "agent-s001".into(),
         args: vec![],
-        log: launcher.log_dir.path().join("agent-s001.log"),
+        files: Default::default(),
+        log: Some(launcher.log_dir.path().join("agent-s001.log")),
         program: Some(outage_lab_host::ProgramRequest {
             argv: argv.iter().map(|a| a.to_string()).collect(),
             env: [("AGENT_SAYS".to_owned(), "hello".to_owned())].into(),

@@ -134,13 +134,18 @@ pub struct RunArgs {
     pub scenario: PathBuf,
     #[command(flatten)]
     pub settings: RunSettings,
-    /// Run the fleet on launcher hosts (`outage-lab host`, one per container) registered in
-    /// this state directory, instead of as child processes here. This is how the compose
-    /// deployment runs (see compose/compose.yaml); the run directory must be on a path every
-    /// container mounts. With it, --serve may bind a container address (publish it on the
-    /// machine's loopback only).
-    #[arg(long, value_name = "STATE_DIR")]
-    pub hosts: Option<PathBuf>,
+    /// Run the fleet on launcher hosts (`outage-lab host`, one per container) instead of as
+    /// child processes here. `dns:PORT`: find them through the engine's DNS (`tasks.<service>`,
+    /// else `<service>`) on PORT, as the compose and Swarm deployments do (see
+    /// compose/compose.yaml), with the token from --token-file. A directory: the launchers
+    /// registered in that state directory, which every container mounts. With it, --serve may
+    /// bind a container address (publish it on the machine's loopback only).
+    #[arg(long, value_name = "dns:PORT|STATE_DIR")]
+    pub hosts: Option<crate::harness::Hosts>,
+    /// The admin token the launchers found by DNS share, from a file (a Docker secret:
+    /// /run/secrets/NAME).
+    #[arg(long, value_name = "FILE", requires = "hosts")]
+    pub token_file: Option<PathBuf>,
 }
 
 /// `outage-lab workshop`.
@@ -360,18 +365,33 @@ pub struct ListenArgs {
 #[derive(Debug, Args)]
 pub struct HostArgs {
     /// Address for the launcher's HTTP API. Off loopback it needs the admin token (from
-    /// --state or OUTAGE_LAB_ADMIN_TOKEN).
+    /// --state, --token-file or OUTAGE_LAB_ADMIN_TOKEN).
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:7070")]
     pub listen: SocketAddr,
     /// The compose service this launcher belongs to: dns, collector-old, collector-new,
     /// watchdog, control or storage; or a DNS server's name (dns-a) to run only that one, or
-    /// storage-<dns server> (storage-dns-c) for storage servers behind that DNS server.
-    #[arg(long, value_name = "NAME", requires = "state")]
+    /// storage-<dns server> (storage-dns-c) for storage servers behind that DNS server. The
+    /// launcher registers under it (--state) and tells it to a harness that finds it by DNS
+    /// (`GET /identity`).
+    #[arg(long, value_name = "NAME")]
     pub service: Option<String>,
-    /// State directory shared by every container: the launcher registers there and takes the
-    /// admin token from there (creating it if it is the first).
-    #[arg(long, value_name = "DIR")]
+    /// State directory shared by every container (one machine): the launcher registers there
+    /// and takes the admin token from there (creating it if it is the first).
+    #[arg(
+        long,
+        value_name = "DIR",
+        requires = "service",
+        conflicts_with = "token_file"
+    )]
     pub state: Option<PathBuf>,
+    /// The admin token, from a file: a Docker secret (/run/secrets/NAME) when the launchers are
+    /// found by DNS (`run --hosts dns:PORT`) and share no volume.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Where each role started here gets a directory of its own, holding its config (default:
+    /// a fresh directory under the system's temporary directory, removed on exit).
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
     /// The address to announce (default: this container's address in /etc/hosts when
     /// listening on 0.0.0.0, else the listening address).
     #[arg(long, value_name = "IP")]

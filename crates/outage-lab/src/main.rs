@@ -104,7 +104,13 @@ fn run(args: RunArgs) -> ExitCode {
     };
     let shown = args.scenario.display().to_string();
     match options(&scenario, &shown, &args.settings, args.hosts) {
-        Ok(opts) => execute(scenario, opts),
+        Ok(opts) => execute(
+            scenario,
+            harness::RunOptions {
+                token_file: args.token_file,
+                ..opts
+            },
+        ),
         Err(code) => code,
     }
 }
@@ -144,7 +150,7 @@ fn options(
     scenario: &Scenario,
     shown: &str,
     settings: &RunSettings,
-    hosts: Option<std::path::PathBuf>,
+    hosts: Option<harness::Hosts>,
 ) -> Result<harness::RunOptions, ExitCode> {
     let refuse = |e: String| {
         eprintln!("outage-lab: refusing to run {shown}: {e}");
@@ -179,6 +185,7 @@ fn options(
         exe,
         serve: settings.serve,
         hosts,
+        token_file: None,
         workshop: None,
     })
 }

@@ -131,26 +131,14 @@ async fn run_async(command: Command) -> Result<(), RoleError> {
     }
 }
 
-/// The launcher: token and registration from the state directory, then serve.
+/// The launcher: its token (state directory, secret file or environment), its registration
+/// when it has a state directory, then serve.
 async fn host(
     args: crate::cli::HostArgs,
     shutdown: CancellationToken,
     events: EventSink,
 ) -> Result<(), RoleError> {
-    let from_state = match &args.state {
-        Some(state) => Some(
-            outage_lab_host::load_or_create_token(state)
-                .with_context(|| {
-                    format!(
-                        "failed to read or create the admin token in {}",
-                        state.display()
-                    )
-                })
-                .map_err(RoleError::Failed)?,
-        ),
-        None => None,
-    };
-    let token = admin_token(from_state, args.listen)?;
+    let token = admin_token(host_token(&args)?, args.listen)?;
     let http = bind(args.listen).await?;
     let bound = http
         .local_addr()
@@ -165,23 +153,29 @@ async fn host(
         None => bound.ip(),
     };
     let advertise = std::net::SocketAddr::new(ip, bound.port());
-    if let (Some(state), Some(service)) = (&args.state, &args.service) {
+    let identity = args.service.as_ref().map(|service| {
         let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_owned())
             .unwrap_or_else(|_| advertise.to_string());
-        let reg = outage_lab_host::Registration {
+        outage_lab_host::Registration {
             service: service.clone(),
             host: hostname,
             addr: advertise,
-        };
-        let path = outage_lab_host::register(state, &reg)
+        }
+    });
+    if let (Some(state), Some(reg)) = (&args.state, &identity) {
+        let path = outage_lab_host::register(state, reg)
             .with_context(|| format!("failed to register in {}", state.display()))
             .map_err(RoleError::Failed)?;
-        tracing::info!(service, "registered in {}", path.display());
+        tracing::info!(service = reg.service, "registered in {}", path.display());
     }
     let exe = std::env::current_exe()
         .context("cannot find my own executable to start roles")
         .map_err(RoleError::Failed)?;
+    let work_dir = match &args.work_dir {
+        Some(dir) => dir.clone(),
+        None => std::env::temp_dir().join(format!("outage-lab-host.{}", std::process::id())),
+    };
     let config = outage_lab_host::Config {
         exe,
         child_env: token
@@ -191,16 +185,45 @@ async fn host(
         admin_token: token,
         advertise: Some(advertise),
         agent: args.agent.clone(),
+        identity,
+        work_dir: work_dir.clone(),
     };
-    outage_lab_host::run(
+    let served = outage_lab_host::run(
         config,
         outage_lab_host::Listeners { http },
         shutdown,
         events,
     )
-    .await
-    .context("host launcher failed")
-    .map_err(RoleError::Failed)
+    .await;
+    if args.work_dir.is_none() {
+        let _ = std::fs::remove_dir_all(&work_dir);
+    }
+    served
+        .context("host launcher failed")
+        .map_err(RoleError::Failed)
+}
+
+/// The launcher's admin token as configured: from the state directory (created by the first
+/// launcher there) or a file (a Docker secret); `None` leaves it to the environment.
+fn host_token(args: &crate::cli::HostArgs) -> Result<Option<String>, RoleError> {
+    if let Some(state) = &args.state {
+        return outage_lab_host::load_or_create_token(state)
+            .with_context(|| {
+                format!(
+                    "failed to read or create the admin token in {}",
+                    state.display()
+                )
+            })
+            .map(Some)
+            .map_err(RoleError::Failed);
+    }
+    let Some(file) = &args.token_file else {
+        return Ok(None);
+    };
+    outage_lab_host::read_token_file(file)
+        .with_context(|| format!("failed to read the admin token file {}", file.display()))
+        .map(Some)
+        .map_err(RoleError::Config)
 }
 
 /// The environment variable that carries the admin token (it wins over a config file's).

@@ -73,6 +73,34 @@ pub struct Target {
     /// the lab did not write may fork. Absent means false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub tree: bool,
+    /// Read by the launcher that started it rather than by the watchdog: on another machine or
+    /// in another container's PID namespace the pid means nothing to the watchdog. Absent: the
+    /// watchdog reads `/proc/PID` itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reader: Option<LauncherReader>,
+}
+
+/// Where the watchdog asks for a process's memory when the launcher that started it reads it:
+/// `GET {url}/memory` answers a [`ProcessMemory`] for each of that launcher's children by name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LauncherReader {
+    /// The launcher's base URL (`http://10.0.1.7:7000`).
+    pub url: String,
+    /// The process's name there (`agent-s03`).
+    pub name: String,
+}
+
+/// The kernel's accounting of one process, read by the launcher that started it
+/// (`GET /memory` answers these by process name). The watchdog judges only numbers a launcher
+/// read from `/proc`, never what a role says about itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessMemory {
+    /// Resident bytes (`/proc/PID/statm`); for an external agent, of its whole process tree.
+    pub rss_bytes: u64,
+    /// Field 22 of `/proc/PID/stat`: a different value means the pid names another process.
+    pub start_time: u64,
 }
 
 /// Which copy of a volume a storage server holds.

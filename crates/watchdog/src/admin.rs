@@ -284,6 +284,7 @@ mod tests {
             stale: false,
             cache_url: None,
             tree: false,
+            reader: None,
         };
         let (a, s) = (ProcessRole::Agent, ProcessRole::Storage);
         assert!(validate_targets(&[]).is_ok());

@@ -75,6 +75,7 @@ pub fn scan(proc_root: &Path, budget_bytes: u64) -> std::io::Result<Vec<Target>>
                 stale: false,
                 cache_url: None,
                 tree: false,
+                reader: None,
             });
         }
     }

@@ -9,13 +9,14 @@
 //!
 //! The harness tells the watchdog what to watch through a small admin API (`PUT /targets`, see
 //! the `admin` module docs). Every `sample_interval` the watchdog reads the RSS of every target
-//! with sysinfo, emits one [`Event::RssSweep`], feeds the alarms and emits an [`Event::Alarm`]
+//! from `/proc` (or asks the launcher that started it, see [`launchers`]), emits one [`Event::RssSweep`], feeds the alarms and emits an [`Event::Alarm`]
 //! for each one that fires.
 
 mod admin;
 pub mod aggregate;
 mod caches;
 pub mod discover;
+mod launchers;
 pub mod leak;
 mod metrics;
 pub mod statm;
@@ -37,8 +38,9 @@ use tokio_util::sync::CancellationToken;
 use crate::admin::AdminState;
 pub use crate::admin::Health;
 pub use crate::aggregate::{AggregateAlarm, AggregateConfig};
+use crate::launchers::Launchers;
 pub use crate::leak::{LeakConfig, LeakDetector};
-use crate::sweep::Sweeper;
+use crate::sweep::{Readings, Sweeper};
 
 /// How long in-flight admin requests may take to finish after shutdown is requested.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
@@ -156,6 +158,8 @@ pub async fn run(
     });
 
     let mut sweeper = Sweeper::new(config.leak.clone(), config.aggregate.clone());
+    let launchers = Launchers::new(config.sample_interval.get(), config.admin_token.clone())
+        .map_err(|e| Error::Sweep(format!("no HTTP client for the launchers: {e}")))?;
     let caches = (config.aggregate.net_of_cache).then(|| {
         caches::watch(
             Arc::clone(&state),
@@ -185,21 +189,11 @@ pub async fn run(
                 if let Some(caches) = &caches {
                     sweeper.set_caches(caches::latest(caches));
                 }
-                let pids = sweeper.live_pids();
-                let trees = sweeper.live_trees();
                 if targets.is_empty() {
                     continue;
                 }
                 let at = clock.now();
-                let reader = Arc::clone(&reader);
-                let readings = tokio::task::spawn_blocking(move || {
-                    let mut reader = reader.lock().unwrap_or_else(PoisonError::into_inner);
-                    let mut readings = reader.read(&pids);
-                    tree::add_descendants(&mut readings, &trees, reader.page_size());
-                    readings
-                })
-                .await
-                .map_err(|e| Error::Sweep(e.to_string()))?;
+                let readings = read(&sweeper, &reader, &launchers).await?;
                 state.sweeps.fetch_add(1, Ordering::Relaxed);
                 for event in sweeper.sweep(&readings, at) {
                     if let Event::RssSweep { samples } = &event {
@@ -223,6 +217,29 @@ pub async fn run(
     server.drain(DRAIN_TIMEOUT).await.map_err(Error::Serve)?;
     tracing::info!("watchdog stopped");
     Ok(())
+}
+
+/// One sweep's readings: the targets read here from `/proc` (off the async threads), and those
+/// their launchers read, asked at the same time.
+async fn read(
+    sweeper: &Sweeper,
+    reader: &Arc<Mutex<statm::StatmReader>>,
+    launchers: &Launchers,
+) -> Result<Readings, Error> {
+    let pids = sweeper.live_pids();
+    let trees = sweeper.live_trees();
+    let reader = Arc::clone(reader);
+    let local = tokio::task::spawn_blocking(move || {
+        let mut reader = reader.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut readings = reader.read(&pids);
+        tree::add_descendants(&mut readings, &trees, reader.page_size());
+        readings
+    });
+    let mut readings = Readings::default();
+    launchers.read(sweeper.live_remote(), &mut readings).await;
+    let by_pid = local.await.map_err(|e| Error::Sweep(e.to_string()))?;
+    sweeper.local_readings(&by_pid, &mut readings);
+    Ok(readings)
 }
 
 #[cfg(test)]

@@ -67,7 +67,11 @@ impl Metrics {
     /// Replaces the resident-memory series with one sweep's samples: a process that is gone has
     /// no series any more, rather than its last value forever.
     pub(crate) fn record_sweep(&self, samples: &[RssSample], targets: &[Target]) {
-        let stale: HashMap<u32, bool> = targets.iter().map(|t| (t.pid, t.stale)).collect();
+        // Staleness belongs to the server (which DNS server its agent asks); pids may repeat
+        // across containers.
+        let stale: HashMap<&str, bool> = (targets.iter())
+            .map(|t| (t.server.as_str(), t.stale))
+            .collect();
         self.resident.clear();
         for s in samples {
             let labels = vec![
@@ -75,7 +79,9 @@ impl Metrics {
                 ("server", s.server.clone()),
                 (
                     "stale",
-                    stale.get(&s.pid).copied().unwrap_or(false).to_string(),
+                    (stale.get(s.server.as_str()).copied())
+                        .unwrap_or(false)
+                        .to_string(),
                 ),
             ];
             self.resident
@@ -127,6 +133,7 @@ mod tests {
             stale,
             cache_url: None,
             tree: false,
+            reader: None,
         };
         let sample = |server: &str, pid, rss_bytes| RssSample {
             server: server.into(),

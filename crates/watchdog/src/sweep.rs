@@ -3,15 +3,33 @@
 //! The reading ([`crate::statm`], `/proc`) and the judging ([`Sweeper::sweep`]) are split so that the
 //! judging, including PID-reuse handling, is a pure function of its inputs and tested as one.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
-use outage_lab_proto::wire::Target;
+use outage_lab_proto::wire::{LauncherReader, Target};
 use outage_lab_proto::{AlarmKind, Event, ProcessRole, RssSample};
 
 use crate::aggregate::{AggregateAlarm, AggregateConfig};
 use crate::leak::{LeakConfig, LeakDetector};
 pub(crate) use crate::statm::Reading;
+
+/// A watched process, by what it is rather than by pid: processes on other machines or in other
+/// containers may share a pid.
+pub(crate) type Key = (String, ProcessRole);
+
+fn key(target: &Target) -> Key {
+    (target.server.clone(), target.role)
+}
+
+/// One sweep's readings, by process.
+#[derive(Debug, Default)]
+pub(crate) struct Readings {
+    /// What was read. A live target absent here and not in `unknown` is gone.
+    pub(crate) read: HashMap<Key, Reading>,
+    /// Targets whose reader did not answer this sweep (a launcher out of reach): judged on the
+    /// next sweep that reads them, never taken as gone.
+    pub(crate) unknown: HashSet<Key>,
+}
 
 /// One watched process and the detector that belongs to it.
 #[derive(Debug)]
@@ -31,8 +49,7 @@ struct Watched {
 pub(crate) struct Sweeper {
     leak: LeakConfig,
     aggregate: AggregateConfig,
-    /// By pid.
-    watched: BTreeMap<u32, Watched>,
+    watched: BTreeMap<Key, Watched>,
     /// By server id.
     aggregates: HashMap<String, AggregateAlarm>,
     /// Each server's storage cache size as last told, when the aggregate counts net of it.
@@ -55,15 +72,13 @@ impl Sweeper {
         self.caches = caches;
     }
 
-    /// Replaces the watched set. A process that stays (same pid, server and role) keeps its
-    /// detector and history; anything else starts fresh.
+    /// Replaces the watched set. A process that stays (same server, role, pid and reader) keeps
+    /// its detector and history; anything else starts fresh.
     pub(crate) fn set_targets(&mut self, targets: &[Target]) {
         let mut next = BTreeMap::new();
         for t in targets {
-            let kept = self
-                .watched
-                .remove(&t.pid)
-                .filter(|w| w.target.server == t.server && w.target.role == t.role);
+            let kept = (self.watched.remove(&key(t)))
+                .filter(|w| w.target.pid == t.pid && w.target.reader == t.reader);
             let watched = match kept {
                 Some(mut w) => {
                     w.target = t.clone();
@@ -76,40 +91,72 @@ impl Sweeper {
                     detector: LeakDetector::new(&self.leak),
                 },
             };
-            next.insert(t.pid, watched);
+            next.insert(key(t), watched);
         }
         self.watched = next;
         let servers: Vec<&str> = targets.iter().map(|t| t.server.as_str()).collect();
         self.aggregates.retain(|s, _| servers.contains(&s.as_str()));
     }
 
-    /// Pids worth reading this sweep.
-    pub(crate) fn live_pids(&self) -> Vec<u32> {
-        self.watched
-            .iter()
+    fn live(&self) -> impl Iterator<Item = (&Key, &Target)> {
+        (self.watched.iter())
             .filter(|(_, w)| !w.gone)
-            .map(|(&pid, _)| pid)
+            .map(|(k, w)| (k, &w.target))
+    }
+
+    /// Live targets the watchdog reads itself, by pid.
+    pub(crate) fn live_pids(&self) -> Vec<u32> {
+        let mut pids: Vec<u32> = (self.live())
+            .filter(|(_, t)| t.reader.is_none())
+            .map(|(_, t)| t.pid)
+            .collect();
+        pids.sort_unstable();
+        pids
+    }
+
+    /// The live targets read here as a whole process tree.
+    pub(crate) fn live_trees(&self) -> Vec<u32> {
+        (self.live())
+            .filter(|(_, t)| t.reader.is_none() && t.tree)
+            .map(|(_, t)| t.pid)
             .collect()
     }
 
-    /// The live targets read as a whole process tree.
-    pub(crate) fn live_trees(&self) -> Vec<u32> {
-        (self.watched.iter())
-            .filter(|(_, w)| !w.gone && w.target.tree)
-            .map(|(&pid, _)| pid)
-            .collect()
+    /// The live targets their launchers read, grouped by launcher URL: each name there and
+    /// the target it is.
+    pub(crate) fn live_remote(&self) -> BTreeMap<String, Vec<(String, Key)>> {
+        let mut by_url: BTreeMap<String, Vec<(String, Key)>> = BTreeMap::new();
+        for (k, t) in self.live() {
+            if let Some(LauncherReader { url, name }) = &t.reader {
+                by_url
+                    .entry(url.clone())
+                    .or_default()
+                    .push((name.clone(), k.clone()));
+            }
+        }
+        by_url
+    }
+
+    /// This sweep's readings of the targets read here, from readings by pid.
+    pub(crate) fn local_readings(&self, by_pid: &HashMap<u32, Reading>, into: &mut Readings) {
+        for (k, t) in self.live().filter(|(_, t)| t.reader.is_none()) {
+            if let Some(r) = by_pid.get(&t.pid) {
+                into.read.insert(k.clone(), *r);
+            }
+        }
     }
 
     /// Judges one sweep's readings taken at `at`: returns one `rss_sweep` event covering the
     /// live targets, followed by any alarms it raised.
-    pub(crate) fn sweep(&mut self, readings: &HashMap<u32, Reading>, at: Duration) -> Vec<Event> {
+    pub(crate) fn sweep(&mut self, readings: &Readings, at: Duration) -> Vec<Event> {
         let mut samples = Vec::new();
         let mut alarms = Vec::new();
-        for (&pid, w) in &mut self.watched {
-            if w.gone {
+        for (k, w) in &mut self.watched {
+            if w.gone || readings.unknown.contains(k) {
                 continue;
             }
-            let Some(r) = readings.get(&pid) else {
+            let pid = w.target.pid;
+            let Some(r) = readings.read.get(k) else {
                 tracing::info!(pid, server = %w.target.server, role = %w.target.role, "watched process is gone");
                 w.gone = true;
                 continue;
@@ -143,9 +190,7 @@ impl Sweeper {
         // Aggregate per server: only when both its agent and its storage were sampled.
         let mut per_server: BTreeMap<&str, (Option<u64>, Option<u64>, u64)> = BTreeMap::new();
         for s in &samples {
-            let budget = self
-                .watched
-                .get(&s.pid)
+            let budget = (self.watched.get(&(s.server.clone(), s.role)))
                 .map_or(0, |w| w.target.budget_bytes);
             let entry = per_server.entry(&s.server).or_insert((None, None, budget));
             match s.role {
@@ -202,11 +247,76 @@ mod tests {
             stale: false,
             cache_url: None,
             tree: false,
+            reader: None,
         }
     }
 
     fn reading(rss: u64, start_time: u64) -> Reading {
         Reading { rss, start_time }
+    }
+
+    /// Sweeps with readings by pid, as the watchdog reads the targets it reads itself.
+    fn sweep(s: &mut Sweeper, by_pid: &HashMap<u32, Reading>, at: Duration) -> Vec<Event> {
+        let mut readings = Readings::default();
+        s.local_readings(by_pid, &mut readings);
+        s.sweep(&readings, at)
+    }
+
+    fn remote(server: &str, role: ProcessRole, pid: u32, url: &str) -> Target {
+        Target {
+            reader: Some(LauncherReader {
+                url: url.into(),
+                name: format!("{role}-{server}"),
+            }),
+            ..target(server, role, pid)
+        }
+    }
+
+    #[test]
+    fn processes_in_different_containers_may_share_a_pid() {
+        let mut s = sweeper();
+        s.set_targets(&[
+            remote("s000", ProcessRole::Agent, 7, "http://a"),
+            remote("s001", ProcessRole::Agent, 7, "http://b"),
+        ]);
+        let remote = s.live_remote();
+        assert_eq!(remote.len(), 2, "one read per launcher: {remote:?}");
+        assert!(s.live_pids().is_empty(), "nothing is read here");
+        let mut readings = Readings::default();
+        readings
+            .read
+            .insert(("s000".into(), ProcessRole::Agent), reading(3 * MIB, 1));
+        readings
+            .read
+            .insert(("s001".into(), ProcessRole::Agent), reading(5 * MIB, 2));
+        let events = s.sweep(&readings, at(0));
+        let Event::RssSweep { samples } = &events[0] else {
+            panic!("not a sweep: {events:?}")
+        };
+        let got: Vec<_> = samples
+            .iter()
+            .map(|s| (s.server.as_str(), s.rss_bytes))
+            .collect();
+        assert_eq!(got, [("s000", 3 * MIB), ("s001", 5 * MIB)]);
+    }
+
+    #[test]
+    fn a_launcher_out_of_reach_is_no_proof_that_its_processes_are_gone() {
+        let mut s = sweeper();
+        s.set_targets(&[remote("s000", ProcessRole::Agent, 7, "http://a")]);
+        let k = ("s000".to_owned(), ProcessRole::Agent);
+        let unreachable = Readings {
+            read: HashMap::new(),
+            unknown: HashSet::from([k.clone()]),
+        };
+        assert_eq!(
+            s.sweep(&unreachable, at(0)),
+            [Event::RssSweep { samples: vec![] }]
+        );
+        assert_eq!(s.live_remote().len(), 1, "still watched");
+        // An answer without it is.
+        s.sweep(&Readings::default(), at(1));
+        assert!(s.live_remote().is_empty());
     }
 
     fn sweeper() -> Sweeper {
@@ -233,7 +343,7 @@ mod tests {
             target("s000", ProcessRole::Storage, 10),
         ]);
         let readings = HashMap::from([(10, reading(30 * MIB, 1)), (20, reading(3 * MIB, 1))]);
-        let events = s.sweep(&readings, at(0));
+        let events = sweep(&mut s, &readings, at(0));
         assert_eq!(events.len(), 1);
         let Event::RssSweep { samples } = &events[0] else {
             panic!("not a sweep: {events:?}")
@@ -250,8 +360,12 @@ mod tests {
     fn a_reused_pid_is_treated_as_gone() {
         let mut s = sweeper();
         s.set_targets(&[target("s000", ProcessRole::Agent, 20)]);
-        s.sweep(&HashMap::from([(20, reading(3 * MIB, 100))]), at(0));
-        let events = s.sweep(&HashMap::from([(20, reading(90 * MIB, 105))]), at(1));
+        sweep(&mut s, &HashMap::from([(20, reading(3 * MIB, 100))]), at(0));
+        let events = sweep(
+            &mut s,
+            &HashMap::from([(20, reading(90 * MIB, 105))]),
+            at(1),
+        );
         assert_eq!(events, [Event::RssSweep { samples: vec![] }]);
         assert!(s.live_pids().is_empty());
     }
@@ -263,7 +377,7 @@ mod tests {
         let mut raised = Vec::new();
         for i in 0..40 {
             let rss = 3 * MIB + u64::from(i) * 256 * 1024; // 1 MiB/s
-            let events = s.sweep(&HashMap::from([(42, reading(rss, 7))]), at(i));
+            let events = sweep(&mut s, &HashMap::from([(42, reading(rss, 7))]), at(i));
             raised.extend(alarms(&events).into_iter().cloned());
         }
         assert_eq!(raised.len(), 1, "{raised:?}");
@@ -290,13 +404,23 @@ mod tests {
         let mut count = 0;
         for i in 0..40 {
             let rss = 3 * MIB + u64::from(i) * 256 * 1024;
-            count += alarms(&s.sweep(&HashMap::from([(42, reading(rss, 7))]), at(i))).len();
+            count += alarms(&sweep(
+                &mut s,
+                &HashMap::from([(42, reading(rss, 7))]),
+                at(i),
+            ))
+            .len();
         }
         // Restart: same server and role, new pid; it leaks too and is alarmed on again.
         s.set_targets(&[target("s004", ProcessRole::Agent, 43)]);
         for i in 40..80 {
             let rss = 3 * MIB + u64::from(i - 40) * 256 * 1024;
-            count += alarms(&s.sweep(&HashMap::from([(43, reading(rss, 9))]), at(i))).len();
+            count += alarms(&sweep(
+                &mut s,
+                &HashMap::from([(43, reading(rss, 9))]),
+                at(i),
+            ))
+            .len();
         }
         assert_eq!(count, 2);
     }
@@ -311,7 +435,12 @@ mod tests {
             // The harness re-sends the full list every time any process (re)starts.
             s.set_targets(&targets);
             let rss = 3 * MIB + u64::from(i) * 256 * 1024;
-            count += alarms(&s.sweep(&HashMap::from([(42, reading(rss, 7))]), at(i))).len();
+            count += alarms(&sweep(
+                &mut s,
+                &HashMap::from([(42, reading(rss, 7))]),
+                at(i),
+            ))
+            .len();
         }
         assert_eq!(count, 1);
     }
@@ -325,7 +454,7 @@ mod tests {
         ]);
         // Only the storage process readable: no aggregate judgement.
         for i in 0..8 {
-            let ev = s.sweep(&HashMap::from([(10, reading(47 * MIB, 1))]), at(i));
+            let ev = sweep(&mut s, &HashMap::from([(10, reading(47 * MIB, 1))]), at(i));
             assert!(alarms(&ev).is_empty());
         }
         // Agent 20 is now gone for good, so a fresh sweeper shows the positive case.
@@ -336,7 +465,7 @@ mod tests {
         ]);
         let both = HashMap::from([(10, reading(40 * MIB, 1)), (20, reading(7 * MIB, 1))]);
         let fired: Vec<_> = (0..6)
-            .flat_map(|i| s.sweep(&both, at(i)))
+            .flat_map(|i| sweep(&mut s, &both, at(i)))
             .filter(|e| {
                 matches!(
                     e,

@@ -74,6 +74,7 @@ fn me_as_agent(server: &str, budget_bytes: u64) -> Target {
         stale: false,
         cache_url: None,
         tree: false,
+        reader: None,
     }
 }
 
@@ -189,6 +190,7 @@ async fn a_server_over_its_budget_for_four_sweeps_raises_the_aggregate_alarm() {
             stale: false,
             cache_url: None,
             tree: false,
+            reader: None,
         },
     ];
     let (status, body) = wd.put_targets(targets_json(&targets), None).await;

@@ -376,7 +376,12 @@ impl<'a> Fleet<'a> {
         let addrs = &self.learned.storage_addrs;
         // An agent the lab did not write may fork: it is measured as its whole tree.
         let tree = self.scenario.agent.command.is_some();
+        let sup = &self.sup;
         let target = |server: &String, role, pid: &u32| Target {
+            reader: sup.memory_reader(&match role {
+                ProcessRole::Agent => ProcessName::Agent(server.clone()),
+                ProcessRole::Storage => ProcessName::Storage(server.clone()),
+            }),
             tree: tree && role == ProcessRole::Agent,
             server: server.clone(),
             role,

@@ -20,6 +20,7 @@ pub mod freeze;
 pub mod ledger;
 pub mod load;
 pub mod remote;
+pub use remote::Hosts;
 pub mod report;
 pub mod state;
 pub mod stops;
@@ -65,8 +66,10 @@ pub struct RunOptions {
     pub exe: PathBuf,
     /// Serve the live view on this address during the run (loopback, unless on launcher hosts).
     pub serve: Option<SocketAddr>,
-    /// Run the fleet on the launcher hosts registered in this state directory (compose).
-    pub hosts: Option<PathBuf>,
+    /// Run the fleet on launcher hosts found there (compose, Swarm).
+    pub hosts: Option<Hosts>,
+    /// The launchers' admin token, when they are found by DNS (a Docker secret).
+    pub token_file: Option<PathBuf>,
     /// `outage-lab workshop`: stop at each link of the chain (local runs only).
     pub workshop: Option<crate::workshop::Options>,
 }
@@ -147,12 +150,10 @@ async fn plan(scenario: &Scenario, opts: &RunOptions) -> Result<Planned, Harness
     // identity by it, and logs and configs stay findable whatever the working directory.
     let run_dir = std::path::absolute(&run_dir).unwrap_or(run_dir);
     let remote = match &opts.hosts {
-        Some(state) => {
-            say(&format!(
-                "waiting for the launcher hosts registered in {}",
-                state.display()
-            ));
-            Some(remote::connect(state, &mut plan, HOSTS_TIMEOUT).await?)
+        Some(hosts) => {
+            say(&format!("waiting for the launcher hosts in {hosts}"));
+            let token_file = opts.token_file.as_deref();
+            Some(remote::connect(hosts, token_file, &mut plan, HOSTS_TIMEOUT).await?)
         }
         None => None,
     };

@@ -1,10 +1,12 @@
-//! Running the fleet on launcher hosts (`outage-lab run --hosts DIR`), as in the compose
-//! deployment: every role process is started by the `outage-lab host` of its container instead
-//! of being forked here.
+//! Running the fleet on launcher hosts (`outage-lab run --hosts dns:PORT|DIR`), as in the
+//! compose and Swarm deployments: every role process is started by the `outage-lab host` of its
+//! container instead of being forked here.
 //!
-//! The hosts register in the state directory (see `outage_lab_host::register`). Before the run
-//! starts, the harness waits for one host of each fixed service and for one `storage` host per
-//! storage server, checks each answers, and moves the address plan onto them: DNS servers,
+//! The hosts are found ([`Hosts`]) through the engine's DNS, each launcher telling its service
+//! and address itself (`GET /identity`), or in a state directory they all mount (see
+//! `outage_lab_host::register`). Before the run starts, the harness waits for one host of each
+//! fixed service and for one `storage` host per storage server, checks each answers, and moves
+//! the address plan onto them: DNS servers,
 //! collectors, watchdog and control on their service's container, storage server `i` (its
 //! storage process and its agent) on the `i`-th storage container.
 //!
@@ -16,7 +18,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use outage_lab_host::Registration;
@@ -36,6 +38,45 @@ pub const FIXED_SERVICES: [&str; 5] = [
 ];
 /// The scaled service: one container per storage server.
 pub const STORAGE_SERVICE: &str = "storage";
+
+/// Where the launcher hosts are found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hosts {
+    /// Through the engine's DNS: every address of `tasks.<service>` (Swarm), else of
+    /// `<service>` (compose), each a launcher on this port. Nothing is shared but the network.
+    Dns {
+        /// The port every launcher listens on.
+        port: u16,
+    },
+    /// Registered in a state directory every launcher mounts (one machine).
+    Dir(PathBuf),
+}
+
+impl std::str::FromStr for Hosts {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.strip_prefix("dns:") {
+            Some(port) => match port.parse::<u16>() {
+                Ok(port) if port > 0 => Ok(Self::Dns { port }),
+                _ => Err(format!(
+                    "`{s}`: expected dns:PORT with the launchers' port (1-65535), e.g. dns:7070"
+                )),
+            },
+            None if s.is_empty() => Err("expected dns:PORT or a state directory".into()),
+            None => Ok(Self::Dir(PathBuf::from(s))),
+        }
+    }
+}
+
+impl std::fmt::Display for Hosts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Dns { port } => write!(f, "the engine's DNS (tasks.<service>:{port})"),
+            Self::Dir(dir) => write!(f, "{}", dir.display()),
+        }
+    }
+}
 
 /// Where each process of the run is started, and how to talk to the launchers.
 #[derive(Debug, Clone)]
@@ -68,14 +109,15 @@ impl Remote {
 }
 
 /// Waits up to `timeout` for the hosts a run of `plan` needs, then moves `plan`'s addresses onto
-/// them. Says which services are missing when time runs out.
+/// them. Says which services are missing when time runs out. `token_file` holds the admin token
+/// when the hosts are found by DNS (else it is the state directory's).
 pub async fn connect(
-    state: &Path,
+    hosts: &Hosts,
+    token_file: Option<&Path>,
     plan: &mut Plan,
     timeout: Duration,
 ) -> Result<Remote, HarnessError> {
-    let token = outage_lab_host::load_or_create_token(state)
-        .map_err(|e| HarnessError::io(format!("read the admin token in {}", state.display()), e))?;
+    let token = token(hosts, token_file)?;
     let client = reqwest::Client::builder()
         .no_proxy()
         .connect_timeout(Duration::from_secs(5))
@@ -85,8 +127,7 @@ pub async fn connect(
     let deadline = tokio::time::Instant::now() + timeout;
     let mut healthy: BTreeMap<SocketAddr, bool> = BTreeMap::new();
     loop {
-        let registered = outage_lab_host::registrations(state)
-            .map_err(|e| HarnessError::io(format!("read the hosts in {}", state.display()), e))?;
+        let registered = find(hosts, &client, plan).await?;
         for reg in &registered {
             if !healthy.get(&reg.addr).copied().unwrap_or(false) {
                 let ok = answers(&client, reg.addr).await;
@@ -108,13 +149,93 @@ pub async fn connect(
             }
             Err(missing) if tokio::time::Instant::now() >= deadline => {
                 return Err(HarnessError::Start(format!(
-                    "the launcher hosts in {} are not all up after {timeout:?}: {missing}",
-                    state.display()
+                    "the launcher hosts in {hosts} are not all up after {timeout:?}: {missing}"
                 )));
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
         }
     }
+}
+
+/// The admin token every launcher shares.
+fn token(hosts: &Hosts, token_file: Option<&Path>) -> Result<String, HarnessError> {
+    match (hosts, token_file) {
+        (_, Some(file)) => outage_lab_host::read_token_file(file)
+            .map_err(|e| HarnessError::io(format!("read the admin token in {}", file.display()), e)),
+        (Hosts::Dir(state), None) => outage_lab_host::load_or_create_token(state)
+            .map_err(|e| HarnessError::io(format!("read the admin token in {}", state.display()), e)),
+        (Hosts::Dns { .. }, None) => std::env::var(crate::roles::ADMIN_TOKEN_ENV)
+            .ok()
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                HarnessError::Start(format!(
+                    "launchers found by DNS need their admin token: pass --token-file (a Docker secret) or set {}",
+                    crate::roles::ADMIN_TOKEN_ENV
+                ))
+            }),
+    }
+}
+
+/// The launchers there are now, as each says it is.
+async fn find(
+    hosts: &Hosts,
+    client: &reqwest::Client,
+    plan: &Plan,
+) -> Result<Vec<Registration>, HarnessError> {
+    match hosts {
+        Hosts::Dir(state) => outage_lab_host::registrations(state)
+            .map_err(|e| HarnessError::io(format!("read the hosts in {}", state.display()), e)),
+        Hosts::Dns { port } => Ok(by_dns(client, *port, &services(plan)).await),
+    }
+}
+
+/// Every launcher service a run of `plan` may use.
+fn services(plan: &Plan) -> Vec<String> {
+    let fixed = FIXED_SERVICES.iter().map(|s| s.to_string());
+    let own_dns = plan.dns.iter().map(|d| d.name.clone());
+    let own_storage = plan.dns.iter().map(|d| storage_service(&d.name));
+    (fixed.chain([STORAGE_SERVICE.to_owned()]))
+        .chain(own_dns)
+        .chain(own_storage)
+        .collect()
+}
+
+/// Resolves each service's launchers (`tasks.<service>`, else `<service>`) and asks each who
+/// it is. A name that does not resolve is a service that is not deployed (or not yet).
+async fn by_dns(client: &reqwest::Client, port: u16, services: &[String]) -> Vec<Registration> {
+    let mut found = Vec::new();
+    for service in services {
+        let mut addrs = Vec::new();
+        for name in [format!("tasks.{service}"), service.clone()] {
+            if let Ok(resolved) = tokio::net::lookup_host((name.as_str(), port)).await {
+                addrs.extend(resolved.filter(|a| a.is_ipv4()));
+            }
+            if !addrs.is_empty() {
+                break;
+            }
+        }
+        addrs.sort();
+        addrs.dedup();
+        for addr in addrs {
+            match identity(client, addr).await {
+                Ok(reg) => found.push(reg),
+                Err(e) => tracing::debug!(%addr, %service, "no launcher identity yet: {e}"),
+            }
+        }
+    }
+    found.sort_by(|a, b| (&a.service, &a.host).cmp(&(&b.service, &b.host)));
+    found.dedup();
+    found
+}
+
+async fn identity(client: &reqwest::Client, addr: SocketAddr) -> reqwest::Result<Registration> {
+    let url = format!("http://{addr}/identity");
+    let response = client
+        .get(&url)
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await?;
+    response.error_for_status()?.json().await
 }
 
 async fn answers(client: &reqwest::Client, addr: SocketAddr) -> bool {

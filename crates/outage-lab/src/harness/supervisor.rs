@@ -24,6 +24,7 @@ use std::time::Duration;
 use super::clock::LabClock;
 
 use outage_lab_proto::Event;
+use outage_lab_proto::wire::LauncherReader;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -219,6 +220,16 @@ impl Supervisor {
     /// Whether the fleet runs on launcher hosts (`run --hosts`).
     pub fn is_remote(&self) -> bool {
         self.remote.is_some()
+    }
+
+    /// Who reads `process`'s memory for the watchdog: the launcher that runs it, when one does
+    /// (the watchdog shares no PID namespace with it); `None`: the watchdog reads `/proc` here.
+    pub fn memory_reader(&self, process: &ProcessName) -> Option<LauncherReader> {
+        let host = self.remote.as_ref()?.host_of(process).ok()?;
+        Some(LauncherReader {
+            url: format!("http://{host}"),
+            name: process.to_string(),
+        })
     }
 
     /// Lab milliseconds since the run started (frozen time left out).
@@ -725,6 +736,38 @@ type RemoteSpawn<'a> = (
     Option<outage_lab_host::ProgramRequest>,
 );
 
+/// The request for a launcher: an external program writes its own log where the launcher can
+/// (the run directory's volume); a role's config travels in the request, named in `args`
+/// relative to the directory the launcher gives it, so the launcher may be on another machine.
+fn spawn_request(
+    name: &str,
+    args: &[String],
+    log: &Path,
+    program: Option<outage_lab_host::ProgramRequest>,
+) -> Result<outage_lab_host::SpawnRequest, HarnessError> {
+    let mut request = outage_lab_host::SpawnRequest {
+        name: name.to_owned(),
+        args: args.to_vec(),
+        files: BTreeMap::new(),
+        log: program.is_some().then(|| log.to_owned()),
+        program,
+    };
+    let config_at = (request.args.iter())
+        .position(|a| a == "--config")
+        .map(|i| i + 1);
+    if let Some(arg) = config_at.and_then(|i| request.args.get_mut(i)) {
+        let path = PathBuf::from(&*arg);
+        let file = (path.file_name())
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_else(|| format!("{name}.json"));
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| HarnessError::io(format!("read {}", path.display()), e))?;
+        request.files.insert(file.clone(), text);
+        *arg = file;
+    }
+    Ok(request)
+}
+
 /// Asks `name`'s launcher host (at `host`) to start it; the response body is the child's stdout followed by
 /// its exit status, read by a task that feeds `teller`. A stream that ends without the status
 /// means the launcher (or its container) went away, and the process with it.
@@ -735,12 +778,14 @@ async fn spawn_remote(
     mut teller: Teller,
 ) -> Result<u32, HarnessError> {
     let url = format!("http://{host}/processes");
-    let request = outage_lab_host::SpawnRequest {
-        name: name.to_owned(),
-        args: args.to_vec(),
-        log: log.to_owned(),
-        program,
-    };
+    let request = spawn_request(name, args, log, program)?;
+    // A role's stderr comes back in the body; it lands in the run directory's log as it would
+    // locally.
+    let mut log_file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|e| HarnessError::io(format!("open {}", log.display()), e))?;
     let mut response = remote
         .client
         .post(&url)
@@ -782,9 +827,15 @@ async fn spawn_remote(
                     while let Some(end) = pending.iter().position(|&b| b == b'\n') {
                         let line: Vec<u8> = pending.drain(..=end).collect();
                         let line = String::from_utf8_lossy(&line[..end]);
-                        match serde_json::from_str::<outage_lab_host::ExitLine>(&line) {
-                            Ok(exit) => status = Some(exit.host_exit),
-                            Err(_) => teller.hear(&line),
+                        if let Ok(exit) = serde_json::from_str::<outage_lab_host::ExitLine>(&line) {
+                            status = Some(exit.host_exit);
+                        } else if let Ok(said) =
+                            serde_json::from_str::<outage_lab_host::StderrLine>(&line)
+                        {
+                            use std::io::Write;
+                            let _ = writeln!(log_file, "{}", said.host_stderr);
+                        } else {
+                            teller.hear(&line);
                         }
                     }
                 }
