@@ -93,7 +93,9 @@ pub struct Config {
     /// host name and address. `None`: it answers 404 (a launcher started by hand).
     pub identity: Option<Registration>,
     /// Where each role gets a directory of its own (`<work_dir>/<name>`) holding the files its
-    /// request carried; it is the role's working directory.
+    /// request carried; it is the role's working directory. While a child runs, its pid is in
+    /// `<work_dir>/<name>.pid`, so a role finds its neighbour here (a storage server its agent:
+    /// `../agent-s03.pid` from its own directory).
     pub work_dir: PathBuf,
 }
 
@@ -487,6 +489,12 @@ async fn spawn(State(host): State<Arc<Host>>, Json(req): Json<SpawnRequest>) -> 
         );
     };
     host.running().insert(req.name.clone(), pid);
+    let pid_file = host.config.work_dir.join(format!("{}.pid", req.name));
+    if let Err(e) = std::fs::create_dir_all(&host.config.work_dir)
+        .and_then(|()| std::fs::write(&pid_file, format!("{pid}\n")))
+    {
+        tracing::warn!(name = %req.name, "cannot write {}: {e}", pid_file.display());
+    }
     tracing::info!(name = %req.name, pid, "started");
     let stdout = child.stdout.take();
     let stream = Streaming {
@@ -658,6 +666,8 @@ impl Entry {
         let mut running = self.host.running();
         if running.get(&self.name) == Some(&self.pid) {
             running.remove(&self.name);
+            let pid_file = (self.host.config.work_dir).join(format!("{}.pid", self.name));
+            let _ = std::fs::remove_file(pid_file);
         }
     }
 }

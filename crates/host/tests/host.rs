@@ -149,7 +149,8 @@ async fn a_spawned_process_streams_its_stdout_then_how_it_ended() {
 #[tokio::test]
 async fn a_role_runs_in_a_directory_of_its_own_holding_the_files_its_request_carried() {
     let launcher = Launcher::start(None).await;
-    let mut request = launcher.request("reader", "cat storage.json; echo; basename \"$PWD\"");
+    let script = "cat storage.json; echo; basename \"$PWD\"; sleep 0.3; cat ../reader.pid";
+    let mut request = launcher.request("reader", script);
     request.files = [("storage.json".to_owned(), "{\"id\":\"s03\"}".to_owned())].into();
     let response = (launcher.http.post(format!("{}/processes", launcher.base)))
         .json(&request)
@@ -157,8 +158,14 @@ async fn a_role_runs_in_a_directory_of_its_own_holding_the_files_its_request_car
         .await
         .expect("spawn");
     assert_eq!(response.status(), 200);
+    let pid = pid_of(&response);
     let lines = body_lines(response).await;
     assert_eq!(lines[..2], ["{\"id\":\"s03\"}", "reader"]);
+    assert_eq!(
+        lines[2],
+        pid.to_string(),
+        "its pid, where a neighbour finds it"
+    );
     request.files = [("../escape".to_owned(), String::new())].into();
     let refused = (launcher.http.post(format!("{}/processes", launcher.base)))
         .json(&request)

@@ -195,7 +195,8 @@ pub(crate) fn validate_targets(targets: &[Target]) -> Result<(), String> {
                 t.server, t.role
             ));
         }
-        if !pids.insert(t.pid) {
+        // A pid names one process on one reader's machine; launchers' pids may repeat.
+        if !pids.insert((t.reader.as_ref().map(|r| r.url.as_str()), t.pid)) {
             return Err(format!("pid {} is listed twice", t.pid));
         }
         if !roles.insert((t.server.as_str(), t.role)) {
@@ -297,5 +298,19 @@ mod tests {
         assert!(validate_targets(&[t("s0", a, 0, 10)]).is_err());
         assert!(validate_targets(&[t("", a, 1, 10)]).is_err());
         assert!(validate_targets(&[t("s0", a, 1, 0)]).is_err());
+        // Two containers' launchers may each have a pid 7.
+        let on = |url: &str, target: Target| Target {
+            reader: Some(outage_lab_proto::wire::LauncherReader {
+                url: url.into(),
+                name: "agent".into(),
+            }),
+            ..target
+        };
+        let (x, y) = (
+            on("http://x", t("s0", a, 7, 10)),
+            on("http://y", t("s1", a, 7, 10)),
+        );
+        assert!(validate_targets(&[x.clone(), y]).is_ok());
+        assert!(validate_targets(&[x, on("http://x", t("s1", a, 7, 10))]).is_err());
     }
 }

@@ -301,9 +301,12 @@ impl<'a> Fleet<'a> {
                 ))
             })?;
         }
-        let pid_file = self.pid_file(&server.id);
-        std::fs::write(&pid_file, format!("{}\n", pending.pid()))
-            .map_err(|e| HarnessError::io(format!("write {}", pid_file.display()), e))?;
+        if !self.sup.is_remote() {
+            // On a launcher, the launcher writes it beside the storage server.
+            let pid_file = self.pid_file(&server.id);
+            std::fs::write(&pid_file, format!("{}\n", pending.pid()))
+                .map_err(|e| HarnessError::io(format!("write {}", pid_file.display()), e))?;
+        }
         Ok(pending)
     }
 
@@ -406,8 +409,9 @@ impl<'a> Fleet<'a> {
         match self.http.put(&url).json(&targets).send().await {
             Ok(r) if r.status().is_success() => Ok(()),
             Ok(r) => Err(HarnessError::Start(format!(
-                "watchdog refused the targets: PUT {url} answered {}",
-                r.status()
+                "watchdog refused the targets: PUT {url} answered {}: {}",
+                r.status(),
+                r.text().await.unwrap_or_default().trim()
             ))),
             Err(e) => Err(HarnessError::Start(format!(
                 "could not reach the watchdog at {url}: {e}"
@@ -494,7 +498,13 @@ impl<'a> Fleet<'a> {
         Ok(path)
     }
 
+    /// Where `server`'s storage process finds its agent's pid: in the run directory, or on a
+    /// launcher the file it keeps for the agent, named from the storage's own directory there.
     fn pid_file(&self, server: &str) -> PathBuf {
+        if self.sup.is_remote() {
+            let agent = ProcessName::Agent(server.to_owned());
+            return PathBuf::from(format!("../{agent}.pid"));
+        }
         (self.run_dir.join("pids")).join(format!("{server}.agent.pid"))
     }
 }

@@ -118,16 +118,21 @@ pub async fn connect(
     timeout: Duration,
 ) -> Result<Remote, HarnessError> {
     let token = token(hosts, token_file)?;
+    // A machine lost without a word (powered off, cut off) closes no connection: the kernel's
+    // keepalive probes find out, and the spawn streams to it end as lost within seconds.
     let client = reqwest::Client::builder()
         .no_proxy()
         .connect_timeout(Duration::from_secs(5))
+        .tcp_keepalive(Duration::from_secs(2))
+        .tcp_keepalive_interval(Duration::from_secs(1))
+        .tcp_keepalive_retries(3)
         .default_headers(Remote::auth_headers(&token)?)
         .build()
         .map_err(|e| HarnessError::Start(format!("HTTP client: {e}")))?;
     let deadline = tokio::time::Instant::now() + timeout;
     let mut healthy: BTreeMap<SocketAddr, bool> = BTreeMap::new();
     loop {
-        let registered = find(hosts, &client, plan).await?;
+        let registered = find(hosts, &client).await?;
         for reg in &registered {
             if !healthy.get(&reg.addr).copied().unwrap_or(false) {
                 let ok = answers(&client, reg.addr).await;
@@ -177,26 +182,21 @@ fn token(hosts: &Hosts, token_file: Option<&Path>) -> Result<String, HarnessErro
 }
 
 /// The launchers there are now, as each says it is.
-async fn find(
-    hosts: &Hosts,
-    client: &reqwest::Client,
-    plan: &Plan,
-) -> Result<Vec<Registration>, HarnessError> {
+async fn find(hosts: &Hosts, client: &reqwest::Client) -> Result<Vec<Registration>, HarnessError> {
     match hosts {
         Hosts::Dir(state) => outage_lab_host::registrations(state)
             .map_err(|e| HarnessError::io(format!("read the hosts in {}", state.display()), e)),
-        Hosts::Dns { port } => Ok(by_dns(client, *port, &services(plan)).await),
+        Hosts::Dns { port } => Ok(by_dns(client, *port, &dns_services()).await),
     }
 }
 
-/// Every launcher service a run of `plan` may use.
-fn services(plan: &Plan) -> Vec<String> {
-    let fixed = FIXED_SERVICES.iter().map(|s| s.to_string());
-    let own_dns = plan.dns.iter().map(|d| d.name.clone());
-    let own_storage = plan.dns.iter().map(|d| storage_service(&d.name));
-    (fixed.chain([STORAGE_SERVICE.to_owned()]))
-        .chain(own_dns)
-        .chain(own_storage)
+/// The launcher services looked up by DNS: the fixed ones and `storage`. A name the engine does
+/// not know is forwarded to the machine's own resolvers, so no name is asked for on the chance
+/// that it exists; the per-DNS-server services (`dns-c`, `storage-dns-c`) are found only in a
+/// state directory.
+fn dns_services() -> Vec<String> {
+    (FIXED_SERVICES.iter().chain([&STORAGE_SERVICE]))
+        .map(|s| s.to_string())
         .collect()
 }
 
