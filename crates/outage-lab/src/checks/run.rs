@@ -12,6 +12,8 @@ pub struct RunFacts {
     pub interrupted: Option<&'static str>,
     /// Why the memory guard stopped the run.
     pub memory_abort: Option<String>,
+    /// Which processes were lost with their launcher hosts, when that stopped the run.
+    pub hosts_lost: Option<String>,
     /// Processes still running after every one was stopped, as `name (pid)`.
     pub leftovers: Vec<String>,
 }
@@ -35,6 +37,9 @@ pub fn before(facts: &RunFacts, end_ms: u64) -> Vec<ExpectationResult> {
     let mut out = Vec::new();
     if let Some(reason) = &facts.memory_abort {
         out.push(result("memory_contained", false, reason.clone()));
+    }
+    if let Some(reason) = &facts.hosts_lost {
+        out.push(result("hosts_stayed_up", false, reason.clone()));
     }
     if let Some(sig) = facts.interrupted {
         out.push(result(

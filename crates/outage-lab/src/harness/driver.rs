@@ -30,6 +30,10 @@ const LOAD_STATS_INTERVAL: Duration = Duration::from_secs(1);
 const STATUS_EVERY_MS: u64 = 5_000;
 /// The journal is flushed at least this often, so `tail -f journal.jsonl` follows the run.
 const FLUSH_EVERY: Duration = Duration::from_millis(250);
+/// How long after the first process lost with its launcher host the others of that machine
+/// have to be found lost too (a closed connection is seen at once, a silent machine through
+/// keepalive probes within about five seconds).
+const LOST_HOSTS_GRACE: Duration = Duration::from_secs(6);
 
 /// One run in progress.
 pub struct Driver<'a> {
@@ -45,6 +49,11 @@ pub struct Driver<'a> {
     guard: MemoryGuard,
     /// Set by the guard: why the run was stopped early.
     pub memory_abort: Option<String>,
+    /// Processes lost with their launcher hosts (a machine or container gone), in the order
+    /// their streams ended.
+    lost: Vec<String>,
+    /// Why the run was stopped early for lost launcher hosts: which processes went with them.
+    pub hosts_lost: Option<String>,
     /// The customer load's counters and acknowledged writes.
     pub load: Arc<Mutex<LoadLedger>>,
     load_stop: CancellationToken,
@@ -90,6 +99,8 @@ impl<'a> Driver<'a> {
             last_flush: Instant::now(),
             guard,
             memory_abort: None,
+            lost: Vec::new(),
+            hosts_lost: None,
             load: Arc::default(),
             load_stop: CancellationToken::new(),
             load_task: None,
@@ -121,7 +132,7 @@ impl<'a> Driver<'a> {
         ));
         self.pump();
         self.play_timeline().await?;
-        if self.memory_abort.is_some() {
+        if self.stopped_early() {
             return Ok(());
         }
         self.workshop_outcome();
@@ -164,12 +175,38 @@ impl<'a> Driver<'a> {
                 }
                 _ = load_stats.tick() => self.emit_load_window(),
             }
-            if self.memory_abort.is_some() {
+            self.give_up_on_lost_hosts().await;
+            if self.stopped_early() {
                 return Ok(());
             }
             self.stop_at_links().await?;
             self.tell_status();
         }
+    }
+
+    /// Whether the run was stopped before the end of its timeline (memory guard, lost hosts).
+    fn stopped_early(&self) -> bool {
+        self.memory_abort.is_some() || self.hosts_lost.is_some()
+    }
+
+    /// Once a launcher host is lost, the run cannot go on as the scenario says: waits a moment
+    /// for the rest of that machine's processes to be found lost too, then stops the run with
+    /// the list (an expectation row, exit 1), rather than failing later at a step that needs
+    /// one of them.
+    async fn give_up_on_lost_hosts(&mut self) {
+        if self.lost.is_empty() || self.hosts_lost.is_some() {
+            return;
+        }
+        tokio::time::sleep(LOST_HOSTS_GRACE).await;
+        self.pump();
+        let reason = format!(
+            "{} processes lost with their launcher hosts (the machine or container that ran them is gone) at {:.1}s: {}; the run stopped there",
+            self.lost.len(),
+            self.fleet.sup.now_ms() as f64 / 1000.0,
+            self.lost.join(", ")
+        );
+        say(&format!("STOPPING: {reason}"));
+        self.hosts_lost = Some(reason);
     }
 
     /// Injects one step and journals its evidence.
@@ -368,6 +405,16 @@ impl<'a> Driver<'a> {
             self.last_flush = Instant::now();
         }
         self.watch_memory(&entry);
+        if let Event::ProcessExited {
+            name,
+            status,
+            expected: false,
+            ..
+        } = &entry.event
+            && status == super::supervisor::LOST_WITH_HOST
+        {
+            self.lost.push(name.clone());
+        }
         if let Event::Alarm {
             alarm,
             server,

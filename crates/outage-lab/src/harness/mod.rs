@@ -124,6 +124,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Outcome, Harnes
     let facts = RunFacts {
         interrupted,
         memory_abort: driver.memory_abort.clone(),
+        hosts_lost: driver.hosts_lost.clone(),
         leftovers,
     };
     let expectations = judge(&scenario, &driver, end_ms, &facts);

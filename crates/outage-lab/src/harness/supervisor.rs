@@ -728,6 +728,10 @@ impl Teller {
     }
 }
 
+/// How a process ended whose launcher went away before saying: its machine or container is
+/// gone, and the process with it.
+pub const LOST_WITH_HOST: &str = "lost with its launcher host";
+
 /// What to start on a launcher: name, outage-lab arguments, log, or an external program.
 type RemoteSpawn<'a> = (
     &'a str,
@@ -846,7 +850,7 @@ async fn spawn_remote(
                 }
             }
         }
-        teller.exited(status.unwrap_or_else(|| "lost with its launcher host".to_owned()));
+        teller.exited(status.unwrap_or_else(|| LOST_WITH_HOST.to_owned()));
     });
     Ok(pid)
 }
