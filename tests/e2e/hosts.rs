@@ -41,11 +41,15 @@ fn children_of(parents: &BTreeSet<u32>) -> Vec<u32> {
         .collect()
 }
 
-#[test]
-fn a_run_on_launcher_hosts_plays_the_whole_chain_and_leaves_nothing() {
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let state = tmp.path().join("state");
-    let out = tmp.path().join("run");
+/// One launcher per fixed service and `servers` storage launchers, each on a loopback address
+/// of its own in `127.<net>.0.0/24`, registered in `state`; then a harness that runs the 2012
+/// scenario on them into `out`. Returns (service, address, launcher) and the harness.
+fn launchers_and_harness(
+    tmp: &std::path::Path,
+    net: u8,
+    servers: usize,
+) -> (Vec<(&'static str, String, Proc)>, Proc) {
+    let state = tmp.join("state");
     let services = [
         "dns",
         "collector-old",
@@ -54,34 +58,42 @@ fn a_run_on_launcher_hosts_plays_the_whole_chain_and_leaves_nothing() {
         "control",
     ]
     .into_iter()
-    .chain(std::iter::repeat_n("storage", SERVERS));
+    .chain(std::iter::repeat_n("storage", servers));
     let mut hosts = Vec::new();
     for (i, service) in services.enumerate() {
-        let listen = format!("127.61.0.{}:0", i + 1);
+        let ip = format!("127.{net}.0.{}", i + 1);
         let proc = Proc::start(&[
             "host",
             "--listen",
-            &listen,
+            &format!("{ip}:0"),
             "--service",
             service,
             "--state",
             state.to_str().expect("utf-8"),
         ]);
-        hosts.push((service, format!("127.61.0.{}", i + 1), proc));
+        hosts.push((service, ip, proc));
     }
-    let path = calibrated(&scenario("ebs-2012-10-22.yaml"), tmp.path());
+    let path = calibrated(&scenario("ebs-2012-10-22.yaml"), tmp);
     let harness = Proc::start(&[
         "run",
         path.to_str().expect("utf-8"),
         "--servers",
-        &SERVERS.to_string(),
+        &servers.to_string(),
         "--seed",
         "11",
         "--hosts",
         state.to_str().expect("utf-8"),
         "--out",
-        out.to_str().expect("utf-8"),
+        tmp.join("run").to_str().expect("utf-8"),
     ]);
+    (hosts, harness)
+}
+
+#[test]
+fn a_run_on_launcher_hosts_plays_the_whole_chain_and_leaves_nothing() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let out = tmp.path().join("run");
+    let (hosts, harness) = launchers_and_harness(tmp.path(), 61, SERVERS);
 
     // Mid-run, every process of the fleet is a child of a launcher, not of the harness.
     let faulted = wait_for_journal(&out, Duration::from_secs(90), |e| {
@@ -155,5 +167,61 @@ fn a_run_on_launcher_hosts_plays_the_whole_chain_and_leaves_nothing() {
         .iter()
         .any(|e| matches!(&e.event, Event::RssSweep { samples } if samples.len() == 2 * SERVERS));
     assert!(swept, "no sweep covered every agent and storage process");
+    drop(hosts);
+}
+
+#[test]
+fn a_launcher_host_lost_mid_run_stops_the_run_naming_what_went_with_it() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let out = tmp.path().join("run");
+    let (mut hosts, harness) = launchers_and_harness(tmp.path(), 62, 3);
+    let faulted = wait_for_journal(&out, Duration::from_secs(90), |e| {
+        e.event.kind() == "fault_injected"
+    });
+    assert!(faulted, "the timeline never started");
+
+    // The machine of one storage server goes away: its launcher and, with it, its children.
+    let (_, _, lost) = hosts.pop().expect("a storage launcher");
+    lost.signal(libc::SIGKILL);
+    let done = harness.wait(Duration::from_secs(60));
+    assert_eq!(done.code(), Some(1), "{}", done.output());
+
+    let report = report(&out);
+    let row = (report.expectations.iter())
+        .find(|e| e.name == "hosts_stayed_up")
+        .unwrap_or_else(|| panic!("no hosts_stayed_up row: {:#?}", report.expectations));
+    assert!(!row.passed);
+    let named: BTreeSet<String> = (row.detail.split(": ").nth(1).unwrap_or_default())
+        .split("; ")
+        .next()
+        .unwrap_or_default()
+        .split(", ")
+        .map(str::to_owned)
+        .collect();
+    let server = (named.iter())
+        .find_map(|n| n.strip_prefix("storage-"))
+        .unwrap_or_else(|| panic!("no storage server named: {}", row.detail));
+    let expected = BTreeSet::from([format!("storage-{server}"), format!("agent-{server}")]);
+    assert_eq!(
+        named, expected,
+        "one storage server and its agent: {}",
+        row.detail
+    );
+    assert!(
+        done.output().contains("lost with their launcher hosts"),
+        "{}",
+        done.output()
+    );
+
+    let launcher_pids: BTreeSet<u32> = hosts.iter().map(|(_, _, p)| p.pid()).collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while !children_of(&launcher_pids).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        children_of(&launcher_pids),
+        Vec::<u32>::new(),
+        "left running"
+    );
     drop(hosts);
 }

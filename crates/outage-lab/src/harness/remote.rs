@@ -406,6 +406,16 @@ mod tests {
     }
 
     #[test]
+    fn hosts_are_found_by_dns_on_a_port_or_in_a_state_directory() {
+        assert_eq!("dns:7070".parse(), Ok(Hosts::Dns { port: 7070 }));
+        assert_eq!("/lab".parse(), Ok(Hosts::Dir("/lab".into())));
+        for bad in ["dns:", "dns:0", "dns:http", "dns:70000", ""] {
+            let err = bad.parse::<Hosts>().expect_err(bad);
+            assert!(err.contains("dns:PORT"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
     fn missing_hosts_are_named_with_how_to_fix_them() {
         let regs = fleet();
         let live: Vec<&Registration> = regs.iter().filter(|r| r.service != "control").collect();
