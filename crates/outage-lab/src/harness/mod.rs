@@ -496,7 +496,7 @@ async fn live_view(
         // In a container (run --hosts): the URL is the container's; the user opens the port
         // compose publishes on the machine's loopback.
         say(&format!(
-            "live view: {} in this container; open the port compose publishes (http://127.0.0.1:8080/ by default)",
+            "live view: {} in this container; open the port its deployment publishes (compose: http://127.0.0.1:8080/ by default; Swarm: port 8080 of the harness's machine)",
             view.url
         ));
     } else {
