@@ -447,7 +447,7 @@ pub fn memory_recovers(input: &CheckInput<'_>, within: ByteSize) -> ExpectationR
         return result(
             name,
             false,
-            "the timeline has no restart, so nothing can recover".into(),
+            "no restart was injected (the timeline has none, or the run stopped before it), so nothing can recover".into(),
         );
     };
     let base_ms = baseline_ms(input);
