@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use outage_lab_proto::report::{ExpectationResult, Report};
-use outage_lab_proto::{Event, JournalEntry};
+use outage_lab_proto::{Event, JournalEntry, RunPhase};
 
 use crate::support::{ScenarioRun, journal, report, run, scenario, wait_until_gone};
 
@@ -297,11 +297,15 @@ fn what_an_agent_forked_is_reaped_by_the_next_run_when_the_harness_was_killed() 
         ],
         &env,
     );
-    let up = crate::support::wait_for_journal(
-        &killed,
-        Duration::from_secs(60),
-        |e| matches!(&e.event, Event::Phase { name, .. } if name == "timeline"),
-    );
+    let up = crate::support::wait_for_journal(&killed, Duration::from_secs(60), |e| {
+        matches!(
+            &e.event,
+            Event::Phase {
+                name: RunPhase::Timeline,
+                ..
+            }
+        )
+    });
     assert!(up, "the fleet never came up");
     harness.signal(libc::SIGKILL);
     harness.wait(Duration::from_secs(10));

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use outage_lab_proto::Event;
+use outage_lab_proto::{Event, RunPhase};
 
 use crate::support::{ScenarioRun, wait_for_journal, wait_until_gone};
 
@@ -14,11 +14,15 @@ fn stop_mid_run(sig: i32, expected_code: Option<i32>) {
         proc: harness,
         _tmp,
     } = ScenarioRun::start("ebs-2012-10-22.yaml", &["--servers", "6"]);
-    let up = wait_for_journal(
-        &out,
-        Duration::from_secs(60),
-        |e| matches!(&e.event, Event::Phase { name, .. } if name == "timeline"),
-    );
+    let up = wait_for_journal(&out, Duration::from_secs(60), |e| {
+        matches!(
+            &e.event,
+            Event::Phase {
+                name: RunPhase::Timeline,
+                ..
+            }
+        )
+    });
     assert!(up, "the fleet never came up");
     let run_dir = out.to_str().unwrap().to_owned();
     let before = crate::support::live_processes_mentioning(&run_dir);

@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use outage_lab_proto::Event;
 use outage_lab_proto::report::Verdict;
+use outage_lab_proto::{Event, EventKind};
 
 use crate::support::{
     Proc, calibrated, journal, report, scenario, wait_for_journal, wait_until_gone,
@@ -97,7 +97,7 @@ fn a_run_on_launcher_hosts_plays_the_whole_chain_and_leaves_nothing() {
 
     // Mid-run, every process of the fleet is a child of a launcher, not of the harness.
     let faulted = wait_for_journal(&out, Duration::from_secs(90), |e| {
-        e.event.kind() == "fault_injected"
+        e.event.kind() == EventKind::FaultInjected
     });
     assert!(faulted, "the timeline never started");
     let launcher_pids: BTreeSet<u32> = hosts.iter().map(|(_, _, p)| p.pid()).collect();
@@ -176,7 +176,7 @@ fn a_launcher_host_lost_mid_run_stops_the_run_naming_what_went_with_it() {
     let out = tmp.path().join("run");
     let (mut hosts, harness) = launchers_and_harness(tmp.path(), 62, 3);
     let faulted = wait_for_journal(&out, Duration::from_secs(90), |e| {
-        e.event.kind() == "fault_injected"
+        e.event.kind() == EventKind::FaultInjected
     });
     assert!(faulted, "the timeline never started");
 

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use outage_lab_proto::EventKind;
 use outage_lab_proto::report::Verdict;
 
 use crate::support::{ScenarioRun, assert_passed, report, wait_until_gone};
@@ -115,8 +116,9 @@ fn stale_agents_leak_and_fresh_agents_do_not() {
         }
     }
     let journal = crate::support::journal(&out);
-    let kinds = |k: &str| journal.iter().filter(|e| e.event.kind() == k).count();
-    assert!(kinds("volume_changed") > 0 && kinds("failover") > 0 && kinds("load_stats") > 0);
+    let kinds = |k: EventKind| journal.iter().filter(|e| e.event.kind() == k).count();
+    assert!(kinds(EventKind::VolumeChanged) > 0);
+    assert!(kinds(EventKind::Failover) > 0 && kinds(EventKind::LoadStats) > 0);
     assert!(wait_until_gone(out.to_str().unwrap(), Duration::from_secs(3)).is_empty());
 }
 

@@ -9,8 +9,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use outage_lab_proto::JournalEntry;
 use outage_lab_proto::report::Report;
+use outage_lab_proto::{EventKind, JournalEntry};
 
 /// The binary under test, built by Cargo for this test target.
 pub fn bin() -> PathBuf {
@@ -335,7 +335,7 @@ pub fn assert_passed(done: &Finished, run_dir: &Path) {
 pub fn alarms(run_dir: &Path) -> String {
     journal(run_dir)
         .iter()
-        .filter(|e| e.event.kind() == "alarm")
+        .filter(|e| e.event.kind() == EventKind::Alarm)
         .map(|e| {
             format!(
                 "t={}ms {}",

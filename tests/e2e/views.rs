@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use outage_lab_proto::{AlarmKind, Event};
+use outage_lab_proto::{AlarmKind, Event, EventKind};
 use outage_lab_viz::colour;
 
 use crate::support::{ScenarioRun, assert_passed, journal, run, wait_for_journal};
@@ -123,7 +123,9 @@ fn the_live_view_shows_the_leak_during_the_run_and_report_html_draws_it_after() 
     );
     let entries = journal(&out);
     assert!(
-        !entries.iter().any(|e| e.event.kind() == "run_finished"),
+        !entries
+            .iter()
+            .any(|e| e.event.kind() == EventKind::RunFinished),
         "the run ended before the live page was read; the check would prove nothing"
     );
     let plan: serde_json::Value =
@@ -197,6 +199,18 @@ fn the_live_view_shows_the_leak_during_the_run_and_report_html_draws_it_after() 
         Vec::<String>::new(),
         "report.html must reference nothing outside itself"
     );
+    // Every journal line is read and used or deliberately left out: nothing is skipped as
+    // unknown, and the DNS servers' answer counts are on the page.
+    let read = outage_lab_viz::read_run(&out).expect("the run reads back");
+    assert_eq!(
+        read.skipped, 0,
+        "journal lines of kinds the reader does not know"
+    );
+    assert!(
+        !html.contains("this version does not know"),
+        "report.html skipped lines"
+    );
+    assert!(html.contains("answers for the collector, by address"));
     for forbidden in ["<script", "<link", "<img", "<iframe", "http:", "https:"] {
         assert!(
             !html.contains(forbidden),

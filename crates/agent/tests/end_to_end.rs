@@ -15,7 +15,7 @@ use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use outage_lab_agent::{Config, Error, RetryPolicy};
-use outage_lab_proto::{ByteSize, COLLECTOR_NAME, Event, EventSink, HumanDuration};
+use outage_lab_proto::{ByteSize, COLLECTOR_NAME, Event, EventKind, EventSink, HumanDuration};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -318,7 +318,10 @@ async fn an_agent_with_a_live_collector_reports_ok_and_announces_the_resolved_ad
             addrs: BTreeMap::new()
         }
     );
-    let ready = events.iter().filter(|e| e.kind() == "ready").count();
+    let ready = events
+        .iter()
+        .filter(|e| e.kind() == EventKind::Ready)
+        .count();
     assert_eq!(ready, 1);
     let resolved: Vec<_> = events
         .iter()
@@ -331,7 +334,11 @@ async fn an_agent_with_a_live_collector_reports_ok_and_announces_the_resolved_ad
             addrs: vec![IpAddr::V4(LOCALHOST)],
         }]
     );
-    assert!(!events.iter().any(|e| e.kind() == "agent_resolve_failed"));
+    assert!(
+        !events
+            .iter()
+            .any(|e| e.kind() == EventKind::AgentResolveFailed)
+    );
 
     let Stats {
         ok,
@@ -526,7 +533,7 @@ async fn an_agent_that_cannot_resolve_reports_the_failure_once_not_every_tick() 
         .collect();
     assert_eq!(failures.len(), 1, "{failures:#?}");
     assert!(matches!(failures[0], Event::AgentResolveFailed { server, .. } if server == "s006"));
-    assert!(!events.iter().any(|e| e.kind() == "agent_resolved"));
+    assert!(!events.iter().any(|e| e.kind() == EventKind::AgentResolved));
     let Stats {
         failed, retained, ..
     } = last_stats(&events);
@@ -548,7 +555,7 @@ async fn shutdown_stops_an_agent_in_the_middle_of_a_slow_attempt_and_emits_final
     let mut agent = RunningAgent::start(cfg);
     agent
         .events
-        .wait_for("readiness", |e| e.kind() == "ready")
+        .wait_for("readiness", |e| e.kind() == EventKind::Ready)
         .await;
     // Let the first lookup start and hang.
     tokio::time::sleep(Duration::from_millis(50)).await;

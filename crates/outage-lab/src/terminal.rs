@@ -57,7 +57,7 @@ pub fn say(line: &str) {
 pub fn observe(entry: &JournalEntry) {
     let Some(l) = live() else { return };
     match &entry.event {
-        Event::Phase { name, .. } => l.bar.set_prefix(name.clone()),
+        Event::Phase { name, .. } => l.bar.set_prefix(name.name()),
         Event::FaultInjected { action, .. } => l.bar.set_prefix(action.clone()),
         _ => {}
     }

@@ -138,20 +138,99 @@ pub struct RssSample {
     pub rss_bytes: u64,
 }
 
-/// Something that happened, told by a role process or by the harness.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Event {
+/// The phases of a run the journal marks with a `phase` event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunPhase {
+    /// The fleet is up and the timeline plays: the time axis of every plot starts here.
+    Timeline,
+    /// Every process of the run is being stopped: what follows is not the run's behaviour.
+    Stopping,
+}
+
+impl RunPhase {
+    /// The name the journal writes.
+    pub fn name(self) -> &'static str {
+        match self {
+            RunPhase::Timeline => "timeline",
+            RunPhase::Stopping => "stopping",
+        }
+    }
+}
+
+impl fmt::Display for RunPhase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Declares the event vocabulary once: the [`Event`] enum (its serde `kind` tag is the name
+/// written here), [`EventKind`] (which event, without its fields) with every kind in
+/// [`EventKind::ALL`], and [`Event::kind`]. Every list of kinds (the journal reader, the live
+/// page, the report's plots) is derived from [`EventKind`], so none can drift from the enum.
+macro_rules! events {
+    ($($(#[$doc:meta])* $variant:ident = $name:literal { $($body:tt)* },)*) => {
+        /// Something that happened, told by a role process or by the harness.
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[serde(tag = "kind")]
+        pub enum Event {
+            $($(#[$doc])* #[serde(rename = $name)] $variant { $($body)* },)*
+        }
+
+        /// Which event, without its fields: the `kind` tag of a journal line.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum EventKind {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl EventKind {
+            /// Every kind, in the order they are declared.
+            pub const ALL: &[EventKind] = &[$(EventKind::$variant,)*];
+
+            /// The `kind` tag, as in the journal.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(EventKind::$variant => $name,)*
+                }
+            }
+
+            /// The kind a journal line's tag names (`None` for a tag this build does not know).
+            pub fn from_name(name: &str) -> Option<Self> {
+                match name {
+                    $($name => Some(EventKind::$variant),)*
+                    _ => None,
+                }
+            }
+        }
+
+        impl Event {
+            /// Which event this is.
+            pub fn kind(&self) -> EventKind {
+                match self {
+                    $(Event::$variant { .. } => EventKind::$variant,)*
+                }
+            }
+        }
+    };
+}
+
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+events! {
     // --- told by role processes -----------------------------------------------------------
     /// A role is bound and serving. Always the first event of a role process.
-    Ready {
+    Ready = "ready" {
         /// Role name (`dns`, `collector`, `agent`, `storage`, `watchdog`).
         role: String,
         /// The real addresses it serves on, by purpose (`dns`, `admin`, `http`).
         addrs: BTreeMap<String, SocketAddr>,
     },
     /// A DNS server's answer for a name changed (admin update).
-    DnsRecordChanged {
+    DnsRecordChanged = "dns_record_changed" {
         /// Fully qualified name.
         name: String,
         /// The new A record set.
@@ -162,26 +241,26 @@ pub enum Event {
     /// How often a DNS server has answered the collector's name so far, by address in the
     /// answer (cumulative; told about once a second, when it changed). The evidence of what an
     /// agent the lab did not write resolved: it tells the lab nothing itself.
-    DnsAnswers {
+    DnsAnswers = "dns_answers" {
         /// Answers to `collector.lab.internal A` so far, by address answered.
         collector: BTreeMap<IpAddr, u64>,
     },
     /// An agent's resolved collector address set changed (including the first resolution).
-    AgentResolved {
+    AgentResolved = "agent_resolved" {
         /// Storage server the agent runs on.
         server: String,
         /// Addresses the agent's resolver returned.
         addrs: Vec<IpAddr>,
     },
     /// An agent could not resolve the collector name.
-    AgentResolveFailed {
+    AgentResolveFailed = "agent_resolve_failed" {
         /// Storage server the agent runs on.
         server: String,
         /// What the resolver said.
         error: String,
     },
     /// An agent's periodic counters.
-    AgentStats {
+    AgentStats = "agent_stats" {
         /// Storage server the agent runs on.
         server: String,
         /// Reports the collector accepted.
@@ -194,14 +273,14 @@ pub enum Event {
         retained_bytes: u64,
     },
     /// The collector's periodic counters.
-    CollectorStats {
+    CollectorStats = "collector_stats" {
         /// Reports accepted since start.
         total_reports: u64,
         /// Reports accepted per storage server.
         per_server: BTreeMap<String, u64>,
     },
     /// A storage server's periodic state.
-    StorageStats {
+    StorageStats = "storage_stats" {
         /// Server id.
         server: String,
         /// Bytes of block cache currently resident.
@@ -214,12 +293,12 @@ pub enum Event {
         degraded: bool,
     },
     /// One watchdog sweep: the resident memory of every watched process.
-    RssSweep {
+    RssSweep = "rss_sweep" {
         /// One reading per live watched process.
         samples: Vec<RssSample>,
     },
     /// The watchdog raised an alarm.
-    Alarm {
+    Alarm = "alarm" {
         /// Which alarm.
         alarm: AlarmKind,
         /// Server the alarm is about.
@@ -233,7 +312,7 @@ pub enum Event {
     },
 
     /// The control plane's judgement of a storage server changed (from its health probes).
-    ServerHealth {
+    ServerHealth = "server_health" {
         /// Server id.
         server: String,
         /// Whether control now counts it as serving I/O.
@@ -242,7 +321,7 @@ pub enum Event {
         detail: String,
     },
     /// A volume changed state (placement, failover, re-mirror, stuck, recovered).
-    VolumeChanged {
+    VolumeChanged = "volume_changed" {
         /// Volume id (`v0007`).
         volume: String,
         /// Its new state.
@@ -258,7 +337,7 @@ pub enum Event {
         reason: String,
     },
     /// A failover decision of the control plane.
-    Failover {
+    Failover = "failover" {
         /// Volume id.
         volume: String,
         /// The unhealthy server the volume is moving away from.
@@ -271,7 +350,7 @@ pub enum Event {
         detail: String,
     },
     /// The control plane's periodic volume counts.
-    ControlStats {
+    ControlStats = "control_stats" {
         /// Volumes placed.
         total: u64,
         /// Volumes with two serving replicas.
@@ -286,7 +365,7 @@ pub enum Event {
         failovers_without_capacity: u64,
     },
     /// The customer load's counters over the last window (told by the harness).
-    LoadStats {
+    LoadStats = "load_stats" {
         /// Requests finished in the window.
         requests: u64,
         /// Requests acknowledged in the window.
@@ -299,7 +378,7 @@ pub enum Event {
         p99_ms: f64,
     },
     /// One customer account's API calls over the last window (told by the harness).
-    CustomerStats {
+    CustomerStats = "customer_stats" {
         /// Account name (`c01`).
         customer: String,
         /// Whether any of its volumes has been stuck so far.
@@ -316,7 +395,7 @@ pub enum Event {
 
     // --- told by the harness --------------------------------------------------------------
     /// The run began.
-    RunStarted {
+    RunStarted = "run_started" {
         /// Scenario name.
         scenario: String,
         /// The seed every random choice flows from.
@@ -325,14 +404,14 @@ pub enum Event {
         servers: usize,
     },
     /// A scenario phase began (for people reading the journal or the terminal).
-    Phase {
-        /// Short phase name.
-        name: String,
+    Phase = "phase" {
+        /// Which phase.
+        name: RunPhase,
         /// What happens in it.
         detail: String,
     },
     /// The harness started a process.
-    ProcessStarted {
+    ProcessStarted = "process_started" {
         /// Process name in the run (`dns-a`, `agent-s003`, ...), for people: read `role` and
         /// `server` to know what it is.
         name: String,
@@ -345,7 +424,7 @@ pub enum Event {
         pid: u32,
     },
     /// A process of the run exited.
-    ProcessExited {
+    ProcessExited = "process_exited" {
         /// Process name in the run.
         name: String,
         /// Process id.
@@ -356,7 +435,7 @@ pub enum Event {
         expected: bool,
     },
     /// The harness injected a fault or a repair.
-    FaultInjected {
+    FaultInjected = "fault_injected" {
         /// Timeline action (`replace_collector`, `dns_update`, ...).
         action: String,
         /// What exactly was done.
@@ -364,7 +443,7 @@ pub enum Event {
     },
     /// A fix did something (`fixes:` in the scenario): restarted an agent, re-pushed a DNS
     /// record, put a limit in place.
-    FixApplied {
+    FixApplied = "fix_applied" {
         /// The fix's name (`leak_alarm_action`, `dns_verification`, ...).
         fix: String,
         /// The storage server it acted on, if one.
@@ -378,7 +457,7 @@ pub enum Event {
     },
     /// `outage-lab workshop` stopped the run at a link of the causal chain: every process that
     /// acts on its own is frozen and the lab clock holds until the facilitator goes on.
-    WorkshopStop {
+    WorkshopStop = "workshop_stop" {
         /// The link (`first_leak_alarm`, ...).
         link: String,
         /// Its number in the chain, from 1.
@@ -387,14 +466,14 @@ pub enum Event {
         evidence: String,
     },
     /// The run went on after a workshop stop.
-    WorkshopResumed {
+    WorkshopResumed = "workshop_resumed" {
         /// The link it stopped at.
         link: String,
         /// How long the run was frozen (wall time; the lab clock did not move).
         frozen_ms: u64,
     },
     /// A participant acted on a live run (`outage-lab ctl`, or the live page).
-    ParticipantAction {
+    ParticipantAction = "participant_action" {
         /// Who (`ctl --as NAME`, else the user name).
         who: String,
         /// `repair_dns`, `restart_agents` or `next`.
@@ -408,7 +487,7 @@ pub enum Event {
         detail: String,
     },
     /// How a workshop's room did: time to detect and to mitigate, in lab milliseconds.
-    WorkshopOutcome {
+    WorkshopOutcome = "workshop_outcome" {
         /// The first correct action, if any.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         detect_ms: Option<u64>,
@@ -419,7 +498,7 @@ pub enum Event {
         detail: String,
     },
     /// An expectation was checked.
-    Verdict {
+    Verdict = "verdict" {
         /// Expectation name.
         name: String,
         /// Whether it held.
@@ -428,46 +507,10 @@ pub enum Event {
         detail: String,
     },
     /// The run ended.
-    RunFinished {
+    RunFinished = "run_finished" {
         /// `pass` or `fail`.
         verdict: String,
     },
-}
-
-impl Event {
-    /// The `kind` tag of this event, as it appears in JSON.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Event::Ready { .. } => "ready",
-            Event::DnsRecordChanged { .. } => "dns_record_changed",
-            Event::DnsAnswers { .. } => "dns_answers",
-            Event::AgentResolved { .. } => "agent_resolved",
-            Event::AgentResolveFailed { .. } => "agent_resolve_failed",
-            Event::AgentStats { .. } => "agent_stats",
-            Event::CollectorStats { .. } => "collector_stats",
-            Event::StorageStats { .. } => "storage_stats",
-            Event::RssSweep { .. } => "rss_sweep",
-            Event::Alarm { .. } => "alarm",
-            Event::ServerHealth { .. } => "server_health",
-            Event::VolumeChanged { .. } => "volume_changed",
-            Event::Failover { .. } => "failover",
-            Event::ControlStats { .. } => "control_stats",
-            Event::LoadStats { .. } => "load_stats",
-            Event::CustomerStats { .. } => "customer_stats",
-            Event::RunStarted { .. } => "run_started",
-            Event::Phase { .. } => "phase",
-            Event::ProcessStarted { .. } => "process_started",
-            Event::ProcessExited { .. } => "process_exited",
-            Event::FaultInjected { .. } => "fault_injected",
-            Event::FixApplied { .. } => "fix_applied",
-            Event::WorkshopStop { .. } => "workshop_stop",
-            Event::WorkshopResumed { .. } => "workshop_resumed",
-            Event::ParticipantAction { .. } => "participant_action",
-            Event::WorkshopOutcome { .. } => "workshop_outcome",
-            Event::Verdict { .. } => "verdict",
-            Event::RunFinished { .. } => "run_finished",
-        }
-    }
 }
 
 /// One line of `journal.jsonl`.
@@ -566,7 +609,7 @@ mod tests {
         );
         let back: JournalEntry = serde_json::from_str(&line).expect("parse");
         assert_eq!(back, entry);
-        assert_eq!(back.event.kind(), "agent_resolved");
+        assert_eq!(back.event.kind(), EventKind::AgentResolved);
     }
 
     #[test]
@@ -586,6 +629,29 @@ mod tests {
             let line = serde_json::to_string(&entry).expect("serialize");
             let back: JournalEntry = serde_json::from_str(&line).expect("parse");
             assert_eq!(back, entry, "{line}");
+        }
+    }
+
+    #[test]
+    fn every_kind_reads_back_from_its_name_and_names_are_unique() {
+        let mut names = std::collections::BTreeSet::new();
+        for kind in EventKind::ALL {
+            assert_eq!(EventKind::from_name(kind.name()), Some(*kind));
+            assert!(names.insert(kind.name()), "{kind} is named twice");
+        }
+        assert_eq!(EventKind::from_name("no_such_kind"), None);
+    }
+
+    #[test]
+    fn a_phase_is_written_with_the_name_it_says() {
+        for phase in [RunPhase::Timeline, RunPhase::Stopping] {
+            let event = Event::Phase {
+                name: phase,
+                detail: String::new(),
+            };
+            let json = serde_json::to_value(&event).expect("serialize");
+            assert_eq!(json["name"], phase.name());
+            assert_eq!(json["kind"], "phase");
         }
     }
 

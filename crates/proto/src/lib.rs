@@ -25,8 +25,8 @@ pub mod units;
 pub mod wire;
 
 pub use event::{
-    AlarmKind, Event, EventSink, FailoverOutcome, JournalEntry, ProcessRole, Role, RssSample,
-    VolumeState,
+    AlarmKind, Event, EventKind, EventSink, FailoverOutcome, JournalEntry, ProcessRole, Role,
+    RssSample, RunPhase, VolumeState,
 };
 pub use spread::Spread;
 pub use units::{ByteSize, HumanDuration, UnitError};

@@ -17,8 +17,8 @@ mod svg;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
-use outage_lab_proto::JournalEntry;
 use outage_lab_proto::report::Report;
+use outage_lab_proto::{EventKind, JournalEntry};
 
 pub use page::colour;
 
@@ -117,7 +117,7 @@ pub fn parse_journal(
         let value: serde_json::Value =
             serde_json::from_str(&line).map_err(|e| err(e.to_string()))?;
         let kind = value.get("kind").and_then(|k| k.as_str()).unwrap_or("");
-        if !KNOWN_KINDS.contains(&kind) {
+        if EventKind::from_name(kind).is_none() {
             if kind.is_empty() {
                 return Err(err("no \"kind\" field".into()));
             }
@@ -130,32 +130,39 @@ pub fn parse_journal(
     Ok((entries, skipped))
 }
 
-/// Every `kind` tag this version reads (the tags of `outage_lab_proto::Event`).
-const KNOWN_KINDS: &[&str] = &[
-    "ready",
-    "dns_record_changed",
-    "agent_resolved",
-    "agent_resolve_failed",
-    "agent_stats",
-    "collector_stats",
-    "storage_stats",
-    "rss_sweep",
-    "alarm",
-    "server_health",
-    "volume_changed",
-    "failover",
-    "control_stats",
-    "load_stats",
-    "customer_stats",
-    "run_started",
-    "phase",
-    "process_started",
-    "process_exited",
-    "fault_injected",
-    "fix_applied",
-    "verdict",
-    "run_finished",
-];
+/// How `report.html` uses a journal kind. Every kind is named, so a new one is a decision here
+/// (and a test keeps this list whole).
+pub fn report_use(kind: EventKind) -> ReportUse {
+    use EventKind as K;
+    use ReportUse::{Drawn, NotDrawn};
+    match kind {
+        K::RssSweep | K::Alarm | K::ControlStats | K::LoadStats => Drawn,
+        K::DnsRecordChanged | K::AgentResolved | K::DnsAnswers => Drawn,
+        K::RunStarted | K::Phase | K::FaultInjected | K::FixApplied => Drawn,
+        K::CustomerStats => NotDrawn("the API plots read report.json's per-second series"),
+        K::Verdict | K::RunFinished => NotDrawn("the verdict table reads report.json"),
+        K::Ready | K::ProcessStarted | K::ProcessExited => NotDrawn("process life: report.json"),
+        K::AgentStats | K::CollectorStats | K::StorageStats => {
+            NotDrawn("per-process counters: report.json sums them per server")
+        }
+        K::AgentResolveFailed => NotDrawn("failed reports are counted in report.json"),
+        K::ServerHealth | K::VolumeChanged | K::Failover => {
+            NotDrawn("per-server and per-volume changes: the stuck-volume plot counts them")
+        }
+        K::WorkshopStop | K::WorkshopResumed | K::ParticipantAction | K::WorkshopOutcome => {
+            NotDrawn("a workshop's stops and actions are the live page's")
+        }
+    }
+}
+
+/// Whether `report.html` draws a kind, and if not, why not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportUse {
+    /// A plot or table on the page is drawn from it.
+    Drawn,
+    /// Read, deliberately not drawn: the reason.
+    NotDrawn(&'static str),
+}
 
 /// Renders `report.html` into a run directory from its journal and report; returns its path.
 pub fn write_report(dir: &Path) -> Result<PathBuf, ReadError> {

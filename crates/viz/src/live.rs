@@ -20,7 +20,7 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use futures_util::stream::{self, Stream, StreamExt};
-use outage_lab_proto::JournalEntry;
+use outage_lab_proto::{EventKind, JournalEntry};
 use serde::Serialize;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
@@ -32,26 +32,21 @@ const PAGE: &str = include_str!("live.html");
 /// Memory sweeps forwarded at most this often (journal time): a 200-server sweep is about 30 KB.
 const SWEEP_EVERY_MS: u64 = 1_000;
 
-/// Journal kinds the page uses. The rest (per-agent counters, per-volume changes) are left out.
-const KINDS: &[&str] = &[
-    "run_started",
-    "phase",
-    "fault_injected",
-    "fix_applied",
-    "dns_record_changed",
-    "rss_sweep",
-    "alarm",
-    "server_health",
-    "control_stats",
-    "load_stats",
-    "customer_stats",
-    "process_exited",
-    "workshop_stop",
-    "participant_action",
-    "workshop_outcome",
-    "verdict",
-    "run_finished",
-];
+/// Whether the page uses a journal kind. Every kind is named, so a new one is a decision here:
+/// per-agent counters, per-volume changes and process starts are left out (the page shows the
+/// fleet, not each process's chatter).
+fn shown(kind: EventKind) -> bool {
+    use EventKind as K;
+    match kind {
+        K::RunStarted | K::Phase | K::FaultInjected | K::FixApplied | K::DnsRecordChanged => true,
+        K::RssSweep | K::Alarm | K::ServerHealth | K::ControlStats | K::LoadStats => true,
+        K::CustomerStats | K::ProcessExited | K::Verdict | K::RunFinished => true,
+        K::WorkshopStop | K::ParticipantAction | K::WorkshopOutcome => true,
+        K::Ready | K::DnsAnswers | K::AgentResolved | K::AgentResolveFailed => false,
+        K::AgentStats | K::CollectorStats | K::StorageStats | K::VolumeChanged => false,
+        K::Failover | K::ProcessStarted | K::WorkshopResumed => false,
+    }
+}
 
 /// Entries kept for late-joining pages; past it, only the newest entries reach new pages whole
 /// (a run of the default length stays far below it).
@@ -113,11 +108,12 @@ impl Feed {
 
     /// Offers one journal entry and its JSON line; kept and sent on if the page uses its kind.
     pub fn publish(&self, entry: &JournalEntry, line: &str) {
-        if !KINDS.contains(&entry.event.kind()) {
+        let kind = entry.event.kind();
+        if !shown(kind) {
             return;
         }
         let mut backlog = self.lock();
-        if entry.event.kind() == "rss_sweep" {
+        if kind == EventKind::RssSweep {
             if backlog
                 .last_sweep_ms
                 .is_some_and(|last| entry.t_ms < last + SWEEP_EVERY_MS)
@@ -348,7 +344,7 @@ mod tests {
             &feed,
             10,
             Event::Phase {
-                name: "timeline".into(),
+                name: outage_lab_proto::RunPhase::Timeline,
                 detail: String::new(),
             },
         );

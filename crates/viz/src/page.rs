@@ -75,6 +75,7 @@ pub(crate) fn render(entries: &[JournalEntry], report: &Report, skipped: usize) 
         "What each DNS server answers for the collector",
     );
     dns_plot(&mut out, &cx);
+    dns_answer_table(&mut out, entries);
     section(&mut out, "alarms", "Alarms");
     alarm_plot(&mut out, &cx);
     section(&mut out, "volumes", "Stuck volumes and customer errors");
@@ -558,6 +559,31 @@ fn phase_table(out: &mut String, phases: &Phases) {
 
 /// Most fix actions listed one by one; the table above counts them all.
 const FIX_ACTIONS_LISTED: usize = 40;
+
+/// What each DNS server answered for the collector name by the end, counted by address
+/// (`dns_answers`): the evidence of what an agent the lab did not write resolved.
+fn dns_answer_table(out: &mut String, entries: &[JournalEntry]) {
+    let mut last: BTreeMap<&str, &BTreeMap<IpAddr, u64>> = BTreeMap::new();
+    for e in entries {
+        if let Event::DnsAnswers { collector } = &e.event {
+            last.insert(&e.source, collector);
+        }
+    }
+    if last.is_empty() {
+        return;
+    }
+    out.push_str("<table class=\"answers\"><tr><th>DNS server</th><th>answers for the collector, by address</th></tr>");
+    for (dns, counts) in last {
+        let counts: Vec<String> = (counts.iter()).map(|(a, n)| format!("{a}: {n}")).collect();
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td></tr>",
+            esc(dns),
+            esc(&counts.join(", "))
+        );
+    }
+    out.push_str("</table>\n");
+}
 
 fn fixes_table(out: &mut String, entries: &[JournalEntry], report: &Report) {
     out.push_str(

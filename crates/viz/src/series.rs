@@ -157,7 +157,7 @@ pub fn phases(entries: &[JournalEntry], end_ms: u64) -> Phases {
                     last.to_ms = e.t_ms;
                 }
                 bands.push(Band {
-                    name: name.clone(),
+                    name: name.to_string(),
                     from_ms: e.t_ms,
                     to_ms: end_ms,
                 });

@@ -44,7 +44,7 @@ fn run(servers: usize, with_volumes: bool) -> (Vec<JournalEntry>, Report) {
             2_000,
             "harness",
             Event::Phase {
-                name: "timeline".into(),
+                name: outage_lab_proto::RunPhase::Timeline,
                 detail: "fleet up".into(),
             },
         ),
@@ -159,7 +159,7 @@ fn run(servers: usize, with_volumes: bool) -> (Vec<JournalEntry>, Report) {
         46_000,
         "harness",
         Event::Phase {
-            name: "stopping".into(),
+            name: outage_lab_proto::RunPhase::Stopping,
             detail: "SIGTERM".into(),
         },
     ));

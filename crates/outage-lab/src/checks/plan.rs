@@ -191,7 +191,7 @@ expect:
                 "harness",
                 None,
                 Event::Phase {
-                    name: "timeline".into(),
+                    name: outage_lab_proto::RunPhase::Timeline,
                     detail: String::new(),
                 },
             );

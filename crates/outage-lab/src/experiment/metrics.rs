@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use outage_lab_proto::report::Report;
-use outage_lab_proto::{Event, JournalEntry};
+use outage_lab_proto::{Event, JournalEntry, RunPhase};
 use serde::Serialize;
 
 use crate::harness::state::RunState;
@@ -118,8 +118,15 @@ fn stuck_volume_seconds(series: &[(u64, u64)], end_ms: u64) -> f64 {
 fn last_growth(entries: &[JournalEntry]) -> Option<u64> {
     let mut retained: std::collections::HashMap<u32, u64> = std::collections::HashMap::new();
     let mut last = None;
-    let stopping =
-        |e: &JournalEntry| matches!(&e.event, Event::Phase { name, .. } if name == "stopping");
+    let stopping = |e: &JournalEntry| {
+        matches!(
+            &e.event,
+            Event::Phase {
+                name: RunPhase::Stopping,
+                ..
+            }
+        )
+    };
     for e in entries.iter().take_while(|e| !stopping(e)) {
         if let (Event::AgentStats { retained_bytes, .. }, Some(pid)) = (&e.event, e.source_pid) {
             let before = retained.insert(pid, *retained_bytes).unwrap_or(0);

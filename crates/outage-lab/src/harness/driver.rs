@@ -124,7 +124,7 @@ impl<'a> Driver<'a> {
         self.fleet.write_endpoints()?;
         let duration = self.fleet.scenario.duration.value;
         self.fleet.sup.emit(Event::Phase {
-            name: "timeline".into(),
+            name: outage_lab_proto::RunPhase::Timeline,
             detail: format!("fleet up; the timeline runs for {duration}"),
         });
         say(&format!(

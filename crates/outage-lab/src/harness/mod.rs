@@ -299,7 +299,7 @@ async fn drive(driver: &mut Driver<'_>) -> (Result<(), HarnessError>, Option<&'s
 async fn stop(driver: &mut Driver<'_>) -> Vec<String> {
     say("stopping every process of the run");
     driver.fleet.sup.emit(Event::Phase {
-        name: "stopping".into(),
+        name: outage_lab_proto::RunPhase::Stopping,
         detail: "every process gets SIGTERM".into(),
     });
     // Control first: it alone judges volumes, and storage servers going away under it at the

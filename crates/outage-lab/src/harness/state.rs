@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use outage_lab_proto::{
-    AlarmKind, Event, FailoverOutcome, JournalEntry, ProcessRole, Role, RssSample, VolumeState,
+    AlarmKind, Event, FailoverOutcome, JournalEntry, ProcessRole, Role, RssSample, RunPhase,
+    VolumeState,
 };
 
 use crate::names::{Generation, ProcessName};
@@ -327,7 +328,10 @@ impl RunState {
                     self.steps.push((kind, t));
                 }
             }
-            Event::Phase { name, .. } if name == "timeline" => {
+            Event::Phase {
+                name: RunPhase::Timeline,
+                ..
+            } => {
                 self.fleet_up_ms.get_or_insert(t);
             }
             _ => {}
