@@ -86,7 +86,7 @@ fn settings(args: &RunSettings) -> Result<Vec<Setting>, String> {
         out.push(Setting::parse(arg).map_err(|e| format!("--set {e}"))?);
     }
     for name in &args.fix {
-        out.push(Setting::fix(name, fixes::Fixes::NAMES)?);
+        out.push(Setting::fix(name, fixes::FixName::NAMES)?);
     }
     out.extend(args.servers.map(Setting::servers));
     Ok(out)
@@ -316,7 +316,7 @@ fn summary(s: &Scenario) -> String {
         plural(s.timeline.len(), "timeline step"),
         plural(checks::plan::planned(s).len(), "expectation"),
     );
-    let fixes = s.fixes.on();
+    let fixes: Vec<&str> = s.fixes.on().iter().map(|f| f.name()).collect();
     if !fixes.is_empty() {
         text.push_str(&format!("; fixes on: {}", fixes.join(", ")));
     }

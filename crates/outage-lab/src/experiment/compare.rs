@@ -217,17 +217,17 @@ pub fn write(
 /// `outage-lab compare`: returns the exit code.
 pub fn command(args: &crate::cli::CompareArgs, exe: &Path) -> Result<u8, (u8, String)> {
     let bad = |e: String| (crate::exit::BAD_INPUT, e);
-    let known = crate::fixes::Fixes::NAMES;
+    let known = crate::fixes::FixName::NAMES;
     let fixes: Vec<String> = if args.fix.is_empty() {
         let scenario = crate::scenario::Scenario::load(&args.common.scenario, &[])
             .map_err(|e| bad(e.to_string()))?;
-        (crate::fixes::Fixes::applicable(
-            scenario.customers.active(),
-            scenario.agent.command.is_none(),
-        )
-        .into_iter())
-        .map(str::to_owned)
-        .collect()
+        let applies = crate::fixes::Applicability {
+            has_customers: scenario.customers.active(),
+            built_in_agent: scenario.agent.command.is_none(),
+        };
+        (crate::fixes::FixName::applicable(applies).iter())
+            .map(|f| f.name().to_owned())
+            .collect()
     } else {
         args.fix.clone()
     };

@@ -245,7 +245,7 @@ pub fn command(args: &crate::cli::GridArgs, exe: &Path) -> Result<u8, (u8, Strin
         base.extend(["--set".to_owned(), s.clone()]);
     }
     for f in &args.fix {
-        base_settings.push(Setting::fix(f, crate::fixes::Fixes::NAMES).map_err(bad)?);
+        base_settings.push(Setting::fix(f, crate::fixes::FixName::NAMES).map_err(bad)?);
         base.extend(["--fix".to_owned(), f.clone()]);
     }
     let per_point: Vec<Vec<Setting>> = (points(&axes).iter())

@@ -2,11 +2,13 @@
 
 use outage_lab_proto::Event;
 
+use super::FixName;
+
 /// One thing a fix did, for the journal (`fix_applied`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Action {
     /// The fix.
-    pub fix: &'static str,
+    pub fix: FixName,
     /// The storage server it acted on.
     pub server: Option<String>,
     /// The process it acted on (its name as the journal writes it).
@@ -19,7 +21,7 @@ impl Action {
     /// As a journal event.
     pub fn event(self) -> Event {
         Event::FixApplied {
-            fix: self.fix.to_owned(),
+            fix: self.fix.name().to_owned(),
             server: self.server,
             process: self.process,
             detail: self.detail,

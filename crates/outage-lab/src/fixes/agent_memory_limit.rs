@@ -13,6 +13,10 @@ use std::path::{Path, PathBuf};
 use outage_lab_proto::ByteSize;
 use serde::Deserialize;
 
+use super::action::Action;
+use super::{Fix, FixName, RunContext};
+use crate::harness::error::HarnessError;
+use crate::harness::fleet::Fleet;
 use crate::names::ProcessName;
 use crate::scenario::located::{Locator, ScenarioError};
 
@@ -37,9 +41,9 @@ impl Default for AgentMemoryLimit {
     }
 }
 
-impl AgentMemoryLimit {
+impl Fix for AgentMemoryLimit {
     /// The limit leaves an agent room to start.
-    pub fn validate(&self, loc: &Locator<'_>) -> Result<(), ScenarioError> {
+    fn validate(&self, loc: &Locator<'_>) -> Result<(), ScenarioError> {
         if self.limit < MIN_LIMIT {
             return Err(loc.at_path(
                 &[&["fixes", "agent_memory_limit", "limit"]],
@@ -51,6 +55,12 @@ impl AgentMemoryLimit {
         }
         Ok(())
     }
+
+    fn setting(&self, _run: RunContext<'_>) -> String {
+        format!("limit {} per agent", self.limit)
+    }
+
+    const ACTIONS: &'static str = "agents killed at the limit and restarted";
 }
 
 /// How the limit is enforced on this machine.
@@ -212,4 +222,71 @@ fn make_cgroup(run: &str) -> Option<Mechanism> {
         .join(&name);
     std::fs::create_dir_all(&dir).ok()?;
     Some(Mechanism::CgroupV1(dir))
+}
+
+/// An agent that exited without being asked, while the limit is on.
+#[derive(Debug)]
+struct Exit {
+    server: String,
+    status: String,
+    t_ms: u64,
+}
+
+/// The service-manager side of the fix during a run: an agent the kernel killed at its limit
+/// is started again; the storage process kept its share of the budget meanwhile.
+#[derive(Debug, Default)]
+pub struct Restarter {
+    /// Agents by pid.
+    agents: std::collections::HashMap<u32, String>,
+    /// Agents that exited unasked, not looked at yet.
+    exits: Vec<Exit>,
+}
+
+impl Restarter {
+    /// An agent of `server` started as `pid`.
+    pub fn started(&mut self, pid: u32, server: &str) {
+        self.agents.insert(pid, server.to_owned());
+    }
+
+    /// Process `pid` exited unasked at `t_ms`; if it was an agent, it is looked at next.
+    pub fn exited(&mut self, pid: u32, status: &str, t_ms: u64) {
+        if let Some(server) = self.agents.get(&pid) {
+            self.exits.push(Exit {
+                server: server.clone(),
+                status: status.to_owned(),
+                t_ms,
+            });
+        }
+    }
+
+    /// Whether an exit waits to be looked at.
+    pub fn pending(&self) -> bool {
+        !self.exits.is_empty()
+    }
+
+    /// Restarts every agent the limit killed; an exit the limit does not explain is a crash
+    /// like any other, left for `processes_stayed_up`.
+    pub async fn act(&mut self, fleet: &mut Fleet<'_>) -> Result<Vec<Action>, HarnessError> {
+        let mut actions = Vec::new();
+        for exit in std::mem::take(&mut self.exits) {
+            let name = ProcessName::Agent(exit.server.clone());
+            let Some(cause) = fleet.limit_explains(&name, &exit.status) else {
+                continue;
+            };
+            let Some(server) = fleet.plan.servers.iter().find(|s| s.id == exit.server) else {
+                continue;
+            };
+            fleet.restart_agents(&[server]).await?;
+            actions.push(Action {
+                fix: FixName::AgentMemoryLimit,
+                server: Some(exit.server.clone()),
+                process: Some(name.to_string()),
+                detail: format!(
+                    "{name} was killed at {}ms by its memory limit ({cause}; {}); restarted",
+                    exit.t_ms, exit.status
+                ),
+            });
+        }
+        Ok(actions)
+    }
 }

@@ -12,7 +12,9 @@ use serde::Deserialize;
 use tokio::time::Instant;
 
 use super::action::Action;
+use super::{Fix, FixName, RunContext};
 use crate::harness::fleet::Fleet;
+use crate::scenario::located::{Locator, ScenarioError};
 
 /// How long one verification query may take.
 const QUERY_TIMEOUT: Duration = Duration::from_millis(300);
@@ -31,6 +33,18 @@ impl Default for DnsVerification {
             interval: HumanDuration::millis(500),
         }
     }
+}
+
+impl Fix for DnsVerification {
+    fn validate(&self, loc: &Locator<'_>) -> Result<(), ScenarioError> {
+        super::check_positive(loc, &["fixes", "dns_verification", "interval"], self.interval)
+    }
+
+    fn setting(&self, _run: RunContext<'_>) -> String {
+        format!("every {}", self.interval)
+    }
+
+    const ACTIONS: &'static str = "stale answers found and the record pushed again";
 }
 
 /// The verifier of one run.
@@ -81,14 +95,14 @@ impl Verifier {
                 continue;
             };
             let repair = match fleet
-                .point_collector_record(&dns.name, "dns_verification")
+                .point_collector_record(&dns.name, FixName::DnsVerification.name())
                 .await
             {
                 Ok(()) => "record pushed again".to_owned(),
                 Err(e) => format!("pushing it again failed ({e}); will try at the next round"),
             };
             actions.push(Action {
-                fix: "dns_verification",
+                fix: FixName::DnsVerification,
                 server: None,
                 process: Some(dns.name.clone()),
                 detail: format!(

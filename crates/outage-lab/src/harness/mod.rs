@@ -224,6 +224,7 @@ async fn start<'a>(
     });
     let on = scenario.fixes.on();
     if !on.is_empty() {
+        let on: Vec<&str> = on.iter().map(|f| f.name()).collect();
         say(&format!("fixes on: {}", on.join(", ")));
     }
     put_limits_in_place(&mut driver, opts);
@@ -255,7 +256,7 @@ fn put_limits_in_place(driver: &mut Driver<'_>, opts: &RunOptions) {
         detail
     };
     driver.fix_applied(Action {
-        fix: "agent_memory_limit",
+        fix: crate::fixes::FixName::AgentMemoryLimit,
         server: None,
         process: None,
         detail,
@@ -385,7 +386,13 @@ fn write(
             load: load_total,
             acknowledged_writes,
             writes: driver.write_check.as_ref().and_then(|c| c.as_ref().ok()),
-            fixes: crate::fixes::report(&scenario.fixes, &scenario.volumes, &driver.state),
+            fixes: crate::fixes::report(
+                &scenario.fixes,
+                crate::fixes::RunContext {
+                    volumes: &scenario.volumes,
+                    state: &driver.state,
+                },
+            ),
             customers: driver.customers_report(),
         },
     );

@@ -11,6 +11,7 @@ use outage_lab_proto::{
     VolumeState,
 };
 
+use crate::fixes::FixName;
 use crate::names::{Generation, ProcessName};
 use crate::steps::StepKind;
 
@@ -136,7 +137,7 @@ pub struct RunState {
     /// Processes that exited without being asked to (and no fix explains why).
     pub crashes: Vec<Crash>,
     /// What the fixes did: (fix, t_ms, detail), in order.
-    pub fix_actions: Vec<(String, u64, String)>,
+    pub fix_actions: Vec<(FixName, u64, String)>,
     /// Any leak alarm on a process the harness does not know (should never happen).
     pub first_leak_alarm_ms: Option<u64>,
     /// When the timeline started (the fleet was up).
@@ -313,13 +314,17 @@ impl RunState {
             } => {
                 // A process the kernel killed at the limit a fix set, and the fix restarted,
                 // did what the fix is for: it is no crash.
-                let handled = (fix == "agent_memory_limit")
+                // A name this build does not know (a newer journal) is no fix it can count.
+                let Some(fix) = FixName::from_name(fix) else {
+                    return;
+                };
+                let handled = (fix == FixName::AgentMemoryLimit)
                     .then(|| (self.crashes.iter()).rposition(|c| Some(&c.name) == process.as_ref()))
                     .flatten();
                 if let Some(i) = handled {
                     self.crashes.remove(i);
                 }
-                self.fix_actions.push((fix.clone(), t, detail.clone()));
+                self.fix_actions.push((fix, t, detail.clone()));
             }
             // The journal names steps as the scenario does; a name this build does not know
             // (a journal from a newer outage-lab) is not a step it can reason about.

@@ -280,19 +280,11 @@ impl Scenario {
         };
         validate_timeline(&self.timeline, &self.duration, &mut timeline)?;
         self.expect.validate(loc)?;
-        if self.fixes.per_customer_throttling.is_some() && !self.customers.active() {
-            return Err(loc.at_path(
-                &[&["fixes", "per_customer_throttling"]],
-                "fixes.per_customer_throttling changes how the API throttles customers, and this scenario has none; set customers.accounts".into(),
-            ));
-        }
-        if self.fixes.agent_bounded_retry.is_some() && self.agent.command.is_some() {
-            return Err(loc.at_path(
-                &[&["fixes", "agent_bounded_retry"]],
-                "fixes.agent_bounded_retry changes the built-in agent's retry, and agent.command replaces that agent; fix your agent instead".into(),
-            ));
-        }
-        self.fixes.validate(loc)
+        let applies = crate::fixes::Applicability {
+            has_customers: self.customers.active(),
+            built_in_agent: self.agent.command.is_none(),
+        };
+        self.fixes.validate(applies, loc)
     }
 
     /// Number of storage servers.
