@@ -1,4 +1,4 @@
-//! The CI recipe a team copies (docs/ci.md, docs/ci/outage-lab-agent.yml) is a workflow that
+//! The CI recipe a team copies (docs/src/ci.md, docs/ci/outage-lab-agent.yml) is a workflow that
 //! actionlint accepts, with shellcheck run on its scripts.
 
 use std::process::Command;
@@ -30,7 +30,7 @@ fn the_example_workflow_passes_actionlint_and_shellcheck() {
             && !said.contains(r#"Rule "shellcheck" was disabled"#),
         "actionlint ran shellcheck on the run: scripts and found nothing: {said}"
     );
-    let guide = std::fs::read_to_string(repo().join("docs/ci.md")).expect("docs/ci.md");
+    let guide = std::fs::read_to_string(repo().join("docs/src/ci.md")).expect("docs/src/ci.md");
     assert!(
         guide.contains("docs/ci/outage-lab-agent.yml"),
         "the guide points at the workflow"

@@ -36,7 +36,7 @@ pub enum Command {
     /// Example: outage-lab run fixtures/scenarios/ebs-2012-10-22.yaml --servers 30 --seed 7
     ///
     /// Your own agent in place of the built-in one: `agent: { command: [...] }` in the scenario
-    /// (docs/ci.md). Each copy then resolves through its lab DNS server via its own
+    /// (docs/src/ci.md). Each copy then resolves through its lab DNS server via its own
     /// /etc/resolv.conf, in a private mount namespace: that needs root (CAP_SYS_ADMIN and
     /// CAP_NET_BIND_SERVICE); without it the run exits 2 before starting anything.
     ///
@@ -84,8 +84,8 @@ pub enum Command {
     /// in 2012, every monitor side by side, the commands to look for yourself (dig, curl) and a
     /// question. Enter, `outage-lab ctl RUN_DIR next` or the live page's Next button goes on.
     /// Participants act with `outage-lab ctl` (repair DNS, restart agents); the run ends with the
-    /// room's time to detect and to mitigate beside 2012's. WORKSHOP.md is the facilitator's
-    /// guide. Exit codes as for run.
+    /// room's time to detect and to mitigate beside 2012's. docs/src/workshop.md is the
+    /// facilitator's guide. Exit codes as for run.
     ///
     /// Example: outage-lab workshop --serve
     ///

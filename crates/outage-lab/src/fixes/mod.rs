@@ -288,3 +288,26 @@ mod tests {
         assert_eq!(all(false, false).len(), FixName::ALL.len() - 2);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Fixes;
+
+    /// The book's reference table has a row for every fix, as the facilitator's guide has every
+    /// question of the workshop (`workshop::narration`).
+    #[test]
+    fn the_scenarios_chapter_has_a_table_row_for_every_fix() {
+        let chapter = include_str!("../../../../docs/src/scenarios.md");
+        let first_cells: Vec<&str> = (chapter.lines())
+            .filter_map(|line| line.split('|').nth(1))
+            .map(str::trim)
+            .collect();
+        for name in Fixes::NAMES {
+            let name = format!("`{name}`");
+            assert!(
+                first_cells.contains(&name.as_str()),
+                "docs/src/scenarios.md has no table row for the fix {name}"
+            );
+        }
+    }
+}

@@ -186,3 +186,26 @@ pub fn validate_timeline(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::StepKind;
+
+    /// The book's reference table has a row for every step, as the facilitator's guide has every
+    /// question of the workshop (`workshop::narration`).
+    #[test]
+    fn the_scenarios_chapter_has_a_table_row_for_every_step() {
+        let chapter = include_str!("../../../../docs/src/scenarios.md");
+        let first_cells: Vec<&str> = (chapter.lines())
+            .filter_map(|line| line.split('|').nth(1))
+            .map(str::trim)
+            .collect();
+        for kind in StepKind::ALL {
+            let name = format!("`{}`", kind.name());
+            assert!(
+                first_cells.contains(&name.as_str()),
+                "docs/src/scenarios.md has no table row for the step {name}"
+            );
+        }
+    }
+}

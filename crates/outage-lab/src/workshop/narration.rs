@@ -1,7 +1,7 @@
 //! What happened at each link in October 2012, in our own words, from AWS's public post-mortem
 //! ("Summary of the October 22, 2012 AWS Service Event in the US-East Region"); times are
 //! Pacific, and approximate where the post-mortem is. Each link also carries one question for the
-//! room and the answer the facilitator's guide (WORKSHOP.md) gives.
+//! room and the answer the facilitator's guide (docs/src/workshop.md) gives.
 
 use super::links::Link;
 
@@ -143,13 +143,13 @@ mod tests {
 
     #[test]
     fn the_facilitators_guide_has_every_question_and_answer_as_the_run_tells_them() {
-        let guide = include_str!("../../../../WORKSHOP.md");
+        let guide = include_str!("../../../../docs/src/workshop.md");
         for link in Link::ALL {
             let n = of(link);
             for text in [n.title, n.when_2012, n.question, n.answer] {
                 assert!(
                     guide.contains(text),
-                    "WORKSHOP.md lacks {text:?} ({link:?})"
+                    "docs/src/workshop.md lacks {text:?} ({link:?})"
                 );
             }
         }
