@@ -287,11 +287,6 @@ mod tests {
         assert!(!all(true, false).contains(&FixName::AgentBoundedRetry));
         assert_eq!(all(false, false).len(), FixName::ALL.len() - 2);
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Fixes;
 
     /// The book's reference table has a row for every fix, as the facilitator's guide has every
     /// question of the workshop (`workshop::narration`).
@@ -302,7 +297,7 @@ mod tests {
             .filter_map(|line| line.split('|').nth(1))
             .map(str::trim)
             .collect();
-        for name in Fixes::NAMES {
+        for name in FixName::NAMES {
             let name = format!("`{name}`");
             assert!(
                 first_cells.contains(&name.as_str()),
