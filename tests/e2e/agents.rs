@@ -6,21 +6,18 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use outage_lab_proto::report::{ExpectationResult, Report};
+use outage_lab_proto::report::Report;
 use outage_lab_proto::{Event, JournalEntry, RunPhase};
 
-use crate::support::{ScenarioRun, journal, report, run, scenario, wait_until_gone};
+use crate::support::{
+    ScenarioRun, journal, poll_until, report, row, run, scenario, wait_until_gone,
+};
 
 const RUN_LIMIT: Duration = Duration::from_secs(120);
 
 /// External agents need root here (a mount namespace each, DNS on port 53).
 fn privileged() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    if !root {
-        eprintln!("SKIPPED: external agents need root; this test runs as uid != 0");
-    }
-    root
+    crate::support::root_or_skip("an external agent (a mount namespace each, DNS on port 53)")
 }
 
 /// Runs `agents/<fixture>`; checks that nothing of it, its Python agents included, is left.
@@ -40,12 +37,6 @@ fn run_agents(fixture: &str, agent: &str) -> (Option<i32>, Report, Vec<JournalEn
         journal(&out),
         done.output() + &log,
     )
-}
-
-fn row<'a>(report: &'a Report, name: &str) -> &'a ExpectationResult {
-    (report.expectations.iter())
-        .find(|e| e.name == name)
-        .unwrap_or_else(|| panic!("no {name} row in {:?}", report.expectations))
 }
 
 /// The dead collector's address as the stale DNS servers answered it, after the update.
@@ -333,13 +324,10 @@ fn what_an_agent_forked_is_reaped_by_the_next_run_when_the_harness_was_killed() 
         "{}",
         done.output()
     );
-    let deadline = std::time::Instant::now() + Duration::from_secs(3);
-    while !working_inside(&killed).is_empty() && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert_eq!(
-        working_inside(&killed),
-        Vec::<u32>::new(),
-        "orphans were {orphans:?}"
+    let left = poll_until(
+        Duration::from_secs(3),
+        || working_inside(&killed),
+        Vec::is_empty,
     );
+    assert_eq!(left, Vec::<u32>::new(), "orphans were {orphans:?}");
 }

@@ -4,8 +4,8 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::support::browser::{browser, finish};
 use crate::support::{Proc, run, wait_until_gone};
-use crate::views::{browser, finish};
 
 const LIMIT: Duration = Duration::from_secs(240);
 

@@ -9,7 +9,7 @@ use outage_lab_proto::report::Verdict;
 use outage_lab_proto::{Event, EventKind};
 
 use crate::support::{
-    Proc, calibrated, journal, report, scenario, wait_for_journal, wait_until_gone,
+    Proc, calibrated, journal, poll_until, report, scenario, wait_for_journal, wait_until_gone,
 };
 
 const SERVERS: usize = 6;
@@ -149,12 +149,11 @@ fn a_run_on_launcher_hosts_plays_the_whole_chain_and_leaves_nothing() {
     // The harness stopped everything through the launchers: nothing of the run is alive while
     // the launchers still are. (Roles started by a launcher name their config relative to the
     // directory it gave them, so they are found as its children, not by the run directory.)
-    let deadline = std::time::Instant::now() + Duration::from_secs(3);
-    let mut left = children_of(&launcher_pids);
-    while !left.is_empty() && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-        left = children_of(&launcher_pids);
-    }
+    let left = poll_until(
+        Duration::from_secs(3),
+        || children_of(&launcher_pids),
+        Vec::is_empty,
+    );
     assert!(
         left.is_empty(),
         "launchers' children left running: {left:?}"
@@ -187,9 +186,7 @@ fn a_launcher_host_lost_mid_run_stops_the_run_naming_what_went_with_it() {
     assert_eq!(done.code(), Some(1), "{}", done.output());
 
     let report = report(&out);
-    let row = (report.expectations.iter())
-        .find(|e| e.name == "hosts_stayed_up")
-        .unwrap_or_else(|| panic!("no hosts_stayed_up row: {:#?}", report.expectations));
+    let row = crate::support::row(&report, "hosts_stayed_up");
     assert!(!row.passed);
     let named: BTreeSet<String> = (row.detail.split(": ").nth(1).unwrap_or_default())
         .split("; ")
@@ -214,14 +211,11 @@ fn a_launcher_host_lost_mid_run_stops_the_run_naming_what_went_with_it() {
     );
 
     let launcher_pids: BTreeSet<u32> = hosts.iter().map(|(_, _, p)| p.pid()).collect();
-    let deadline = std::time::Instant::now() + Duration::from_secs(3);
-    while !children_of(&launcher_pids).is_empty() && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert_eq!(
-        children_of(&launcher_pids),
-        Vec::<u32>::new(),
-        "left running"
+    let left = poll_until(
+        Duration::from_secs(3),
+        || children_of(&launcher_pids),
+        Vec::is_empty,
     );
+    assert_eq!(left, Vec::<u32>::new(), "left running");
     drop(hosts);
 }

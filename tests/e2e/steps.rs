@@ -79,8 +79,7 @@ fn killing_a_fresh_storage_process_mid_run_makes_its_volumes_fail_over() {
         report.volumes
     );
 
-    let row = |name: &str| report.expectations.iter().find(|e| e.name == name).cloned();
-    let kill_row = row("kill_took_effect").expect("the kill step brings its own check");
+    let kill_row = crate::support::row(&report, "kill_took_effect");
     assert!(kill_row.passed, "{kill_row:?}");
     assert!(
         kill_row.detail.contains("s000 not serving I/O"),

@@ -2,80 +2,17 @@
 //! real headless Chromium (Debian's `chromium`, which .ci/run installs). One scenario run serves
 //! both checks, to keep CI short.
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use outage_lab_proto::{AlarmKind, Event, EventKind};
 use outage_lab_viz::colour;
 
+use crate::support::browser::{browser, finish};
 use crate::support::{ScenarioRun, assert_passed, journal, run, wait_for_journal};
 
 const RUN_LIMIT: Duration = Duration::from_secs(180);
 const BROWSER_LIMIT: Duration = Duration::from_secs(60);
-
-/// The Chromium binary; a missing one fails the test with how to install it (never a skip).
-pub fn chromium() -> PathBuf {
-    let candidates = ["chromium", "chromium-browser", "google-chrome"];
-    std::env::var_os("CHROMIUM")
-        .map(PathBuf::from)
-        .or_else(|| {
-            let path = std::env::var_os("PATH")?;
-            std::env::split_paths(&path)
-                .flat_map(|dir| candidates.iter().map(move |c| dir.join(c)))
-                .find(|p| p.is_file())
-        })
-        .expect(
-            "these tests need headless Chromium: `apt-get install chromium` (Debian), or set CHROMIUM to its path",
-        )
-}
-
-/// `chromium --headless <args> <url>` with its own profile directory (two may run at once),
-/// stdout piped.
-pub fn browser(profile: &Path, args: &[&str], url: &str) -> Child {
-    Command::new(chromium())
-        .args([
-            "--headless",
-            // Tests run as root in CI containers, where Chromium's sandbox cannot start.
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--no-first-run",
-            "--hide-scrollbars",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .args(args)
-        .arg(url)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start chromium")
-}
-
-/// Waits for a browser within `limit` (killing it on timeout) and returns what it printed.
-pub fn finish(mut child: Child, limit: Duration) -> String {
-    let mut stdout = child.stdout.take().expect("piped");
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stdout.read_to_string(&mut s);
-        s
-    });
-    let deadline = Instant::now() + limit;
-    loop {
-        if child.try_wait().expect("try_wait").is_some() {
-            break;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("chromium did not finish within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    reader.join().unwrap_or_default()
-}
 
 /// A free loopback port for `--serve` (the kernel's choice, released just before use).
 fn free_port() -> u16 {

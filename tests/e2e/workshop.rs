@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use outage_lab_proto::{AlarmKind, Event, JournalEntry, ProcessRole, Role};
 use serde_json::Value;
 
+use crate::support::browser::DevTools;
+use crate::support::pty::Terminal;
 use crate::support::{Proc, bin, calibrated, journal, report, scenario, wait_until_gone};
 
 /// A whole workshop of 6 servers, stops included, ends within this.
@@ -440,101 +442,6 @@ fn ctl_refuses_what_it_cannot_do_and_says_why() {
     );
 }
 
-/// The harness on a pseudo-terminal of its own, as on a facilitator's laptop: its output read
-/// from the master side, keys typed into it.
-struct Terminal {
-    child: std::process::Child,
-    master: std::fs::File,
-    seen: std::sync::Arc<std::sync::Mutex<String>>,
-}
-
-impl Terminal {
-    fn start(args: &[&str]) -> Self {
-        use std::os::fd::{FromRawFd, OwnedFd};
-        use std::os::unix::process::CommandExt;
-        let (mut master, mut slave) = (0, 0);
-        // SAFETY: openpty writes two new descriptors into the out-parameters; the rest are null.
-        let rc = unsafe {
-            libc::openpty(
-                &mut master,
-                &mut slave,
-                std::ptr::null_mut(),
-                std::ptr::null(),
-                std::ptr::null(),
-            )
-        };
-        assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
-        // SAFETY: both descriptors were just opened and are owned here alone.
-        let (master, slave) =
-            unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
-        let mut cmd = Command::new(bin());
-        cmd.args(args)
-            .stdin(slave.try_clone().expect("dup"))
-            .stdout(slave.try_clone().expect("dup"))
-            .stderr(slave);
-        // SAFETY: setsid and ioctl are async-signal-safe; the child becomes the session leader
-        // of the terminal, so Ctrl-C there is SIGINT to its foreground process group.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let child = cmd.spawn().expect("spawn outage-lab on a pty");
-        let master = std::fs::File::from(master);
-        let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let (mut reader, into) = (
-            master.try_clone().expect("dup"),
-            std::sync::Arc::clone(&seen),
-        );
-        std::thread::spawn(move || {
-            use std::io::Read;
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = reader.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                into.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
-        Self {
-            child,
-            master,
-            seen,
-        }
-    }
-
-    /// Waits until the terminal has shown `text`.
-    fn wait_for(&self, text: &str, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        while !self.seen.lock().unwrap().contains(text) {
-            assert!(
-                Instant::now() < deadline,
-                "the terminal never showed {text:?}:\n{}",
-                self.seen.lock().unwrap()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Types `keys`.
-    fn type_keys(&mut self, keys: &[u8]) {
-        use std::io::Write;
-        self.master.write_all(keys).expect("type into the pty");
-    }
-}
-
-impl Drop for Terminal {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn on_a_terminal_enter_goes_on_and_ctrl_c_at_a_stop_stops_everything() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -577,113 +484,6 @@ fn on_a_terminal_enter_goes_on_and_ctrl_c_at_a_stop_stops_everything() {
     assert_eq!(status.code(), Some(130), "{}", term.seen.lock().unwrap());
     let left = wait_until_gone(out_arg, Duration::from_secs(3));
     assert!(left.is_empty(), "left behind: {left:?}");
-}
-
-/// Headless Chromium driven over its DevTools protocol (one page, one WebSocket).
-struct DevTools {
-    browser: std::process::Child,
-    socket: tungstenite::WebSocket<std::net::TcpStream>,
-    next_id: u64,
-}
-
-impl DevTools {
-    fn start(profile: &Path) -> Self {
-        let browser = crate::views::browser(
-            profile,
-            // A window the whole workshop panel fits in: a click lands only inside it.
-            &["--remote-debugging-port=0", "--window-size=1280,1600"],
-            "about:blank",
-        );
-        // Chromium writes the port it chose, then the browser's WebSocket path, to this file.
-        let active = profile.join("DevToolsActivePort");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let port = loop {
-            let text = std::fs::read_to_string(&active).unwrap_or_default();
-            if let Some(port) = text.lines().next().and_then(|l| l.parse::<u16>().ok()) {
-                break port;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "Chromium wrote no DevToolsActivePort"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        };
-        let targets: Value = reqwest::blocking::get(format!("http://127.0.0.1:{port}/json/list"))
-            .and_then(reqwest::blocking::Response::json)
-            .expect("the list of DevTools targets");
-        let page = (targets.as_array().expect("targets").iter())
-            .find(|t| t["type"] == "page")
-            .and_then(|t| t["webSocketDebuggerUrl"].as_str())
-            .expect("a page target")
-            .to_owned();
-        let stream =
-            std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to DevTools");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .expect("timeout");
-        let (socket, _) = tungstenite::client(page.as_str(), stream).expect("DevTools handshake");
-        Self {
-            browser,
-            socket,
-            next_id: 1,
-        }
-    }
-
-    /// Calls `method` and returns its result (events in between are skipped).
-    fn call(&mut self, method: &str, params: Value) -> Value {
-        let id = self.next_id;
-        self.next_id += 1;
-        let msg = serde_json::json!({ "id": id, "method": method, "params": params });
-        self.socket
-            .send(tungstenite::Message::text(msg.to_string()))
-            .expect("send to DevTools");
-        loop {
-            let reply = self.socket.read().expect("read from DevTools");
-            let Ok(text) = reply.to_text() else { continue };
-            let reply: Value = serde_json::from_str(text).expect("DevTools speaks JSON");
-            if reply["id"] == id {
-                assert!(reply.get("error").is_none(), "{method}: {reply}");
-                return reply["result"].clone();
-            }
-        }
-    }
-
-    /// Evaluates `expression` in the page and returns its value.
-    fn eval(&mut self, expression: &str) -> Value {
-        let params = serde_json::json!({ "expression": expression, "returnByValue": true });
-        self.call("Runtime.evaluate", params)["result"]["value"].clone()
-    }
-
-    /// Waits until `expression` is true in the page.
-    fn wait_until(&mut self, expression: &str, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        while self.eval(expression) != true {
-            assert!(
-                Instant::now() < deadline,
-                "the page never made {expression} true"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    /// A real mouse click (press and release) at the middle of the element `id`.
-    fn click(&mut self, id: &str) {
-        let rect = self.eval(&format!(
-            "(() => {{ const r = document.getElementById('{id}').getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; }})()"
-        ));
-        let (x, y) = (rect[0].as_f64().expect("x"), rect[1].as_f64().expect("y"));
-        for kind in ["mousePressed", "mouseReleased"] {
-            let params = serde_json::json!({ "type": kind, "x": x, "y": y, "button": "left", "clickCount": 1 });
-            self.call("Input.dispatchMouseEvent", params);
-        }
-    }
-}
-
-impl Drop for DevTools {
-    fn drop(&mut self) {
-        let _ = self.browser.kill();
-        let _ = self.browser.wait();
-    }
 }
 
 #[test]

@@ -3,13 +3,16 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
+pub mod pty;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use outage_lab_proto::report::Report;
+use outage_lab_proto::report::{ExpectationResult, Report};
 use outage_lab_proto::{EventKind, JournalEntry};
 
 /// The binary under test, built by Cargo for this test target.
@@ -219,16 +222,51 @@ pub fn live_processes_mentioning(needle: &str) -> Vec<(u32, String)> {
     found
 }
 
-/// Waits until no live process mentions `needle`, up to `limit`; returns what is left.
-pub fn wait_until_gone(needle: &str, limit: Duration) -> Vec<(u32, String)> {
+/// Asks `probe` every 50ms until what it says is `done`, for at most `limit`; returns what it
+/// said last (so an assertion after it shows what was still wrong). The one deadline loop of
+/// the tests.
+pub fn poll_until<T>(
+    limit: Duration,
+    mut probe: impl FnMut() -> T,
+    done: impl Fn(&T) -> bool,
+) -> T {
     let deadline = Instant::now() + limit;
     loop {
-        let left = live_processes_mentioning(needle);
-        if left.is_empty() || Instant::now() > deadline {
-            return left;
+        let value = probe();
+        if done(&value) || Instant::now() >= deadline {
+            return value;
         }
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Waits until no live process mentions `needle`, up to `limit`; returns what is left.
+pub fn wait_until_gone(needle: &str, limit: Duration) -> Vec<(u32, String)> {
+    poll_until(limit, || live_processes_mentioning(needle), Vec::is_empty)
+}
+
+/// The verdict row `name` of a report; a report without it fails the test, listing the rows.
+pub fn row<'a>(report: &'a Report, name: &str) -> &'a ExpectationResult {
+    (report.expectations.iter())
+        .find(|e| e.name == name)
+        .unwrap_or_else(|| panic!("no {name} row in {:#?}", report.expectations))
+}
+
+/// Whether tests that need root run here: as root they do; otherwise the test fails, unless
+/// `OUTAGE_LAB_SKIP_ROOT_TESTS=1` says on purpose that they are skipped (a green run then says
+/// SKIPPED, and never passes silently without running).
+pub fn root_or_skip(what: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    let skip = std::env::var("OUTAGE_LAB_SKIP_ROOT_TESTS").is_ok_and(|v| v == "1");
+    assert!(
+        skip,
+        "{what} needs root; run the tests as root, or set OUTAGE_LAB_SKIP_ROOT_TESTS=1 to skip it on purpose"
+    );
+    eprintln!("SKIPPED (OUTAGE_LAB_SKIP_ROOT_TESTS=1): {what} needs root");
+    false
 }
 
 /// Waits until the journal contains an entry satisfying `pred`, up to `limit`.
@@ -237,20 +275,14 @@ pub fn wait_for_journal(
     limit: Duration,
     pred: impl Fn(&JournalEntry) -> bool,
 ) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
+    let seen = || {
         let text = std::fs::read_to_string(run_dir.join("journal.jsonl")).unwrap_or_default();
         // The journal is written as the run goes; a half-written last line is skipped.
-        if text
-            .lines()
+        (text.lines())
             .filter_map(|l| serde_json::from_str::<JournalEntry>(l).ok())
             .any(|e| pred(&e))
-        {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    false
+    };
+    poll_until(limit, seen, |seen| *seen)
 }
 
 /// A scenario run into its own temporary run directory.
