@@ -22,3 +22,53 @@ die() {
   say "$@"
   exit "$code"
 }
+
+# ---- Root --------------------------------------------------------------------------------------
+
+# is_root: whether the script runs as root.
+is_root() { [ "$(id -u)" -eq 0 ]; }
+
+# as_root COMMAND...: runs COMMAND as it is when the script runs as root, else through sudo.
+as_root() {
+  if is_root; then "$@"; else sudo "$@"; fi
+}
+
+# ---- Debian packages ---------------------------------------------------------------------------
+
+# need_debian [HINT...]: exits 1 unless apt-get and dpkg are here, saying so (and HINT, if given).
+# shellcheck disable=SC2120 # the hint is optional: install-agents gives none
+need_debian() {
+  if ! command -v apt-get >/dev/null || ! command -v dpkg >/dev/null; then
+    die 1 "needs apt-get and dpkg (Debian/Ubuntu)${*:+; $*}"
+  fi
+}
+
+# apt_update: refreshes the package lists (as root, or through sudo), printing only errors.
+apt_update() { as_root apt-get update -qq; }
+
+# apt_install [APT-GET-OPTION...] PACKAGE...: installs Debian packages non-interactively (as
+# root, or through sudo). A first try that fails (a fresh machine may have no package lists, or
+# stale ones) is retried once after apt_update. apt-get's progress goes to stdout: callers
+# redirect it (>/dev/null, or >&2 where stdout is a result); its warnings and errors to stderr.
+apt_install() {
+  export DEBIAN_FRONTEND=noninteractive
+  as_root apt-get install -y -qq "$@" && return 0
+  # A failed update may still have refreshed the lists that matter: the retry judges.
+  apt_update || true
+  as_root apt-get install -y -qq "$@"
+}
+
+# deb_extract PACKAGE FILE DEST: downloads Debian's PACKAGE (apt-get download: nothing is
+# installed, no service started), refreshing the package lists once if the first download
+# fails, and installs only FILE of it (a path inside the package, like /usr/bin/promtool) as
+# DEST, mode 0755. Its output goes to stderr; the download is removed however it ends.
+deb_extract() (
+  package="$1" file="$2" dest="$3"
+  work="$(mktemp -d)"
+  trap 'rm -rf "$work"' EXIT
+  # As root, apt warns that it downloads "unsandboxed" (its _apt user cannot write here): harmless.
+  download() { (cd "$work" && apt-get download "$package" >&2); }
+  download || { apt_update >&2 || true; download; }
+  dpkg -x "$work/$package"_*.deb "$work/x"
+  install -m 0755 "$work/x$file" "$dest"
+)
