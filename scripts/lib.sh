@@ -33,6 +33,24 @@ as_root() {
   if is_root; then "$@"; else sudo "$@"; fi
 }
 
+# ---- Tools in target/tools --------------------------------------------------------------------
+
+# pip_install_into ROOT [PIP-OPTION...] REQUIREMENT...: installs the requirements from PyPI into
+# ROOT alone (pip --target: nothing system-wide), replacing whatever ROOT held; pip's output goes
+# to stderr. Exits 1 if there is no python3 or pip fails.
+pip_install_into() {
+  local root="$1" arg reqs=()
+  shift
+  for arg in "$@"; do
+    case "$arg" in -*) ;; *) reqs+=("$arg") ;; esac
+  done
+  command -v python3 >/dev/null || die 1 "needs python3 with pip"
+  rm -rf "$root"
+  PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check \
+    --no-warn-script-location --target "$root" "$@" >&2 \
+    || die 1 "pip could not install ${reqs[*]}"
+}
+
 # ---- Debian packages ---------------------------------------------------------------------------
 
 # need_debian [HINT...]: exits 1 unless apt-get and dpkg are here, saying so (and HINT, if given).
