@@ -35,6 +35,21 @@ as_root() {
 
 # ---- Tools in target/tools --------------------------------------------------------------------
 
+# need_on_path TOOL: exits 1 unless TOOL is on PATH, saying how scripts/install-TOOL puts it there.
+need_on_path() {
+  command -v "$1" >/dev/null \
+    || die 1 "$1 is not on PATH; run: export PATH=\"\$(scripts/install-$1):\$PATH\""
+}
+
+# path_add_tool NAME: runs scripts/install-NAME (from the repository root) and puts the directory
+# it prints first on PATH, exported. Exits with its status if it fails.
+path_add_tool() {
+  local dir
+  dir="$(scripts/install-"$1")"
+  PATH="$dir:$PATH"
+  export PATH
+}
+
 # pip_install_into ROOT [PIP-OPTION...] REQUIREMENT...: installs the requirements from PyPI into
 # ROOT alone (pip --target: nothing system-wide), replacing whatever ROOT held; pip's output goes
 # to stderr. Exits 1 if there is no python3 or pip fails.
