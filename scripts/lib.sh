@@ -7,8 +7,9 @@
 #   . scripts/lib.sh
 #
 # (scripts/swarm-node, which never changes directory, sources "$(dirname "$0")/lib.sh".)
-# Sourcing it only defines functions: it prints nothing, sets no shell option, changes no
-# directory and sets no trap. `shellcheck -x` run from the repository root follows it.
+# Sourcing it defines functions (and remove_at_exit's empty list): it prints nothing, sets no
+# shell option, changes no directory and sets no trap (remove_at_exit sets one when called).
+# `shellcheck -x`, run from the repository root, follows it.
 
 # ---- Messages ---------------------------------------------------------------------------------
 
@@ -105,3 +106,15 @@ deb_extract() (
   dpkg -x "$work/$package"_*.deb "$work/x"
   install -m 0755 "$work/x$file" "$dest"
 )
+
+# ---- Temporary files ---------------------------------------------------------------------------
+
+# remove_at_exit PATH...: removes each PATH (a temporary file or directory) when the script exits,
+# however it exits; the exit status stays the script's. Calls add up, but the EXIT trap is theirs:
+# a script with a cleanup trap of its own removes its temporary files there instead. Not from a
+# subshell (its trap would fire when the subshell ends).
+_lib_remove_at_exit=()
+remove_at_exit() {
+  _lib_remove_at_exit+=("$@")
+  trap 'rm -rf -- "${_lib_remove_at_exit[@]}"' EXIT
+}
