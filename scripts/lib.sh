@@ -118,3 +118,19 @@ remove_at_exit() {
   _lib_remove_at_exit+=("$@")
   trap 'rm -rf -- "${_lib_remove_at_exit[@]}"' EXIT
 }
+
+# ---- Docker -------------------------------------------------------------------------------------
+
+# docker_engine_up: whether a Docker engine answers (`docker info`), quietly.
+docker_engine_up() { docker info >/dev/null 2>&1; }
+
+# engine_rootless: whether the Docker engine is rootless (it maps container users into the
+# invoking user's subordinate ids, so the files a container writes are not its user's).
+engine_rootless() { docker info --format '{{.SecurityOptions}}' | grep -q rootless; }
+
+# compose_clis: the Compose command lines installed, one a line, the v2 plugin first: `docker
+# compose` and `docker-compose`, either or both; nothing if neither.
+compose_clis() {
+  if docker compose version >/dev/null 2>&1; then echo "docker compose"; fi
+  if command -v docker-compose >/dev/null; then echo "docker-compose"; fi
+}
