@@ -11,7 +11,7 @@
 # shell option, changes no directory and sets no trap (remove_at_exit sets one when called).
 # `shellcheck -x`, run from the repository root, follows it.
 
-# ---- Messages ---------------------------------------------------------------------------------
+# ---- Messages ------------------------------------------------------------------------------------
 
 # say MESSAGE...: one line on stderr, after the script's name: "swarm-smoke: MESSAGE".
 say() { echo "${0##*/}: $*" >&2; }
@@ -24,7 +24,18 @@ die() {
   exit "$code"
 }
 
-# ---- Root --------------------------------------------------------------------------------------
+# left_behind WHEN [LINE...]: if any LINE is not empty, says "left behind WHEN:" (or "left
+# behind:" with an empty WHEN) and the lines on stderr, and fails; passes quietly otherwise.
+left_behind() {
+  local when="$1"
+  shift
+  [ -n "$*" ] || return 0
+  say "left behind${when:+ $when}:"
+  printf '%s\n' "$@" >&2
+  return 1
+}
+
+# ---- Root ----------------------------------------------------------------------------------------
 
 # is_root: whether the script runs as root.
 is_root() { [ "$(id -u)" -eq 0 ]; }
@@ -34,7 +45,7 @@ as_root() {
   if is_root; then "$@"; else sudo "$@"; fi
 }
 
-# ---- Tools in target/tools --------------------------------------------------------------------
+# ---- Tools in target/tools -----------------------------------------------------------------------
 
 # need_on_path TOOL: exits 1 unless TOOL is on PATH, saying how scripts/install-TOOL puts it there.
 need_on_path() {
@@ -67,7 +78,7 @@ pip_install_into() {
     || die 1 "pip could not install ${reqs[*]}"
 }
 
-# ---- Debian packages ---------------------------------------------------------------------------
+# ---- Debian packages -----------------------------------------------------------------------------
 
 # need_debian [HINT...]: exits 1 unless apt-get and dpkg are here, saying so (and HINT, if given).
 # shellcheck disable=SC2120 # the hint is optional: install-agents gives none
@@ -107,7 +118,7 @@ deb_extract() (
   install -m 0755 "$work/x$file" "$dest"
 )
 
-# ---- Temporary files ---------------------------------------------------------------------------
+# ---- Temporary files -----------------------------------------------------------------------------
 
 # remove_at_exit PATH...: removes each PATH (a temporary file or directory) when the script exits,
 # however it exits; the exit status stays the script's. Calls add up, but the EXIT trap is theirs:
@@ -119,7 +130,7 @@ remove_at_exit() {
   trap 'rm -rf -- "${_lib_remove_at_exit[@]}"' EXIT
 }
 
-# ---- Docker -------------------------------------------------------------------------------------
+# ---- Docker --------------------------------------------------------------------------------------
 
 # docker_engine_up: whether a Docker engine answers (`docker info`), quietly.
 docker_engine_up() { docker info >/dev/null 2>&1; }
@@ -133,4 +144,21 @@ engine_rootless() { docker info --format '{{.SecurityOptions}}' | grep -q rootle
 compose_clis() {
   if docker compose version >/dev/null 2>&1; then echo "docker compose"; fi
   if command -v docker-compose >/dev/null; then echo "docker-compose"; fi
+}
+
+# docker_labelled LABEL KIND...: the Docker objects that carry LABEL (key=value), one "KIND NAME"
+# line each, for each KIND of container, network, volume, service, secret and config. The Swarm
+# kinds (service, secret, config) say nothing on an engine that is not a swarm manager, and fail.
+docker_labelled() {
+  local filter="label=$1" kind
+  shift
+  for kind in "$@"; do
+    case "$kind" in
+      container) docker ps -a --filter "$filter" --format 'container {{.Names}}' ;;
+      network|volume) docker "$kind" ls --filter "$filter" --format "$kind {{.Name}}" ;;
+      service|secret|config)
+        docker "$kind" ls --filter "$filter" --format "$kind {{.Name}}" 2>/dev/null ;;
+      *) die 2 "docker_labelled: unknown kind '$kind'" ;;
+    esac
+  done
 }
