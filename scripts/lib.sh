@@ -162,3 +162,25 @@ docker_labelled() {
     esac
   done
 }
+
+# ---- The deployment smokes (compose-smoke, swarm-smoke) ------------------------------------------
+
+# container_user: exports OUTAGE_LAB_UID and OUTAGE_LAB_GID, the user the lab's containers run
+# as, defaulting to the invoking user.
+container_user() {
+  export OUTAGE_LAB_UID="${OUTAGE_LAB_UID:-$(id -u)}"
+  export OUTAGE_LAB_GID="${OUTAGE_LAB_GID:-$(id -g)}"
+}
+
+# make_runs_dir DIR: makes DIR, the run directory the containers write through a bind mount,
+# giving it to OUTAGE_LAB_UID:OUTAGE_LAB_GID when that is not the invoking user (as root).
+make_runs_dir() {
+  mkdir "$1"
+  if [ "$OUTAGE_LAB_UID:$OUTAGE_LAB_GID" != "$(id -u):$(id -g)" ]; then
+    chown "$OUTAGE_LAB_UID:$OUTAGE_LAB_GID" "$1"
+  fi
+}
+
+# first_report RUNS: the path of the first report.json a run wrote under RUNS
+# (RUNS/RUN-DIR/report.json), or nothing.
+first_report() { find "$1" -mindepth 2 -maxdepth 2 -name report.json | sed -n 1p; }
