@@ -20,7 +20,7 @@ use std::path::{Component, Path, PathBuf};
 
 use serde_saphyr::Spanned;
 
-use crate::scenario::located::{Locator, ScenarioError};
+use outage_lab_engine::located::{Locator, ScenarioError};
 
 /// The placeholders a template may use, and what each becomes.
 pub const PLACEHOLDERS: &[(&str, &str)] = &[

@@ -4,7 +4,7 @@
 use serde::Deserialize;
 
 use super::{Fix, RunContext};
-use crate::scenario::located::{Locator, ScenarioError};
+use outage_lab_engine::located::{Locator, ScenarioError};
 
 /// `cache_aware_aggregate_alarm: { threshold }`.
 #[derive(Debug, Clone, Deserialize)]
@@ -31,9 +31,7 @@ impl Fix for CacheAwareAggregateAlarm {
     }
 
     fn setting(&self, run: RunContext<'_>) -> String {
-        let fired = (run.state.servers.values())
-            .filter(|s| s.aggregate_at_ms.is_some())
-            .count();
+        let fired = run.aggregate_alarm_servers;
         format!(
             "aggregate alarm at {} of the budget, net of the storage cache; fired on {fired} servers",
             self.threshold

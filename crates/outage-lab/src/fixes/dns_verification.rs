@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use super::action::Action;
 use super::{Fix, FixName, RunContext};
 use crate::harness::fleet::Fleet;
-use crate::scenario::located::{Locator, ScenarioError};
+use outage_lab_engine::located::{Locator, ScenarioError};
 
 /// How long one verification query may take.
 const QUERY_TIMEOUT: Duration = Duration::from_millis(300);

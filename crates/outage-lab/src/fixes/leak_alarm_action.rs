@@ -11,10 +11,10 @@ use tokio::time::Instant;
 
 use super::action::Action;
 use super::{Fix, FixName, RunContext};
-use crate::harness::error::HarnessError;
+use outage_lab_engine::error::HarnessError;
 use crate::harness::fleet::Fleet;
 use crate::names::ProcessName;
-use crate::scenario::located::{Locator, ScenarioError};
+use outage_lab_engine::located::{Locator, ScenarioError};
 
 /// `leak_alarm_action: { reaction }`.
 #[derive(Debug, Clone, Deserialize)]

@@ -20,17 +20,18 @@ pub mod runtime;
 use outage_lab_proto::report::FixReport;
 use serde::Deserialize;
 
-use crate::harness::state::RunState;
-use crate::scenario::located::{Locator, ScenarioError};
 use crate::scenario::sections::VolumeSettings;
+use outage_lab_engine::located::{Locator, ScenarioError};
 
 /// What the report of a run knows when it describes a fix's setting.
 #[derive(Debug, Clone, Copy)]
 pub struct RunContext<'a> {
     /// The scenario's volume settings (what a fix changed them from).
     pub volumes: &'a VolumeSettings,
-    /// What happened.
-    pub state: &'a RunState,
+    /// Every fix action of the run: which fix, when (lab ms), what it did.
+    pub actions: &'a [(FixName, u64, String)],
+    /// Servers on which the aggregate alarm fired.
+    pub aggregate_alarm_servers: usize,
 }
 
 /// What a scenario has that decides whether a fix can change anything in it.
@@ -214,7 +215,7 @@ pub fn report(fixes: &Fixes, run: RunContext<'_>) -> Vec<FixReport> {
     let rows = fixes.rows(run);
     (rows.into_iter())
         .map(|(fix, setting, what)| {
-            let actions = (run.state.fix_actions.iter()).filter(|(f, _, _)| *f == fix);
+            let actions = run.actions.iter().filter(|(f, _, _)| *f == fix);
             let n = actions
                 .filter(|(_, _, d)| !d.starts_with("in place"))
                 .count() as u64;

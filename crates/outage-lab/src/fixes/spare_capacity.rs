@@ -4,7 +4,7 @@
 use serde::Deserialize;
 
 use super::{Fix, RunContext};
-use crate::scenario::located::{Locator, ScenarioError};
+use outage_lab_engine::located::{Locator, ScenarioError};
 
 /// `spare_capacity: { placement_fill }`.
 #[derive(Debug, Clone, Deserialize)]

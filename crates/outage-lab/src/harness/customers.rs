@@ -21,8 +21,8 @@ use rand_chacha::ChaCha8Rng;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::clock::LabClock;
 use crate::scenario::{CustomerSettings, RecoveryRetry};
+use outage_lab_engine::clock::LabClock;
 
 /// The delay between an aggressive customer's attempts: no backoff, just the time to loop.
 const AGGRESSIVE_PAUSE: Duration = Duration::from_millis(10);

@@ -12,7 +12,6 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::customers::{self, CustomerLedger};
-use super::error::HarnessError;
 use super::fleet::Fleet;
 use super::load::{self, LoadLedger, WriteCheck};
 use super::report;
@@ -23,6 +22,7 @@ use crate::fixes::action::Action;
 use crate::fixes::runtime::FixRuntime;
 use crate::steps::Step;
 use crate::terminal::say;
+use outage_lab_engine::error::HarnessError;
 
 /// How often the customer load's counters go to the journal.
 const LOAD_STATS_INTERVAL: Duration = Duration::from_secs(1);

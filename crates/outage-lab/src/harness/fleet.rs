@@ -13,13 +13,13 @@ use outage_lab_proto::{COLLECTOR_NAME, ProcessRole};
 
 use super::configs::{self, role_args};
 use super::endpoints::{self, Endpoints};
-use super::error::HarnessError;
 use super::supervisor::{Pending, Program, Started, Supervisor};
 use crate::external_agent::{self, ExternalAgent};
-use crate::fixes::agent_memory_limit::Limiter;
+use crate::fixes::agent_memory_limit::limiter::Limiter;
 use crate::names::{Generation, ProcessName};
 use crate::plan::{Plan, ServerPlan};
 use crate::scenario::Scenario;
+use outage_lab_engine::error::HarnessError;
 
 /// How long a process may take to print its readiness line.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);

@@ -106,7 +106,7 @@ pub struct LoadConfig {
     /// Seed of every choice.
     pub seed: u64,
     /// The lab clock: no request is sent while the run is frozen (a workshop stop).
-    pub clock: super::clock::LabClock,
+    pub clock: outage_lab_engine::clock::LabClock,
 }
 
 /// Runs the load until `stop` is cancelled, then waits (at most one request timeout) for requests in

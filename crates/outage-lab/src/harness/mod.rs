@@ -9,15 +9,12 @@
 //! 5. **judge**: every planned check ([`crate::checks`]) against what happened;
 //! 6. **write**: the verdicts into the journal, then `report.json`, `junit.xml`, `report.html`.
 
-pub mod clock;
 pub mod configs;
 pub mod customers;
 pub mod driver;
 pub mod endpoints;
-pub mod error;
 pub mod fleet;
 pub mod freeze;
-pub mod ledger;
 pub mod load;
 pub mod remote;
 pub use remote::Hosts;
@@ -27,6 +24,8 @@ pub mod stops;
 pub mod supervisor;
 
 use std::fs::File;
+
+use outage_lab_engine::{clock, ledger};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -37,18 +36,18 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
 use self::driver::Driver;
-use self::error::HarnessError;
 use self::fleet::{Fleet, STOP_GRACE};
 use self::supervisor::Supervisor;
 use crate::checks::CheckInput;
 use crate::checks::run::RunFacts;
 use crate::containment::MemoryGuard;
 use crate::fixes::action::Action;
-use crate::fixes::agent_memory_limit::Limiter;
+use crate::fixes::agent_memory_limit::limiter::Limiter;
 use crate::plan::{Plan, pick_octet};
 use crate::scenario::Scenario;
 use crate::steps::dns_update;
 use crate::terminal::say;
+use outage_lab_engine::error::HarnessError;
 
 /// How long `run --hosts` waits for every launcher host to register and answer.
 const HOSTS_TIMEOUT: Duration = Duration::from_secs(90);
@@ -390,7 +389,10 @@ fn write(
                 &scenario.fixes,
                 crate::fixes::RunContext {
                     volumes: &scenario.volumes,
-                    state: &driver.state,
+                    actions: &driver.state.fix_actions,
+                    aggregate_alarm_servers: (driver.state.servers.values())
+                        .filter(|s| s.aggregate_at_ms.is_some())
+                        .count(),
                 },
             ),
             customers: driver.customers_report(),

@@ -24,9 +24,9 @@ use std::time::Duration;
 use outage_lab_host::Registration;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 
-use super::error::HarnessError;
 use crate::names::{Generation, ProcessName};
 use crate::plan::Plan;
+use outage_lab_engine::error::HarnessError;
 
 /// The services a compose deployment runs one launcher each for.
 pub const FIXED_SERVICES: [&str; 5] = [

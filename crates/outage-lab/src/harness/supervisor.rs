@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::clock::LabClock;
+use outage_lab_engine::clock::LabClock;
 
 use outage_lab_proto::Event;
 use outage_lab_proto::wire::LauncherReader;
@@ -29,8 +29,8 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::error::HarnessError;
 use crate::names::ProcessName;
+use outage_lab_engine::error::HarnessError;
 
 /// One message into the run loop: an event, who told it, and when the harness heard it.
 #[derive(Debug, Clone)]
@@ -175,7 +175,7 @@ pub struct Supervisor {
     procs: Mutex<BTreeMap<ProcessName, Proc>>,
     /// Every process started, on disk, for a later run to reap if this one crashes (local
     /// runs only: a remote pid means nothing to this machine's next run).
-    ledger: Mutex<Option<super::ledger::Ledger>>,
+    ledger: Mutex<Option<outage_lab_engine::ledger::Ledger>>,
     /// Set when the fleet runs on launcher hosts (`run --hosts`).
     remote: Option<super::remote::Remote>,
 }
@@ -196,7 +196,7 @@ impl Supervisor {
         run_dir: &Path,
         clock: LabClock,
         tx: mpsc::UnboundedSender<Inbound>,
-        ledger: Option<super::ledger::Ledger>,
+        ledger: Option<outage_lab_engine::ledger::Ledger>,
         remote: Option<super::remote::Remote>,
     ) -> Self {
         Self {

@@ -5,7 +5,7 @@ use outage_lab_control::api::{ApiConfig, ThrottleConfig};
 use outage_lab_proto::HumanDuration;
 use serde::Deserialize;
 
-use super::located::{Locator, ScenarioError};
+use outage_lab_engine::located::{Locator, ScenarioError};
 
 /// Most customer accounts a scenario may have.
 pub const MAX_ACCOUNTS: u32 = 500;

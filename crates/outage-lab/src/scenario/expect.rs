@@ -5,7 +5,7 @@ use outage_lab_proto::{ByteSize, HumanDuration};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::located::{Locator, ScenarioError};
+use outage_lab_engine::located::{Locator, ScenarioError};
 
 /// What must hold at the end of the run. Every field present is checked and reported; absent
 /// fields are not checked.

@@ -27,7 +27,6 @@
 
 pub mod customers;
 pub mod expect;
-pub mod located;
 pub mod overrides;
 pub mod sections;
 
@@ -39,7 +38,6 @@ use serde_saphyr::Spanned;
 
 pub use self::customers::{ApiSettings, CustomerSettings, RecoveryRetry};
 use self::expect::Expectations;
-use self::located::{Locator, ScenarioError, yaml_error};
 use self::overrides::Setting;
 use self::sections::{
     AgentSettings, Dns, Fleet, LoadSettings, StorageSettings, VolumeSettings, WatchdogSettings,
@@ -47,6 +45,7 @@ use self::sections::{
 use crate::fixes::Fixes;
 use crate::plan::MAX_DNS_SERVERS;
 use crate::steps::{Step, TimelineContext, validate_timeline};
+use outage_lab_engine::located::{Locator, ScenarioError, yaml_error};
 
 /// Scenario files larger than this are refused before parsing: a real scenario is a few KiB.
 pub const MAX_SCENARIO_BYTES: u64 = 1024 * 1024;

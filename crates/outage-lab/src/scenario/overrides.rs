@@ -11,7 +11,7 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
-use super::located::ScenarioError;
+use outage_lab_engine::located::ScenarioError;
 
 /// One change: a dotted path into the scenario and the YAML value to put there.
 #[derive(Debug, Clone, PartialEq, Eq)]

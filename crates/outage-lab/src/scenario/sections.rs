@@ -21,8 +21,8 @@ use outage_lab_watchdog::{AggregateConfig, LeakConfig};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::located::{Locator, ScenarioError};
 use crate::external_agent::ExternalAgent;
+use outage_lab_engine::located::{Locator, ScenarioError};
 
 /// Largest fleet a scenario may ask for. Each server is two processes; past this the machine,
 /// not the scenario, is the experiment.

@@ -17,10 +17,10 @@ use serde_saphyr::Spanned;
 
 use super::{Step, StepKind, TimelineContext, TimelineStep};
 use crate::checks::{Check, CheckInput, first_few, result};
-use crate::harness::error::HarnessError;
 use crate::harness::fleet::Fleet;
 use crate::plan::ServerPlan;
-use crate::scenario::located::ScenarioError;
+use outage_lab_engine::error::HarnessError;
+use outage_lab_engine::located::ScenarioError;
 
 /// The partial DNS update of the incident.
 #[derive(Debug, Clone, Deserialize)]

@@ -13,10 +13,10 @@ use serde_saphyr::Spanned;
 use super::select::Servers;
 use super::{StepKind, TimelineContext, TimelineStep};
 use crate::checks::{Check, CheckInput, first_few, result};
-use crate::harness::error::HarnessError;
 use crate::harness::fleet::Fleet;
 use crate::names::ProcessName;
-use crate::scenario::located::ScenarioError;
+use outage_lab_engine::error::HarnessError;
+use outage_lab_engine::located::ScenarioError;
 
 /// SIGKILL processes of some storage servers.
 #[derive(Debug, Clone, Deserialize)]

@@ -22,9 +22,9 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use crate::checks::Check;
-use crate::harness::error::HarnessError;
 use crate::harness::fleet::Fleet;
-use crate::scenario::located::{Locator, ScenarioError};
+use outage_lab_engine::error::HarnessError;
+use outage_lab_engine::located::{Locator, ScenarioError};
 
 /// What every step is: a time, a validation, an injection and its checks.
 // Only used through the `Step` enum's static dispatch, never as `dyn`, so the future's `Send`

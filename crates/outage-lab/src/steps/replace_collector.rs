@@ -9,10 +9,10 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::{TimelineContext, TimelineStep};
-use crate::harness::error::HarnessError;
 use crate::harness::fleet::Fleet;
 use crate::names::{Generation, ProcessName};
-use crate::scenario::located::ScenarioError;
+use outage_lab_engine::error::HarnessError;
+use outage_lab_engine::located::ScenarioError;
 
 /// The collector swap of the incident.
 #[derive(Debug, Clone, Deserialize)]

@@ -8,9 +8,9 @@ use serde_saphyr::Spanned;
 
 use super::select::Servers;
 use super::{TimelineContext, TimelineStep};
-use crate::harness::error::HarnessError;
 use crate::harness::fleet::Fleet;
-use crate::scenario::located::ScenarioError;
+use outage_lab_engine::error::HarnessError;
+use outage_lab_engine::located::ScenarioError;
 
 /// Restart agents.
 #[derive(Debug, Clone, Deserialize)]

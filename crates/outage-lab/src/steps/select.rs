@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use crate::plan::{Plan, ServerPlan, server_id};
-use crate::scenario::located::{Locator, ScenarioError};
+use outage_lab_engine::located::{Locator, ScenarioError};
 
 /// A set of storage servers named in a step.
 #[derive(Debug, Clone, PartialEq)]

@@ -9,9 +9,9 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::{TimelineContext, TimelineStep};
-use crate::harness::error::HarnessError;
 use crate::harness::fleet::Fleet;
-use crate::scenario::located::ScenarioError;
+use outage_lab_engine::error::HarnessError;
+use outage_lab_engine::located::ScenarioError;
 
 /// Switch the API's throttling policy.
 #[derive(Debug, Clone, Deserialize)]

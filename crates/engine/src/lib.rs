@@ -1,0 +1,13 @@
+//! The engine of outage-lab: what every incident's run uses and no incident owns. It names no
+//! incident, no role of one and no fault of one (`tests/incident_free.rs` holds it to that);
+//! incidents are packages above it in the crate graph, so Cargo keeps the direction.
+//!
+//! - [`clock`]: the lab clock, which holds while a run is frozen;
+//! - [`ledger`]: what a run started, so a later run reaps what a crashed one left;
+//! - [`located`]: scenario errors with `file:line:column` and the field path;
+//! - [`error`]: a failure of the harness itself (exit code 3).
+
+pub mod clock;
+pub mod error;
+pub mod ledger;
+pub mod located;
