@@ -270,7 +270,9 @@ impl<'a> Driver<'a> {
     pub fn customers_report(&self) -> Option<outage_lab_proto::report::CustomersReport> {
         let scenario = self.fleet.scenario;
         (scenario.customers.active()).then(|| {
-            let policy = throttle_at_end(scenario).policy.name();
+            let policy = crate::steps::throttle::in_force_at_end(scenario)
+                .policy
+                .name();
             let mut report = customers::report(&scenario.customers, policy, &self.customers);
             customers::close_unseen(&mut report, &self.state.volumes.unstuck_at_ms);
             let io = load::lock(&self.load).per_customer.clone();
@@ -464,20 +466,4 @@ impl<'a> Driver<'a> {
             }
         }
     }
-}
-
-/// The API's throttle in force once the whole timeline has played: the scenario's, then each
-/// `throttle` step's, as the fixes change them.
-fn throttle_at_end(
-    scenario: &crate::scenario::Scenario,
-) -> outage_lab_control::api::ThrottleConfig {
-    let initial = scenario.fixes.throttle(scenario.api.throttle);
-    (scenario.timeline.iter().rev())
-        .find_map(|s| match s {
-            crate::steps::Step::Throttle(t) => {
-                Some(scenario.fixes.throttle(t.config(scenario.api.throttle)))
-            }
-            _ => None,
-        })
-        .unwrap_or(initial)
 }

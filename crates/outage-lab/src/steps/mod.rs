@@ -15,7 +15,7 @@ mod kill;
 mod replace_collector;
 mod restart;
 pub mod select;
-mod throttle;
+pub mod throttle;
 
 use outage_lab_proto::HumanDuration;
 use serde::Deserialize;
