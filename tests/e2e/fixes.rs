@@ -248,7 +248,7 @@ fn cache_aware_aggregate_alarm_counts_memory_net_of_the_storage_cache() {
     let aggregate: Vec<(&str, &str)> = (entries.iter())
         .filter_map(|e| match &e.event {
             Event::Alarm {
-                alarm: AlarmKind::Aggregate,
+                alarm: AlarmKind::CacheAwareAggregate,
                 server,
                 detail,
                 ..

@@ -310,7 +310,8 @@ pub struct GridArgs {
     #[arg(long, value_name = "PATH=VALUES", required = true)]
     pub vary: Vec<String>,
     /// The metric to map: stuck_peak, stuck_volume_seconds, error_rate, writes_lost,
-    /// first_leak_alarm_s, first_aggregate_alarm_s, leaking_until_s, bystander_api_success.
+    /// first_leak_alarm_s, first_aggregate_alarm_s (the 2012 alarm), first_cache_aware_alarm_s,
+    /// leaking_until_s, bystander_api_success.
     #[arg(long, default_value = "stuck_peak")]
     pub metric: String,
     /// Set a field in every cell (as for run; repeat for more).

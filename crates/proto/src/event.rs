@@ -78,6 +78,24 @@ pub enum AlarmKind {
     Leak,
     /// The 2012 monitoring: a server's aggregate memory in use above a threshold.
     Aggregate,
+    /// The fixed general monitoring: a server's memory in use net of what its storage cache
+    /// could give back, above a threshold (`cache_aware_aggregate_alarm`). Its own kind, so a
+    /// comparison never puts it in the 2012 alarm's column.
+    CacheAwareAggregate,
+}
+
+impl AlarmKind {
+    /// Every kind, in the order they are declared.
+    pub const ALL: [AlarmKind; 3] = [
+        AlarmKind::Leak,
+        AlarmKind::Aggregate,
+        AlarmKind::CacheAwareAggregate,
+    ];
+
+    /// Whether it judges a whole server (the aggregate alarms), not one process.
+    pub fn per_server(self) -> bool {
+        self != AlarmKind::Leak
+    }
 }
 
 impl fmt::Display for AlarmKind {
@@ -85,6 +103,7 @@ impl fmt::Display for AlarmKind {
         f.write_str(match self {
             AlarmKind::Leak => "leak",
             AlarmKind::Aggregate => "aggregate",
+            AlarmKind::CacheAwareAggregate => "cache_aware_aggregate",
         })
     }
 }

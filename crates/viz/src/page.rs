@@ -135,6 +135,7 @@ svg .fault{{stroke:#444;stroke-dasharray:4 3}}svg .fn{{text-anchor:middle;fill:#
 svg polyline{{fill:none;stroke-width:1.5;stroke-linejoin:round}}\
 svg .stale{{stroke:{stale};stroke-width:2}}svg .fresh{{stroke:{fresh}}}svg .storage{{stroke:{storage}}}\
 svg .leak{{stroke:{leak};stroke-width:2}}svg .aggregate{{stroke:{agg};stroke-width:2}}\
+svg .cache_aware_aggregate{{stroke:{agg};stroke-width:2;stroke-dasharray:3 2}}\
 svg .stuck{{stroke:#8c564b;stroke-width:2}}svg .degraded{{stroke:#bcbd22;stroke-width:2}}svg .err{{stroke:#17becf;stroke-width:2}}\
 svg .rowl{{text-anchor:end;fill:#222}}svg .ans{{fill:#fff;font-size:10px}}{api}",
         stale = hex(colour::STALE_AGENT),
@@ -416,20 +417,25 @@ fn join_ips(addrs: &[IpAddr]) -> String {
 fn alarm_plot(out: &mut String, cx: &Ctx<'_>) {
     let (entries, report, phases, end_ms) = (cx.entries, cx.report, &cx.phases, cx.end_ms);
     let marks = series::alarms(entries, report);
-    let rows: [(&str, AlarmKind, Option<ProcessRole>); 3] = [
+    let mut rows: Vec<(&str, AlarmKind, Option<ProcessRole>)> = vec![
         ("leak: agents", AlarmKind::Leak, Some(ProcessRole::Agent)),
         ("leak: storage", AlarmKind::Leak, Some(ProcessRole::Storage)),
         ("2012 aggregate", AlarmKind::Aggregate, None),
     ];
+    let cache_aware = AlarmKind::CacheAwareAggregate;
+    if marks.iter().any(|m| m.kind == cache_aware) {
+        rows.push(("cache-aware aggregate", cache_aware, None));
+    }
     let row = 24.0;
-    let f = Frame::new(18.0 + 28.0 + row * 3.0, end_ms as f64, 0.0, 3.0);
+    let n_rows = rows.len() as f64;
+    let f = Frame::new(18.0 + 28.0 + row * n_rows, end_ms as f64, 0.0, n_rows);
     f.open(out, "plot alarms", "alarms over time");
     f.phases(out, phases);
     for (i, (label, kind, role)) in rows.iter().enumerate() {
         let y = f.top + row * i as f64;
         let n = marks
             .iter()
-            .filter(|m| m.kind == *kind && (m.kind == AlarmKind::Aggregate || m.role == *role))
+            .filter(|m| m.kind == *kind && (m.kind.per_server() || m.role == *role))
             .count();
         let _ = write!(
             out,
@@ -439,7 +445,7 @@ fn alarm_plot(out: &mut String, cx: &Ctx<'_>) {
         );
         for m in marks
             .iter()
-            .filter(|m| m.kind == *kind && (m.kind == AlarmKind::Aggregate || m.role == *role))
+            .filter(|m| m.kind == *kind && (m.kind.per_server() || m.role == *role))
         {
             let x = f.x(m.t_ms as f64);
             let _ = write!(
@@ -468,12 +474,20 @@ fn alarm_plot(out: &mut String, cx: &Ctx<'_>) {
                     format!("first at {} on {}", secs(m.t_ms), m.server)
                 })
         };
-        let _ = writeln!(
+        let _ = write!(
             out,
-            "<p>Leak alarm: {}. 2012 aggregate alarm: {}.</p>",
+            "<p>Leak alarm: {}. 2012 aggregate alarm: {}.",
             esc(&first(AlarmKind::Leak)),
             esc(&first(AlarmKind::Aggregate))
         );
+        if rows.len() > 3 {
+            let _ = write!(
+                out,
+                " Cache-aware aggregate alarm: {}.",
+                esc(&first(cache_aware))
+            );
+        }
+        out.push_str("</p>\n");
     }
 }
 

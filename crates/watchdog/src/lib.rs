@@ -202,7 +202,9 @@ pub async fn run(
                     if let Event::Alarm { alarm, server, role, pid, detail } = &event {
                         let counter = match alarm {
                             AlarmKind::Leak => &state.leak_alarms,
-                            AlarmKind::Aggregate => &state.aggregate_alarms,
+                            AlarmKind::Aggregate | AlarmKind::CacheAwareAggregate => {
+                                &state.aggregate_alarms
+                            }
                         };
                         counter.fetch_add(1, Ordering::Relaxed);
                         metrics.alarm(*alarm);

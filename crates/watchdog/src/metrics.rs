@@ -53,7 +53,7 @@ impl Metrics {
             alarms.clone(),
         );
         // Both kinds are exported from the start, so a silent alarm reads 0, not "no data".
-        for kind in [AlarmKind::Leak, AlarmKind::Aggregate] {
+        for kind in AlarmKind::ALL {
             drop(alarms.get_or_create(&vec![("kind", kind.to_string())]));
         }
         Self {

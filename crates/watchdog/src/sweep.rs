@@ -214,8 +214,12 @@ impl Sweeper {
                 continue;
             }
             if let Some(detail) = alarm.observe_net(agent.saturating_add(storage), cache, budget) {
+                let kind = match self.aggregate.net_of_cache {
+                    true => AlarmKind::CacheAwareAggregate,
+                    false => AlarmKind::Aggregate,
+                };
                 alarms.push(Event::Alarm {
-                    alarm: AlarmKind::Aggregate,
+                    alarm: kind,
                     server: server.to_owned(),
                     role: None,
                     pid: None,

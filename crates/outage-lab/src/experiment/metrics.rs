@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use outage_lab_proto::report::Report;
-use outage_lab_proto::{Event, JournalEntry, RunPhase};
+use outage_lab_proto::{AlarmKind, Event, JournalEntry, RunPhase};
 use serde::Serialize;
 
 use crate::harness::state::RunState;
@@ -18,6 +18,7 @@ pub const NAMES: &[&str] = &[
     "writes_lost",
     "first_leak_alarm_s",
     "first_aggregate_alarm_s",
+    "first_cache_aware_alarm_s",
     "leaking_until_s",
     "bystander_api_success",
 ];
@@ -36,8 +37,11 @@ pub struct Metrics {
     pub writes_lost: f64,
     /// The first leak alarm.
     pub first_leak_alarm_s: Option<f64>,
-    /// The first 2012 (or cache-aware) aggregate alarm.
+    /// The first 2012 aggregate alarm.
     pub first_aggregate_alarm_s: Option<f64>,
+    /// The first cache-aware aggregate alarm (the `cache_aware_aggregate_alarm` fix's, which
+    /// replaces the 2012 one in a run that has it).
+    pub first_cache_aware_alarm_s: Option<f64>,
     /// The last moment an agent's retained (leaked) memory grew.
     pub leaking_until_s: Option<f64>,
     /// The lowest share of API calls answered among customers with no stuck volume (none for
@@ -55,6 +59,7 @@ impl Metrics {
             "writes_lost" => Some(self.writes_lost),
             "first_leak_alarm_s" => self.first_leak_alarm_s,
             "first_aggregate_alarm_s" => self.first_aggregate_alarm_s,
+            "first_cache_aware_alarm_s" => self.first_cache_aware_alarm_s,
             "leaking_until_s" => self.leaking_until_s,
             "bystander_api_success" => self.bystander_api_success,
             _ => None,
@@ -82,6 +87,7 @@ impl Metrics {
         let origin = state.first_injected_ms().unwrap_or(0);
         let since = |t: u64| t.saturating_sub(origin) as f64 / 1000.0;
         let load = &report.load;
+        let first = |kind| state.first_alarm_ms.get(&kind).copied();
         Self {
             stuck_peak: report.volumes.stuck_peak as f64,
             stuck_volume_seconds: stuck_volume_seconds(&state.volumes.stuck_series, end_ms),
@@ -92,7 +98,8 @@ impl Metrics {
             },
             writes_lost: report.volumes.lost_acknowledged_writes as f64,
             first_leak_alarm_s: state.first_leak_alarm_ms.map(since),
-            first_aggregate_alarm_s: state.first_aggregate_alarm_ms().map(since),
+            first_aggregate_alarm_s: first(AlarmKind::Aggregate).map(since),
+            first_cache_aware_alarm_s: first(AlarmKind::CacheAwareAggregate).map(since),
             leaking_until_s: last_growth(entries).map(since),
             bystander_api_success: (report.customers.iter())
                 .flat_map(|c| &c.accounts)

@@ -140,6 +140,8 @@ pub struct RunState {
     pub fix_actions: Vec<(FixName, u64, String)>,
     /// Any leak alarm on a process the harness does not know (should never happen).
     pub first_leak_alarm_ms: Option<u64>,
+    /// When each kind of alarm first fired, on any server.
+    pub first_alarm_ms: BTreeMap<AlarmKind, u64>,
     /// When the timeline started (the fleet was up).
     pub fleet_up_ms: Option<u64>,
     /// The volumes.
@@ -398,9 +400,12 @@ impl RunState {
         let slot = match (alarm, role) {
             (AlarmKind::Leak, Some(ProcessRole::Agent)) => &mut state.leak_at_ms,
             (AlarmKind::Leak, _) => &mut state.storage_leak_at_ms,
-            (AlarmKind::Aggregate, _) => &mut state.aggregate_at_ms,
+            (AlarmKind::Aggregate | AlarmKind::CacheAwareAggregate, _) => {
+                &mut state.aggregate_at_ms
+            }
         };
         slot.get_or_insert(t);
+        self.first_alarm_ms.entry(alarm).or_insert(t);
         if alarm == AlarmKind::Leak {
             self.first_leak_alarm_ms.get_or_insert(t);
         }
