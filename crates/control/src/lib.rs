@@ -45,7 +45,7 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{Api, ApiConfig, CustomerCalls};
+use crate::api::{Api, ApiCalls, ApiConfig};
 use crate::health::ProbeWindow;
 
 /// How long one role change on a storage server may take.
@@ -332,7 +332,7 @@ struct Snapshot {
     /// (server id, counted as serving I/O).
     servers_healthy: Vec<(String, bool)>,
     /// Each customer's API calls by outcome, and the throttling policy in force.
-    api_calls: BTreeMap<String, CustomerCalls>,
+    api_calls: BTreeMap<String, ApiCalls>,
     api_policy: &'static str,
 }
 

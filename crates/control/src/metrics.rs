@@ -75,7 +75,7 @@ fn register_api(registry: &mut Registry, snap: &Snapshot) {
     let calls = Family::<Vec<(&'static str, String)>, Counter<u64>>::default();
     for (customer, c) in &snap.api_calls {
         for (outcome, n) in [
-            ("served", c.served),
+            ("served", c.ok),
             ("throttled", c.throttled),
             ("overloaded", c.overloaded),
         ] {

@@ -402,14 +402,9 @@ events! {
         customer: String,
         /// Whether any of its volumes has been stuck so far.
         affected: bool,
-        /// Calls answered 2xx in the window.
-        ok: u64,
-        /// Calls refused by the throttle (429) in the window.
-        throttled: u64,
-        /// Calls refused at capacity (503) in the window.
-        overloaded: u64,
-        /// Calls that failed otherwise in the window.
-        failed: u64,
+        /// Its calls in the window, by outcome.
+        #[serde(flatten)]
+        calls: crate::report::ApiCalls,
     },
 
     // --- told by the harness --------------------------------------------------------------

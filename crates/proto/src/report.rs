@@ -60,10 +60,26 @@ pub struct CustomerReport {
     /// Of those, the ones refused, failed or late.
     #[serde(default)]
     pub io_errors: u64,
-    /// Its calls per second of the run, by outcome: `[second, ok, throttled, overloaded, failed]`.
-    pub calls_per_second: Vec<[u64; 5]>,
+    /// Its calls per second of the run, by outcome.
+    pub calls_per_second: Vec<CallsInSecond>,
     /// Every stuck episode of its volumes.
     pub episodes: Vec<RecoveryEpisode>,
+}
+
+/// What became of one call to the control plane's API. The one vocabulary of API calls: the
+/// customers' automation, control's own counts, the `customer_stats` event, report.json and its
+/// per-second series all count by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallOutcome {
+    /// Answered 2xx (control's own count: a worker served it).
+    Ok,
+    /// Refused by the throttling policy (429).
+    Throttled,
+    /// Refused at capacity (503).
+    Overloaded,
+    /// Failed otherwise (other 4xx/5xx, timeouts, connections): the caller's view only.
+    Failed,
 }
 
 /// API calls by outcome.
@@ -80,6 +96,40 @@ pub struct ApiCalls {
 }
 
 impl ApiCalls {
+    /// Counts one call.
+    pub fn count(&mut self, outcome: CallOutcome) {
+        *self.of_mut(outcome) += 1;
+    }
+
+    /// The calls that came to `outcome`.
+    pub fn of(&self, outcome: CallOutcome) -> u64 {
+        match outcome {
+            CallOutcome::Ok => self.ok,
+            CallOutcome::Throttled => self.throttled,
+            CallOutcome::Overloaded => self.overloaded,
+            CallOutcome::Failed => self.failed,
+        }
+    }
+
+    fn of_mut(&mut self, outcome: CallOutcome) -> &mut u64 {
+        match outcome {
+            CallOutcome::Ok => &mut self.ok,
+            CallOutcome::Throttled => &mut self.throttled,
+            CallOutcome::Overloaded => &mut self.overloaded,
+            CallOutcome::Failed => &mut self.failed,
+        }
+    }
+
+    /// The calls since `before` (counts only grow).
+    pub fn since(&self, before: &ApiCalls) -> ApiCalls {
+        ApiCalls {
+            ok: self.ok - before.ok,
+            throttled: self.throttled - before.throttled,
+            overloaded: self.overloaded - before.overloaded,
+            failed: self.failed - before.failed,
+        }
+    }
+
     /// All calls.
     pub fn total(&self) -> u64 {
         self.ok + self.throttled + self.overloaded + self.failed
@@ -100,6 +150,16 @@ impl ApiCalls {
         self.overloaded += other.overloaded;
         self.failed += other.failed;
     }
+}
+
+/// One second of a customer's calls, by outcome.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallsInSecond {
+    /// The second of the run (from the journal's start).
+    pub second: u64,
+    /// Its calls by outcome.
+    #[serde(flatten)]
+    pub calls: ApiCalls,
 }
 
 /// One of a customer's volumes that stopped serving, and how the customer got out of it.

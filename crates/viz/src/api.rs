@@ -30,8 +30,9 @@ pub(crate) fn series(customers: &CustomersReport) -> ApiSeries {
     let mut by_second: BTreeMap<u64, [[u64; 4]; 3]> = BTreeMap::new();
     for account in &customers.accounts {
         let group = if account.affected { 1 } else { 2 };
-        for &[second, ok, throttled, overloaded, failed] in &account.calls_per_second {
-            let counts = [ok, throttled, overloaded, failed];
+        for at in &account.calls_per_second {
+            let c = at.calls;
+            let (second, counts) = (at.second, [c.ok, c.throttled, c.overloaded, c.failed]);
             let slot = by_second.entry(second).or_default();
             for i in 0..4 {
                 slot[0][i] += counts[i];
@@ -141,15 +142,25 @@ pub(crate) fn plots(out: &mut String, customers: &CustomersReport, phases: &Phas
 
 #[cfg(test)]
 mod tests {
-    use outage_lab_proto::report::CustomerReport;
+    use outage_lab_proto::report::{ApiCalls, CallsInSecond, CustomerReport};
 
     use super::*;
 
+    /// An account with `[second, ok, throttled, overloaded, failed]` rows.
     fn account(name: &str, affected: bool, per_second: Vec<[u64; 5]>) -> CustomerReport {
+        let row = |[second, ok, throttled, overloaded, failed]: [u64; 5]| CallsInSecond {
+            second,
+            calls: ApiCalls {
+                ok,
+                throttled,
+                overloaded,
+                failed,
+            },
+        };
         CustomerReport {
             name: name.into(),
             affected,
-            calls_per_second: per_second,
+            calls_per_second: per_second.into_iter().map(row).collect(),
             ..CustomerReport::default()
         }
     }

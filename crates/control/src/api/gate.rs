@@ -115,17 +115,6 @@ impl Bucket {
     }
 }
 
-/// Calls one customer made, by what became of them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CustomerCalls {
-    /// Served (any answer from the workers, success or a 4xx on the request's content).
-    pub served: u64,
-    /// Refused by the throttling policy (429).
-    pub throttled: u64,
-    /// Refused because the API was at capacity (503).
-    pub overloaded: u64,
-}
-
 /// The throttle: the policy in force and its buckets.
 #[derive(Debug)]
 pub struct Gate {

@@ -24,7 +24,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
 
-pub use gate::{CustomerCalls, Policy, ThrottleConfig};
+pub use gate::{Policy, ThrottleConfig};
+pub use outage_lab_proto::report::{ApiCalls, CallOutcome};
 pub(crate) use routes::router;
 
 /// Largest request body the API reads.
@@ -174,7 +175,7 @@ pub(crate) struct Api {
     config: ApiConfig,
     start: Instant,
     gate: Mutex<gate::Gate>,
-    calls: Mutex<BTreeMap<String, CustomerCalls>>,
+    calls: Mutex<BTreeMap<String, ApiCalls>>,
     /// Calls waiting for a worker or being served.
     in_system: AtomicUsize,
     workers: Semaphore,
@@ -226,7 +227,7 @@ impl Api {
     }
 
     /// Each customer's calls so far, by outcome.
-    pub(crate) fn calls(&self) -> BTreeMap<String, CustomerCalls> {
+    pub(crate) fn calls(&self) -> BTreeMap<String, ApiCalls> {
         self.calls
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -242,9 +243,9 @@ impl Api {
             .policy
     }
 
-    fn count(&self, customer: &str, f: impl FnOnce(&mut CustomerCalls)) {
+    fn count(&self, customer: &str, outcome: CallOutcome) {
         let mut calls = self.calls.lock().unwrap_or_else(PoisonError::into_inner);
-        f(calls.entry(customer.to_owned()).or_default());
+        calls.entry(customer.to_owned()).or_default().count(outcome);
     }
 
     fn now(&self) -> Duration {

@@ -19,7 +19,7 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use tokio::sync::oneshot;
 
-use super::{Api, CallError, Command, MAX_BODY_BYTES, ThrottleConfig, VolumeView};
+use super::{Api, CallError, CallOutcome, Command, MAX_BODY_BYTES, ThrottleConfig, VolumeView};
 
 /// `GET /api/volumes?customer=C`, `POST /api/volumes`, `POST /api/volumes/{id}/attach`.
 pub(crate) fn router(api: Arc<Api>) -> Router {
@@ -216,7 +216,7 @@ async fn admitted(api: &Api, customer: &str, serve: impl Future<Output = Respons
         .unwrap_or_else(PoisonError::into_inner)
         .admit(customer, api.now());
     if let Err(wait) = throttled {
-        api.count(customer, |c| c.throttled += 1);
+        api.count(customer, CallOutcome::Throttled);
         let secs = wait.as_secs_f64().ceil().max(1.0);
         let policy = api.policy().name();
         return (
@@ -232,7 +232,7 @@ async fn admitted(api: &Api, customer: &str, serve: impl Future<Output = Respons
     let limit = (api.config.workers + api.config.queue) as usize;
     if api.in_system.fetch_add(1, Ordering::AcqRel) >= limit {
         api.in_system.fetch_sub(1, Ordering::AcqRel);
-        api.count(customer, |c| c.overloaded += 1);
+        api.count(customer, CallOutcome::Overloaded);
         return refuse(
             StatusCode::SERVICE_UNAVAILABLE,
             format!(
@@ -251,7 +251,7 @@ async fn admitted(api: &Api, customer: &str, serve: impl Future<Output = Respons
     };
     tokio::time::sleep(api.config.service_time.get()).await;
     let response = serve.await;
-    api.count(customer, |c| c.served += 1);
+    api.count(customer, CallOutcome::Ok);
     response
 }
 

@@ -15,7 +15,9 @@ use std::time::Duration;
 
 use outage_lab_control::api::VolumeView;
 use outage_lab_proto::Event;
-use outage_lab_proto::report::{ApiCalls, CustomerReport, CustomersReport, RecoveryEpisode};
+use outage_lab_proto::report::{
+    ApiCalls, CallOutcome, CallsInSecond, CustomerReport, CustomersReport, RecoveryEpisode,
+};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tokio::time::Instant;
@@ -32,27 +34,14 @@ const BACKOFF_MAX: Duration = Duration::from_secs(4);
 /// How long a customer waits for one API call.
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// How one API call ended, as the customer saw it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// Answered 2xx.
-    Ok,
-    /// 429: the throttling policy refused it.
-    Throttled,
-    /// 503: the API was at capacity.
-    Overloaded,
-    /// Any other failure (4xx on content, 409 no capacity, timeout, connection).
-    Failed,
-}
-
-impl Outcome {
-    fn of(status: Option<reqwest::StatusCode>) -> Self {
-        match status.map(|s| s.as_u16()) {
-            Some(200..=299) => Outcome::Ok,
-            Some(429) => Outcome::Throttled,
-            Some(503) => Outcome::Overloaded,
-            _ => Outcome::Failed,
-        }
+/// How one API call ended, as the customer saw it: from its HTTP status (none: a timeout or a
+/// failed connection). 4xx on content and 409 (no capacity) are failures like any other.
+fn outcome_of(status: Option<reqwest::StatusCode>) -> CallOutcome {
+    match status.map(|s| s.as_u16()) {
+        Some(200..=299) => CallOutcome::Ok,
+        Some(429) => CallOutcome::Throttled,
+        Some(503) => CallOutcome::Overloaded,
+        _ => CallOutcome::Failed,
     }
 }
 
@@ -61,22 +50,16 @@ impl Outcome {
 pub struct CustomerRecord {
     /// Every API call, by outcome.
     pub calls: ApiCalls,
-    /// Calls per second of the run: second -> counts by outcome (ok, throttled, overloaded,
-    /// failed).
-    pub per_second: BTreeMap<u64, [u64; 4]>,
+    /// Calls per second of the run, by outcome.
+    pub per_second: BTreeMap<u64, ApiCalls>,
     /// Stuck episodes, in order.
     pub episodes: Vec<RecoveryEpisode>,
 }
 
 impl CustomerRecord {
-    fn count(&mut self, outcome: Outcome, second: u64) {
-        match outcome {
-            Outcome::Ok => self.calls.ok += 1,
-            Outcome::Throttled => self.calls.throttled += 1,
-            Outcome::Overloaded => self.calls.overloaded += 1,
-            Outcome::Failed => self.calls.failed += 1,
-        }
-        self.per_second.entry(second).or_default()[outcome as usize] += 1;
+    fn count(&mut self, outcome: CallOutcome, second: u64) {
+        self.calls.count(outcome);
+        self.per_second.entry(second).or_default().count(outcome);
     }
 
     /// The report of account `name`.
@@ -87,7 +70,7 @@ impl CustomerRecord {
             calls: self.calls,
             api_success: self.calls.success(),
             calls_per_second: (self.per_second.iter())
-                .map(|(&s, c)| [s, c[0], c[1], c[2], c[3]])
+                .map(|(&second, &calls)| CallsInSecond { second, calls })
                 .collect(),
             episodes: self.episodes.clone(),
             // Filled from the block load's ledger by the driver.
@@ -140,10 +123,7 @@ pub fn window(ledger: &CustomerLedger, last: &mut BTreeMap<String, ApiCalls>) ->
         out.push(Event::CustomerStats {
             customer: name.clone(),
             affected: !record.episodes.is_empty(),
-            ok: now.ok - before.ok,
-            throttled: now.throttled - before.throttled,
-            overloaded: now.overloaded - before.overloaded,
-            failed: now.failed - before.failed,
+            calls: now.since(&before),
         });
     }
     out
@@ -220,7 +200,7 @@ impl Customer {
         self.clock.now_ms()
     }
 
-    fn record(&self, outcome: Outcome) {
+    fn record(&self, outcome: CallOutcome) {
         let second = self.now_ms() / 1000;
         let mut ledger = self.ledger.lock().unwrap_or_else(PoisonError::into_inner);
         (ledger.entry(self.account.clone()).or_default()).count(outcome, second);
@@ -231,10 +211,10 @@ impl Customer {
         let url = format!("{}/volumes?customer={}", self.base, self.account);
         let answer = self.http.get(url).timeout(CALL_TIMEOUT).send().await;
         let status = answer.as_ref().ok().map(reqwest::Response::status);
-        let outcome = Outcome::of(status);
+        let outcome = outcome_of(status);
         self.record(outcome);
         match (outcome, answer) {
-            (Outcome::Ok, Ok(a)) => a.json().await.ok(),
+            (CallOutcome::Ok, Ok(a)) => a.json().await.ok(),
             _ => None,
         }
     }
@@ -352,7 +332,7 @@ impl Customer {
                 .send()
                 .await;
             let status = answer.as_ref().ok().map(reqwest::Response::status);
-            let outcome = Outcome::of(status);
+            let outcome = outcome_of(status);
             self.record(outcome);
             let retry_after = answer
                 .as_ref()
@@ -360,7 +340,7 @@ impl Customer {
                 .and_then(|a| a.headers().get(reqwest::header::RETRY_AFTER))
                 .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
                 .map(Duration::from_secs);
-            if let (Outcome::Ok, Ok(a)) = (outcome, answer) {
+            if let (CallOutcome::Ok, Ok(a)) = (outcome, answer) {
                 return Some(a.json().await.unwrap_or_default());
             }
             failures = failures.saturating_add(1);
