@@ -219,3 +219,63 @@ fn the_cycle_finder_finds_a_ring_and_ignores_a_chain() {
     assert_eq!(ring.len(), 1);
     assert_eq!(ring[0].len(), 3);
 }
+
+/// Named fields of each braced struct in `text`: `(line, name, fields)`.
+fn struct_fields(text: &str) -> Vec<(usize, String, usize)> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let trimmed = line.trim_start();
+        let decl = ["pub struct ", "pub(crate) struct ", "struct "]
+            .iter()
+            .find_map(|p| trimmed.strip_prefix(p));
+        let Some(decl) = decl.filter(|d| d.trim_end().ends_with('{')) else {
+            continue;
+        };
+        let indent = &line[..line.len() - trimmed.len()];
+        let name: String = decl
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        let field_indent = format!("{indent}    ");
+        let fields = (lines[i + 1..].iter())
+            .take_while(|l| **l != format!("{indent}}}"))
+            .filter(|l| {
+                l.strip_prefix(&field_indent).is_some_and(|f| {
+                    let f = f
+                        .trim_start_matches("pub(crate) ")
+                        .trim_start_matches("pub ");
+                    f.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+                        && f.split_once(':').is_some_and(|(n, _)| !n.contains(' '))
+                })
+            })
+            .count();
+        out.push((i + 1, name, fields));
+    }
+    out
+}
+
+#[test]
+fn no_struct_of_the_engine_has_more_than_12_fields() {
+    let src = repo().join("crates/engine/src");
+    let mut big = Vec::new();
+    for path in modules(&src).values() {
+        let text = std::fs::read_to_string(path).unwrap();
+        for (line, name, n) in struct_fields(&text) {
+            if n > 12 {
+                big.push(format!("{}:{line} {name}: {n} fields", path.display()));
+            }
+        }
+    }
+    assert!(
+        big.is_empty(),
+        "engine structs over 12 fields (split them by job):\n{}",
+        big.join("\n")
+    );
+}
+
+#[test]
+fn the_field_counter_counts_named_fields_of_a_braced_struct() {
+    let text = "/// x\npub struct Driver<'a> {\n    /// doc\n    pub fleet: Fleet<'a>,\n    rx: Rx,\n    pub(crate) state: S,\n}\nstruct Unit;\n";
+    assert_eq!(struct_fields(text), vec![(2, "Driver".to_owned(), 3)]);
+}

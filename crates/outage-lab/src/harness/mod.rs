@@ -15,6 +15,8 @@ pub mod driver;
 pub mod endpoints;
 pub mod fleet;
 pub mod freeze;
+pub mod halt;
+pub mod journal;
 pub mod load;
 pub mod remote;
 pub use remote::Hosts;
@@ -22,6 +24,7 @@ pub mod report;
 pub mod state;
 pub mod stops;
 pub mod supervisor;
+pub mod traffic;
 
 use std::fs::File;
 
@@ -122,13 +125,13 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Outcome, Harnes
     driven?;
     let facts = RunFacts {
         interrupted,
-        memory_abort: driver.memory_abort.clone(),
-        hosts_lost: driver.hosts_lost.clone(),
+        memory_abort: driver.halt.memory_abort.clone(),
+        hosts_lost: driver.halt.hosts_lost.clone(),
         leftovers,
     };
     let expectations = judge(&scenario, &driver, end_ms, &facts);
     let report = write(&scenario, &mut driver, &run_dir, &clock, expectations)?;
-    if let Some(live) = driver.live.take() {
+    if let Some(live) = driver.journal.live.take() {
         live.close(Duration::from_millis(500)).await;
     }
     Ok(Outcome {
@@ -214,7 +217,7 @@ async fn start<'a>(
             ));
         }
         driver.fleet.listed.add_live_view(&live.url);
-        driver.live = Some(live);
+        driver.journal.live = Some(live);
     }
     driver.fleet.sup.emit(Event::RunStarted {
         scenario: scenario.name.clone(),
@@ -332,7 +335,7 @@ fn judge(
         plan: driver.fleet.plan,
         state: &driver.state,
         end_ms,
-        writes: driver.write_check.as_ref(),
+        writes: driver.traffic.write_check.as_ref(),
         customers: customers.as_ref(),
         external_agent: scenario.agent.command.is_some(),
     };
@@ -370,7 +373,7 @@ fn write(
     driver.pump();
     driver.flush_journal()?;
     let (load_total, acknowledged_writes) = {
-        let ledger = load::lock(&driver.load);
+        let ledger = load::lock(&driver.traffic.load);
         (ledger.total(), ledger.acknowledged_writes)
     };
     let report = report::build(
@@ -384,7 +387,11 @@ fn write(
             expectations,
             load: load_total,
             acknowledged_writes,
-            writes: driver.write_check.as_ref().and_then(|c| c.as_ref().ok()),
+            writes: driver
+                .traffic
+                .write_check
+                .as_ref()
+                .and_then(|c| c.as_ref().ok()),
             fixes: crate::fixes::report(
                 &scenario.fixes,
                 crate::fixes::RunContext {
