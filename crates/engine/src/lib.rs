@@ -5,9 +5,15 @@
 //! - [`clock`]: the lab clock, which holds while a run is frozen;
 //! - [`ledger`]: what a run started, so a later run reaps what a crashed one left;
 //! - [`located`]: scenario errors with `file:line:column` and the field path;
-//! - [`error`]: a failure of the harness itself (exit code 3).
+//! - [`error`]: a failure of the harness itself (exit code 3);
+//! - [`checks`]: the verdict rows about the run itself (interrupted, memory, lost hosts,
+//!   leftovers);
+//! - [`terminal`]: what the person watching a run sees (plain lines, and a live line on a
+//!   terminal).
 
+pub mod checks;
 pub mod clock;
 pub mod error;
 pub mod ledger;
 pub mod located;
+pub mod terminal;

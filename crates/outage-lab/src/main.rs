@@ -19,7 +19,6 @@ mod plan;
 mod roles;
 mod scenario;
 mod steps;
-mod terminal;
 mod workshop;
 
 use std::process::ExitCode;
@@ -199,7 +198,7 @@ fn execute(scenario: Scenario, opts: harness::RunOptions) -> ExitCode {
         Err(code) => return code,
     };
     let result = runtime.block_on(harness::run(scenario, opts));
-    terminal::finish();
+    outage_lab_engine::terminal::finish();
     match result {
         Ok(outcome) => {
             println!("\n{}", harness::report::verdict_table(&outcome.report));

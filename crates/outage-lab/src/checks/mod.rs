@@ -72,14 +72,7 @@ impl<'a> Check<'a> {
     }
 }
 
-/// A row of the verdict table.
-pub fn result(name: &str, passed: bool, detail: String) -> ExpectationResult {
-    ExpectationResult {
-        name: name.to_owned(),
-        passed,
-        detail,
-    }
-}
+pub use outage_lab_engine::checks::result;
 
 /// The first `n` problems, and how many more there were.
 pub fn first_few(problems: &[String], n: usize) -> String {

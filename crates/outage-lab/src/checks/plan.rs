@@ -4,9 +4,10 @@ use outage_lab_proto::report::ExpectationResult;
 
 use super::customers;
 use super::expect::{self, Bound, Group};
-use super::run::{self, RunFacts};
+use super::run;
 use super::{Check, CheckInput};
 use crate::scenario::Scenario;
+use outage_lab_engine::checks::RunFacts;
 
 /// Every check a run of `scenario` gets, in the order of the verdict table.
 pub fn planned(scenario: &Scenario) -> Vec<Check<'_>> {
@@ -104,9 +105,9 @@ pub fn judge(
     input: &CheckInput<'_>,
     facts: &RunFacts,
 ) -> Vec<ExpectationResult> {
-    let mut out = run::before(facts, input.end_ms);
+    let mut out = outage_lab_engine::checks::before(facts, input.end_ms);
     out.extend(planned(scenario).iter().map(|c| c.judge(input)));
-    out.extend(run::after(facts));
+    out.extend(outage_lab_engine::checks::after(facts));
     out
 }
 

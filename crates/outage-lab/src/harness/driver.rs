@@ -19,8 +19,8 @@ use crate::containment::MemoryGuard;
 use crate::fixes::action::Action;
 use crate::fixes::runtime::FixRuntime;
 use crate::steps::Step;
-use crate::terminal::say;
 use outage_lab_engine::error::HarnessError;
+use outage_lab_engine::terminal::say;
 
 /// How often the customer load's counters go to the journal.
 const LOAD_STATS_INTERVAL: Duration = Duration::from_secs(1);
@@ -224,7 +224,7 @@ impl<'a> Driver<'a> {
 
     /// The redrawn line on a terminal, and a plain status line every few seconds.
     fn tell_status(&mut self) {
-        crate::terminal::tick(|| self.status_line());
+        outage_lab_engine::terminal::tick(|| self.status_line());
         if self.fleet.sup.now_ms() >= self.next_status_ms {
             self.next_status_ms += STATUS_EVERY_MS;
             say(&self.status_line());
@@ -271,7 +271,7 @@ impl<'a> Driver<'a> {
                 role.map(|r| format!(" ({r})")).unwrap_or_default()
             ));
         }
-        crate::terminal::observe(&entry);
+        outage_lab_engine::terminal::observe(&entry);
         self.fixes.observe(&entry, tokio::time::Instant::now());
         self.state.apply(&entry);
     }

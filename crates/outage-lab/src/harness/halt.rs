@@ -6,7 +6,7 @@ use outage_lab_proto::{Event, JournalEntry};
 
 use super::supervisor::LOST_WITH_HOST;
 use crate::containment::MemoryGuard;
-use crate::terminal::say;
+use outage_lab_engine::terminal::say;
 
 /// The reasons to stop a run early, as they come.
 #[derive(Debug)]

@@ -42,15 +42,15 @@ use self::driver::Driver;
 use self::fleet::{Fleet, STOP_GRACE};
 use self::supervisor::Supervisor;
 use crate::checks::CheckInput;
-use crate::checks::run::RunFacts;
 use crate::containment::MemoryGuard;
 use crate::fixes::action::Action;
 use crate::fixes::agent_memory_limit::limiter::Limiter;
 use crate::plan::{Plan, pick_octet};
 use crate::scenario::Scenario;
 use crate::steps::dns_update;
-use crate::terminal::say;
+use outage_lab_engine::checks::RunFacts;
 use outage_lab_engine::error::HarnessError;
+use outage_lab_engine::terminal::say;
 
 /// How long `run --hosts` waits for every launcher host to register and answer.
 const HOSTS_TIMEOUT: Duration = Duration::from_secs(90);

@@ -11,11 +11,11 @@ use tokio::sync::mpsc;
 
 use super::driver::Driver;
 use crate::names::{Generation, ProcessName};
-use crate::terminal::say;
 use crate::workshop::control::{Asked, Request};
 use crate::workshop::monitors::Panel;
 use crate::workshop::{self, Session, StopView};
 use outage_lab_engine::error::HarnessError;
+use outage_lab_engine::terminal::say;
 
 /// Slow motion runs this much lab time between holds.
 const PACE_SLICE: Duration = Duration::from_secs(1);

@@ -15,7 +15,7 @@ use super::customers::{self, CustomerLedger};
 use super::fleet::Fleet;
 use super::load::{self, LoadLedger, WriteCheck};
 use super::state::RunState;
-use crate::terminal::say;
+use outage_lab_engine::terminal::say;
 
 /// The traffic of one run.
 #[derive(Debug, Default)]

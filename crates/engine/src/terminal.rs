@@ -1,8 +1,8 @@
 //! What the person watching a run sees in the terminal.
 //!
 //! On a terminal: the harness's lines scroll as before, and under them one live line shows the
-//! current phase (or the last fault) and the key numbers (agent memory, alarms, reports, stuck
-//! volumes), redrawn a few times a second. Anywhere else (CI logs, a pipe, `TERM=dumb`): plain
+//! current phase (or the last fault) and the key numbers the incident gives it, redrawn a few
+//! times a second. Anywhere else (CI logs, a pipe, `TERM=dumb`): plain
 //! lines only, the status line every 5 seconds, exactly as before, so logs stay readable.
 //!
 //! No thread is started: the live line is redrawn from the harness's own loop (the harness must

@@ -1,0 +1,59 @@
+//! The rows of the verdict table about the run itself rather than about an incident: they
+//! appear only when the run went wrong (`memory_contained`, `hosts_stayed_up`, `run_completed`
+//! before the planned rows; `no_process_left` after them). And [`result`], how every row is
+//! made.
+
+use outage_lab_proto::report::ExpectationResult;
+
+/// A row of the verdict table.
+pub fn result(name: &str, passed: bool, detail: String) -> ExpectationResult {
+    ExpectationResult {
+        name: name.to_owned(),
+        passed,
+        detail,
+    }
+}
+
+/// How the run itself went, as the harness saw it.
+#[derive(Debug, Default)]
+pub struct RunFacts {
+    /// The signal that cut the run short.
+    pub interrupted: Option<&'static str>,
+    /// Why the memory guard stopped the run.
+    pub memory_abort: Option<String>,
+    /// Which processes were lost with their launcher hosts, when that stopped the run.
+    pub hosts_lost: Option<String>,
+    /// Processes still running after every one was stopped, as `name (pid)`.
+    pub leftovers: Vec<String>,
+}
+
+/// The rows that go before the planned ones: the run did not complete.
+pub fn before(facts: &RunFacts, end_ms: u64) -> Vec<ExpectationResult> {
+    let mut out = Vec::new();
+    if let Some(reason) = &facts.memory_abort {
+        out.push(result("memory_contained", false, reason.clone()));
+    }
+    if let Some(reason) = &facts.hosts_lost {
+        out.push(result("hosts_stayed_up", false, reason.clone()));
+    }
+    if let Some(sig) = facts.interrupted {
+        out.push(result(
+            "run_completed",
+            false,
+            format!("interrupted by {sig} at {end_ms}ms; the timeline did not finish"),
+        ));
+    }
+    out
+}
+
+/// The rows that go after the planned ones: something outlived the run.
+pub fn after(facts: &RunFacts) -> Vec<ExpectationResult> {
+    if facts.leftovers.is_empty() {
+        return Vec::new();
+    }
+    vec![result(
+        "no_process_left",
+        false,
+        format!("still running after stop: {}", facts.leftovers.join(", ")),
+    )]
+}
