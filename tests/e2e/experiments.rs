@@ -2,10 +2,10 @@
 //! CSVs read by a standard CSV reader, and an interrupted experiment leaving nothing behind.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::browser::{browser, finish};
-use crate::support::{Proc, run, wait_until_gone};
+use crate::support::{Proc, poll_until, run, wait_until_gone};
 
 const LIMIT: Duration = Duration::from_secs(240);
 
@@ -208,11 +208,8 @@ fn an_interrupted_compare_stops_every_cell_and_keeps_the_finished_ones() {
     ]);
     // Wait until the first cell has finished (its report is written), then Ctrl-C.
     let first = out.join("cells").join("baseline-seed5").join("report.json");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !first.exists() {
-        assert!(Instant::now() < deadline, "the first cell never finished");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let finished = poll_until(Duration::from_secs(120), || first.exists(), |done| *done);
+    assert!(finished, "the first cell never finished");
     std::thread::sleep(Duration::from_secs(2));
     proc.signal(libc::SIGINT);
     let done = proc.wait(Duration::from_secs(60));

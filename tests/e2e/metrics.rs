@@ -8,11 +8,11 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::support::ScenarioRun;
+use crate::support::{ScenarioRun, poll_until};
 
 /// One entry of `endpoints.json`.
 #[derive(Debug, Deserialize)]
@@ -64,18 +64,9 @@ fn required(role: &str) -> &'static [&'static str] {
 }
 
 fn wait_for_file(path: &Path, limit: Duration) -> String {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Ok(text) = std::fs::read_to_string(path) {
-            return text;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} did not appear within {limit:?}",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let read = || std::fs::read_to_string(path).ok();
+    poll_until(limit, read, Option::is_some)
+        .unwrap_or_else(|| panic!("{} did not appear within {limit:?}", path.display()))
 }
 
 fn get(client: &reqwest::blocking::Client, url: &str) -> String {
@@ -165,15 +156,16 @@ fn every_metrics_endpoint_of_a_run_passes_promtool_and_shows_its_key_metrics() {
         .iter()
         .find(|e| e.role == "watchdog")
         .expect("watchdog listed");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !get(&client, &watchdog.url).contains("stale=\"true\"}") {
-        assert!(
-            Instant::now() < deadline,
-            "no stale=\"true\" resident memory sample within 20s:\n{}",
-            get(&client, &watchdog.url)
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    let sampled = |body: &String| body.contains("stale=\"true\"}");
+    let body = poll_until(
+        Duration::from_secs(20),
+        || get(&client, &watchdog.url),
+        sampled,
+    );
+    assert!(
+        sampled(&body),
+        "no stale=\"true\" resident memory sample within 20s:\n{body}"
+    );
 
     for e in &metrics {
         let body = get(&client, &e.url);
