@@ -6,6 +6,7 @@
 //! - [`ledger`]: what a run started, so a later run reaps what a crashed one left;
 //! - [`located`]: scenario errors with `file:line:column` and the field path;
 //! - [`error`]: a failure of the harness itself (exit code 3);
+//! - [`journal`]: `journal.jsonl` as it is written, and who reads along;
 //! - [`checks`]: the verdict rows about the run itself (interrupted, memory, lost hosts,
 //!   leftovers);
 //! - [`terminal`]: what the person watching a run sees (plain lines, and a live line on a
@@ -14,6 +15,7 @@
 pub mod checks;
 pub mod clock;
 pub mod error;
+pub mod journal;
 pub mod ledger;
 pub mod located;
 pub mod terminal;

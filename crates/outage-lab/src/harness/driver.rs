@@ -10,7 +10,6 @@ use tokio::sync::mpsc;
 
 use super::fleet::Fleet;
 use super::halt::Halt;
-use super::journal::JournalWriter;
 use super::report;
 use super::state::RunState;
 use super::supervisor::Inbound;
@@ -20,6 +19,7 @@ use crate::fixes::action::Action;
 use crate::fixes::runtime::FixRuntime;
 use crate::steps::Step;
 use outage_lab_engine::error::HarnessError;
+use outage_lab_engine::journal::JournalWriter;
 use outage_lab_engine::terminal::say;
 
 /// How often the customer load's counters go to the journal.
@@ -36,8 +36,10 @@ pub struct Driver<'a> {
     /// The processes.
     pub fleet: Fleet<'a>,
     pub(super) rx: mpsc::UnboundedReceiver<Inbound>,
-    /// `journal.jsonl` and the live view.
+    /// `journal.jsonl` and who reads along.
     pub journal: JournalWriter,
+    /// The live view (`run --serve`), reading along.
+    pub live: Option<outage_lab_viz::live::LiveView>,
     /// What happened so far.
     pub state: RunState,
     next_status_ms: u64,
@@ -72,6 +74,7 @@ impl<'a> Driver<'a> {
             fleet,
             rx,
             journal: JournalWriter::new(journal),
+            live: None,
             state,
             next_status_ms: 0,
             halt: Halt::new(guard),

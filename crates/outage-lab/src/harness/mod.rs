@@ -16,7 +16,6 @@ pub mod endpoints;
 pub mod fleet;
 pub mod freeze;
 pub mod halt;
-pub mod journal;
 pub mod load;
 pub mod remote;
 pub use remote::Hosts;
@@ -131,7 +130,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Outcome, Harnes
     };
     let expectations = judge(&scenario, &driver, end_ms, &facts);
     let report = write(&scenario, &mut driver, &run_dir, &clock, expectations)?;
-    if let Some(live) = driver.journal.live.take() {
+    if let Some(live) = driver.live.take() {
         live.close(Duration::from_millis(500)).await;
     }
     Ok(Outcome {
@@ -217,7 +216,9 @@ async fn start<'a>(
             ));
         }
         driver.fleet.listed.add_live_view(&live.url);
-        driver.journal.live = Some(live);
+        let feed = live.feed.clone();
+        (driver.journal).read_along(Box::new(move |entry, line| feed.publish(entry, line)));
+        driver.live = Some(live);
     }
     driver.fleet.sup.emit(Event::RunStarted {
         scenario: scenario.name.clone(),

@@ -1,24 +1,34 @@
 //! The journal as it is written: every entry as one JSON line of `journal.jsonl`, flushed often
-//! enough that `tail -f` follows the run, and handed to the live view (`run --serve`) as it is
-//! written.
+//! enough that `tail -f` follows the run, and handed to whoever reads along (the live view of
+//! `run --serve`) as it is written.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::time::{Duration, Instant};
 
-use outage_lab_engine::error::HarnessError;
 use outage_lab_proto::JournalEntry;
+
+use crate::error::HarnessError;
 
 /// The journal is flushed at least this often, so `tail -f journal.jsonl` follows the run.
 const FLUSH_EVERY: Duration = Duration::from_millis(250);
 
+/// Who reads along: handed every entry and its JSON line as it is written.
+pub type Reader = Box<dyn Fn(&JournalEntry, &str) + Send>;
+
 /// `journal.jsonl` being written, and who reads along.
-#[derive(Debug)]
 pub struct JournalWriter {
     out: BufWriter<File>,
     last_flush: Instant,
-    /// The live view (`run --serve`), fed every entry.
-    pub live: Option<outage_lab_viz::live::LiveView>,
+    readers: Vec<Reader>,
+}
+
+impl std::fmt::Debug for JournalWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JournalWriter")
+            .field("readers", &self.readers.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl JournalWriter {
@@ -27,8 +37,13 @@ impl JournalWriter {
         Self {
             out: BufWriter::new(file),
             last_flush: Instant::now(),
-            live: None,
+            readers: Vec::new(),
         }
+    }
+
+    /// Hands every entry written from now on to `reader` too.
+    pub fn read_along(&mut self, reader: Reader) {
+        self.readers.push(reader);
     }
 
     /// Appends one entry, and flushes it at once when the harness told it (a phase, a fault, a
@@ -37,8 +52,8 @@ impl JournalWriter {
         if let Ok(line) = serde_json::to_string(entry) {
             // A full disk shows up at the final flush, which is checked.
             let _ = writeln!(self.out, "{line}");
-            if let Some(live) = &self.live {
-                live.feed.publish(entry, &line);
+            for reader in &self.readers {
+                reader(entry, &line);
             }
         }
         if self.last_flush.elapsed() >= FLUSH_EVERY || entry.source == "harness" {
