@@ -5,26 +5,35 @@ use std::path::{Path, PathBuf};
 
 use crate::support::repo;
 
-/// A crate's source files by module path (`["harness", "fleet"]` for `harness/fleet.rs`).
-fn modules(src: &Path) -> BTreeMap<Vec<String>, PathBuf> {
-    let mut out = BTreeMap::new();
-    let mut dirs = vec![src.to_path_buf()];
+/// Every `.rs` file under `dir`, at any depth.
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
     while let Some(dir) = dirs.pop() {
         for entry in std::fs::read_dir(&dir).unwrap().flatten() {
             let path = entry.path();
             if path.is_dir() {
                 dirs.push(path);
             } else if path.extension().is_some_and(|e| e == "rs") {
-                let rel = path.strip_prefix(src).unwrap().with_extension("");
-                let mut parts: Vec<String> = (rel.iter())
-                    .map(|p| p.to_string_lossy().into_owned())
-                    .collect();
-                if ["mod", "lib", "main"].contains(&parts.last().unwrap().as_str()) {
-                    parts.pop();
-                }
-                out.insert(parts, path);
+                out.push(path);
             }
         }
+    }
+    out
+}
+
+/// A crate's source files by module path (`["harness", "fleet"]` for `harness/fleet.rs`).
+fn modules(src: &Path) -> BTreeMap<Vec<String>, PathBuf> {
+    let mut out = BTreeMap::new();
+    for path in rust_files(src) {
+        let rel = path.strip_prefix(src).unwrap().with_extension("");
+        let mut parts: Vec<String> = (rel.iter())
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+        if ["mod", "lib", "main"].contains(&parts.last().unwrap().as_str()) {
+            parts.pop();
+        }
+        out.insert(parts, path);
     }
     out
 }
@@ -278,4 +287,150 @@ fn no_struct_of_the_engine_has_more_than_12_fields() {
 fn the_field_counter_counts_named_fields_of_a_braced_struct() {
     let text = "/// x\npub struct Driver<'a> {\n    /// doc\n    pub fleet: Fleet<'a>,\n    rx: Rx,\n    pub(crate) state: S,\n}\nstruct Unit;\n";
     assert_eq!(struct_fields(text), vec![(2, "Driver".to_owned(), 3)]);
+}
+
+/// The longest a function outside tests may be, in lines from its `fn` line to its closing brace.
+const MAX_FN_LINES: usize = 80;
+
+/// The name of the function a line declares (`pub(crate) async fn name(`), if it does: any
+/// visibility, `const`, `async`, `unsafe` or `extern "C"` before `fn`.
+fn fn_name(line: &str) -> Option<&str> {
+    let mut rest = line.trim_start();
+    loop {
+        if let Some(r) = rest.strip_prefix("pub(") {
+            rest = r.split_once(')')?.1.trim_start();
+        } else if let Some(r) = rest.strip_prefix("extern \"") {
+            rest = r.split_once('"')?.1.trim_start();
+        } else if let Some(r) = ["pub ", "const ", "async ", "unsafe ", "default "]
+            .iter()
+            .find_map(|q| rest.strip_prefix(q))
+        {
+            rest = r.trim_start();
+        } else {
+            break;
+        }
+    }
+    let name = rest.strip_prefix("fn ")?.trim_start();
+    let end = (name.find(|c: char| !(c.is_alphanumeric() || c == '_'))).unwrap_or(name.len());
+    (end > 0).then(|| &name[..end])
+}
+
+/// Every function with a body in `code` (free, in an impl or a trait, nested too): its name, the
+/// number of its `fn` line (from 1) and its length in lines, from that line to the line with its
+/// closing brace at the `fn` line's indentation. Relies on rustfmt's layout, which the project
+/// keeps.
+fn fn_lengths(code: &str) -> Vec<(String, usize, usize)> {
+    let lines: Vec<&str> = code.lines().collect();
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let mut out = Vec::new();
+    for (at, line) in lines.iter().enumerate() {
+        let Some(name) = fn_name(line) else { continue };
+        // The signature ends where the body opens: `{` ends a line, or the whole body is on that
+        // line. A `;` first is a declaration (in a trait, or extern), without a body.
+        let Some(open) = (at..lines.len()).find(|&i| {
+            let l = lines[i].trim_end();
+            l.ends_with('{') || l.ends_with(';') || (l.ends_with('}') && l.contains('{'))
+        }) else {
+            continue;
+        };
+        let l = lines[open].trim_end();
+        if l.ends_with(';') {
+            continue;
+        }
+        let close = if l.ends_with('{') {
+            (open + 1..lines.len())
+                .find(|&i| {
+                    indent(lines[i]) == indent(line) && lines[i].trim_start().starts_with('}')
+                })
+                .unwrap_or(lines.len() - 1)
+        } else {
+            open
+        };
+        out.push((name.to_owned(), at + 1, close - at + 1));
+    }
+    out
+}
+
+#[test]
+fn the_line_counter_counts_from_the_fn_line_to_its_closing_brace() {
+    let code = r#"
+pub fn free() {
+    let x = 1;
+}
+
+impl Thing {
+    pub(crate) async fn method<T>(&self, t: T) -> u8
+    where
+        T: Copy,
+    {
+        if true {
+            fn nested() -> u8 { 2 }
+        }
+        nested()
+    }
+
+    const fn one_line() -> u8 { 1 }
+}
+
+trait Shape {
+    fn declared(&self) -> u8;
+    unsafe extern "C" fn provided(
+        &self,
+    ) {
+    }
+}
+"#;
+    let found = fn_lengths(code);
+    let found: Vec<(&str, usize, usize)> = (found.iter())
+        .map(|(name, line, len)| (name.as_str(), *line, *len))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("free", 2, 3),
+            ("method", 7, 9),
+            ("nested", 12, 1),
+            ("one_line", 17, 1),
+            ("provided", 22, 4),
+        ]
+    );
+    assert_eq!(fn_name("    let f = |fn_x| fn_x;"), None);
+    assert_eq!(fn_name("// fn commented() {"), None);
+}
+
+#[test]
+fn no_function_outside_tests_is_longer_than_80_lines() {
+    let repo = repo();
+    let mut long = Vec::new();
+    for entry in std::fs::read_dir(repo.join("crates")).unwrap().flatten() {
+        let src = entry.path().join("src");
+        if !src.is_dir() {
+            continue;
+        }
+        for path in rust_files(&src) {
+            let rel = path.strip_prefix(&src).unwrap();
+            if path.file_name().is_some_and(|n| n == "tests.rs")
+                || rel.iter().any(|p| p == "tests" || p == "benches")
+            {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            let code: Vec<&str> = (text.lines())
+                .take_while(|l| l.trim() != "#[cfg(test)]")
+                .collect();
+            for (name, line, len) in fn_lengths(&code.join("\n")) {
+                if len > MAX_FN_LINES {
+                    let shown = path.strip_prefix(&repo).unwrap_or(&path).display();
+                    long.push(format!("{shown}:{line} {name} ({len} lines)"));
+                }
+            }
+        }
+    }
+    long.sort();
+    assert!(
+        long.is_empty(),
+        "functions longer than {MAX_FN_LINES} lines (split them into functions that each do one \
+         thing):\n{}",
+        long.join("\n")
+    );
 }

@@ -29,6 +29,7 @@ use std::time::Duration;
 use hickory_proto::rr::Name;
 use hickory_server::Server;
 use hickory_server::net::NetError;
+use hickory_server::zone_handler::Catalog;
 use outage_lab_proto::server::HttpServer;
 use outage_lab_proto::{Event, EventSink, HumanDuration, ZONE};
 use serde::{Deserialize, Serialize};
@@ -171,42 +172,22 @@ pub async fn run(
     events: EventSink,
 ) -> Result<(), Error> {
     let records = initial_records(&config.records)?;
-    if config
-        .admin_token
-        .as_ref()
-        .is_some_and(|t| t.trim().is_empty())
-    {
-        return Err(Error::InvalidConfig(
-            "admin_token is empty; omit it to allow loopback clients only".into(),
-        ));
-    }
+    check_admin_token(config.admin_token.as_deref())?;
     let ttl = ttl_secs(config.ttl);
-    let local = |listener: &'static str, result: std::io::Result<SocketAddr>| {
-        result.map_err(|source| Error::LocalAddr { listener, source })
-    };
-    let dns_addr = local("udp", listeners.udp.local_addr())?;
-    let tcp_addr = local("tcp", listeners.tcp.local_addr())?;
-    let admin_addr = local("admin", listeners.admin.local_addr())?;
+    let dns_addr = local_addr("udp", listeners.udp.local_addr())?;
+    let tcp_addr = local_addr("tcp", listeners.tcp.local_addr())?;
+    let admin_addr = local_addr("admin", listeners.admin.local_addr())?;
 
     let zone = Arc::new(zone::Zone::new(&records, ttl));
     let initial_serial = zone.snapshot().await.serial;
     let metrics = Arc::new(metrics::Metrics::new(initial_serial));
-    let mut server = Server::new(metrics::Counting {
-        inner: zone.catalog(),
-        metrics: Arc::clone(&metrics),
-        zone: Arc::clone(&zone),
-    });
-    server.register_socket(listeners.udp);
-    server.register_listener(listeners.tcp, TCP_IDLE_TIMEOUT, TCP_RESPONSE_BUFFER);
-    let mut addrs = BTreeMap::from([
-        ("dns".to_owned(), dns_addr),
-        ("admin".to_owned(), admin_addr),
-    ]);
-    if let Some((udp, tcp)) = listeners.also {
-        addrs.insert("dns_also".to_owned(), local("udp", udp.local_addr())?);
-        server.register_socket(udp);
-        server.register_listener(tcp, TCP_IDLE_TIMEOUT, TCP_RESPONSE_BUFFER);
-    }
+    let (mut server, also_addr) = dns_server(
+        &zone,
+        &metrics,
+        listeners.udp,
+        listeners.tcp,
+        listeners.also,
+    )?;
 
     // Our own token for the admin server: cancelled by the caller's token, and by us if the DNS
     // server fails, without cancelling anything of the caller's.
@@ -216,19 +197,12 @@ pub async fn run(
         events.clone(),
         stop.clone(),
     ));
-    let metrics_routes = metrics.router(Arc::clone(&zone));
-    let app = admin::router(Arc::new(admin::Admin {
+    let mut admin = serve_admin(
+        listeners.admin,
         zone,
-        events: events.clone(),
-        token: config.admin_token.clone(),
-        updates: tokio::sync::Mutex::new(()),
-    }))
-    .merge(metrics_routes);
-    let mut admin = HttpServer::spawn(
-        axum::serve(
-            listeners.admin,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        ),
+        metrics,
+        &events,
+        config.admin_token,
         &stop,
     );
 
@@ -240,19 +214,10 @@ pub async fn run(
     tracing::info!("admin API on http://{admin_addr}");
     events.emit(Event::Ready {
         role: "dns".into(),
-        addrs,
+        addrs: ready_addrs(dns_addr, admin_addr, also_addr),
     });
 
-    // Wait for the shutdown, or for one of the servers to stop on its own (which is a failure:
-    // neither stops before it is asked to).
-    let ended = tokio::select! {
-        // Checked first: the admin server stops gracefully on the same token, and its stop must
-        // not be mistaken for a failure when both are ready at once.
-        biased;
-        () = stop.cancelled() => Ended::Asked,
-        result = server.block_until_done() => Ended::Dns(result),
-        source = admin.stopped_unasked() => Ended::Admin(source),
-    };
+    let ended = first_end(&stop, &mut server, &mut admin).await;
     stop.cancel();
     let outcome = wind_down(ended, server, admin, dns_addr, admin_addr).await;
     // An error is the caller's to report (the binary prints it as its last line).
@@ -260,6 +225,111 @@ pub async fn run(
         tracing::info!("stopped");
     }
     outcome
+}
+
+/// Refuses an admin token that is set but blank: loopback-only admin is asked for by leaving
+/// the token out.
+fn check_admin_token(token: Option<&str>) -> Result<(), Error> {
+    if token.is_some_and(|t| t.trim().is_empty()) {
+        return Err(Error::InvalidConfig(
+            "admin_token is empty; omit it to allow loopback clients only".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// A listener's local address, or [`Error::LocalAddr`] naming the `listener`.
+fn local_addr(
+    listener: &'static str,
+    result: std::io::Result<SocketAddr>,
+) -> Result<SocketAddr, Error> {
+    result.map_err(|source| Error::LocalAddr { listener, source })
+}
+
+/// The DNS server answering from `zone` and counting into `metrics`, with the UDP and TCP
+/// sockets registered, and the second pair too if there is one; returns that pair's UDP address.
+fn dns_server(
+    zone: &Arc<zone::Zone>,
+    metrics: &Arc<metrics::Metrics>,
+    udp: UdpSocket,
+    tcp: TcpListener,
+    also: Option<(UdpSocket, TcpListener)>,
+) -> Result<(Server<metrics::Counting<Catalog>>, Option<SocketAddr>), Error> {
+    let mut server = Server::new(metrics::Counting {
+        inner: zone.catalog(),
+        metrics: Arc::clone(metrics),
+        zone: Arc::clone(zone),
+    });
+    server.register_socket(udp);
+    server.register_listener(tcp, TCP_IDLE_TIMEOUT, TCP_RESPONSE_BUFFER);
+    let mut also_addr = None;
+    if let Some((udp, tcp)) = also {
+        also_addr = Some(local_addr("udp", udp.local_addr())?);
+        server.register_socket(udp);
+        server.register_listener(tcp, TCP_IDLE_TIMEOUT, TCP_RESPONSE_BUFFER);
+    }
+    Ok((server, also_addr))
+}
+
+/// Starts the admin API (records and `/metrics`) on `listener`, stopping when `stop` is
+/// cancelled.
+fn serve_admin(
+    listener: TcpListener,
+    zone: Arc<zone::Zone>,
+    metrics: Arc<metrics::Metrics>,
+    events: &EventSink,
+    token: Option<String>,
+    stop: &CancellationToken,
+) -> HttpServer {
+    let metrics_routes = metrics.router(Arc::clone(&zone));
+    let app = admin::router(Arc::new(admin::Admin {
+        zone,
+        events: events.clone(),
+        token,
+        updates: tokio::sync::Mutex::new(()),
+    }))
+    .merge(metrics_routes);
+    HttpServer::spawn(
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        ),
+        stop,
+    )
+}
+
+/// The addresses [`Event::Ready`] announces: `dns` (UDP), `admin`, and `dns_also` when the zone
+/// is served on a second address.
+fn ready_addrs(
+    dns_addr: SocketAddr,
+    admin_addr: SocketAddr,
+    also_addr: Option<SocketAddr>,
+) -> BTreeMap<String, SocketAddr> {
+    let mut addrs = BTreeMap::from([
+        ("dns".to_owned(), dns_addr),
+        ("admin".to_owned(), admin_addr),
+    ]);
+    if let Some(also_addr) = also_addr {
+        addrs.insert("dns_also".to_owned(), also_addr);
+    }
+    addrs
+}
+
+/// Waits for the shutdown, or for one of the servers to stop on its own (which is a failure:
+/// neither stops before it is asked to), and says which came first.
+async fn first_end<T: hickory_server::server::RequestHandler>(
+    stop: &CancellationToken,
+    server: &mut Server<T>,
+    admin: &mut HttpServer,
+) -> Ended {
+    tokio::select! {
+        // Checked first: the admin server stops gracefully on the same token, and its stop must
+        // not be mistaken for a failure when both are ready at once.
+        biased;
+        () = stop.cancelled() => Ended::Asked,
+        result = server.block_until_done() => Ended::Dns(result),
+        source = admin.stopped_unasked() => Ended::Admin(source),
+    }
 }
 
 /// Why the two servers of [`run`] stop: asked to, or one of them ended on its own (a failure:

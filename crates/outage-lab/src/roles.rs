@@ -39,6 +39,8 @@ enum RoleError {
     Failed(anyhow::Error),
 }
 
+/// Installs the signal handlers and the freeze support every role needs, then runs the role
+/// `command` names until it stops.
 async fn run_async(command: Command) -> Result<(), RoleError> {
     let shutdown = CancellationToken::new();
     stop_on_signals(shutdown.clone()).map_err(RoleError::Failed)?;
@@ -47,79 +49,12 @@ async fn run_async(command: Command) -> Result<(), RoleError> {
     outage_lab_proto::freeze::install();
     let events = EventSink::stdout();
     match command {
-        Command::Dns(args) => {
-            let mut config: outage_lab_dns::Config = load(&args.config)?;
-            config.admin_token = admin_token(config.admin_token, args.admin)?;
-            let (udp, tcp) = bind_dns(args.listen).await.map_err(RoleError::Failed)?;
-            let admin = bind(args.admin).await?;
-            let also = match args.also {
-                Some(addr) => Some(bind_dns(addr).await.map_err(RoleError::Failed)?),
-                None => None,
-            };
-            let listeners = outage_lab_dns::Listeners {
-                udp,
-                tcp,
-                admin,
-                also,
-            };
-            outage_lab_dns::run(config, listeners, shutdown, events)
-                .await
-                .context("dns failed")
-                .map_err(RoleError::Failed)
-        }
-        Command::Collector(args) => {
-            let config: outage_lab_collector::Config = load(&args.config)?;
-            let listeners = outage_lab_collector::Listeners {
-                http: bind(args.listen).await?,
-            };
-            outage_lab_collector::run(config, listeners, shutdown, events)
-                .await
-                .context("collector failed")
-                .map_err(RoleError::Failed)
-        }
-        Command::Agent(args) => {
-            let config: outage_lab_agent::Config = load(&args.config)?;
-            let metrics = match args.metrics {
-                Some(addr) => Some(bind(addr).await?),
-                None => None,
-            };
-            outage_lab_agent::run_with_metrics(config, metrics, shutdown, events)
-                .await
-                .context("agent failed")
-                .map_err(RoleError::Failed)
-        }
-        Command::Storage(args) => {
-            let config: outage_lab_storage::Config = load(&args.config)?;
-            let listeners = outage_lab_storage::Listeners {
-                http: bind(args.listen).await?,
-            };
-            outage_lab_storage::run(config, listeners, shutdown, events)
-                .await
-                .context("storage failed")
-                .map_err(RoleError::Failed)
-        }
-        Command::Watchdog(args) => {
-            let mut config: outage_lab_watchdog::Config = load(&args.config)?;
-            config.admin_token = admin_token(config.admin_token, args.listen)?;
-            let listeners = outage_lab_watchdog::Listeners {
-                admin: bind(args.listen).await?,
-            };
-            outage_lab_watchdog::run(config, listeners, shutdown, events)
-                .await
-                .context("watchdog failed")
-                .map_err(RoleError::Failed)
-        }
-        Command::Control(args) => {
-            let mut config: outage_lab_control::Config = load(&args.config)?;
-            config.admin_token = admin_token(config.admin_token, args.listen)?;
-            let listeners = outage_lab_control::Listeners {
-                http: bind(args.listen).await?,
-            };
-            outage_lab_control::run(config, listeners, shutdown, events)
-                .await
-                .context("control failed")
-                .map_err(RoleError::Failed)
-        }
+        Command::Dns(args) => dns(args, shutdown, events).await,
+        Command::Collector(args) => collector(args, shutdown, events).await,
+        Command::Agent(args) => agent(args, shutdown, events).await,
+        Command::Storage(args) => storage(args, shutdown, events).await,
+        Command::Watchdog(args) => watchdog(args, shutdown, events).await,
+        Command::Control(args) => control(args, shutdown, events).await,
         Command::Host(args) => host(args, shutdown, events).await,
         Command::Run(_)
         | Command::Validate(_)
@@ -129,6 +64,116 @@ async fn run_async(command: Command) -> Result<(), RoleError> {
         | Command::Workshop(_)
         | Command::Ctl(_) => Err(RoleError::Failed(anyhow::anyhow!("not a role command"))),
     }
+}
+
+/// A DNS server: its config and admin token, its DNS sockets (and the second pair, if asked
+/// for) and its admin listener, then serve.
+async fn dns(
+    args: crate::cli::DnsArgs,
+    shutdown: CancellationToken,
+    events: EventSink,
+) -> Result<(), RoleError> {
+    let mut config: outage_lab_dns::Config = load(&args.config)?;
+    config.admin_token = admin_token(config.admin_token, args.admin)?;
+    let (udp, tcp) = bind_dns(args.listen).await.map_err(RoleError::Failed)?;
+    let admin = bind(args.admin).await?;
+    let also = match args.also {
+        Some(addr) => Some(bind_dns(addr).await.map_err(RoleError::Failed)?),
+        None => None,
+    };
+    let listeners = outage_lab_dns::Listeners {
+        udp,
+        tcp,
+        admin,
+        also,
+    };
+    outage_lab_dns::run(config, listeners, shutdown, events)
+        .await
+        .context("dns failed")
+        .map_err(RoleError::Failed)
+}
+
+/// The collector: its config and listener, then serve.
+async fn collector(
+    args: crate::cli::ListenArgs,
+    shutdown: CancellationToken,
+    events: EventSink,
+) -> Result<(), RoleError> {
+    let config: outage_lab_collector::Config = load(&args.config)?;
+    let listeners = outage_lab_collector::Listeners {
+        http: bind(args.listen).await?,
+    };
+    outage_lab_collector::run(config, listeners, shutdown, events)
+        .await
+        .context("collector failed")
+        .map_err(RoleError::Failed)
+}
+
+/// An agent: its config and, if asked for, its metrics listener, then run.
+async fn agent(
+    args: crate::cli::AgentArgs,
+    shutdown: CancellationToken,
+    events: EventSink,
+) -> Result<(), RoleError> {
+    let config: outage_lab_agent::Config = load(&args.config)?;
+    let metrics = match args.metrics {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
+    outage_lab_agent::run_with_metrics(config, metrics, shutdown, events)
+        .await
+        .context("agent failed")
+        .map_err(RoleError::Failed)
+}
+
+/// A storage server: its config and listener, then serve.
+async fn storage(
+    args: crate::cli::ListenArgs,
+    shutdown: CancellationToken,
+    events: EventSink,
+) -> Result<(), RoleError> {
+    let config: outage_lab_storage::Config = load(&args.config)?;
+    let listeners = outage_lab_storage::Listeners {
+        http: bind(args.listen).await?,
+    };
+    outage_lab_storage::run(config, listeners, shutdown, events)
+        .await
+        .context("storage failed")
+        .map_err(RoleError::Failed)
+}
+
+/// The watchdog: its config and admin token, its listener, then serve.
+async fn watchdog(
+    args: crate::cli::ListenArgs,
+    shutdown: CancellationToken,
+    events: EventSink,
+) -> Result<(), RoleError> {
+    let mut config: outage_lab_watchdog::Config = load(&args.config)?;
+    config.admin_token = admin_token(config.admin_token, args.listen)?;
+    let listeners = outage_lab_watchdog::Listeners {
+        admin: bind(args.listen).await?,
+    };
+    outage_lab_watchdog::run(config, listeners, shutdown, events)
+        .await
+        .context("watchdog failed")
+        .map_err(RoleError::Failed)
+}
+
+/// The control plane: its config and admin token, its listener, then serve.
+async fn control(
+    args: crate::cli::ListenArgs,
+    shutdown: CancellationToken,
+    events: EventSink,
+) -> Result<(), RoleError> {
+    let mut config: outage_lab_control::Config = load(&args.config)?;
+    config.admin_token = admin_token(config.admin_token, args.listen)?;
+    let listeners = outage_lab_control::Listeners {
+        http: bind(args.listen).await?,
+    };
+    outage_lab_control::run(config, listeners, shutdown, events)
+        .await
+        .context("control failed")
+        .map_err(RoleError::Failed)
 }
 
 /// The launcher: its token (state directory, secret file or environment), its registration

@@ -257,66 +257,16 @@ pub async fn run(
     events: EventSink,
 ) -> Result<(), Error> {
     config.validate()?;
-    let page = mapping::page_size() as u64;
-    let block_size = config.block_size.bytes();
-    if !block_size.is_multiple_of(page) {
-        return Err(Error::Config(format!(
-            "block_size {} is not a multiple of the page size ({page} bytes)",
-            config.block_size
-        )));
-    }
-    let budget = config.budget.bytes();
-    // validate() checked that the budget fits in usize.
-    let capacity = usize::try_from(budget).unwrap_or(usize::MAX);
-    let cache =
-        BlockCache::new(capacity, block_size as usize).map_err(|source| Error::Reserve {
-            bytes: budget,
-            source,
-        })?;
-
-    let shared = Arc::new(Shared {
-        cache: RwLock::new(cache),
-        block_size,
-        working_set_blocks: config.working_set.bytes().div_ceil(block_size).max(1),
-        miss_penalty: config.miss_penalty.get(),
-        request_deadline: config.request_deadline.get(),
-        disk: Semaphore::new(1),
-        cache_bytes: AtomicU64::new(0),
-        cache_target_bytes: AtomicU64::new(0),
-        agent_rss_bytes: AtomicU64::new(0),
-        hits: AtomicU64::new(0),
-        misses: AtomicU64::new(0),
-        deadline_misses: AtomicU64::new(0),
-        probes: AtomicU64::new(0),
-    });
+    let cache = reserve_cache(&config)?;
+    let shared = Arc::new(shared_state(&config, cache));
     let volumes = Arc::new(volumes::Volumes::new(
         usize::try_from(config.replica_size.bytes()).unwrap_or(usize::MAX),
         config.probe_blocks,
     ));
-    let resizer = Resizer {
-        sizing: Sizing {
-            budget,
-            fill_fraction: config.fill_fraction,
-            block_size,
-        },
-        agent_pid_file: config.agent_pid_file.clone(),
-        agent_tree: config.agent_tree,
-        shared: Arc::clone(&shared),
-    };
+    let resizer = Resizer::new(&config, Arc::clone(&shared));
     resizer.resize_once().await?;
 
-    let addr = listeners.http.local_addr().map_err(Error::LocalAddr)?;
-    let app = metrics::instrument(
-        http::router(Arc::clone(&shared), Arc::clone(&volumes)),
-        &config.server,
-        Arc::clone(&shared),
-    );
-    let mut server = HttpServer::spawn(axum::serve(listeners.http, app), &shutdown);
-    tracing::info!(server = %config.server, "storage listening for HTTP on {addr}");
-    events.emit(Event::Ready {
-        role: "storage".into(),
-        addrs: BTreeMap::from([("http".to_owned(), addr)]),
-    });
+    let mut server = serve_http(&config, listeners, &shutdown, &events, &shared, &volumes)?;
 
     let mut resize_tick = tokio::time::interval(config.resize_interval.get());
     resize_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -330,16 +280,7 @@ pub async fn run(
             () = shutdown.cancelled() => break,
             e = server.stopped_unasked() => return Err(Error::Serve(e)),
             _ = resize_tick.tick() => resizer.resize_once().await?,
-            _ = stats_tick.tick() => {
-                let h = shared.health(volumes.len());
-                events.emit(Event::StorageStats {
-                    server: config.server.clone(),
-                    cache_bytes: h.cache_bytes,
-                    cache_target_bytes: h.cache_target_bytes,
-                    agent_rss_bytes: h.agent_rss_bytes,
-                    degraded: h.degraded,
-                });
-            }
+            _ = stats_tick.tick() => emit_stats(&config.server, &shared, &volumes, &events),
         }
     }
 
@@ -348,6 +289,84 @@ pub async fn run(
     server.drain(DRAIN_TIMEOUT).await.map_err(Error::Serve)?;
     tracing::info!(server = %config.server, "storage stopped");
     Ok(())
+}
+
+/// Checks that a block is whole pages on this machine, then reserves the cache's address space
+/// at the full budget.
+fn reserve_cache(config: &Config) -> Result<BlockCache, Error> {
+    let page = mapping::page_size() as u64;
+    let block_size = config.block_size.bytes();
+    if !block_size.is_multiple_of(page) {
+        return Err(Error::Config(format!(
+            "block_size {} is not a multiple of the page size ({page} bytes)",
+            config.block_size
+        )));
+    }
+    let budget = config.budget.bytes();
+    // validate() checked that the budget fits in usize.
+    let capacity = usize::try_from(budget).unwrap_or(usize::MAX);
+    BlockCache::new(capacity, block_size as usize).map_err(|source| Error::Reserve {
+        bytes: budget,
+        source,
+    })
+}
+
+/// The state the handlers and the resize loop share, around `cache`, with every counter at zero.
+fn shared_state(config: &Config, cache: BlockCache) -> Shared {
+    let block_size = config.block_size.bytes();
+    Shared {
+        cache: RwLock::new(cache),
+        block_size,
+        working_set_blocks: config.working_set.bytes().div_ceil(block_size).max(1),
+        miss_penalty: config.miss_penalty.get(),
+        request_deadline: config.request_deadline.get(),
+        disk: Semaphore::new(1),
+        cache_bytes: AtomicU64::new(0),
+        cache_target_bytes: AtomicU64::new(0),
+        agent_rss_bytes: AtomicU64::new(0),
+        hits: AtomicU64::new(0),
+        misses: AtomicU64::new(0),
+        deadline_misses: AtomicU64::new(0),
+        probes: AtomicU64::new(0),
+    }
+}
+
+/// Starts serving customer I/O on the HTTP listener, logs its real address and emits the one
+/// [`Event::Ready`].
+fn serve_http(
+    config: &Config,
+    listeners: Listeners,
+    shutdown: &CancellationToken,
+    events: &EventSink,
+    shared: &Arc<Shared>,
+    volumes: &Arc<volumes::Volumes>,
+) -> Result<HttpServer, Error> {
+    let addr = listeners.http.local_addr().map_err(Error::LocalAddr)?;
+    let app = metrics::instrument(
+        http::router(Arc::clone(shared), Arc::clone(volumes)),
+        &config.server,
+        Arc::clone(shared),
+    );
+    let server = HttpServer::spawn(axum::serve(listeners.http, app), shutdown);
+    tracing::info!(server = %config.server, "storage listening for HTTP on {addr}");
+    events.emit(Event::Ready {
+        role: "storage".into(),
+        addrs: BTreeMap::from([("http".to_owned(), addr)]),
+    });
+    Ok(server)
+}
+
+/// Emits one [`Event::StorageStats`]: the cache, its target, the agent's memory and whether
+/// the server is degraded, right now.
+fn emit_stats(server: &str, shared: &Shared, volumes: &volumes::Volumes, events: &EventSink) {
+    let h = shared.health(volumes.len());
+    events.emit(Event::StorageStats {
+        server: server.to_owned(),
+        cache_bytes: h.cache_bytes,
+        cache_target_bytes: h.cache_target_bytes,
+        agent_rss_bytes: h.agent_rss_bytes,
+        degraded: h.degraded,
+    });
 }
 
 /// The resize loop's state: reads memory, computes the target, moves the cache.
@@ -359,6 +378,20 @@ struct Resizer {
 }
 
 impl Resizer {
+    /// The resizer for `config`'s budget and agent, moving the cache in `shared`.
+    fn new(config: &Config, shared: Arc<Shared>) -> Self {
+        Self {
+            sizing: Sizing {
+                budget: config.budget.bytes(),
+                fill_fraction: config.fill_fraction,
+                block_size: config.block_size.bytes(),
+            },
+            agent_pid_file: config.agent_pid_file.clone(),
+            agent_tree: config.agent_tree,
+            shared,
+        }
+    }
+
     /// One tick: measure, compute the target, and move the cache there in one step.
     ///
     /// One step, never a gradual ramp: a cache that warmed up over seconds would look, to a

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::net::IpAddr;
 
-use outage_lab_proto::report::{Report, Verdict};
+use outage_lab_proto::report::{LoadReport, Report, Verdict, VolumesReport};
 use outage_lab_proto::{AlarmKind, Event, JournalEntry, ProcessRole};
 
 use crate::series::{self, Group, Phases};
@@ -151,23 +151,11 @@ fn section(out: &mut String, id: &str, title: &str) {
     let _ = writeln!(out, "<h2 id=\"{id}\">{}</h2>", esc(title));
 }
 
+/// The page's heading with the verdict, then one table of what the run was and what happened
+/// in it.
 fn summary(out: &mut String, entries: &[JournalEntry], report: &Report, end_ms: u64) {
     let stale = report.servers.iter().filter(|s| s.stale).count();
-    let _ = write!(
-        out,
-        "<h1>{} <span class=\"{}\">{}</span></h1>\n<table class=\"kv\">",
-        esc(&report.scenario),
-        if report.verdict == Verdict::Pass {
-            "pass"
-        } else {
-            "fail"
-        },
-        verdict_word(report.verdict)
-    );
-    let description = entries.iter().find_map(|e| match &e.event {
-        Event::RunStarted { scenario, .. } => Some(scenario.clone()),
-        _ => None,
-    });
+    summary_heading(out, report);
     let mut rows: Vec<(&str, String)> = vec![
         ("seed", report.seed.to_string()),
         (
@@ -182,11 +170,49 @@ fn summary(out: &mut String, entries: &[JournalEntry], report: &Report, end_ms: 
             format!("{} (journal spans {})", secs(report.wall_ms), secs(end_ms)),
         ),
     ];
-    if description.as_deref() != Some(report.scenario.as_str())
-        && let Some(d) = description
-    {
+    if let Some(d) = journal_scenario(entries, report) {
         rows.push(("journal scenario", d));
     }
+    rows.push(("alarms", alarms_summary(report, stale)));
+    if let Some(volumes) = volumes_summary(&report.volumes) {
+        rows.push(("volumes", volumes));
+    }
+    if let Some(load) = load_summary(&report.load) {
+        rows.push(("customer load", load));
+    }
+    for (k, v) in rows {
+        let _ = write!(out, "<tr><td>{}</td><td>{}</td></tr>", esc(k), esc(&v));
+    }
+    out.push_str("</table>\n");
+}
+
+/// The `<h1>` naming the scenario and its verdict, and the opening of the summary table.
+fn summary_heading(out: &mut String, report: &Report) {
+    let _ = write!(
+        out,
+        "<h1>{} <span class=\"{}\">{}</span></h1>\n<table class=\"kv\">",
+        esc(&report.scenario),
+        if report.verdict == Verdict::Pass {
+            "pass"
+        } else {
+            "fail"
+        },
+        verdict_word(report.verdict)
+    );
+}
+
+/// The scenario the journal says it ran, when that differs from the report's.
+fn journal_scenario(entries: &[JournalEntry], report: &Report) -> Option<String> {
+    let description = entries.iter().find_map(|e| match &e.event {
+        Event::RunStarted { scenario, .. } => Some(scenario.clone()),
+        _ => None,
+    });
+    description.filter(|d| *d != report.scenario)
+}
+
+/// Which servers' alarms went off: the leak alarm on stale and on fresh agents (of `stale`
+/// stale ones), and the 2012 aggregate alarm.
+fn alarms_summary(report: &Report, stale: usize) -> String {
     let leak_stale = report
         .servers
         .iter()
@@ -202,50 +228,43 @@ fn summary(out: &mut String, entries: &[JournalEntry], report: &Report, end_ms: 
         .iter()
         .filter(|s| s.alarms.aggregate_at_ms.is_some())
         .count();
-    rows.push((
-        "alarms",
+    format!(
+        "leak alarm on {leak_stale}/{stale} stale agents and {leak_fresh} fresh ones; 2012 aggregate alarm on {aggregate} servers"
+    )
+}
+
+/// What happened to the volumes, if the run placed any.
+fn volumes_summary(v: &VolumesReport) -> Option<String> {
+    (v.total > 0).then(|| {
         format!(
-            "leak alarm on {leak_stale}/{stale} stale agents and {leak_fresh} fresh ones; 2012 aggregate alarm on {aggregate} servers"
-        ),
-    ));
-    let v = &report.volumes;
-    if v.total > 0 {
-        rows.push((
-            "volumes",
-            format!(
-                "{} placed; at most {} stuck at once{}; {} stuck at the end; {} failovers, {} without capacity; {} acknowledged writes, {} lost",
-                v.total,
-                v.stuck_peak,
-                v.stuck_peak_at_ms
-                    .map(|t| format!(" (at {})", secs(t)))
-                    .unwrap_or_default(),
-                v.stuck_final,
-                v.failovers_attempted,
-                v.failovers_without_capacity,
-                v.acknowledged_writes,
-                v.lost_acknowledged_writes
-            ),
-        ));
-    }
-    let l = &report.load;
-    if l.requests > 0 {
-        rows.push((
-            "customer load",
-            format!(
-                "{} requests, {} ok, {} errors ({:.1}%); p50 {:.1}ms, p99 {:.1}ms",
-                l.requests,
-                l.ok,
-                l.errors,
-                l.errors as f64 * 100.0 / l.requests as f64,
-                l.p50_ms,
-                l.p99_ms
-            ),
-        ));
-    }
-    for (k, v) in rows {
-        let _ = write!(out, "<tr><td>{}</td><td>{}</td></tr>", esc(k), esc(&v));
-    }
-    out.push_str("</table>\n");
+            "{} placed; at most {} stuck at once{}; {} stuck at the end; {} failovers, {} without capacity; {} acknowledged writes, {} lost",
+            v.total,
+            v.stuck_peak,
+            v.stuck_peak_at_ms
+                .map(|t| format!(" (at {})", secs(t)))
+                .unwrap_or_default(),
+            v.stuck_final,
+            v.failovers_attempted,
+            v.failovers_without_capacity,
+            v.acknowledged_writes,
+            v.lost_acknowledged_writes
+        )
+    })
+}
+
+/// How the customers' requests went, if any were made.
+fn load_summary(l: &LoadReport) -> Option<String> {
+    (l.requests > 0).then(|| {
+        format!(
+            "{} requests, {} ok, {} errors ({:.1}%); p50 {:.1}ms, p99 {:.1}ms",
+            l.requests,
+            l.ok,
+            l.errors,
+            l.errors as f64 * 100.0 / l.requests as f64,
+            l.p50_ms,
+            l.p99_ms
+        )
+    })
 }
 
 fn memory_plot(out: &mut String, cx: &Ctx<'_>) {

@@ -30,6 +30,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use outage_lab_proto::server::HttpServer;
+use outage_lab_proto::wire::Target;
 use outage_lab_proto::{AlarmKind, Event, EventSink, HumanDuration};
 use serde::{Deserialize, Serialize};
 use tokio::time::MissedTickBehavior;
@@ -140,22 +141,8 @@ pub async fn run(
     std::fs::metadata("/proc/self/statm").map_err(Error::Proc)?;
     let reader = Arc::new(Mutex::new(statm::StatmReader::new()));
     let state = Arc::new(AdminState::new(config.admin_token.clone()));
-
-    let addr = listeners.admin.local_addr().map_err(Error::LocalAddr)?;
     let metrics = Arc::new(metrics::Metrics::new());
-    let app = admin::router(Arc::clone(&state)).merge(Arc::clone(&metrics).router());
-    let mut server = HttpServer::spawn(
-        axum::serve(
-            listeners.admin,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        ),
-        &shutdown,
-    );
-    tracing::info!("watchdog admin API listening on {addr}");
-    events.emit(Event::Ready {
-        role: "watchdog".into(),
-        addrs: BTreeMap::from([("admin".to_owned(), addr)]),
-    });
+    let mut server = serve_admin(listeners.admin, &state, &metrics, &shutdown, &events)?;
 
     let mut sweeper = Sweeper::new(config.leak.clone(), config.aggregate.clone());
     let launchers = Launchers::new(config.sample_interval.get(), config.admin_token.clone())
@@ -181,14 +168,8 @@ pub async fn run(
             () = shutdown.cancelled() => break,
             e = server.stopped_unasked() => return Err(Error::Serve(e)),
             _ = tick.tick() => {
-                let (version, targets) = state.targets();
-                if version != seen_version {
-                    sweeper.set_targets(&targets);
-                    seen_version = version;
-                }
-                if let Some(caches) = &caches {
-                    sweeper.set_caches(caches::latest(caches));
-                }
+                let targets =
+                    refresh_targets(&state, &mut sweeper, &mut seen_version, caches.as_ref());
                 if targets.is_empty() {
                     continue;
                 }
@@ -196,21 +177,7 @@ pub async fn run(
                 let readings = read(&sweeper, &reader, &launchers).await?;
                 state.sweeps.fetch_add(1, Ordering::Relaxed);
                 for event in sweeper.sweep(&readings, at) {
-                    if let Event::RssSweep { samples } = &event {
-                        metrics.record_sweep(samples, &targets);
-                    }
-                    if let Event::Alarm { alarm, server, role, pid, detail } = &event {
-                        let counter = match alarm {
-                            AlarmKind::Leak => &state.leak_alarms,
-                            AlarmKind::Aggregate | AlarmKind::CacheAwareAggregate => {
-                                &state.aggregate_alarms
-                            }
-                        };
-                        counter.fetch_add(1, Ordering::Relaxed);
-                        metrics.alarm(*alarm);
-                        tracing::warn!(%alarm, %server, ?role, ?pid, "alarm: {detail}");
-                    }
-                    events.emit(event);
+                    publish(event, &targets, &metrics, &state, &events);
                 }
             }
         }
@@ -219,6 +186,82 @@ pub async fn run(
     server.drain(DRAIN_TIMEOUT).await.map_err(Error::Serve)?;
     tracing::info!("watchdog stopped");
     Ok(())
+}
+
+/// Starts the admin API (targets, health and `/metrics`) on `listener`, logs its real address
+/// and emits the one [`Event::Ready`].
+fn serve_admin(
+    listener: tokio::net::TcpListener,
+    state: &Arc<AdminState>,
+    metrics: &Arc<metrics::Metrics>,
+    shutdown: &CancellationToken,
+    events: &EventSink,
+) -> Result<HttpServer, Error> {
+    let addr = listener.local_addr().map_err(Error::LocalAddr)?;
+    let app = admin::router(Arc::clone(state)).merge(Arc::clone(metrics).router());
+    let server = HttpServer::spawn(
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        ),
+        shutdown,
+    );
+    tracing::info!("watchdog admin API listening on {addr}");
+    events.emit(Event::Ready {
+        role: "watchdog".into(),
+        addrs: BTreeMap::from([("admin".to_owned(), addr)]),
+    });
+    Ok(server)
+}
+
+/// The targets the admin API holds now. Hands them to the sweeper when they changed since
+/// `seen_version`, and the storage caches' latest sizes when the aggregate counts net of them.
+fn refresh_targets(
+    state: &AdminState,
+    sweeper: &mut Sweeper,
+    seen_version: &mut u64,
+    caches: Option<&caches::Caches>,
+) -> Vec<Target> {
+    let (version, targets) = state.targets();
+    if version != *seen_version {
+        sweeper.set_targets(&targets);
+        *seen_version = version;
+    }
+    if let Some(caches) = caches {
+        sweeper.set_caches(caches::latest(caches));
+    }
+    targets
+}
+
+/// Sends one of a sweep's events on: a sweep to the metrics, an alarm to the admin counters,
+/// the metrics and the log; then every event to `events`.
+fn publish(
+    event: Event,
+    targets: &[Target],
+    metrics: &metrics::Metrics,
+    state: &AdminState,
+    events: &EventSink,
+) {
+    if let Event::RssSweep { samples } = &event {
+        metrics.record_sweep(samples, targets);
+    }
+    if let Event::Alarm {
+        alarm,
+        server,
+        role,
+        pid,
+        detail,
+    } = &event
+    {
+        let counter = match alarm {
+            AlarmKind::Leak => &state.leak_alarms,
+            AlarmKind::Aggregate | AlarmKind::CacheAwareAggregate => &state.aggregate_alarms,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        metrics.alarm(*alarm);
+        tracing::warn!(%alarm, %server, ?role, ?pid, "alarm: {detail}");
+    }
+    events.emit(event);
 }
 
 /// One sweep's readings: the targets read here from `/proc` (off the async threads), and those

@@ -149,6 +149,19 @@ impl Sweeper {
     /// Judges one sweep's readings taken at `at`: returns one `rss_sweep` event covering the
     /// live targets, followed by any alarms it raised.
     pub(crate) fn sweep(&mut self, readings: &Readings, at: Duration) -> Vec<Event> {
+        let (mut samples, mut alarms) = self.sample_live(readings, at);
+        alarms.extend(self.judge_aggregates(&samples));
+        samples.sort_by(|a, b| (&a.server, a.role, a.pid).cmp(&(&b.server, b.role, b.pid)));
+        let mut events = Vec::with_capacity(1 + alarms.len());
+        events.push(Event::RssSweep { samples });
+        events.extend(alarms);
+        events
+    }
+
+    /// Samples every live watched process `readings` has an answer for and feeds its leak
+    /// detector; marks gone a process that exited or whose pid was reused. Returns the samples
+    /// and the leak alarms raised, both in watched order.
+    fn sample_live(&mut self, readings: &Readings, at: Duration) -> (Vec<RssSample>, Vec<Event>) {
         let mut samples = Vec::new();
         let mut alarms = Vec::new();
         for (k, w) in &mut self.watched {
@@ -186,19 +199,14 @@ impl Sweeper {
                 });
             }
         }
+        (samples, alarms)
+    }
 
-        // Aggregate per server: only when both its agent and its storage were sampled.
-        let mut per_server: BTreeMap<&str, (Option<u64>, Option<u64>, u64)> = BTreeMap::new();
-        for s in &samples {
-            let budget = (self.watched.get(&(s.server.clone(), s.role)))
-                .map_or(0, |w| w.target.budget_bytes);
-            let entry = per_server.entry(&s.server).or_insert((None, None, budget));
-            match s.role {
-                ProcessRole::Agent => entry.0 = Some(s.rss_bytes),
-                ProcessRole::Storage => entry.1 = Some(s.rss_bytes),
-            }
-        }
-        for (server, (agent, storage, budget)) in per_server {
+    /// Feeds each server's aggregate alarm its agent + storage memory, for the servers whose
+    /// agent and storage were both sampled; returns the aggregate alarms raised, by server.
+    fn judge_aggregates(&mut self, samples: &[RssSample]) -> Vec<Event> {
+        let mut alarms = Vec::new();
+        for (server, (agent, storage, budget)) in self.per_server(samples) {
             let (Some(agent), Some(storage)) = (agent, storage) else {
                 continue;
             };
@@ -227,12 +235,26 @@ impl Sweeper {
                 });
             }
         }
+        alarms
+    }
 
-        samples.sort_by(|a, b| (&a.server, a.role, a.pid).cmp(&(&b.server, b.role, b.pid)));
-        let mut events = Vec::with_capacity(1 + alarms.len());
-        events.push(Event::RssSweep { samples });
-        events.extend(alarms);
-        events
+    /// The samples by server: its agent's RSS, its storage's RSS (each if sampled) and its
+    /// memory budget.
+    fn per_server<'s>(
+        &self,
+        samples: &'s [RssSample],
+    ) -> BTreeMap<&'s str, (Option<u64>, Option<u64>, u64)> {
+        let mut per_server: BTreeMap<&str, (Option<u64>, Option<u64>, u64)> = BTreeMap::new();
+        for s in samples {
+            let budget = (self.watched.get(&(s.server.clone(), s.role)))
+                .map_or(0, |w| w.target.budget_bytes);
+            let entry = per_server.entry(&s.server).or_insert((None, None, budget));
+            match s.role {
+                ProcessRole::Agent => entry.0 = Some(s.rss_bytes),
+                ProcessRole::Storage => entry.1 = Some(s.rss_bytes),
+            }
+        }
+        per_server
     }
 }
 

@@ -317,6 +317,7 @@ pub fn agents_grow(
     }
 }
 
+/// The per-process leak alarm fired on no process at all, or on exactly the stale agents.
 pub fn leak_alarm(input: &CheckInput<'_>, which: LeakAlarmExpectation) -> ExpectationResult {
     let fired: Vec<&String> = input
         .state
@@ -332,10 +333,9 @@ pub fn leak_alarm(input: &CheckInput<'_>, which: LeakAlarmExpectation) -> Expect
         .filter(|(_, s)| s.storage_leak_at_ms.is_some())
         .map(|(id, _)| id)
         .collect();
-    let name = "leak_alarm";
     match which {
         LeakAlarmExpectation::None => result(
-            name,
+            "leak_alarm",
             fired.is_empty() && storage.is_empty(),
             format!(
                 "leak alarm fired on {} agents and {} storage processes, expected none{}",
@@ -345,59 +345,71 @@ pub fn leak_alarm(input: &CheckInput<'_>, which: LeakAlarmExpectation) -> Expect
             ),
         ),
         LeakAlarmExpectation::ExactlyStaleAgents => {
-            let stale: Vec<&String> = input.plan.stale_servers().map(|s| &s.id).collect();
-            let missed: Vec<&String> = stale
-                .iter()
-                .copied()
-                .filter(|id| !fired.contains(id))
-                .collect();
-            let false_alarms: Vec<&String> = fired
-                .iter()
-                .copied()
-                .filter(|id| !stale.contains(id))
-                .collect();
-            let passed = !stale.is_empty()
-                && missed.is_empty()
-                && false_alarms.is_empty()
-                && storage.is_empty();
-            let delays: Vec<u64> = stale
-                .iter()
-                .filter_map(|id| input.state.servers.get(*id)?.leak_at_ms)
-                .map(|t| {
-                    t.saturating_sub(input.state.injected_at(StepKind::DnsUpdate).unwrap_or(0))
-                })
-                .collect();
-            let lead = if delays.is_empty() {
+            leak_alarm_on_stale_agents(input, &fired, &storage)
+        }
+    }
+}
+
+/// The leak alarm fired on every stale agent, on no fresh one and on no storage process, given
+/// the servers whose agent (`fired`) and whose storage (`storage`) it fired on.
+fn leak_alarm_on_stale_agents(
+    input: &CheckInput<'_>,
+    fired: &[&String],
+    storage: &[&String],
+) -> ExpectationResult {
+    let stale: Vec<&String> = input.plan.stale_servers().map(|s| &s.id).collect();
+    let missed: Vec<&String> = stale
+        .iter()
+        .copied()
+        .filter(|id| !fired.contains(id))
+        .collect();
+    let false_alarms: Vec<&String> = fired
+        .iter()
+        .copied()
+        .filter(|id| !stale.contains(id))
+        .collect();
+    let passed =
+        !stale.is_empty() && missed.is_empty() && false_alarms.is_empty() && storage.is_empty();
+    let lead = leak_alarm_lead(input, &stale);
+    result(
+        "leak_alarm",
+        passed,
+        format!(
+            "fired on {}/{} stale agents, {} fresh agents, {} storage processes{lead}{}{}",
+            stale.len() - missed.len(),
+            stale.len(),
+            false_alarms.len(),
+            storage.len(),
+            if missed.is_empty() {
                 String::new()
             } else {
-                format!(
-                    "; fired {}-{}ms after the DNS update",
-                    delays.iter().min().unwrap_or(&0),
-                    delays.iter().max().unwrap_or(&0)
-                )
-            };
-            result(
-                name,
-                passed,
-                format!(
-                    "fired on {}/{} stale agents, {} fresh agents, {} storage processes{lead}{}{}",
-                    stale.len() - missed.len(),
-                    stale.len(),
-                    false_alarms.len(),
-                    storage.len(),
-                    if missed.is_empty() {
-                        String::new()
-                    } else {
-                        format!("; missed {}", join(&missed))
-                    },
-                    if false_alarms.is_empty() {
-                        String::new()
-                    } else {
-                        format!("; false alarms on {}", join(&false_alarms))
-                    },
-                ),
-            )
-        }
+                format!("; missed {}", join(&missed))
+            },
+            if false_alarms.is_empty() {
+                String::new()
+            } else {
+                format!("; false alarms on {}", join(&false_alarms))
+            },
+        ),
+    )
+}
+
+/// How long after the DNS update the leak alarm fired on the `stale` agents, shortest to
+/// longest (`; fired A-Bms after the DNS update`); empty when it fired on none.
+fn leak_alarm_lead(input: &CheckInput<'_>, stale: &[&String]) -> String {
+    let delays: Vec<u64> = stale
+        .iter()
+        .filter_map(|id| input.state.servers.get(*id)?.leak_at_ms)
+        .map(|t| t.saturating_sub(input.state.injected_at(StepKind::DnsUpdate).unwrap_or(0)))
+        .collect();
+    if delays.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; fired {}-{}ms after the DNS update",
+            delays.iter().min().unwrap_or(&0),
+            delays.iter().max().unwrap_or(&0)
+        )
     }
 }
 

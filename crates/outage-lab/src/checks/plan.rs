@@ -7,6 +7,7 @@ use super::expect::{self, Bound, Group};
 use super::run;
 use super::{Check, CheckInput};
 use crate::scenario::Scenario;
+use crate::scenario::expect::Expectations;
 use outage_lab_engine::checks::RunFacts;
 
 /// Every check a run of `scenario` gets, in the order of the verdict table.
@@ -15,12 +16,48 @@ pub fn planned(scenario: &Scenario) -> Vec<Check<'_>> {
     for step in &scenario.timeline {
         out.extend(step.checks());
     }
-    let e = &scenario.expect;
+    out.extend(memory_checks(&scenario.expect));
+    if scenario.load.runs() {
+        out.push(Check::new(
+            "acknowledged_writes_read_back",
+            expect::acknowledged_writes_read_back,
+        ));
+    }
+    out.extend(volume_checks(&scenario.expect));
+    out.extend(customer_checks(&scenario.expect));
+    out
+}
+
+/// The checks on the agents' memory and the alarms watching it that `e` asks for: the stale
+/// share, growth, the two alarms, recovery.
+fn memory_checks(e: &Expectations) -> Vec<Check<'_>> {
+    let mut out = Vec::new();
     if let Some(share) = &e.stale_share {
         out.push(Check::new("stale_share", move |i| {
             expect::stale_share(i, share.value)
         }));
     }
+    out.extend(growth_checks(e));
+    if let Some(which) = e.leak_alarm {
+        out.push(Check::new("leak_alarm", move |i| {
+            expect::leak_alarm(i, which)
+        }));
+    }
+    if let Some(rule) = e.aggregate_alarm {
+        out.push(Check::new("aggregate_alarm", move |i| {
+            expect::aggregate_alarm(i, rule)
+        }));
+    }
+    if let Some(within) = e.memory_recovers_within {
+        out.push(Check::new("memory_recovers_within", move |i| {
+            expect::memory_recovers(i, within)
+        }));
+    }
+    out
+}
+
+/// The bounds `e` sets on how much stale and fresh agents grow, one check each.
+fn growth_checks(e: &Expectations) -> Vec<Check<'static>> {
     let growth = [
         (
             "stale_agents_grow_at_least",
@@ -38,6 +75,7 @@ pub fn planned(scenario: &Scenario) -> Vec<Check<'_>> {
             e.fresh_agents_grow_at_most.map(Bound::AtMost),
         ),
     ];
+    let mut out = Vec::new();
     for (name, group, bound) in growth {
         if let Some(bound) = bound {
             out.push(Check::new(name, move |i| {
@@ -45,27 +83,12 @@ pub fn planned(scenario: &Scenario) -> Vec<Check<'_>> {
             }));
         }
     }
-    if let Some(which) = e.leak_alarm {
-        out.push(Check::new("leak_alarm", move |i| {
-            expect::leak_alarm(i, which)
-        }));
-    }
-    if let Some(rule) = e.aggregate_alarm {
-        out.push(Check::new("aggregate_alarm", move |i| {
-            expect::aggregate_alarm(i, rule)
-        }));
-    }
-    if let Some(within) = e.memory_recovers_within {
-        out.push(Check::new("memory_recovers_within", move |i| {
-            expect::memory_recovers(i, within)
-        }));
-    }
-    if scenario.load.runs() {
-        out.push(Check::new(
-            "acknowledged_writes_read_back",
-            expect::acknowledged_writes_read_back,
-        ));
-    }
+    out
+}
+
+/// The checks on volumes that `e` asks for: how many get stuck, failover's capacity, recovery.
+fn volume_checks(e: &Expectations) -> Vec<Check<'_>> {
+    let mut out = Vec::new();
     if let Some(rule) = e.stuck_volumes {
         out.push(Check::new("stuck_volumes", move |i| {
             expect::stuck_volumes(i, rule)
@@ -81,6 +104,12 @@ pub fn planned(scenario: &Scenario) -> Vec<Check<'_>> {
             expect::volumes_recover(i, within.value.get())
         }));
     }
+    out
+}
+
+/// The checks on customers and the control plane's API that `e` asks for.
+fn customer_checks(e: &Expectations) -> Vec<Check<'_>> {
+    let mut out = Vec::new();
     if let Some(least) = &e.bystander_api_success_at_least {
         out.push(Check::new("bystander_api_success_at_least", move |i| {
             customers::bystander_api_success(i, least.value.0)

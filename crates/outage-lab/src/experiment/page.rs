@@ -146,63 +146,42 @@ pub fn grid(exp: &Experiment, axes: &[Axis], metric: &str, points: &[Point]) -> 
     out
 }
 
+/// A heat map cell's width, px.
+const CELL_W: f64 = 120.0;
+/// A heat map cell's height, px.
+const CELL_H: f64 = 48.0;
+/// Where the heat map's cells start, px from its top (the axis titles and values are above).
+const CELLS_TOP: f64 = 64.0;
+/// The width of one character of an axis value, px, roughly.
+const CHAR_W: f64 = 7.0;
+
 /// The map's SVG: the last axis across, the first down (one row for a single axis).
 fn heat_map(out: &mut String, axes: &[Axis], metric: &str, points: &[Point]) {
-    const CELL_W: f64 = 120.0;
-    const CELL_H: f64 = 48.0;
-    const TOP: f64 = 64.0;
-    const CHAR_W: f64 = 7.0;
     let two = axes.len() == 2;
-    let (cols, rows) = match axes {
-        [down, across] => (across.values.len(), down.values.len()),
-        _ => (axes.first().map_or(0, |a| a.values.len()), 1),
-    };
-    let longest = if two {
-        axes[0]
-            .values
-            .iter()
-            .map(|v| v.chars().count())
-            .max()
-            .unwrap_or(0)
-    } else {
-        0
-    };
-    let left = (CHAR_W * longest as f64 + 16.0).max(110.0);
+    let (cols, rows, left) = heat_grid(axes);
     let top = (points.iter())
         .filter_map(|p| p.summary.map(|s| s.median))
         .fold(0.0_f64, f64::max);
     let (w, h) = (
         left + CELL_W * cols as f64 + 10.0,
-        TOP + CELL_H * rows as f64 + 10.0,
+        CELLS_TOP + CELL_H * rows as f64 + 10.0,
     );
     let _ = write!(
         out,
         "<svg class=\"heatmap\" width=\"{w}\" height=\"{h}\" role=\"img\" aria-label=\"{}\">",
         esc(metric)
     );
-    let across = axes.last().map_or("", |a| a.path.as_str());
-    let _ = write!(
-        out,
-        "<text x=\"{left}\" y=\"18\">{} &#8594;</text>",
-        esc(across)
-    );
-    if two {
-        let _ = write!(
-            out,
-            "<text x=\"0\" y=\"38\">{} &#8595;</text>",
-            esc(&axes[0].path)
-        );
-    }
+    axis_titles(out, axes, left);
     for (i, p) in points.iter().enumerate() {
         let (row, col) = (i / cols.max(1), i % cols.max(1));
-        let (x, y) = (left + CELL_W * col as f64, TOP + CELL_H * row as f64);
+        let (x, y) = (left + CELL_W * col as f64, CELLS_TOP + CELL_H * row as f64);
         if row == 0 {
             let value = p.values.last().map_or("", String::as_str);
             let _ = write!(
                 out,
                 "<text x=\"{:.0}\" y=\"{:.0}\">{}</text>",
                 x + 4.0,
-                TOP - 8.0,
+                CELLS_TOP - 8.0,
                 esc(value)
             );
         }
@@ -214,29 +193,74 @@ fn heat_map(out: &mut String, axes: &[Axis], metric: &str, points: &[Point]) {
                 esc(&p.values[0])
             );
         }
-        let (fill, label) = match p.summary {
-            Some(s) => (
-                heat(if top > 0.0 { s.median / top } else { 0.0 }),
-                format!(
-                    "{} ({}..{})",
-                    metrics::show(metric, s.median),
-                    metrics::show(metric, s.min),
-                    metrics::show(metric, s.max)
-                ),
-            ),
-            None => ("#eee".to_owned(), "no value".to_owned()),
-        };
-        let _ = write!(
-            out,
-            "<rect class=\"cell\" x=\"{x:.0}\" y=\"{y:.0}\" width=\"{CELL_W}\" height=\"{CELL_H}\" fill=\"{fill}\" stroke=\"#fff\"><title>{}: {}</title></rect><text x=\"{:.0}\" y=\"{:.0}\">{}</text>",
-            esc(&p.values.join(" x ")),
-            esc(&label),
-            x + 6.0,
-            y + 28.0,
-            esc(&label)
-        );
+        heat_cell(out, p, metric, top, (x, y));
     }
     out.push_str("</svg>\n");
+}
+
+/// The heat map's columns and rows of cells, and the x where the cells start: past the longest
+/// value of the axis down, if there are two axes.
+fn heat_grid(axes: &[Axis]) -> (usize, usize, f64) {
+    let (cols, rows) = match axes {
+        [down, across] => (across.values.len(), down.values.len()),
+        _ => (axes.first().map_or(0, |a| a.values.len()), 1),
+    };
+    let longest = if axes.len() == 2 {
+        axes[0]
+            .values
+            .iter()
+            .map(|v| v.chars().count())
+            .max()
+            .unwrap_or(0)
+    } else {
+        0
+    };
+    let left = (CHAR_W * longest as f64 + 16.0).max(110.0);
+    (cols, rows, left)
+}
+
+/// The names of the axis across, above the cells from `left`, and of the axis down, if any, at
+/// the left edge.
+fn axis_titles(out: &mut String, axes: &[Axis], left: f64) {
+    let across = axes.last().map_or("", |a| a.path.as_str());
+    let _ = write!(
+        out,
+        "<text x=\"{left}\" y=\"18\">{} &#8594;</text>",
+        esc(across)
+    );
+    if axes.len() == 2 {
+        let _ = write!(
+            out,
+            "<text x=\"0\" y=\"38\">{} &#8595;</text>",
+            esc(&axes[0].path)
+        );
+    }
+}
+
+/// One point's cell at `(x, y)`: coloured by its median's share of `top`, the largest median,
+/// and labelled with the median and its range (or `no value`).
+fn heat_cell(out: &mut String, p: &Point, metric: &str, top: f64, (x, y): (f64, f64)) {
+    let (fill, label) = match p.summary {
+        Some(s) => (
+            heat(if top > 0.0 { s.median / top } else { 0.0 }),
+            format!(
+                "{} ({}..{})",
+                metrics::show(metric, s.median),
+                metrics::show(metric, s.min),
+                metrics::show(metric, s.max)
+            ),
+        ),
+        None => ("#eee".to_owned(), "no value".to_owned()),
+    };
+    let _ = write!(
+        out,
+        "<rect class=\"cell\" x=\"{x:.0}\" y=\"{y:.0}\" width=\"{CELL_W}\" height=\"{CELL_H}\" fill=\"{fill}\" stroke=\"#fff\"><title>{}: {}</title></rect><text x=\"{:.0}\" y=\"{:.0}\">{}</text>",
+        esc(&p.values.join(" x ")),
+        esc(&label),
+        x + 6.0,
+        y + 28.0,
+        esc(&label)
+    );
 }
 
 /// Pale yellow (0) to dark red (1).

@@ -146,56 +146,7 @@ pub async fn run(
         credit += per_tick;
         while credit >= 1.0 {
             credit -= 1.0;
-            let v = &map[rng.random_range(0..map.len())];
-            let block = rng.random_range(0..v.blocks.max(1));
-            let key = (v.id.clone(), block);
-            let read = rng.random_bool(config.read_fraction.clamp(0.0, 1.0));
-            let Ok(permit) = Arc::clone(&in_flight).try_acquire_owned() else {
-                // Saturated: the customer gives up on this one.
-                let mut l = lock(&ledger);
-                l.requests += 1;
-                l.errors += 1;
-                continue;
-            };
-            let write_value = {
-                let mut l = lock(&ledger);
-                if read || l.writing.contains(&key) {
-                    None
-                } else {
-                    let next = l.next_value.entry(key.clone()).or_insert(0);
-                    *next += 1;
-                    let value = *next;
-                    l.writing.insert(key.clone());
-                    Some(value)
-                }
-            };
-            let target = v.primary.as_ref().map(|(_, addr)| *addr);
-            let owner = v.owner.clone();
-            let http = http.clone();
-            let ledger = Arc::clone(&ledger);
-            let timeout = config.request_timeout;
-            let clock = config.clock.clone();
-            tokio::spawn(async move {
-                let started = Instant::now();
-                let freezes = clock.freezes();
-                let ok = match target {
-                    // A volume no replica serves: the customer's I/O is refused at once.
-                    None => false,
-                    Some(addr) => one_request(&http, addr, &key, write_value, timeout).await,
-                };
-                let ms = started.elapsed().as_secs_f64() * 1000.0;
-                let mut l = lock(&ledger);
-                if !ok && clock.freezes() != freezes {
-                    // The storage server was frozen under it (a workshop stop): not the
-                    // customer's error. A write not acknowledged is simply not counted.
-                    if write_value.is_some() {
-                        l.writing.remove(&key);
-                    }
-                } else {
-                    l.settle(key, write_value, owner, ok, ms);
-                }
-                drop(permit);
-            });
+            send_one(&mut rng, &map, &config, &http, &ledger, &in_flight);
         }
     }
     // Let requests in flight finish: their outcome decides what was acknowledged.
@@ -206,7 +157,112 @@ pub async fn run(
     .await;
 }
 
+/// Picks one request with `rng` (a volume of `map`, a block, a read or a write) and sends it
+/// in a task of its own; gives up on it when too many are in flight already.
+fn send_one(
+    rng: &mut ChaCha8Rng,
+    map: &[VolumeInfo],
+    config: &LoadConfig,
+    http: &reqwest::Client,
+    ledger: &Arc<Mutex<LoadLedger>>,
+    in_flight: &Arc<tokio::sync::Semaphore>,
+) {
+    let v = &map[rng.random_range(0..map.len())];
+    let block = rng.random_range(0..v.blocks.max(1));
+    let key = (v.id.clone(), block);
+    let read = rng.random_bool(config.read_fraction.clamp(0.0, 1.0));
+    let Ok(permit) = Arc::clone(in_flight).try_acquire_owned() else {
+        // Saturated: the customer gives up on this one.
+        lock(ledger).give_up();
+        return;
+    };
+    let write_value = if read {
+        None
+    } else {
+        lock(ledger).start_write(&key)
+    };
+    let request = Request {
+        key,
+        write_value,
+        target: v.primary.as_ref().map(|(_, addr)| *addr),
+        owner: v.owner.clone(),
+    };
+    tokio::spawn(send_and_settle(
+        request,
+        http.clone(),
+        Arc::clone(ledger),
+        config.request_timeout,
+        config.clock.clone(),
+        permit,
+    ));
+}
+
+/// One customer request, chosen: the block, the value it writes (none for a read or a block
+/// already being written), the primary serving its volume and the volume's owner.
+struct Request {
+    key: BlockKey,
+    write_value: Option<u64>,
+    target: Option<std::net::SocketAddr>,
+    owner: Option<String>,
+}
+
+/// Sends `request`, then counts its outcome in `ledger` and lets go of its in-flight `permit`.
+/// A request that failed while the lab was frozen under it is not counted.
+async fn send_and_settle(
+    request: Request,
+    http: reqwest::Client,
+    ledger: Arc<Mutex<LoadLedger>>,
+    timeout: Duration,
+    clock: outage_lab_engine::clock::LabClock,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) {
+    let Request {
+        key,
+        write_value,
+        target,
+        owner,
+    } = request;
+    let started = Instant::now();
+    let freezes = clock.freezes();
+    let ok = match target {
+        // A volume no replica serves: the customer's I/O is refused at once.
+        None => false,
+        Some(addr) => one_request(&http, addr, &key, write_value, timeout).await,
+    };
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let mut l = lock(&ledger);
+    if !ok && clock.freezes() != freezes {
+        // The storage server was frozen under it (a workshop stop): not the
+        // customer's error. A write not acknowledged is simply not counted.
+        if write_value.is_some() {
+            l.writing.remove(&key);
+        }
+    } else {
+        l.settle(key, write_value, owner, ok, ms);
+    }
+    drop(permit);
+}
+
 impl LoadLedger {
+    /// Counts a request the customer gave up on before sending: too many were in flight.
+    fn give_up(&mut self) {
+        self.requests += 1;
+        self.errors += 1;
+    }
+
+    /// The value a new write to `key` carries, with the block marked as being written; `None`
+    /// while an earlier write to it is still in flight.
+    fn start_write(&mut self, key: &BlockKey) -> Option<u64> {
+        if self.writing.contains(key) {
+            return None;
+        }
+        let next = self.next_value.entry(key.clone()).or_insert(0);
+        *next += 1;
+        let value = *next;
+        self.writing.insert(key.clone());
+        Some(value)
+    }
+
     /// Counts one finished request (`ms` long) on `key`, by `owner`; a write of `write_value`
     /// that succeeded is acknowledged.
     fn settle(
