@@ -535,4 +535,40 @@ expect:
         let results = f.check();
         assert!(!verdict(&results, "memory_recovers_within"));
     }
+
+    /// The book's reference table has a row for every check a shipped scenario plans, as it has
+    /// one for every step and fix.
+    #[test]
+    fn the_scenarios_chapter_has_a_table_row_for_every_planned_check() {
+        let chapter = include_str!("../../../../docs/src/scenarios.md");
+        let first_cells: BTreeSet<&str> = (chapter.lines())
+            .filter_map(|line| line.split('|').nth(1))
+            .map(str::trim)
+            .collect();
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/scenarios");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(dir)
+            .expect("fixtures/scenarios")
+            .flatten()
+        {
+            let path = entry.path();
+            if path.extension().is_none_or(|e| e != "yaml") {
+                continue;
+            }
+            let scenario = Scenario::load(&path, &[]).expect("a shipped scenario loads");
+            for check in planned(&scenario) {
+                seen += 1;
+                let cell = format!("`{}`", check.name);
+                assert!(
+                    first_cells.contains(cell.as_str()),
+                    "docs/src/scenarios.md has no table row for the check {cell} ({})",
+                    path.display()
+                );
+            }
+        }
+        assert!(
+            seen > 20,
+            "only {seen} checks planned by the shipped scenarios"
+        );
+    }
 }
