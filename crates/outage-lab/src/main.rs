@@ -85,7 +85,7 @@ fn settings(args: &RunSettings) -> Result<Vec<Setting>, String> {
         out.push(Setting::parse(arg).map_err(|e| format!("--set {e}"))?);
     }
     for name in &args.fix {
-        out.push(Setting::fix(name, fixes::FixName::NAMES)?);
+        out.push(Setting::fix(name, fixes::FixName::NAMES).map_err(|e| e.to_string())?);
     }
     out.extend(args.servers.map(Setting::servers));
     Ok(out)

@@ -233,7 +233,9 @@ pub fn command(args: &crate::cli::CompareArgs, exe: &Path) -> Result<u8, (u8, St
     };
     let mut per_variant = vec![Vec::new()];
     for f in &fixes {
-        per_variant.push(vec![Setting::fix(f, known).map_err(bad)?]);
+        per_variant.push(vec![
+            Setting::fix(f, known).map_err(|e| bad(e.to_string()))?,
+        ]);
     }
     let expects: Vec<Expect> = (args.expect.iter().map(|e| Expect::parse(e)))
         .collect::<Result<_, _>>()

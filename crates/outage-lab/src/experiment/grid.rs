@@ -245,14 +245,17 @@ pub fn command(args: &crate::cli::GridArgs, exe: &Path) -> Result<u8, (u8, Strin
         base.extend(["--set".to_owned(), s.clone()]);
     }
     for f in &args.fix {
-        base_settings.push(Setting::fix(f, crate::fixes::FixName::NAMES).map_err(bad)?);
+        base_settings
+            .push(Setting::fix(f, crate::fixes::FixName::NAMES).map_err(|e| bad(e.to_string()))?);
         base.extend(["--fix".to_owned(), f.clone()]);
     }
     let per_point: Vec<Vec<Setting>> = (points(&axes).iter())
         .map(|p| {
             let mut settings = base_settings.clone();
             for (a, v) in axes.iter().zip(p) {
-                settings.push(Setting::parse(&format!("{}={v}", a.path)).map_err(bad)?);
+                settings.push(
+                    Setting::parse(&format!("{}={v}", a.path)).map_err(|e| bad(e.to_string()))?,
+                );
             }
             Ok(settings)
         })
