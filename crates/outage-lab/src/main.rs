@@ -157,7 +157,7 @@ fn options(
     };
     let memory_limit = match containment::check(scenario, settings.memory_limit) {
         Ok(_) => containment::limit(settings.memory_limit)
-            .map(|(l, _)| l)
+            .map(|l| l.bytes)
             .unwrap_or(u64::MAX),
         Err(e) => return Err(refuse(e.to_string())),
     };

@@ -59,11 +59,12 @@ impl Experiment {
             worst = worst.max(containment::worst_case(&s).total());
             base.get_or_insert(s.seed);
         }
-        let (limit, why) = containment::limit(memory_limit)?;
+        let containment::Limit { bytes: limit, from } =
+            containment::limit(memory_limit).map_err(|e| e.to_string())?;
         let fit = usize::try_from(limit / worst.max(1)).unwrap_or(usize::MAX);
         if fit == 0 {
             return Err(format!(
-                "one cell's worst case ({}) is over the memory limit ({}, {why}); lower the fleet or raise --memory-limit knowingly",
+                "one cell's worst case ({}) is over the memory limit ({}, {from}); lower the fleet or raise --memory-limit knowingly",
                 ByteSize(worst),
                 ByteSize(limit)
             ));
