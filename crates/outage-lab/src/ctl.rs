@@ -20,7 +20,10 @@ pub fn command(args: &CtlArgs) -> ExitCode {
     };
     let runtime = match crate::single_threaded_runtime() {
         Ok(rt) => rt,
-        Err(code) => return code,
+        Err(e) => {
+            eprintln!("outage-lab: cannot start a runtime: {e}");
+            return ExitCode::from(exit::HARNESS_FAILED);
+        }
     };
     let who = (args.who.clone())
         .or_else(|| std::env::var("USER").ok())

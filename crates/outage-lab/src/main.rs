@@ -195,7 +195,10 @@ fn execute(scenario: Scenario, opts: harness::RunOptions) -> ExitCode {
     // forked them exits; the main thread lives exactly as long as the harness.
     let runtime = match single_threaded_runtime() {
         Ok(rt) => rt,
-        Err(code) => return code,
+        Err(e) => {
+            eprintln!("outage-lab: cannot start a runtime: {e}");
+            return ExitCode::from(exit::HARNESS_FAILED);
+        }
     };
     let result = runtime.block_on(harness::run(scenario, opts));
     outage_lab_engine::terminal::finish();
@@ -219,7 +222,6 @@ fn execute(scenario: Scenario, opts: harness::RunOptions) -> ExitCode {
     }
 }
 
-/// The runtime every process of outage-lab uses: one thread (see `run` and `roles`).
 /// An external agent (`agent.command`) runs here in a mount namespace of its own, which needs
 /// privileges; on launcher hosts (`--hosts`) the container's `dns:` does that job.
 fn external_agent_can_run(scenario: &Scenario, on_hosts: bool) -> Result<(), String> {
@@ -229,14 +231,12 @@ fn external_agent_can_run(scenario: &Scenario, on_hosts: bool) -> Result<(), Str
     external_agent::check_privileges().map_or(Ok(()), Err)
 }
 
-fn single_threaded_runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+/// The runtime every process of outage-lab uses: one thread (see `run` and `roles`). Each
+/// caller says what failing to start it means for its command.
+fn single_threaded_runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| {
-            eprintln!("outage-lab: cannot start a runtime: {e}");
-            ExitCode::from(exit::HARNESS_FAILED)
-        })
 }
 
 /// Runs `compare` or `grid` with this binary as every cell's harness.

@@ -19,7 +19,10 @@ use crate::exit;
 pub fn run(command: Command) -> ExitCode {
     let runtime = match crate::single_threaded_runtime() {
         Ok(rt) => rt,
-        Err(code) => return code,
+        Err(e) => {
+            eprintln!("outage-lab: cannot start a runtime: {e}");
+            return ExitCode::from(exit::HARNESS_FAILED);
+        }
     };
     match runtime.block_on(run_async(command)) {
         Ok(()) => ExitCode::SUCCESS,

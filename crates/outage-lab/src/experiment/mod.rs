@@ -199,10 +199,10 @@ fn stamp() -> String {
 /// Runs the cells on the one-thread runtime every outage-lab process uses (children get
 /// `PR_SET_PDEATHSIG`, tied to the thread that forks them).
 pub fn run_blocking(exp: &Experiment, exe: &Path, cells: &[Cell]) -> Result<Results, (u8, String)> {
-    let runtime = crate::single_threaded_runtime().map_err(|_| {
+    let runtime = crate::single_threaded_runtime().map_err(|e| {
         (
             crate::exit::HARNESS_FAILED,
-            "cannot start a runtime".to_owned(),
+            format!("cannot start a runtime: {e}"),
         )
     })?;
     Ok(runtime.block_on(exp.run(exe, cells)))
