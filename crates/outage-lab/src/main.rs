@@ -240,19 +240,17 @@ fn single_threaded_runtime() -> std::io::Result<tokio::runtime::Runtime> {
 }
 
 /// Runs `compare` or `grid` with this binary as every cell's harness.
-fn experiment_command(run: impl FnOnce(&std::path::Path) -> Result<u8, (u8, String)>) -> ExitCode {
-    let exe = match std::env::current_exe() {
-        Ok(exe) => exe,
-        Err(e) => {
-            eprintln!("outage-lab: cannot find my own executable to run the cells: {e}");
-            return ExitCode::from(exit::HARNESS_FAILED);
-        }
-    };
-    match run(&exe) {
+fn experiment_command(
+    run: impl FnOnce(&std::path::Path) -> Result<u8, experiment::ExperimentError>,
+) -> ExitCode {
+    let ran = std::env::current_exe()
+        .map_err(experiment::ExperimentError::OwnExecutable)
+        .and_then(|exe| run(&exe));
+    match ran {
         Ok(code) => ExitCode::from(code),
-        Err((code, e)) => {
+        Err(e) => {
             eprintln!("outage-lab: {e}");
-            ExitCode::from(code)
+            ExitCode::from(e.exit_code())
         }
     }
 }
