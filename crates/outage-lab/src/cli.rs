@@ -166,27 +166,62 @@ pub struct WorkshopArgs {
     pub speed: f64,
 }
 
-fn parse_seconds(s: &str) -> Result<std::time::Duration, String> {
+/// A flag's value that is not one; clap prints it after the flag and the value, and exits 2.
+#[derive(Debug, thiserror::Error)]
+pub enum ValueError {
+    /// `--auto` that is not a number.
+    #[error("expected seconds, e.g. 20 or 2.5; got {text:?}")]
+    NotSeconds {
+        /// The value as given.
+        text: String,
+    },
+    /// `--auto` outside 0 to 3600 seconds.
+    #[error("expected 0 to 3600 seconds, got {secs}")]
+    SecondsOutOfRange {
+        /// The value.
+        secs: f64,
+    },
+    /// `--speed` that is not a number.
+    #[error("expected a number such as 0.25, got {text:?}")]
+    NotASpeed {
+        /// The value as given.
+        text: String,
+    },
+    /// `--speed` above 1.
+    #[error(
+        "{speed} is faster than real time: the lab's processes run in real time; for a quick dry run use --auto 0"
+    )]
+    FasterThanRealTime {
+        /// The value.
+        speed: f64,
+    },
+    /// `--speed` below 0.05, or not finite.
+    #[error("expected 0.05 to 1, got {speed}")]
+    SpeedOutOfRange {
+        /// The value.
+        speed: f64,
+    },
+}
+
+fn parse_seconds(s: &str) -> Result<std::time::Duration, ValueError> {
     let secs: f64 = s
         .parse()
-        .map_err(|_| format!("expected seconds, e.g. 20 or 2.5; got {s:?}"))?;
+        .map_err(|_| ValueError::NotSeconds { text: s.to_owned() })?;
     if !(0.0..=3600.0).contains(&secs) {
-        return Err(format!("expected 0 to 3600 seconds, got {secs}"));
+        return Err(ValueError::SecondsOutOfRange { secs });
     }
     Ok(std::time::Duration::from_secs_f64(secs))
 }
 
-fn parse_speed(s: &str) -> Result<f64, String> {
+fn parse_speed(s: &str) -> Result<f64, ValueError> {
     let speed: f64 = s
         .parse()
-        .map_err(|_| format!("expected a number such as 0.25, got {s:?}"))?;
+        .map_err(|_| ValueError::NotASpeed { text: s.to_owned() })?;
     if speed > 1.0 {
-        return Err(format!(
-            "{speed} is faster than real time: the lab's processes run in real time; for a quick dry run use --auto 0"
-        ));
+        return Err(ValueError::FasterThanRealTime { speed });
     }
     if speed < 0.05 || !speed.is_finite() {
-        return Err(format!("expected 0.05 to 1, got {speed}"));
+        return Err(ValueError::SpeedOutOfRange { speed });
     }
     Ok(speed)
 }

@@ -10,6 +10,8 @@
 //!    crosses the limit (an estimate was wrong), the run is stopped cleanly and fails with
 //!    `memory_contained`.
 
+use std::fmt;
+
 use outage_lab_agent::RetryPolicyOf;
 use outage_lab_proto::ByteSize;
 
@@ -90,38 +92,93 @@ fn parse_mem_available(meminfo: &str) -> Option<u64> {
     Some(kib * 1024)
 }
 
-/// The limit a run may use: `--memory-limit`, or [`DEFAULT_SHARE`] of what is available now.
-pub fn limit(explicit: Option<ByteSize>) -> Result<(u64, String), String> {
-    if let Some(limit) = explicit {
-        return Ok((limit.bytes(), format!("--memory-limit {limit}")));
+/// The memory a run may use, and where that number comes from (a refusal says which).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit {
+    /// The limit, in bytes.
+    pub bytes: u64,
+    /// Where it comes from.
+    pub from: LimitFrom,
+}
+
+/// Where a [`Limit`] comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitFrom {
+    /// `--memory-limit`, as given.
+    Flag(ByteSize),
+    /// [`DEFAULT_SHARE`] of the memory available now (`MemAvailable`, in bytes).
+    Available(u64),
+}
+
+impl fmt::Display for LimitFrom {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Flag(limit) => write!(f, "--memory-limit {limit}"),
+            Self::Available(available) => write!(
+                f,
+                "{:.0}% of the {} available now",
+                DEFAULT_SHARE * 100.0,
+                gib(*available)
+            ),
+        }
     }
-    let available = available_memory()
-        .ok_or("cannot read MemAvailable from /proc/meminfo; pass --memory-limit")?;
-    let limit = (available as f64 * DEFAULT_SHARE) as u64;
-    Ok((
-        limit,
-        format!(
-            "{:.0}% of the {} available now",
-            DEFAULT_SHARE * 100.0,
-            gib(available)
-        ),
-    ))
+}
+
+/// Why a run may not start: it could outgrow the machine, or the machine's memory is unknown.
+/// Bad input either way (exit 2): nothing was started, and a flag changes the answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ContainmentError {
+    /// No `--memory-limit`, and /proc/meminfo does not say what is available.
+    #[error("cannot read MemAvailable from /proc/meminfo; pass --memory-limit")]
+    NoMemAvailable,
+    /// The scenario's worst case is over the limit; the message shows the arithmetic.
+    #[error(
+        "the worst case of this scenario is {} ({} servers x {} each: the larger of the {budget} budget and an agent at its leak ceiling beside an idle storage process; plus {} for DNS servers, collectors, watchdog and harness), over the limit of {} ({}). Lower fleet.servers, fleet.memory_budget or agent.retry.ceiling, or raise --memory-limit knowingly.",
+        gib(.estimate.total()),
+        .estimate.servers,
+        ByteSize(.estimate.per_server.next_multiple_of(1024 * 1024)),
+        gib(.estimate.infra),
+        gib(.limit.bytes),
+        .limit.from
+    )]
+    OverLimit {
+        /// The worst case, with its parts.
+        estimate: Estimate,
+        /// Each server's memory budget (`fleet.memory_budget`).
+        budget: ByteSize,
+        /// The limit it is over.
+        limit: Limit,
+    },
+}
+
+/// The limit a run may use: `--memory-limit`, or [`DEFAULT_SHARE`] of what is available now.
+pub fn limit(explicit: Option<ByteSize>) -> Result<Limit, ContainmentError> {
+    if let Some(limit) = explicit {
+        return Ok(Limit {
+            bytes: limit.bytes(),
+            from: LimitFrom::Flag(limit),
+        });
+    }
+    let available = available_memory().ok_or(ContainmentError::NoMemAvailable)?;
+    Ok(Limit {
+        bytes: (available as f64 * DEFAULT_SHARE) as u64,
+        from: LimitFrom::Available(available),
+    })
 }
 
 /// Refuses a scenario whose worst case exceeds the limit, with the arithmetic.
-pub fn check(scenario: &Scenario, explicit: Option<ByteSize>) -> Result<Estimate, String> {
+pub fn check(
+    scenario: &Scenario,
+    explicit: Option<ByteSize>,
+) -> Result<Estimate, ContainmentError> {
     let estimate = worst_case(scenario);
-    let (limit, why) = limit(explicit)?;
-    if estimate.total() > limit {
-        return Err(format!(
-            "the worst case of this scenario is {} ({} servers x {} each: the larger of the {} budget and an agent at its leak ceiling beside an idle storage process; plus {} for DNS servers, collectors, watchdog and harness), over the limit of {} ({why}). Lower fleet.servers, fleet.memory_budget or agent.retry.ceiling, or raise --memory-limit knowingly.",
-            gib(estimate.total()),
-            estimate.servers,
-            ByteSize(estimate.per_server.next_multiple_of(1024 * 1024)),
-            scenario.fleet.memory_budget.value,
-            gib(estimate.infra),
-            gib(limit),
-        ));
+    let limit = limit(explicit)?;
+    if estimate.total() > limit.bytes {
+        return Err(ContainmentError::OverLimit {
+            estimate,
+            budget: scenario.fleet.memory_budget.value,
+            limit,
+        });
     }
     Ok(estimate)
 }
@@ -191,7 +248,9 @@ mod tests {
         let s = scenario(
             "agent: { retry: { mode: leaky, retained_per_failure: 64KiB, ceiling: 64GiB } }\n",
         );
-        let err = check(&s, Some(ByteSize(16 << 30))).expect_err("refused");
+        let err = check(&s, Some(ByteSize(16 << 30)))
+            .expect_err("refused")
+            .to_string();
         assert!(err.contains("over the limit of 16.0GiB"), "{err}");
         assert!(err.contains("100 servers"), "{err}");
         assert!(err.contains("--memory-limit"), "{err}");

@@ -25,9 +25,13 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+use outage_lab_engine::error::HarnessError;
+use outage_lab_engine::located::ScenarioError;
+
 use crate::cli::{Cli, Command, ReportArgs, RunArgs, RunSettings, ValidateArgs, WorkshopArgs};
+use crate::containment::ContainmentError;
 use crate::scenario::Scenario;
-use crate::scenario::overrides::Setting;
+use crate::scenario::overrides::{Setting, SettingError};
 
 /// Exit codes: part of the interface, documented in `--help` and the README.
 pub(crate) mod exit {
@@ -45,14 +49,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     match cli.command {
-        Command::Run(args) => run(args),
+        Command::Run(args) => finish(run(args)),
         Command::Validate(args) => validate(&args),
         Command::Report(args) => report(&args),
         Command::Compare(args) => {
             experiment_command(|exe| experiment::compare::command(&args, exe))
         }
         Command::Grid(args) => experiment_command(|exe| experiment::grid::command(&args, exe)),
-        Command::Workshop(args) => workshop(args),
+        Command::Workshop(args) => finish(workshop(args)),
         Command::Ctl(args) => ctl::command(&args),
         role => roles::run(role),
     }
@@ -73,16 +77,95 @@ fn init_logging() {
         .try_init();
 }
 
-/// Reads, parses and validates a scenario with the command line's settings applied.
-fn load(path: &std::path::Path, settings: &[Setting]) -> Result<Scenario, String> {
-    Scenario::load(path, settings).map_err(|e| e.to_string())
+/// A `--set` or `--fix` of `run` or `workshop` that cannot be made.
+#[derive(Debug, thiserror::Error)]
+enum SettingArgError {
+    /// A `--set` argument that is not PATH=VALUE.
+    #[error("--set {0}")]
+    Set(#[source] SettingError),
+    /// A `--fix` naming no fix (the message names the flag).
+    #[error(transparent)]
+    Fix(#[from] SettingError),
+}
+
+/// Why `run` or `workshop` did not start, or why its harness failed. [`RunError::exit_code`] is
+/// the one place that decides what each means for the exit code.
+#[derive(Debug, thiserror::Error)]
+enum RunError {
+    /// `run`: a `--set` or `--fix` that cannot be made.
+    #[error(transparent)]
+    Setting(#[from] SettingArgError),
+    /// `workshop`: a `--set` or `--fix` that cannot be made, which it reports as an invalid
+    /// scenario.
+    #[error("invalid scenario: {0}")]
+    WorkshopSetting(#[source] SettingArgError),
+    /// The scenario, with the settings applied, is not valid.
+    #[error("invalid scenario: {0}")]
+    Scenario(#[from] ScenarioError),
+    /// The scenario could use more memory than the run may, or the limit is unknown.
+    #[error("refusing to run {shown}: {source}")]
+    Containment {
+        /// The scenario, for people.
+        shown: String,
+        /// Why.
+        source: ContainmentError,
+    },
+    /// An external agent (`agent.command`) needs privileges this process does not have.
+    #[error("refusing to run {shown}: {detail}")]
+    ExternalAgent {
+        /// The scenario, for people.
+        shown: String,
+        /// What is missing and what to do (`external_agent::check_privileges`).
+        detail: String,
+    },
+    /// `--serve` on an address others can reach, without launcher hosts.
+    #[error(
+        "refusing to serve the live view on {addr}: it shows the run to anyone who can reach it; use a loopback address such as 127.0.0.1:8080"
+    )]
+    PublicLiveView {
+        /// The address asked for.
+        addr: std::net::SocketAddr,
+    },
+    /// This binary, which every role process runs, cannot be found.
+    #[error("cannot find my own executable to spawn roles: {0}")]
+    OwnExecutable(#[source] std::io::Error),
+    /// The runtime the harness runs on did not start.
+    #[error("cannot start a runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    /// The harness itself failed during the run.
+    #[error("the harness failed: {0}")]
+    Harness(#[source] HarnessError),
+}
+
+impl RunError {
+    /// The exit code of a run that failed this way: refused before anything started (2), or
+    /// the harness itself failed (3).
+    fn exit_code(&self) -> u8 {
+        match self {
+            Self::Setting(_)
+            | Self::WorkshopSetting(_)
+            | Self::Scenario(_)
+            | Self::Containment { .. }
+            | Self::ExternalAgent { .. }
+            | Self::PublicLiveView { .. } => exit::BAD_INPUT,
+            Self::OwnExecutable(_) | Self::Runtime(_) | Self::Harness(_) => exit::HARNESS_FAILED,
+        }
+    }
+}
+
+/// The exit code of a run that ran (its verdict), or says why it did not and gives that code.
+fn finish(result: Result<ExitCode, RunError>) -> ExitCode {
+    result.unwrap_or_else(|e| {
+        eprintln!("outage-lab: {e}");
+        ExitCode::from(e.exit_code())
+    })
 }
 
 /// `--set`, `--fix` and `--servers`, in the order they apply (`--servers` last: it wins).
-fn settings(args: &RunSettings) -> Result<Vec<Setting>, String> {
+fn settings(args: &RunSettings) -> Result<Vec<Setting>, SettingArgError> {
     let mut out = Vec::new();
     for arg in &args.set {
-        out.push(Setting::parse(arg).map_err(|e| format!("--set {e}"))?);
+        out.push(Setting::parse(arg).map_err(SettingArgError::Set)?);
     }
     for name in &args.fix {
         out.push(Setting::fix(name, fixes::FixName::NAMES)?);
@@ -91,57 +174,36 @@ fn settings(args: &RunSettings) -> Result<Vec<Setting>, String> {
     Ok(out)
 }
 
-fn run(args: RunArgs) -> ExitCode {
-    let scenario = match (settings(&args.settings))
-        .and_then(|s| load(&args.scenario, &s).map_err(|e| format!("invalid scenario: {e}")))
-    {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("outage-lab: {e}");
-            return ExitCode::from(exit::BAD_INPUT);
-        }
-    };
+fn run(args: RunArgs) -> Result<ExitCode, RunError> {
+    let scenario = Scenario::load(&args.scenario, &settings(&args.settings)?)?;
     let shown = args.scenario.display().to_string();
-    match options(&scenario, &shown, &args.settings, args.hosts) {
-        Ok(opts) => execute(
-            scenario,
-            harness::RunOptions {
-                token_file: args.token_file,
-                ..opts
-            },
-        ),
-        Err(code) => code,
-    }
+    let opts = options(&scenario, &shown, &args.settings, args.hosts)?;
+    execute(
+        scenario,
+        harness::RunOptions {
+            token_file: args.token_file,
+            ..opts
+        },
+    )
 }
 
 /// The 2012 scenario, built in: `workshop` runs it without a checkout.
 const SCENARIO_2012: &str = include_str!("../../../fixtures/scenarios/ebs-2012-10-22.yaml");
 
-fn workshop(args: WorkshopArgs) -> ExitCode {
-    let loaded = settings(&args.settings).and_then(|s| match &args.scenario {
-        Some(path) => load(path, &s),
-        None => Scenario::parse_with(SCENARIO_2012, "ebs-2012-10-22.yaml (built in)", &s)
-            .map_err(|e| e.to_string()),
-    });
-    let scenario = match loaded {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("outage-lab: invalid scenario: {e}");
-            return ExitCode::from(exit::BAD_INPUT);
-        }
+fn workshop(args: WorkshopArgs) -> Result<ExitCode, RunError> {
+    let settings = settings(&args.settings).map_err(RunError::WorkshopSetting)?;
+    let scenario = match &args.scenario {
+        Some(path) => Scenario::load(path, &settings)?,
+        None => Scenario::parse_with(SCENARIO_2012, "ebs-2012-10-22.yaml (built in)", &settings)?,
     };
     let shown = (args.scenario.as_ref())
         .map_or("the 2012 scenario".to_owned(), |p| p.display().to_string());
-    match options(&scenario, &shown, &args.settings, None) {
-        Ok(mut opts) => {
-            opts.workshop = Some(workshop::Options {
-                auto: args.auto,
-                speed: args.speed,
-            });
-            execute(scenario, opts)
-        }
-        Err(code) => code,
-    }
+    let mut opts = options(&scenario, &shown, &args.settings, None)?;
+    opts.workshop = Some(workshop::Options {
+        auto: args.auto,
+        speed: args.speed,
+    });
+    execute(scenario, opts)
 }
 
 /// Checks that `scenario` may run here as `settings` ask, and makes the harness's options.
@@ -150,33 +212,29 @@ fn options(
     shown: &str,
     settings: &RunSettings,
     hosts: Option<harness::Hosts>,
-) -> Result<harness::RunOptions, ExitCode> {
-    let refuse = |e: String| {
-        eprintln!("outage-lab: refusing to run {shown}: {e}");
-        ExitCode::from(exit::BAD_INPUT)
+) -> Result<harness::RunOptions, RunError> {
+    let refused = |source| RunError::Containment {
+        shown: shown.to_owned(),
+        source,
     };
-    let memory_limit = match containment::check(scenario, settings.memory_limit) {
-        Ok(_) => containment::limit(settings.memory_limit)
-            .map(|(l, _)| l)
-            .unwrap_or(u64::MAX),
-        Err(e) => return Err(refuse(e.to_string())),
-    };
-    if let Err(e) = external_agent_can_run(scenario, hosts.is_some()) {
-        return Err(refuse(e));
+    containment::check(scenario, settings.memory_limit).map_err(refused)?;
+    let memory_limit = containment::limit(settings.memory_limit).map_or(u64::MAX, |l| l.bytes);
+    // An external agent (`agent.command`) runs here in a mount namespace of its own, which needs
+    // privileges; on launcher hosts (`--hosts`) the container's `dns:` does that job.
+    if scenario.agent.command.is_some()
+        && hosts.is_none()
+        && let Some(detail) = external_agent::check_privileges()
+    {
+        let shown = shown.to_owned();
+        return Err(RunError::ExternalAgent { shown, detail });
     }
     if let Some(addr) = settings
         .serve
         .filter(|a| !a.ip().is_loopback() && hosts.is_none())
     {
-        eprintln!(
-            "outage-lab: refusing to serve the live view on {addr}: it shows the run to anyone who can reach it; use a loopback address such as 127.0.0.1:8080"
-        );
-        return Err(ExitCode::from(exit::BAD_INPUT));
+        return Err(RunError::PublicLiveView { addr });
     }
-    let exe = std::env::current_exe().map_err(|e| {
-        eprintln!("outage-lab: cannot find my own executable to spawn roles: {e}");
-        ExitCode::from(exit::HARNESS_FAILED)
-    })?;
+    let exe = std::env::current_exe().map_err(RunError::OwnExecutable)?;
     Ok(harness::RunOptions {
         seed: settings.seed,
         memory_limit,
@@ -189,70 +247,47 @@ fn options(
     })
 }
 
-/// Runs the harness and turns its outcome into the exit code.
-fn execute(scenario: Scenario, opts: harness::RunOptions) -> ExitCode {
+/// Runs the harness; the exit code of its verdict: 0 every expectation held, 1 some did not,
+/// 130 interrupted.
+fn execute(scenario: Scenario, opts: harness::RunOptions) -> Result<ExitCode, RunError> {
     // One thread on purpose: children get PR_SET_PDEATHSIG, which fires when the *thread* that
     // forked them exits; the main thread lives exactly as long as the harness.
-    let runtime = match single_threaded_runtime() {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
+    let runtime = single_threaded_runtime().map_err(RunError::Runtime)?;
     let result = runtime.block_on(harness::run(scenario, opts));
     outage_lab_engine::terminal::finish();
-    match result {
-        Ok(outcome) => {
-            println!("\n{}", harness::report::verdict_table(&outcome.report));
-            println!("run directory: {}", outcome.run_dir.display());
-            if let Some(sig) = outcome.interrupted {
-                eprintln!("outage-lab: interrupted by {sig}; every process of the run was stopped");
-                ExitCode::from(exit::INTERRUPTED)
-            } else if outcome.report.verdict == outage_lab_proto::report::Verdict::Pass {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(exit::EXPECTATION_FAILED)
-            }
-        }
-        Err(e) => {
-            eprintln!("outage-lab: the harness failed: {e}");
-            ExitCode::from(exit::HARNESS_FAILED)
-        }
-    }
+    let outcome = result.map_err(RunError::Harness)?;
+    println!("\n{}", harness::report::verdict_table(&outcome.report));
+    println!("run directory: {}", outcome.run_dir.display());
+    Ok(if let Some(sig) = outcome.interrupted {
+        eprintln!("outage-lab: interrupted by {sig}; every process of the run was stopped");
+        ExitCode::from(exit::INTERRUPTED)
+    } else if outcome.report.verdict == outage_lab_proto::report::Verdict::Pass {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(exit::EXPECTATION_FAILED)
+    })
 }
 
-/// The runtime every process of outage-lab uses: one thread (see `run` and `roles`).
-/// An external agent (`agent.command`) runs here in a mount namespace of its own, which needs
-/// privileges; on launcher hosts (`--hosts`) the container's `dns:` does that job.
-fn external_agent_can_run(scenario: &Scenario, on_hosts: bool) -> Result<(), String> {
-    if scenario.agent.command.is_none() || on_hosts {
-        return Ok(());
-    }
-    external_agent::check_privileges().map_or(Ok(()), Err)
-}
-
-fn single_threaded_runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+/// The runtime every process of outage-lab uses: one thread (see `run` and `roles`). Each
+/// caller says what failing to start it means for its command.
+fn single_threaded_runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| {
-            eprintln!("outage-lab: cannot start a runtime: {e}");
-            ExitCode::from(exit::HARNESS_FAILED)
-        })
 }
 
 /// Runs `compare` or `grid` with this binary as every cell's harness.
-fn experiment_command(run: impl FnOnce(&std::path::Path) -> Result<u8, (u8, String)>) -> ExitCode {
-    let exe = match std::env::current_exe() {
-        Ok(exe) => exe,
-        Err(e) => {
-            eprintln!("outage-lab: cannot find my own executable to run the cells: {e}");
-            return ExitCode::from(exit::HARNESS_FAILED);
-        }
-    };
-    match run(&exe) {
+fn experiment_command(
+    run: impl FnOnce(&std::path::Path) -> Result<u8, experiment::ExperimentError>,
+) -> ExitCode {
+    let ran = std::env::current_exe()
+        .map_err(experiment::ExperimentError::OwnExecutable)
+        .and_then(|exe| run(&exe));
+    match ran {
         Ok(code) => ExitCode::from(code),
-        Err((code, e)) => {
+        Err(e) => {
             eprintln!("outage-lab: {e}");
-            ExitCode::from(code)
+            ExitCode::from(e.exit_code())
         }
     }
 }
@@ -288,7 +323,7 @@ fn report(args: &ReportArgs) -> ExitCode {
 fn validate(args: &ValidateArgs) -> ExitCode {
     let mut bad = 0;
     for path in &args.scenarios {
-        match load(path, &[]) {
+        match Scenario::load(path, &[]) {
             Ok(s) => println!("{}: ok ({})", path.display(), summary(&s)),
             Err(e) => {
                 bad += 1;
@@ -320,4 +355,32 @@ fn summary(s: &Scenario) -> String {
         text.push_str(&format!("; fixes on: {}", fixes.join(", ")));
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_run_exits_2_and_a_failed_harness_3() {
+        let set = || SettingArgError::Set(SettingError::NoEquals { arg: "x".into() });
+        let e = RunError::Setting(set());
+        assert_eq!(e.exit_code(), exit::BAD_INPUT);
+        assert_eq!(
+            e.to_string(),
+            r#"--set "x" has no '='; expected PATH=VALUE, e.g. fleet.servers=30"#
+        );
+        let e = RunError::WorkshopSetting(set());
+        assert_eq!(e.exit_code(), exit::BAD_INPUT);
+        assert!(
+            e.to_string().starts_with(r#"invalid scenario: --set "x""#),
+            "{e}"
+        );
+        let e = RunError::Harness(HarnessError::Start("dns-a".into()));
+        assert_eq!(e.exit_code(), exit::HARNESS_FAILED);
+        assert_eq!(
+            e.to_string(),
+            "the harness failed: a process did not start: dns-a"
+        );
+    }
 }

@@ -17,11 +17,11 @@ use crate::exit;
 /// Runs a role command to completion and returns its exit code: 0 after a clean stop, 2 for a bad
 /// config file, 3 when the role failed (could not bind, crashed).
 pub fn run(command: Command) -> ExitCode {
-    let runtime = match crate::single_threaded_runtime() {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
-    match runtime.block_on(run_async(command)) {
+    let ran = crate::single_threaded_runtime()
+        .context("cannot start a runtime")
+        .map_err(RoleError::Failed)
+        .and_then(|runtime| runtime.block_on(run_async(command)));
+    match ran {
         Ok(()) => ExitCode::SUCCESS,
         Err(RoleError::Config(e)) => {
             eprintln!("outage-lab: {e:#}");

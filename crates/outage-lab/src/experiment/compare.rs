@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::metrics::{self, NAMES, Summary};
 use super::runner::{Cell, Outcome, Results};
-use super::{Experiment, page};
+use super::{Experiment, ExperimentError, page};
 use crate::scenario::overrides::Setting;
 
 /// One variant: its name, the `--fix` arguments it adds, and how its cells went.
@@ -160,32 +160,51 @@ pub struct Expect {
     pub variant: String,
 }
 
+/// Why an `--expect` did not hold (the comparison exits 1).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExpectFailed {
+    /// It names a variant the comparison does not have.
+    #[error("{variant} prevents stuck_volumes: there is no such variant in this comparison")]
+    NoSuchVariant {
+        /// The variant named.
+        variant: String,
+    },
+    /// The variant had a stuck volume on some seed, or some seed could not run.
+    #[error("{line}")]
+    DidNotHold {
+        /// The variant's verdict line (see [`verdict_line`]).
+        line: String,
+    },
+}
+
 impl Expect {
     /// Parses `NAME prevents stuck_volumes`.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, ExperimentError> {
         let variant = text
             .strip_suffix(" prevents stuck_volumes")
             .map(str::trim)
             .filter(|v| !v.is_empty())
-            .ok_or_else(|| format!("--expect {text:?}: expected 'VARIANT prevents stuck_volumes', e.g. 'dns_verification prevents stuck_volumes'"))?;
+            .ok_or_else(|| ExperimentError::Expect {
+                text: text.to_owned(),
+            })?;
         Ok(Self {
             variant: variant.to_owned(),
         })
     }
 
-    /// Whether it holds: the variant ran on every seed and none had a stuck volume.
-    pub fn check(&self, variants: &[Variant]) -> Result<String, String> {
+    /// Whether it holds: the variant ran on every seed and none had a stuck volume. Either way,
+    /// the variant's verdict line.
+    pub fn check(&self, variants: &[Variant]) -> Result<String, ExpectFailed> {
         let Some(v) = variants.iter().find(|v| v.name == self.variant) else {
-            return Err(format!(
-                "{} prevents stuck_volumes: there is no such variant in this comparison",
-                self.variant
-            ));
+            return Err(ExpectFailed::NoSuchVariant {
+                variant: self.variant.clone(),
+            });
         };
         let line = verdict_line(v);
         if v.seeds_failed == 0 && v.seeds_ran > 0 && v.seeds_without_stuck == v.seeds_ran {
             Ok(line)
         } else {
-            Err(line)
+            Err(ExpectFailed::DidNotHold { line })
         }
     }
 }
@@ -196,7 +215,7 @@ pub fn write(
     cells: &[Cell],
     results: &Results,
     variants: &[Variant],
-) -> Result<PathBuf, String> {
+) -> Result<PathBuf, ExperimentError> {
     let json = serde_json::json!({
         "scenario": exp.scenario.display().to_string(),
         "seeds": exp.seeds,
@@ -207,20 +226,18 @@ pub fn write(
     });
     exp.write(
         "compare.json",
-        &serde_json::to_string_pretty(&json).map_err(|e| e.to_string())?,
+        &serde_json::to_string_pretty(&json).map_err(ExperimentError::Encode)?,
     )?;
     exp.write("compare.csv", &super::csv(exp, cells, results))?;
     let lines: Vec<String> = variants.iter().map(verdict_line).collect();
     exp.write("compare.html", &page::compare(exp, variants, &lines))
 }
 
-/// `outage-lab compare`: returns the exit code.
-pub fn command(args: &crate::cli::CompareArgs, exe: &Path) -> Result<u8, (u8, String)> {
-    let bad = |e: String| (crate::exit::BAD_INPUT, e);
+/// `outage-lab compare`: returns the exit code of the comparison that ran.
+pub fn command(args: &crate::cli::CompareArgs, exe: &Path) -> Result<u8, ExperimentError> {
     let known = crate::fixes::FixName::NAMES;
     let fixes: Vec<String> = if args.fix.is_empty() {
-        let scenario = crate::scenario::Scenario::load(&args.common.scenario, &[])
-            .map_err(|e| bad(e.to_string()))?;
+        let scenario = crate::scenario::Scenario::load(&args.common.scenario, &[])?;
         let applies = crate::fixes::Applicability {
             has_customers: scenario.customers.active(),
             built_in_agent: scenario.agent.command.is_none(),
@@ -233,11 +250,10 @@ pub fn command(args: &crate::cli::CompareArgs, exe: &Path) -> Result<u8, (u8, St
     };
     let mut per_variant = vec![Vec::new()];
     for f in &fixes {
-        per_variant.push(vec![Setting::fix(f, known).map_err(bad)?]);
+        per_variant.push(vec![Setting::fix(f, known)?]);
     }
-    let expects: Vec<Expect> = (args.expect.iter().map(|e| Expect::parse(e)))
-        .collect::<Result<_, _>>()
-        .map_err(bad)?;
+    let expects: Vec<Expect> =
+        (args.expect.iter().map(|e| Expect::parse(e))).collect::<Result<_, _>>()?;
     let c = &args.common;
     let exp = Experiment::plan(
         c.scenario.clone(),
@@ -247,8 +263,7 @@ pub fn command(args: &crate::cli::CompareArgs, exe: &Path) -> Result<u8, (u8, St
         c.jobs.map(|j| j as usize),
         c.memory_limit,
         &per_variant,
-    )
-    .map_err(bad)?;
+    )?;
     let cells = cells(&fixes, &exp.seeds, &exp.out);
     let results = super::run_blocking(&exp, exe, &cells)?;
     let variants = variants(&cells, &results);
@@ -256,8 +271,7 @@ pub fn command(args: &crate::cli::CompareArgs, exe: &Path) -> Result<u8, (u8, St
     for v in &variants {
         println!("{}", verdict_line(v));
     }
-    let page =
-        write(&exp, &cells, &results, &variants).map_err(|e| (crate::exit::HARNESS_FAILED, e))?;
+    let page = write(&exp, &cells, &results, &variants)?;
     println!(
         "compare.html, compare.json, compare.csv in {}",
         page.parent().unwrap_or(&exp.out).display()
@@ -270,9 +284,9 @@ pub fn command(args: &crate::cli::CompareArgs, exe: &Path) -> Result<u8, (u8, St
     for e in &expects {
         match e.check(&variants) {
             Ok(line) => println!("expect held: {line}"),
-            Err(line) => {
+            Err(failed) => {
                 held = false;
-                println!("expect FAILED: {line}");
+                println!("expect FAILED: {failed}");
             }
         }
     }

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::metrics::{self, Summary};
 use super::runner::{Cell, Outcome, Results};
-use super::{Experiment, page};
+use super::{Experiment, ExperimentError, page};
 use crate::scenario::overrides::Setting;
 
 /// Most values on one axis.
@@ -22,17 +22,56 @@ pub struct Axis {
     pub values: Vec<String>,
 }
 
+/// What is wrong with a `--vary` argument (the error names the argument:
+/// [`ExperimentError::Vary`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AxisProblem {
+    /// No `=` between the path and the values.
+    #[error("expected PATH=VALUES, e.g. volumes.placement_fill=0.5,0.75,0.875")]
+    NoEquals,
+    /// `=1,2`, `a..b=1`.
+    #[error("the path is empty or has an empty part")]
+    EmptyPath,
+    /// `LO..HI` without `:COUNT`.
+    #[error("a range needs a count: LO..HI:COUNT, e.g. 0.1..0.5:5")]
+    RangeWithoutCount,
+    /// An end of a range that is not a finite number.
+    #[error("{text:?} is not a number")]
+    NotANumber {
+        /// The end as given.
+        text: String,
+    },
+    /// A range's count that is not a whole number of at least 2.
+    #[error("{text:?} is not a count of at least 2")]
+    NotACount {
+        /// The count as given.
+        text: String,
+    },
+    /// An empty value in a list (`1,,2`), or no value at all.
+    #[error("an empty value; expected a list such as 1,2,3 or a range such as 0.1..0.5:5")]
+    EmptyValue,
+    /// More values than [`MAX_VALUES`].
+    #[error("{count} values; at most {MAX_VALUES} per axis")]
+    TooManyValues {
+        /// How many were given.
+        count: usize,
+    },
+}
+
 impl Axis {
     /// `PATH=VALUES`: a list (`0.5,0.75,0.875`; `;` between values that are YAML lists or
     /// mappings themselves, `[dns-a];[dns-a,dns-b]`) or a range with a count (`0.1..0.5:5`,
     /// both ends included).
-    pub fn parse(arg: &str) -> Result<Self, String> {
-        let bad = |what: &str| format!("--vary {arg}: {what}");
-        let (path, values) = arg.split_once('=').ok_or_else(|| {
-            bad("expected PATH=VALUES, e.g. volumes.placement_fill=0.5,0.75,0.875")
-        })?;
+    pub fn parse(arg: &str) -> Result<Self, ExperimentError> {
+        let bad = |problem: AxisProblem| ExperimentError::Vary {
+            arg: arg.to_owned(),
+            problem,
+        };
+        let (path, values) = arg
+            .split_once('=')
+            .ok_or_else(|| bad(AxisProblem::NoEquals))?;
         if path.is_empty() || path.split('.').any(str::is_empty) {
-            return Err(bad("the path is empty or has an empty part"));
+            return Err(bad(AxisProblem::EmptyPath));
         }
         let separator = if values.contains(['[', '{']) {
             ';'
@@ -40,22 +79,19 @@ impl Axis {
             ','
         };
         let values = match values.split_once("..") {
-            Some((lo, rest)) if separator == ',' => range(lo, rest).map_err(|e| bad(&e))?,
+            Some((lo, rest)) if separator == ',' => range(lo, rest).map_err(bad)?,
             _ => values
                 .split(separator)
                 .map(|v| v.trim().to_owned())
                 .collect(),
         };
         if values.is_empty() || values.iter().any(String::is_empty) {
-            return Err(bad(
-                "an empty value; expected a list such as 1,2,3 or a range such as 0.1..0.5:5",
-            ));
+            return Err(bad(AxisProblem::EmptyValue));
         }
         if values.len() > MAX_VALUES {
-            return Err(bad(&format!(
-                "{} values; at most {MAX_VALUES} per axis",
-                values.len()
-            )));
+            return Err(bad(AxisProblem::TooManyValues {
+                count: values.len(),
+            }));
         }
         Ok(Self {
             path: path.to_owned(),
@@ -65,21 +101,21 @@ impl Axis {
 }
 
 /// `LO..HI:COUNT` as COUNT evenly spaced numbers from LO to HI.
-fn range(lo: &str, rest: &str) -> Result<Vec<String>, String> {
-    let (hi, count) = rest
-        .split_once(':')
-        .ok_or("a range needs a count: LO..HI:COUNT, e.g. 0.1..0.5:5")?;
+fn range(lo: &str, rest: &str) -> Result<Vec<String>, AxisProblem> {
+    let (hi, count) = rest.split_once(':').ok_or(AxisProblem::RangeWithoutCount)?;
     let number = |s: &str| {
         s.trim()
             .parse::<f64>()
             .ok()
             .filter(|x| x.is_finite())
-            .ok_or(format!("{s:?} is not a number"))
+            .ok_or_else(|| AxisProblem::NotANumber { text: s.to_owned() })
     };
     let (lo, hi) = (number(lo)?, number(hi)?);
     let count: usize = (count.trim().parse().ok())
         .filter(|n| *n >= 2)
-        .ok_or(format!("{count:?} is not a count of at least 2"))?;
+        .ok_or_else(|| AxisProblem::NotACount {
+            text: count.to_owned(),
+        })?;
     Ok((0..count)
         .map(|i| {
             let x = lo + (hi - lo) * i as f64 / (count - 1) as f64;
@@ -200,7 +236,7 @@ pub fn write(
     cells: &[Cell],
     results: &Results,
     points: &[Point],
-) -> Result<PathBuf, String> {
+) -> Result<PathBuf, ExperimentError> {
     let json = serde_json::json!({
         "scenario": exp.scenario.display().to_string(),
         "seeds": exp.seeds,
@@ -213,50 +249,42 @@ pub fn write(
     });
     exp.write(
         "grid.json",
-        &serde_json::to_string_pretty(&json).map_err(|e| e.to_string())?,
+        &serde_json::to_string_pretty(&json).map_err(ExperimentError::Encode)?,
     )?;
     exp.write("grid.csv", &super::csv(exp, cells, results))?;
     exp.write("grid.html", &page::grid(exp, axes, metric, points))
 }
 
-/// `outage-lab grid`: returns the exit code.
-pub fn command(args: &crate::cli::GridArgs, exe: &Path) -> Result<u8, (u8, String)> {
-    let bad = |e: String| (crate::exit::BAD_INPUT, e);
-    let axes: Vec<Axis> = (args.vary.iter().map(|a| Axis::parse(a)))
-        .collect::<Result<_, _>>()
-        .map_err(bad)?;
+/// `outage-lab grid`: returns the exit code of the experiment that ran.
+pub fn command(args: &crate::cli::GridArgs, exe: &Path) -> Result<u8, ExperimentError> {
+    let axes: Vec<Axis> = (args.vary.iter().map(|a| Axis::parse(a))).collect::<Result<_, _>>()?;
     if axes.len() > 2 {
-        return Err(bad(format!(
-            "{} --vary axes; a grid has one or two",
-            axes.len()
-        )));
+        return Err(ExperimentError::TooManyAxes { count: axes.len() });
     }
     if !metrics::NAMES.contains(&args.metric.as_str()) {
-        return Err(bad(format!(
-            "--metric {}: unknown metric; expected one of {}",
-            args.metric,
-            metrics::NAMES.join(", ")
-        )));
+        return Err(ExperimentError::UnknownMetric {
+            name: args.metric.clone(),
+        });
     }
     let mut base = Vec::new();
     let mut base_settings = Vec::new();
     for s in &args.set {
-        base_settings.push(Setting::parse(s).map_err(|e| bad(format!("--set {e}")))?);
+        base_settings.push(Setting::parse(s).map_err(ExperimentError::Set)?);
         base.extend(["--set".to_owned(), s.clone()]);
     }
     for f in &args.fix {
-        base_settings.push(Setting::fix(f, crate::fixes::FixName::NAMES).map_err(bad)?);
+        base_settings.push(Setting::fix(f, crate::fixes::FixName::NAMES)?);
         base.extend(["--fix".to_owned(), f.clone()]);
     }
     let per_point: Vec<Vec<Setting>> = (points(&axes).iter())
         .map(|p| {
             let mut settings = base_settings.clone();
             for (a, v) in axes.iter().zip(p) {
-                settings.push(Setting::parse(&format!("{}={v}", a.path)).map_err(bad)?);
+                settings.push(Setting::parse(&format!("{}={v}", a.path))?);
             }
             Ok(settings)
         })
-        .collect::<Result<_, (u8, String)>>()?;
+        .collect::<Result<_, ExperimentError>>()?;
     let c = &args.common;
     let exp = Experiment::plan(
         c.scenario.clone(),
@@ -266,14 +294,12 @@ pub fn command(args: &crate::cli::GridArgs, exe: &Path) -> Result<u8, (u8, Strin
         c.jobs.map(|j| j as usize),
         c.memory_limit,
         &per_point,
-    )
-    .map_err(bad)?;
+    )?;
     let cells = cells(&axes, &base, &exp.seeds, &exp.out);
     let results = super::run_blocking(&exp, exe, &cells)?;
     let points = map(&axes, &args.metric, &cells, &results);
     println!("{}", table(&axes, &args.metric, &points));
-    let page = write(&exp, &axes, &args.metric, &cells, &results, &points)
-        .map_err(|e| (crate::exit::HARNESS_FAILED, e))?;
+    let page = write(&exp, &axes, &args.metric, &cells, &results, &points)?;
     println!(
         "grid.html, grid.json, grid.csv in {}",
         page.parent().unwrap_or(&exp.out).display()
@@ -301,7 +327,7 @@ mod tests {
             "a.b=x..2:3",
             "a.b=1,,2",
         ] {
-            let e = Axis::parse(bad).expect_err(bad);
+            let e = Axis::parse(bad).expect_err(bad).to_string();
             assert!(e.starts_with(&format!("--vary {bad}: ")), "{e}");
         }
     }

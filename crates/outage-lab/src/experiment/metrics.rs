@@ -8,6 +8,7 @@ use outage_lab_proto::report::Report;
 use outage_lab_proto::{AlarmKind, Event, JournalEntry, RunPhase};
 use serde::Serialize;
 
+use super::ExperimentError;
 use crate::harness::state::RunState;
 
 /// The metrics, by the name `--metric` and the tables use.
@@ -67,10 +68,10 @@ impl Metrics {
     }
 
     /// Reads a finished run's directory.
-    pub fn read(run_dir: &Path) -> Result<Self, String> {
-        let report: Report = read_json(&run_dir.join("report.json"))?;
+    pub fn read(run_dir: &Path) -> Result<Self, ExperimentError> {
+        let report = read_report(&run_dir.join("report.json"))?;
         let journal = std::fs::read_to_string(run_dir.join("journal.jsonl"))
-            .map_err(|e| format!("cannot read journal.jsonl: {e}"))?;
+            .map_err(|source| ExperimentError::ReadJournal { source })?;
         let entries: Vec<JournalEntry> = (journal.lines())
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect();
@@ -145,10 +146,15 @@ fn last_growth(entries: &[JournalEntry]) -> Option<u64> {
     last
 }
 
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    serde_json::from_str(&text).map_err(|e| format!("{} is not a report: {e}", path.display()))
+fn read_report(path: &Path) -> Result<Report, ExperimentError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ExperimentError::ReadReport {
+        path: path.to_owned(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|source| ExperimentError::NotAReport {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// The median, smallest and largest of some values, and how many there were.

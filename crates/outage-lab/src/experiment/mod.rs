@@ -16,14 +16,161 @@ pub mod runner;
 
 use std::path::{Path, PathBuf};
 
+use outage_lab_engine::located::ScenarioError;
 use outage_lab_proto::ByteSize;
 use serde::Serialize;
 
+use self::grid::AxisProblem;
 use self::metrics::NAMES;
 use self::runner::{Cell, Outcome, Results};
-use crate::containment;
+use crate::containment::{self, ContainmentError};
 use crate::scenario::Scenario;
-use crate::scenario::overrides::Setting;
+use crate::scenario::overrides::{Setting, SettingError};
+
+/// Why an experiment did not run, or why one of its cells could not. [`Self::exit_code`] is the
+/// one place that decides what each means for the exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum ExperimentError {
+    /// A `--set` argument that is not a setting.
+    #[error("--set {0}")]
+    Set(#[source] SettingError),
+    /// A `--fix` naming no fix, or a grid point that is not a setting.
+    #[error(transparent)]
+    Setting(#[from] SettingError),
+    /// A `--vary` argument that is not an axis.
+    #[error("--vary {arg}: {problem}")]
+    Vary {
+        /// The argument as given.
+        arg: String,
+        /// What is wrong with it.
+        problem: AxisProblem,
+    },
+    /// More `--vary` axes than a grid has.
+    #[error("{count} --vary axes; a grid has one or two")]
+    TooManyAxes {
+        /// How many were given.
+        count: usize,
+    },
+    /// A `--metric` that is not one of [`metrics::NAMES`].
+    #[error("--metric {name}: unknown metric; expected one of {}", NAMES.join(", "))]
+    UnknownMetric {
+        /// The name as given.
+        name: String,
+    },
+    /// An `--expect` that is not `VARIANT prevents stuck_volumes`.
+    #[error(
+        "--expect {text:?}: expected 'VARIANT prevents stuck_volumes', e.g. 'dns_verification prevents stuck_volumes'"
+    )]
+    Expect {
+        /// The assertion as given.
+        text: String,
+    },
+    /// The scenario, or a cell's settings applied to it, is not valid.
+    #[error(transparent)]
+    Scenario(#[from] ScenarioError),
+    /// The memory limit is unknown.
+    #[error(transparent)]
+    Containment(#[from] ContainmentError),
+    /// Not even one cell fits under the memory limit.
+    #[error(
+        "one cell's worst case ({worst}) is over the memory limit ({}, {}); lower the fleet or raise --memory-limit knowingly",
+        ByteSize(.limit.bytes),
+        .limit.from
+    )]
+    CellOverLimit {
+        /// The largest worst case of a cell.
+        worst: ByteSize,
+        /// The experiment's limit.
+        limit: containment::Limit,
+    },
+    /// This binary, which runs the cells, cannot be found.
+    #[error("cannot find my own executable to run the cells: {0}")]
+    OwnExecutable(#[source] std::io::Error),
+    /// The runtime the cells run on did not start.
+    #[error("cannot start a runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    /// A directory or file could not be created (the experiment's, a cell's log).
+    #[error("cannot create {}: {source}", .path.display())]
+    Create {
+        /// What was to be created.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A summary could not be written.
+    #[error("cannot write {}: {source}", .path.display())]
+    Write {
+        /// The summary's path.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A summary could not be made into JSON.
+    #[error("{0}")]
+    Encode(#[source] serde_json::Error),
+    /// A cell's log could not be shared between its stdout and stderr.
+    #[error("{0}")]
+    LogHandle(#[source] std::io::Error),
+    /// A cell's harness could not be started.
+    #[error("cannot start {}: {source}", .exe.display())]
+    Spawn {
+        /// This binary.
+        exe: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A finished cell's report could not be read.
+    #[error("cannot read {}: {source}", .path.display())]
+    ReadReport {
+        /// Its report.json.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A finished cell's report is not one.
+    #[error("{} is not a report: {source}", .path.display())]
+    NotAReport {
+        /// Its report.json.
+        path: PathBuf,
+        /// What the JSON reader found.
+        source: serde_json::Error,
+    },
+    /// A finished cell's journal could not be read.
+    #[error("cannot read journal.jsonl: {source}")]
+    ReadJournal {
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+impl ExperimentError {
+    /// The exit code of an experiment that failed this way: bad input refused before anything
+    /// started (2), or the harness itself failed (3). Cells that could not run end an experiment
+    /// that did run with 3 too (see [`exit_code`]).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Set(_)
+            | Self::Setting(_)
+            | Self::Vary { .. }
+            | Self::TooManyAxes { .. }
+            | Self::UnknownMetric { .. }
+            | Self::Expect { .. }
+            | Self::Scenario(_)
+            | Self::Containment(_)
+            | Self::CellOverLimit { .. } => crate::exit::BAD_INPUT,
+            Self::OwnExecutable(_)
+            | Self::Runtime(_)
+            | Self::Create { .. }
+            | Self::Write { .. }
+            | Self::Encode(_)
+            | Self::LogHandle(_)
+            | Self::Spawn { .. }
+            | Self::ReadReport { .. }
+            | Self::NotAReport { .. }
+            | Self::ReadJournal { .. } => crate::exit::HARNESS_FAILED,
+        }
+    }
+}
 
 /// What every experiment shares: the scenario, where it writes, the seeds, and the pace.
 #[derive(Debug)]
@@ -51,23 +198,23 @@ impl Experiment {
         jobs: Option<usize>,
         memory_limit: Option<ByteSize>,
         cell_settings: &[Vec<Setting>],
-    ) -> Result<Self, String> {
+    ) -> Result<Self, ExperimentError> {
         let mut worst = 0;
         let mut base = None;
         for settings in cell_settings {
-            let s = Scenario::load(&scenario, settings).map_err(|e| e.to_string())?;
+            let s = Scenario::load(&scenario, settings)?;
             worst = worst.max(containment::worst_case(&s).total());
             base.get_or_insert(s.seed);
         }
-        let (limit, why) = containment::limit(memory_limit)?;
-        let fit = usize::try_from(limit / worst.max(1)).unwrap_or(usize::MAX);
+        let limit = containment::limit(memory_limit)?;
+        let fit = usize::try_from(limit.bytes / worst.max(1)).unwrap_or(usize::MAX);
         if fit == 0 {
-            return Err(format!(
-                "one cell's worst case ({}) is over the memory limit ({}, {why}); lower the fleet or raise --memory-limit knowingly",
-                ByteSize(worst),
-                ByteSize(limit)
-            ));
+            return Err(ExperimentError::CellOverLimit {
+                worst: ByteSize(worst),
+                limit,
+            });
         }
+        let limit = limit.bytes;
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let jobs = jobs.unwrap_or(cores).min(fit).max(1);
         let base = base.unwrap_or(1);
@@ -88,12 +235,16 @@ impl Experiment {
     }
 
     /// Writes `name` into the experiment's directory; returns its path.
-    pub fn write(&self, name: &str, body: &str) -> Result<PathBuf, String> {
-        std::fs::create_dir_all(&self.out)
-            .map_err(|e| format!("cannot create {}: {e}", self.out.display()))?;
+    pub fn write(&self, name: &str, body: &str) -> Result<PathBuf, ExperimentError> {
+        std::fs::create_dir_all(&self.out).map_err(|source| ExperimentError::Create {
+            path: self.out.clone(),
+            source,
+        })?;
         let path = self.out.join(name);
-        std::fs::write(&path, body).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-        Ok(path)
+        match std::fs::write(&path, body) {
+            Ok(()) => Ok(path),
+            Err(source) => Err(ExperimentError::Write { path, source }),
+        }
     }
 
     /// Runs `cells` as planned.
@@ -197,13 +348,12 @@ fn stamp() -> String {
 
 /// Runs the cells on the one-thread runtime every outage-lab process uses (children get
 /// `PR_SET_PDEATHSIG`, tied to the thread that forks them).
-pub fn run_blocking(exp: &Experiment, exe: &Path, cells: &[Cell]) -> Result<Results, (u8, String)> {
-    let runtime = crate::single_threaded_runtime().map_err(|_| {
-        (
-            crate::exit::HARNESS_FAILED,
-            "cannot start a runtime".to_owned(),
-        )
-    })?;
+pub fn run_blocking(
+    exp: &Experiment,
+    exe: &Path,
+    cells: &[Cell],
+) -> Result<Results, ExperimentError> {
+    let runtime = crate::single_threaded_runtime().map_err(ExperimentError::Runtime)?;
     Ok(runtime.block_on(exp.run(exe, cells)))
 }
 
@@ -216,4 +366,19 @@ pub fn exit_code(results: &Results) -> u8 {
         return crate::exit::HARNESS_FAILED;
     }
     0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_input_exits_2_and_a_failure_of_the_harness_3() {
+        let bad = ExperimentError::TooManyAxes { count: 3 };
+        assert_eq!(bad.exit_code(), crate::exit::BAD_INPUT);
+        assert_eq!(bad.to_string(), "3 --vary axes; a grid has one or two");
+        let failed = ExperimentError::Runtime(std::io::Error::other("no threads"));
+        assert_eq!(failed.exit_code(), crate::exit::HARNESS_FAILED);
+        assert_eq!(failed.to_string(), "cannot start a runtime: no threads");
+    }
 }

@@ -15,6 +15,7 @@ use serde::Serialize;
 use tokio::process::{Child, Command};
 use tokio::signal::unix::{SignalKind, signal};
 
+use super::ExperimentError;
 use super::metrics::Metrics;
 
 /// How long a cell's harness may take to stop its fleet after SIGTERM.
@@ -150,7 +151,10 @@ impl Runner<'_> {
                         child,
                         started: Instant::now(),
                     }),
-                    Err(reason) => outcomes[next] = Some(Outcome::Failed { reason }),
+                    Err(e) => {
+                        let reason = e.to_string();
+                        outcomes[next] = Some(Outcome::Failed { reason });
+                    }
                 }
                 next += 1;
             }
@@ -185,15 +189,22 @@ impl Runner<'_> {
         }
     }
 
-    fn spawn(&self, cell: &Cell) -> Result<Child, String> {
+    fn spawn(&self, cell: &Cell) -> Result<Child, ExperimentError> {
         if let Some(parent) = cell.dir.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+            std::fs::create_dir_all(parent).map_err(|source| ExperimentError::Create {
+                path: parent.to_owned(),
+                source,
+            })?;
         }
         let log_path = cell.dir.with_extension("log");
-        let log = std::fs::File::create(&log_path)
-            .map_err(|e| format!("cannot create {}: {e}", log_path.display()))?;
-        let err = log.try_clone().map_err(|e| e.to_string())?;
+        let log = match std::fs::File::create(&log_path) {
+            Ok(log) => log,
+            Err(source) => {
+                let path = log_path;
+                return Err(ExperimentError::Create { path, source });
+            }
+        };
+        let err = log.try_clone().map_err(ExperimentError::LogHandle)?;
         let mut cmd = Command::new(self.exe);
         cmd.arg("run")
             .arg(self.scenario)
@@ -211,8 +222,10 @@ impl Runner<'_> {
             .env("TERM", "dumb")
             .kill_on_drop(true);
         outage_lab_host::die_with_parent(&mut cmd);
-        cmd.spawn()
-            .map_err(|e| format!("cannot start {}: {e}", self.exe.display()))
+        cmd.spawn().map_err(|source| ExperimentError::Spawn {
+            exe: self.exe.to_owned(),
+            source,
+        })
     }
 }
 
@@ -298,7 +311,9 @@ fn outcome(
                 metrics,
                 wall_s: wall.as_secs_f64(),
             },
-            Err(e) => Outcome::Failed { reason: e },
+            Err(e) => Outcome::Failed {
+                reason: e.to_string(),
+            },
         },
         _ => Outcome::Failed {
             reason: format!(

@@ -316,22 +316,52 @@ async fn one_request(
     matches!(req.timeout(timeout).send().await, Ok(r) if r.status().is_success())
 }
 
+/// Why control's volume map could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// Control did not answer.
+    #[error("GET {url}: {source}")]
+    Request {
+        /// The map's URL.
+        url: String,
+        /// What the HTTP client found.
+        source: reqwest::Error,
+    },
+    /// Control answered with an error status.
+    #[error("GET {url} answered {status}")]
+    Status {
+        /// The map's URL.
+        url: String,
+        /// Its answer.
+        status: reqwest::StatusCode,
+    },
+    /// Control's answer is not a volume map.
+    #[error("GET {url}: {source}")]
+    Decode {
+        /// The map's URL.
+        url: String,
+        /// What the JSON reader found.
+        source: reqwest::Error,
+    },
+}
+
 /// Control's volume map.
 pub async fn fetch_map(
     http: &reqwest::Client,
     control: std::net::SocketAddr,
-) -> Result<Vec<VolumeInfo>, String> {
+) -> Result<Vec<VolumeInfo>, LoadError> {
     let url = format!("http://{control}/volumes");
-    let resp = http
-        .get(&url)
-        .timeout(Duration::from_secs(2))
-        .send()
-        .await
-        .map_err(|e| format!("GET {url}: {e}"))?;
-    if !resp.status().is_success() {
-        return Err(format!("GET {url} answered {}", resp.status()));
+    let resp = match http.get(&url).timeout(Duration::from_secs(2)).send().await {
+        Ok(resp) => resp,
+        Err(source) => return Err(LoadError::Request { url, source }),
+    };
+    let status = resp.status();
+    if !status.is_success() {
+        return Err(LoadError::Status { url, status });
     }
-    resp.json().await.map_err(|e| format!("GET {url}: {e}"))
+    resp.json()
+        .await
+        .map_err(|source| LoadError::Decode { url, source })
 }
 
 /// The outcome of reading every acknowledged write back.
@@ -363,12 +393,15 @@ pub fn compare(
 }
 
 /// Reads back every block with an acknowledged write from its volume's current primary.
+///
+/// The error is the text of a [`LoadError`]: the run keeps the outcome for the checks as
+/// `Result<WriteCheck, String>` (`Traffic::write_check` in traffic.rs, `CheckInput::writes`).
 pub async fn read_back(
     http: &reqwest::Client,
     control: std::net::SocketAddr,
     acked: &BTreeMap<BlockKey, u64>,
 ) -> Result<WriteCheck, String> {
-    let map = fetch_map(http, control).await?;
+    let map = fetch_map(http, control).await.map_err(|e| e.to_string())?;
     let primaries: BTreeMap<&str, std::net::SocketAddr> = map
         .iter()
         .filter_map(|v| v.primary.as_ref().map(|(_, a)| (v.id.as_str(), *a)))

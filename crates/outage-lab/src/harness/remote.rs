@@ -52,18 +52,84 @@ pub enum Hosts {
     Dir(PathBuf),
 }
 
+/// Why the launcher hosts cannot be used: `--hosts` is not where they are found (bad input,
+/// refused by the command line), or not every process of the plan has one (the run fails to
+/// start).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RemoteError {
+    /// `--hosts dns:PORT` whose port is not one.
+    #[error("`{given}`: expected dns:PORT with the launchers' port (1-65535), e.g. dns:7070")]
+    BadPort {
+        /// The value as given.
+        given: String,
+    },
+    /// An empty `--hosts`.
+    #[error("expected dns:PORT or a state directory")]
+    Empty,
+    /// What the plan needs and the live hosts lack.
+    #[error("{}", .missing.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))]
+    Missing {
+        /// Each lack, fixed services first.
+        missing: Vec<MissingHost>,
+    },
+}
+
+/// One thing the plan needs that the live hosts lack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MissingHost {
+    /// No host of a fixed service, or of a DNS server's own service.
+    Service {
+        /// The service.
+        service: String,
+    },
+    /// Fewer storage hosts of a service than servers behind it.
+    Storage {
+        /// The service (`storage`, or `storage-DNS` for the servers behind a DNS server).
+        service: String,
+        /// Its live hosts.
+        have: usize,
+        /// The servers it is to run.
+        needed: usize,
+        /// The plan's servers, all services together.
+        servers: usize,
+    },
+}
+
+impl std::fmt::Display for MissingHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Service { service } => write!(f, "no `{service}` host"),
+            Self::Storage {
+                service,
+                have,
+                needed,
+                servers,
+            } => {
+                write!(
+                    f,
+                    "{have} of {needed} `{service}` hosts (scale the {service} service to {needed}"
+                )?;
+                if service == STORAGE_SERVICE {
+                    write!(f, ": SERVERS={servers}")?;
+                }
+                f.write_str(")")
+            }
+        }
+    }
+}
+
 impl std::str::FromStr for Hosts {
-    type Err = String;
+    type Err = RemoteError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.strip_prefix("dns:") {
             Some(port) => match port.parse::<u16>() {
                 Ok(port) if port > 0 => Ok(Self::Dns { port }),
-                _ => Err(format!(
-                    "`{s}`: expected dns:PORT with the launchers' port (1-65535), e.g. dns:7070"
-                )),
+                _ => Err(RemoteError::BadPort {
+                    given: s.to_owned(),
+                }),
             },
-            None if s.is_empty() => Err("expected dns:PORT or a state directory".into()),
+            None if s.is_empty() => Err(RemoteError::Empty),
             None => Ok(Self::Dir(PathBuf::from(s))),
         }
     }
@@ -261,7 +327,7 @@ fn storage_service(dns: &str) -> String {
 
 /// Picks the hosts, or says what is missing. Several hosts of a fixed service, or more storage
 /// hosts than servers, are fine: the first ones by host name are used.
-fn assign(live: &[&Registration], plan: &Plan) -> Result<Assignment, String> {
+fn assign(live: &[&Registration], plan: &Plan) -> Result<Assignment, RemoteError> {
     let mut fixed = BTreeMap::new();
     let mut missing = Vec::new();
     let own_dns = (plan.dns.iter()).filter(|d| live.iter().any(|r| r.service == d.name));
@@ -271,7 +337,7 @@ fn assign(live: &[&Registration], plan: &Plan) -> Result<Assignment, String> {
             Some(r) => {
                 fixed.insert(service, r.addr);
             }
-            None => missing.push(format!("no `{service}` host")),
+            None => missing.push(MissingHost::Service { service }),
         }
     }
     // Storage hosts by service, each list used in order.
@@ -300,20 +366,18 @@ fn assign(live: &[&Registration], plan: &Plan) -> Result<Assignment, String> {
     for (service, needed) in &wanted {
         let have = live.iter().filter(|r| &r.service == service).count();
         if have < *needed {
-            missing.push(format!(
-                "{have} of {needed} `{service}` hosts (scale the {service} service to {needed}{})",
-                if service == STORAGE_SERVICE {
-                    format!(": SERVERS={}", plan.servers.len())
-                } else {
-                    String::new()
-                }
-            ));
+            missing.push(MissingHost::Storage {
+                service: service.clone(),
+                have,
+                needed: *needed,
+                servers: plan.servers.len(),
+            });
         }
     }
     if missing.is_empty() {
         Ok(Assignment { fixed, storage })
     } else {
-        Err(missing.join(", "))
+        Err(RemoteError::Missing { missing })
     }
 }
 
@@ -410,7 +474,7 @@ mod tests {
         assert_eq!("dns:7070".parse(), Ok(Hosts::Dns { port: 7070 }));
         assert_eq!("/lab".parse(), Ok(Hosts::Dir("/lab".into())));
         for bad in ["dns:", "dns:0", "dns:http", "dns:70000", ""] {
-            let err = bad.parse::<Hosts>().expect_err(bad);
+            let err = bad.parse::<Hosts>().expect_err(bad).to_string();
             assert!(err.contains("dns:PORT"), "{bad}: {err}");
         }
     }
@@ -421,7 +485,7 @@ mod tests {
         let live: Vec<&Registration> = regs.iter().filter(|r| r.service != "control").collect();
         let dns = vec!["dns-a".to_owned()];
         let plan = Plan::new(40, 1, 5, &dns, &BTreeSet::new());
-        let err = assign(&live, &plan).expect_err("not enough");
+        let err = assign(&live, &plan).expect_err("not enough").to_string();
         assert!(err.contains("no `control` host"), "{err}");
         assert!(err.contains("3 of 5 `storage` hosts"), "{err}");
         assert!(err.contains("SERVERS=5"), "{err}");

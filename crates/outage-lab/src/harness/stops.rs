@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 
 use super::driver::Driver;
 use crate::names::{Generation, ProcessName};
-use crate::workshop::control::{Asked, Request};
+use crate::workshop::control::{Asked, Request, RequestError};
 use crate::workshop::monitors::Panel;
 use crate::workshop::{self, Session, StopView};
 use outage_lab_engine::error::HarnessError;
@@ -189,11 +189,8 @@ impl Driver<'_> {
                 (Ok(serde_json::json!({ "done": "going on" })), Then::GoOn)
             }
             Request::Next { .. } => {
-                let t = self.fleet.sup.now_ms() as f64 / 1000.0;
-                let why = format!(
-                    "the run is not at a stop (t={t:.1}s); it stops at the next link by itself"
-                );
-                (Err(why), Then::Stay)
+                let t_ms = self.fleet.sup.now_ms();
+                (Err(RequestError::NotAtStop { t_ms }), Then::Stay)
             }
             Request::Repair { who, targets } => (self.repair(&who, &targets).await?, Then::Stay),
             Request::Restart { who, targets } => {
@@ -227,7 +224,7 @@ impl Driver<'_> {
         &mut self,
         who: &str,
         targets: &[String],
-    ) -> Result<Result<serde_json::Value, String>, HarnessError> {
+    ) -> Result<Result<serde_json::Value, RequestError>, HarnessError> {
         let dns = match workshop::pick_dns(self.fleet.plan, targets) {
             Ok(dns) => dns,
             Err(e) => return Ok(Err(e)),

@@ -13,6 +13,73 @@ use serde_json::{Map, Value};
 
 use outage_lab_engine::located::ScenarioError;
 
+/// Why a command-line setting cannot be made: the argument is not one, or the scenario has no
+/// place for it. The message names what the user wrote; `run`, `workshop` and `grid` put
+/// `--set ` before the message about a `--set` argument.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingError {
+    /// `--set` without `=`.
+    #[error("{arg:?} has no '='; expected PATH=VALUE, e.g. fleet.servers=30")]
+    NoEquals {
+        /// The argument as given.
+        arg: String,
+    },
+    /// A path with an empty part (`volumes..placement_fill`).
+    #[error(
+        "{path:?} is not a path; expected field names joined by '.', e.g. volumes.placement_fill"
+    )]
+    NotAPath {
+        /// The path as given.
+        path: String,
+    },
+    /// `--fix` naming no fix.
+    #[error("--fix {name}: unknown fix; expected one of {}", .known.join(", "))]
+    UnknownFix {
+        /// The name as given.
+        name: String,
+        /// Every fix's name.
+        known: &'static [&'static str],
+    },
+    /// A setting with no path at all.
+    #[error("an empty path")]
+    EmptyPath,
+    /// A list's item named by something that is not an index.
+    #[error(
+        "{} is a list; expected an item's index (0 to {}), not {key:?}",
+        shown(.at),
+        .len.saturating_sub(1)
+    )]
+    NotAnIndex {
+        /// The path to the list.
+        at: Vec<String>,
+        /// Its length.
+        len: usize,
+        /// What stood where an index should.
+        key: String,
+    },
+    /// An index past a list's end.
+    #[error("{} has {len} items; there is no item {index}", shown(.at))]
+    NoSuchItem {
+        /// The path to the list.
+        at: Vec<String>,
+        /// Its length.
+        len: usize,
+        /// The index asked for.
+        index: usize,
+    },
+    /// A path that goes on through a plain value (`fleet.servers.count`).
+    #[error(
+        "{} is {found}, not a mapping of fields, so nothing can be set inside it",
+        shown(.at)
+    )]
+    NotAMapping {
+        /// The path to the plain value.
+        at: Vec<String>,
+        /// The value there.
+        found: Value,
+    },
+}
+
 /// One change: a dotted path into the scenario and the YAML value to put there.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Setting {
@@ -32,15 +99,15 @@ impl fmt::Display for Setting {
 
 impl Setting {
     /// `PATH=VALUE`, as given to `--set`.
-    pub fn parse(arg: &str) -> Result<Self, String> {
-        let (path, value) = arg.split_once('=').ok_or_else(|| {
-            format!("{arg:?} has no '='; expected PATH=VALUE, e.g. fleet.servers=30")
+    pub fn parse(arg: &str) -> Result<Self, SettingError> {
+        let (path, value) = arg.split_once('=').ok_or_else(|| SettingError::NoEquals {
+            arg: arg.to_owned(),
         })?;
         let parts: Vec<String> = path.split('.').map(|p| p.trim().to_owned()).collect();
         if parts.iter().any(String::is_empty) {
-            return Err(format!(
-                "{path:?} is not a path; expected field names joined by '.', e.g. volumes.placement_fill"
-            ));
+            return Err(SettingError::NotAPath {
+                path: path.to_owned(),
+            });
         }
         Ok(Self {
             path: parts,
@@ -50,12 +117,12 @@ impl Setting {
     }
 
     /// `--fix NAME`: the fix on, with its defaults. `known` is every fix's name.
-    pub fn fix(name: &str, known: &[&str]) -> Result<Self, String> {
+    pub fn fix(name: &str, known: &'static [&'static str]) -> Result<Self, SettingError> {
         if !known.contains(&name) {
-            return Err(format!(
-                "--fix {name}: unknown fix; expected one of {}",
-                known.join(", ")
-            ));
+            return Err(SettingError::UnknownFix {
+                name: name.to_owned(),
+                known,
+            });
         }
         Ok(Self {
             path: vec!["fixes".into(), name.to_owned()],
@@ -96,9 +163,9 @@ pub fn apply(text: &str, source: &str, settings: &[Setting]) -> Result<String, S
 
 /// Puts `value` at `path`, making the mappings on the way that are not there yet. A number
 /// picks an item of a list (`timeline.1.dns_update.propagate_to`).
-fn put(doc: &mut Value, path: &[String], value: Value) -> Result<(), String> {
+fn put(doc: &mut Value, path: &[String], value: Value) -> Result<(), SettingError> {
     let Some((last, parents)) = path.split_last() else {
-        return Err("an empty path".into());
+        return Err(SettingError::EmptyPath);
     };
     let mut here = doc;
     for (i, key) in parents.iter().enumerate() {
@@ -109,18 +176,13 @@ fn put(doc: &mut Value, path: &[String], value: Value) -> Result<(), String> {
 }
 
 /// The value under `key` of `v` (a field of a mapping, or an item of a list by its index);
-/// a missing field is made when `make` is set.
+/// a missing field is made when `make` is set. `at` is the path to `v`.
 fn step<'v>(
     v: &'v mut Value,
     key: &str,
     at: &[String],
     make: bool,
-) -> Result<&'v mut Value, String> {
-    let shown = if at.is_empty() {
-        "the scenario".to_owned()
-    } else {
-        at.join(".")
-    };
+) -> Result<&'v mut Value, SettingError> {
     if v.is_null() && make {
         *v = Value::Object(Map::new());
     }
@@ -128,19 +190,30 @@ fn step<'v>(
         Value::Object(map) => Ok(map.entry(key.to_owned()).or_insert(Value::Null)),
         Value::Array(items) => {
             let len = items.len();
-            let index: usize = key.parse().map_err(|_| {
-                format!(
-                    "{shown} is a list; expected an item's index (0 to {}), not {key:?}",
-                    len.saturating_sub(1)
-                )
+            let index: usize = key.parse().map_err(|_| SettingError::NotAnIndex {
+                at: at.to_vec(),
+                len,
+                key: key.to_owned(),
             })?;
-            items
-                .get_mut(index)
-                .ok_or(format!("{shown} has {len} items; there is no item {index}"))
+            items.get_mut(index).ok_or(SettingError::NoSuchItem {
+                at: at.to_vec(),
+                len,
+                index,
+            })
         }
-        other => Err(format!(
-            "{shown} is {other}, not a mapping of fields, so nothing can be set inside it"
-        )),
+        other => Err(SettingError::NotAMapping {
+            at: at.to_vec(),
+            found: other.clone(),
+        }),
+    }
+}
+
+/// A path into the scenario for people: `fleet.servers`, or `the scenario` for its top.
+fn shown(at: &[String]) -> String {
+    if at.is_empty() {
+        "the scenario".to_owned()
+    } else {
+        at.join(".")
     }
 }
 
@@ -171,7 +244,9 @@ mod tests {
         assert_eq!(s.value, "7");
         assert!(Setting::parse("volumes.placement_fill").is_err());
         assert!(Setting::parse("volumes..fill=1").is_err());
-        let e = Setting::fix("magic", &["dns_verification"]).expect_err("unknown");
+        let e = Setting::fix("magic", &["dns_verification"])
+            .expect_err("unknown")
+            .to_string();
         assert!(
             e.contains("--fix magic: unknown fix; expected one of dns_verification"),
             "{e}"

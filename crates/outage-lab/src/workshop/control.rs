@@ -52,7 +52,40 @@ pub struct Asked {
     /// What is asked.
     pub request: Request,
     /// The driver's answer: a JSON body, or why it was refused.
-    pub reply: oneshot::Sender<Result<serde_json::Value, String>>,
+    pub reply: oneshot::Sender<Result<serde_json::Value, RequestError>>,
+}
+
+/// Why the driver refused a participant's request; the API answers 400 with the message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// `next` while the run is not held at a stop.
+    #[error(
+        "the run is not at a stop (t={:.1}s); it stops at the next link by itself",
+        *.t_ms as f64 / 1000.0
+    )]
+    NotAtStop {
+        /// The lab clock when it was asked, in milliseconds.
+        t_ms: u64,
+    },
+    /// A repair naming a DNS server the run does not have.
+    #[error("no DNS server {name:?} in this run; it has {}", .known.join(", "))]
+    UnknownDns {
+        /// The name asked for.
+        name: String,
+        /// The run's DNS servers.
+        known: Vec<String>,
+    },
+    /// A restart naming no server.
+    #[error("name the servers whose agents to restart (ids like s003, or all)")]
+    NoServersNamed,
+    /// A restart naming a server the run does not have.
+    #[error("no server {name:?} in this run; its servers are s000 to {last}")]
+    UnknownServer {
+        /// The id asked for.
+        name: String,
+        /// The run's last server id.
+        last: String,
+    },
 }
 
 /// The body of a POST.
@@ -160,7 +193,7 @@ async fn ask(api: &Api, headers: &HeaderMap, request: Request) -> Response {
     }
     match answer.await {
         Ok(Ok(body)) => axum::Json(body).into_response(),
-        Ok(Err(why)) => error(StatusCode::BAD_REQUEST, &why),
+        Ok(Err(why)) => error(StatusCode::BAD_REQUEST, &why.to_string()),
         Err(_) => error(StatusCode::GONE, "the run has ended"),
     }
 }

@@ -23,6 +23,7 @@ use serde::Serialize;
 use crate::harness::state::RunState;
 use crate::plan::Plan;
 use crate::scenario::Scenario;
+use control::RequestError;
 use links::{Link, Run};
 
 /// How the workshop is paced.
@@ -391,37 +392,33 @@ impl Session {
 
 /// The DNS servers a request names: every one for an empty list or `all`; an unknown name is an
 /// error naming the known ones.
-pub fn pick_dns(plan: &Plan, asked: &[String]) -> Result<Vec<String>, String> {
+pub fn pick_dns(plan: &Plan, asked: &[String]) -> Result<Vec<String>, RequestError> {
     let known: BTreeSet<&str> = plan.dns.iter().map(|d| d.name.as_str()).collect();
     if asked.is_empty() || asked.iter().any(|a| a == "all") {
         return Ok(known.iter().map(|s| (*s).to_owned()).collect());
     }
-    for a in asked {
-        if !known.contains(a.as_str()) {
-            return Err(format!(
-                "no DNS server {a:?} in this run; it has {}",
-                known.iter().copied().collect::<Vec<_>>().join(", ")
-            ));
-        }
+    if let Some(a) = asked.iter().find(|a| !known.contains(a.as_str())) {
+        return Err(RequestError::UnknownDns {
+            name: a.clone(),
+            known: known.iter().map(|s| (*s).to_owned()).collect(),
+        });
     }
     Ok(asked.to_vec())
 }
 
 /// The servers whose agents a request names (`all`, or ids); an unknown id is an error.
-pub fn pick_servers(plan: &Plan, asked: &[String]) -> Result<Vec<String>, String> {
+pub fn pick_servers(plan: &Plan, asked: &[String]) -> Result<Vec<String>, RequestError> {
     if asked.is_empty() {
-        return Err("name the servers whose agents to restart (ids like s003, or all)".into());
+        return Err(RequestError::NoServersNamed);
     }
     if asked.iter().any(|a| a == "all") {
         return Ok(plan.servers.iter().map(|s| s.id.clone()).collect());
     }
-    for a in asked {
-        if !plan.servers.iter().any(|s| &s.id == a) {
-            let last = plan.servers.last().map_or("", |s| s.id.as_str());
-            return Err(format!(
-                "no server {a:?} in this run; its servers are s000 to {last}"
-            ));
-        }
+    if let Some(a) = (asked.iter()).find(|a| !plan.servers.iter().any(|s| &s.id == *a)) {
+        return Err(RequestError::UnknownServer {
+            name: a.clone(),
+            last: plan.servers.last().map_or(String::new(), |s| s.id.clone()),
+        });
     }
     Ok(asked.to_vec())
 }
@@ -496,14 +493,24 @@ mod tests {
         assert!(
             pick_dns(&plan, &["dns-z".into()])
                 .unwrap_err()
+                .to_string()
                 .contains("dns-a, dns-b")
         );
         assert_eq!(pick_servers(&plan, &["all".into()]).unwrap().len(), 4);
         assert!(
             pick_servers(&plan, &["s999".into()])
                 .unwrap_err()
+                .to_string()
                 .contains("s000 to s003")
         );
         assert!(pick_servers(&plan, &[]).is_err());
+    }
+
+    #[test]
+    fn next_away_from_a_stop_is_refused_with_the_time() {
+        assert_eq!(
+            RequestError::NotAtStop { t_ms: 12_340 }.to_string(),
+            "the run is not at a stop (t=12.3s); it stops at the next link by itself"
+        );
     }
 }
