@@ -19,7 +19,7 @@ pub mod run;
 
 use outage_lab_proto::report::{CustomersReport, ExpectationResult};
 
-use crate::harness::load::WriteCheck;
+use crate::harness::load::{LoadError, WriteCheck};
 use crate::harness::state::RunState;
 use crate::plan::Plan;
 
@@ -33,7 +33,7 @@ pub struct CheckInput<'a> {
     /// When the timeline ended (ms since run start).
     pub end_ms: u64,
     /// Every acknowledged write read back at the end; `None` when that did not happen.
-    pub writes: Option<&'a Result<WriteCheck, String>>,
+    pub writes: Option<&'a Result<WriteCheck, LoadError>>,
     /// The customer accounts' API calls and recoveries, when the scenario has accounts.
     pub customers: Option<&'a CustomersReport>,
     /// Whether the agents are a program the lab did not write (`agent.command`): they tell

@@ -393,15 +393,12 @@ pub fn compare(
 }
 
 /// Reads back every block with an acknowledged write from its volume's current primary.
-///
-/// The error is the text of a [`LoadError`]: the run keeps the outcome for the checks as
-/// `Result<WriteCheck, String>` (`Traffic::write_check` in traffic.rs, `CheckInput::writes`).
 pub async fn read_back(
     http: &reqwest::Client,
     control: std::net::SocketAddr,
     acked: &BTreeMap<BlockKey, u64>,
-) -> Result<WriteCheck, String> {
-    let map = fetch_map(http, control).await.map_err(|e| e.to_string())?;
+) -> Result<WriteCheck, LoadError> {
+    let map = fetch_map(http, control).await?;
     let primaries: BTreeMap<&str, std::net::SocketAddr> = map
         .iter()
         .filter_map(|v| v.primary.as_ref().map(|(_, a)| (v.id.as_str(), *a)))

@@ -30,7 +30,7 @@ pub struct Traffic {
     /// Each account's call totals at the last `customer_stats` window.
     customers_told: BTreeMap<String, ApiCalls>,
     /// Every acknowledged write read back at the end (after recovery).
-    pub write_check: Option<Result<WriteCheck, String>>,
+    pub write_check: Option<Result<WriteCheck, load::LoadError>>,
 }
 
 impl Traffic {
