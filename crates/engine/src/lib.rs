@@ -7,6 +7,8 @@
 //! - [`located`]: scenario errors with `file:line:column` and the field path;
 //! - [`error`]: a failure of the harness itself (exit code 3);
 //! - [`journal`]: `journal.jsonl` as it is written, and who reads along;
+//! - [`experiment`]: runs the cells of `compare` and `grid` as child runs, several at once;
+//! - [`logs`]: the logs a run leaves;
 //! - [`checks`]: the verdict rows about the run itself (interrupted, memory, lost hosts,
 //!   leftovers);
 //! - [`terminal`]: what the person watching a run sees (plain lines, and a live line on a
@@ -15,7 +17,9 @@
 pub mod checks;
 pub mod clock;
 pub mod error;
+pub mod experiment;
 pub mod journal;
 pub mod ledger;
 pub mod located;
+pub mod logs;
 pub mod terminal;

@@ -111,6 +111,16 @@ impl Metrics {
     }
 }
 
+impl outage_lab_engine::experiment::CellMetrics for Metrics {
+    fn read(run_dir: &Path) -> Result<Self, String> {
+        Metrics::read(run_dir).map_err(|e| e.to_string())
+    }
+
+    fn headline(&self) -> String {
+        format!("stuck peak {}", self.stuck_peak)
+    }
+}
+
 /// The integral of the stuck count over time, to `end_ms`.
 fn stuck_volume_seconds(series: &[(u64, u64)], end_ms: u64) -> f64 {
     let mut total = 0.0;

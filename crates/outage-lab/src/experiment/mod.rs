@@ -108,17 +108,6 @@ pub enum ExperimentError {
     /// A summary could not be made into JSON.
     #[error("{0}")]
     Encode(#[source] serde_json::Error),
-    /// A cell's log could not be shared between its stdout and stderr.
-    #[error("{0}")]
-    LogHandle(#[source] std::io::Error),
-    /// A cell's harness could not be started.
-    #[error("cannot start {}: {source}", .exe.display())]
-    Spawn {
-        /// This binary.
-        exe: PathBuf,
-        /// The OS error.
-        source: std::io::Error,
-    },
     /// A finished cell's report could not be read.
     #[error("cannot read {}: {source}", .path.display())]
     ReadReport {
@@ -163,8 +152,6 @@ impl ExperimentError {
             | Self::Create { .. }
             | Self::Write { .. }
             | Self::Encode(_)
-            | Self::LogHandle(_)
-            | Self::Spawn { .. }
             | Self::ReadReport { .. }
             | Self::NotAReport { .. }
             | Self::ReadJournal { .. } => crate::exit::HARNESS_FAILED,

@@ -665,18 +665,7 @@ fn limit_data(cmd: &mut Command, limit: u64) {
     }
 }
 
-/// The last `n` lines of a log file, for error messages.
-pub fn tail(path: &Path, n: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    let start = lines.len().saturating_sub(n);
-    let out = lines[start..].join("\n");
-    if out.is_empty() {
-        "(empty)".into()
-    } else {
-        out
-    }
-}
+pub use outage_lab_engine::logs::tail;
 
 /// Hears one process: turns its stdout lines into journal events (the first `ready` also answers
 /// [`Pending::ready`]) and reports its exit once.
