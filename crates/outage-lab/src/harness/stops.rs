@@ -51,6 +51,10 @@ impl Driver<'_> {
             Input::Event(Some(msg)) => self.record(msg),
             Input::Event(None) => {}
             Input::Asked(asked) => {
+                // What a participant is told comes from the run state; the journal on disk must
+                // hold at least as much (an event that was in flight when the run froze is
+                // folded into the state at once, but would sit in the write buffer).
+                let _ = self.flush_journal();
                 return Ok(matches!(self.answer(asked, frozen).await?, Then::GoOn));
             }
         }
