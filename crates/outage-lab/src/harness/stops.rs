@@ -61,6 +61,21 @@ impl Driver<'_> {
         Ok(false)
     }
 
+    /// Right after a freeze: folds in what the processes said before they stopped and the harness
+    /// had not read yet (lines still in their pipes), until nothing comes for a moment, so the
+    /// stop shows a run state that no longer moves.
+    async fn settle(&mut self) {
+        const QUIET: Duration = Duration::from_millis(100);
+        const MOST: Duration = Duration::from_secs(1);
+        let deadline = tokio::time::Instant::now() + MOST;
+        while let Ok(Some(msg)) = tokio::time::timeout(QUIET, self.rx.recv()).await {
+            self.record(msg);
+            if tokio::time::Instant::now() >= deadline {
+                break;
+            }
+        }
+    }
+
     /// When slow motion next holds the run, if it does: a slice of lab time after the last
     /// hold. Kept, not recomputed from the clock, so a busy loop cannot step over it.
     pub(super) fn pace_due(&mut self) -> Option<tokio::time::Instant> {
@@ -122,6 +137,7 @@ impl Driver<'_> {
     /// One stop: freeze, tell, wait for the facilitator, go on.
     async fn stop_at(&mut self, stop: &StopView) -> Result<(), HarnessError> {
         let frozen = self.fleet.sup.freeze();
+        self.settle().await;
         self.fleet.sup.emit(Event::WorkshopStop {
             link: stop.link.name().to_owned(),
             number: stop.number as u32,
