@@ -30,6 +30,10 @@ pub struct LeakConfig {
     /// The least climb across the whole window (first segment to last) that counts.
     #[serde(default = "default_min_total_growth")]
     pub min_total_growth: ByteSize,
+    /// How long after a process is first seen its samples are not judged: an interpreter that
+    /// loads its libraries (Python takes seconds on a busy machine) climbs like a leak.
+    #[serde(default = "default_warmup")]
+    pub warmup: HumanDuration,
 }
 
 fn default_window() -> HumanDuration {
@@ -44,6 +48,9 @@ fn default_min_segment_growth() -> ByteSize {
 fn default_min_total_growth() -> ByteSize {
     ByteSize::mib(1)
 }
+fn default_warmup() -> HumanDuration {
+    HumanDuration::secs(0)
+}
 
 impl Default for LeakConfig {
     fn default() -> Self {
@@ -52,6 +59,7 @@ impl Default for LeakConfig {
             segments: default_segments(),
             min_segment_growth: default_min_segment_growth(),
             min_total_growth: default_min_total_growth(),
+            warmup: default_warmup(),
         }
     }
 }
@@ -113,6 +121,9 @@ pub const MAX_RISE_RATIO: u64 = 4;
 /// * **Noise** of a few hundred KiB cannot add up to `min_total_growth`, and a short burst (say
 ///   1 MiB within one second, then flat) spans at most two segment boundaries, not three.
 /// * **Falling memory** (storage giving cache back to a growing agent) never rises at all.
+/// * **A process starting up** (an interpreter loading its libraries, for seconds on a busy
+///   machine) climbs steadily, like a leak. `warmup` (0 s by default: the lab's own agent starts
+///   in milliseconds) keeps a new process's first samples out of every window.
 ///
 /// The price is latency and a floor on the leak rate it can see: `min_segment_growth` per
 /// segment and `min_total_growth` over `window * (segments - 1) / segments` (with the defaults,
@@ -126,6 +137,9 @@ pub struct LeakDetector {
     segments: u32,
     min_segment_growth: u64,
     min_total_growth: u64,
+    warmup: Duration,
+    /// When the first sample came; samples until `first + warmup` are not judged.
+    first: Option<Duration>,
     /// `(time since the watchdog started, rss)`, oldest first, covering at most `window`.
     samples: VecDeque<(Duration, u64)>,
     /// Latched: once fired, the detector stays silent for the life of the process.
@@ -140,6 +154,8 @@ impl LeakDetector {
             segments: config.segments.max(2),
             min_segment_growth: config.min_segment_growth.bytes(),
             min_total_growth: config.min_total_growth.bytes(),
+            warmup: config.warmup.get(),
+            first: None,
             samples: VecDeque::new(),
             fired: false,
         }
@@ -159,6 +175,10 @@ impl LeakDetector {
         }
         // A sample from the past would corrupt the segment arithmetic; drop it.
         if self.samples.back().is_some_and(|&(last, _)| at < last) {
+            return None;
+        }
+        // Still warming up: not part of any window.
+        if at < *self.first.get_or_insert(at) + self.warmup {
             return None;
         }
         self.samples.push_back((at, rss));
@@ -244,7 +264,11 @@ mod tests {
     /// Feeds `series(t_seconds)` sampled every 250 ms for `secs` seconds; returns the times at
     /// which the detector fired.
     fn run(secs: f64, series: impl Fn(f64) -> u64) -> Vec<Duration> {
-        let mut d = LeakDetector::new(&LeakConfig::default());
+        run_with(&LeakConfig::default(), secs, series)
+    }
+
+    fn run_with(config: &LeakConfig, secs: f64, series: impl Fn(f64) -> u64) -> Vec<Duration> {
+        let mut d = LeakDetector::new(config);
         let mut fired = Vec::new();
         let n = (secs / STEP.as_secs_f64()) as u32;
         for i in 0..=n {
@@ -415,5 +439,37 @@ mod tests {
         c.validate().expect("defaults are valid");
         c.segments = 1;
         assert!(c.validate().is_err());
+    }
+
+    /// Python loading its libraries on a busy machine, as measured: 3 MiB to 21 MiB over 4 s.
+    fn interpreter_start(t: f64) -> u64 {
+        3 * MIB + (18.0 * MIB as f64 * (t / 4.0).min(1.0)) as u64
+    }
+
+    #[test]
+    fn an_interpreter_loading_its_libraries_looks_like_a_leak_without_a_warmup() {
+        assert_eq!(run(20.0, interpreter_start).len(), 1);
+    }
+
+    #[test]
+    fn a_warmup_keeps_the_start_of_a_process_out_of_every_window() {
+        let config = LeakConfig {
+            warmup: HumanDuration::secs(5),
+            ..LeakConfig::default()
+        };
+        assert_eq!(run_with(&config, 20.0, interpreter_start), vec![]);
+    }
+
+    #[test]
+    fn a_leak_that_starts_after_the_warmup_still_fires_one_window_later() {
+        let config = LeakConfig {
+            warmup: HumanDuration::secs(5),
+            ..LeakConfig::default()
+        };
+        let fired = run_with(&config, 20.0, |t| {
+            interpreter_start(t) + (640.0 * KIB as f64 * (t - 6.0).max(0.0)) as u64
+        });
+        assert_eq!(fired.len(), 1, "fired at {fired:?}");
+        assert!(fired[0] <= Duration::from_secs(10) + STEP, "{fired:?}");
     }
 }
