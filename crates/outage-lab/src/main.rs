@@ -58,7 +58,7 @@ fn main() -> ExitCode {
         Command::Grid(args) => experiment_command(|exe| experiment::grid::command(&args, exe)),
         Command::Workshop(args) => finish(workshop(args)),
         Command::Ctl(args) => ctl::command(&args),
-        role => roles::run(role),
+        Command::Role(role) => roles::run(role),
     }
 }
 
