@@ -13,12 +13,16 @@ mod ctl;
 mod experiment;
 mod external_agent;
 mod fixes;
+mod fleet;
 mod harness;
+mod load;
 mod names;
 mod plan;
 mod roles;
+mod run_state;
 mod scenario;
 mod steps;
+mod supervisor;
 mod workshop;
 
 use std::process::ExitCode;
@@ -211,7 +215,7 @@ fn options(
     scenario: &Scenario,
     shown: &str,
     settings: &RunSettings,
-    hosts: Option<harness::Hosts>,
+    hosts: Option<supervisor::remote::Hosts>,
 ) -> Result<harness::RunOptions, RunError> {
     let refused = |source| RunError::Containment {
         shown: shown.to_owned(),

@@ -143,8 +143,8 @@ mod tests {
     use outage_lab_proto::report::RecoveryEpisode;
 
     use super::*;
-    use crate::harness::state::RunState;
     use crate::plan::Plan;
+    use crate::run_state::RunState;
 
     fn customer(
         name: &str,

@@ -5,7 +5,7 @@ use outage_lab_proto::report::ExpectationResult;
 use outage_lab_proto::{AlarmKind, ByteSize};
 
 use super::{CheckInput, mib, result};
-use crate::harness::state::ServerState;
+use crate::run_state::ServerState;
 use crate::scenario::expect::{
     AggregateAlarmExpectation, FailoverCapacityExpectation, LeakAlarmExpectation,
     StuckVolumesExpectation,

@@ -19,9 +19,9 @@ pub mod run;
 
 use outage_lab_proto::report::{CustomersReport, ExpectationResult};
 
-use crate::harness::load::{LoadError, WriteCheck};
-use crate::harness::state::RunState;
+use crate::load::{LoadError, WriteCheck};
 use crate::plan::Plan;
+use crate::run_state::RunState;
 
 /// Everything a check may read.
 #[derive(Debug)]

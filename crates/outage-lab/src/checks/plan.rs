@@ -151,8 +151,8 @@ mod tests {
     use outage_lab_proto::{ByteSize, Role};
 
     use super::*;
-    use crate::harness::state::RunState;
     use crate::plan::Plan;
+    use crate::run_state::RunState;
     use crate::steps::dns_update::missed;
 
     const SCENARIO: &str = "\

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 use super::action::Action;
 use super::{Fix, FixName, RunContext};
-use crate::harness::fleet::Fleet;
+use crate::fleet::Fleet;
 use outage_lab_engine::located::{Locator, ScenarioError};
 
 /// How long one verification query may take.

@@ -13,7 +13,7 @@ use super::action::Action;
 use super::agent_memory_limit::Restarter;
 use super::dns_verification::Verifier;
 use super::leak_alarm_action::Restarts;
-use crate::harness::fleet::Fleet;
+use crate::fleet::Fleet;
 use crate::steps::StepKind;
 use outage_lab_engine::error::HarnessError;
 

@@ -12,9 +12,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::customers::{self, CustomerLedger};
-use super::fleet::Fleet;
-use super::load::{self, LoadLedger, WriteCheck};
-use super::state::RunState;
+use crate::fleet::Fleet;
+use crate::load::{self, LoadLedger, WriteCheck};
+use crate::run_state::RunState;
 use outage_lab_engine::terminal::say;
 
 /// The traffic of one run.

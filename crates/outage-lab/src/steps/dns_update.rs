@@ -17,7 +17,7 @@ use serde_saphyr::Spanned;
 
 use super::{Step, StepKind, TimelineContext, TimelineStep};
 use crate::checks::{Check, CheckInput, first_few, result};
-use crate::harness::fleet::Fleet;
+use crate::fleet::Fleet;
 use crate::plan::ServerPlan;
 use outage_lab_engine::error::HarnessError;
 use outage_lab_engine::located::ScenarioError;

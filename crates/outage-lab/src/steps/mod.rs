@@ -22,7 +22,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use crate::checks::Check;
-use crate::harness::fleet::Fleet;
+use crate::fleet::Fleet;
 use outage_lab_engine::error::HarnessError;
 use outage_lab_engine::located::{Locator, ScenarioError};
 

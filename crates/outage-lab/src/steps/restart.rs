@@ -8,7 +8,7 @@ use serde_saphyr::Spanned;
 
 use super::select::Servers;
 use super::{TimelineContext, TimelineStep};
-use crate::harness::fleet::Fleet;
+use crate::fleet::Fleet;
 use outage_lab_engine::error::HarnessError;
 use outage_lab_engine::located::ScenarioError;
 

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::{TimelineContext, TimelineStep};
-use crate::harness::fleet::Fleet;
+use crate::fleet::Fleet;
 use outage_lab_engine::error::HarnessError;
 use outage_lab_engine::located::ScenarioError;
 

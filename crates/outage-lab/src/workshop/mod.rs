@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::harness::state::RunState;
 use crate::plan::Plan;
+use crate::run_state::RunState;
 use crate::scenario::Scenario;
 use control::RequestError;
 use links::{Link, Run};

@@ -8,8 +8,8 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::links::mib;
-use crate::harness::state::{RunState, ServerState};
 use crate::plan::Plan;
+use crate::run_state::{RunState, ServerState};
 
 /// An agent the new collector has not heard from for this long is "silent".
 const SILENT_AFTER_MS: u64 = 2_000;
@@ -174,7 +174,7 @@ fn server_row(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::harness::state::Incarnation;
+    use crate::run_state::Incarnation;
 
     #[test]
     fn a_server_the_collector_stopped_hearing_is_silent_and_its_share_is_agent_plus_storage() {

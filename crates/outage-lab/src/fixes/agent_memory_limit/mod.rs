@@ -16,7 +16,7 @@ use serde::Deserialize;
 use super::action::Action;
 use super::{Fix, FixName, RunContext};
 use outage_lab_engine::error::HarnessError;
-use crate::harness::fleet::Fleet;
+use crate::fleet::Fleet;
 use crate::names::ProcessName;
 use outage_lab_engine::located::{Locator, ScenarioError};
 

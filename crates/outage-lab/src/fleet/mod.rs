@@ -11,14 +11,17 @@ use std::time::Duration;
 use outage_lab_proto::wire::{SetRecordMsg, Target};
 use outage_lab_proto::{COLLECTOR_NAME, ProcessRole};
 
-use super::configs::{self, role_args};
-use super::endpoints::{self, Endpoints};
-use super::supervisor::{Pending, Program, Started, Supervisor};
+pub mod configs;
+pub mod endpoints;
+
+use self::configs::role_args;
+use self::endpoints::Endpoints;
 use crate::external_agent::{self, ExternalAgent};
 use crate::fixes::agent_memory_limit::limiter::Limiter;
 use crate::names::{Generation, ProcessName};
 use crate::plan::{Plan, ServerPlan};
 use crate::scenario::Scenario;
+use crate::supervisor::{Pending, Program, Started, Supervisor};
 use outage_lab_engine::error::HarnessError;
 
 /// How long a process may take to print its readiness line.
