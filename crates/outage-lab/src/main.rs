@@ -6,6 +6,7 @@
 // exported, so the workspace's unreachable_pub lint would only add noise here.
 #![allow(unreachable_pub)]
 
+mod check;
 mod checks;
 mod cli;
 mod containment;

@@ -4,7 +4,8 @@
 use outage_lab_proto::report::ExpectationResult;
 use outage_lab_proto::{AlarmKind, ByteSize};
 
-use super::{CheckInput, mib, result};
+use super::mib;
+use crate::check::{CheckInput, result};
 use crate::run_state::ServerState;
 use crate::scenario::expect::{
     AggregateAlarmExpectation, FailoverCapacityExpectation, LeakAlarmExpectation,

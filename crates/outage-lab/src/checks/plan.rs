@@ -5,7 +5,7 @@ use outage_lab_proto::report::ExpectationResult;
 use super::customers;
 use super::expect::{self, Bound, Group};
 use super::run;
-use super::{Check, CheckInput};
+use crate::check::{Check, CheckInput};
 use crate::scenario::Scenario;
 use crate::scenario::expect::Expectations;
 use outage_lab_engine::checks::RunFacts;

@@ -20,14 +20,13 @@ pub mod runtime;
 use outage_lab_proto::report::FixReport;
 use serde::Deserialize;
 
-use crate::scenario::sections::VolumeSettings;
 use outage_lab_engine::located::{Locator, ScenarioError};
 
 /// What the report of a run knows when it describes a fix's setting.
 #[derive(Debug, Clone, Copy)]
 pub struct RunContext<'a> {
-    /// The scenario's volume settings (what a fix changed them from).
-    pub volumes: &'a VolumeSettings,
+    /// The scenario's `volumes.placement_fill` (what `spare_capacity` changed it from).
+    pub placement_fill: f64,
     /// Every fix action of the run: which fix, when (lab ms), what it did.
     pub actions: &'a [(FixName, u64, String)],
     /// Servers on which the aggregate alarm fired.

@@ -13,11 +13,12 @@ use outage_lab_proto::{COLLECTOR_NAME, ProcessRole};
 
 pub mod configs;
 pub mod endpoints;
+pub mod limiter;
 
 use self::configs::role_args;
 use self::endpoints::Endpoints;
+use self::limiter::Limiter;
 use crate::external_agent::{self, ExternalAgent};
-use crate::fixes::agent_memory_limit::limiter::Limiter;
 use crate::names::{Generation, ProcessName};
 use crate::plan::{Plan, ServerPlan};
 use crate::scenario::Scenario;

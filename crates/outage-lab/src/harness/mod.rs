@@ -30,10 +30,10 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
 use self::driver::Driver;
-use crate::checks::CheckInput;
+use crate::check::CheckInput;
 use crate::containment::MemoryGuard;
 use crate::fixes::action::Action;
-use crate::fixes::agent_memory_limit::limiter::Limiter;
+use crate::fleet::limiter::Limiter;
 use crate::fleet::{Fleet, STOP_GRACE};
 use crate::load;
 use crate::plan::{Plan, pick_octet};
@@ -390,7 +390,7 @@ fn write(
             fixes: crate::fixes::report(
                 &scenario.fixes,
                 crate::fixes::RunContext {
-                    volumes: &scenario.volumes,
+                    placement_fill: scenario.volumes.placement_fill,
                     actions: &driver.state.fix_actions,
                     aggregate_alarm_servers: (driver.state.servers.values())
                         .filter(|s| s.aggregate_at_ms.is_some())

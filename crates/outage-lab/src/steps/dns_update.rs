@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::{Step, StepKind, TimelineContext, TimelineStep};
-use crate::checks::{Check, CheckInput, first_few, result};
+use crate::check::{Check, CheckInput, first_few, result};
 use crate::fleet::Fleet;
 use crate::plan::ServerPlan;
 use outage_lab_engine::error::HarnessError;

@@ -12,7 +12,7 @@ use serde_saphyr::Spanned;
 
 use super::select::Servers;
 use super::{StepKind, TimelineContext, TimelineStep};
-use crate::checks::{Check, CheckInput, first_few, result};
+use crate::check::{Check, CheckInput, first_few, result};
 use crate::fleet::Fleet;
 use crate::names::ProcessName;
 use outage_lab_engine::error::HarnessError;

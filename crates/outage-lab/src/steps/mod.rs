@@ -21,7 +21,7 @@ use outage_lab_proto::HumanDuration;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use crate::checks::Check;
+use crate::check::Check;
 use crate::fleet::Fleet;
 use outage_lab_engine::error::HarnessError;
 use outage_lab_engine::located::{Locator, ScenarioError};

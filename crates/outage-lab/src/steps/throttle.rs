@@ -69,19 +69,3 @@ impl TimelineStep for Throttle {
         ))
     }
 }
-
-/// The API's throttle in force once the whole timeline has played: the scenario's, then each
-/// `throttle` step's, as the fixes change them.
-pub fn in_force_at_end(
-    scenario: &crate::scenario::Scenario,
-) -> outage_lab_control::api::ThrottleConfig {
-    let initial = scenario.fixes.throttle(scenario.api.throttle);
-    (scenario.timeline.iter().rev())
-        .find_map(|s| match s {
-            super::Step::Throttle(t) => {
-                Some(scenario.fixes.throttle(t.config(scenario.api.throttle)))
-            }
-            _ => None,
-        })
-        .unwrap_or(initial)
-}

@@ -6,9 +6,9 @@
 //! The limit is a memory cgroup where the harness can make one: cgroup v1 (`memory.limit_in_bytes`)
 //! or v2 (`memory.max`), a child of the harness's own cgroup, one per agent. Where it cannot (no
 //! memory controller, no permission), it is `RLIMIT_DATA` set in the child before exec: the
-//! agent's allocator then fails and the process aborts. The journal says which was used.
+//! agent's allocator then fails and the process aborts. The journal says which was used. The
+//! mechanism is the fleet's (`crate::fleet::limiter`): it starts every agent under it.
 
-pub mod limiter;
 
 use outage_lab_proto::ByteSize;
 use serde::Deserialize;
