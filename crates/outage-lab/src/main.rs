@@ -15,6 +15,7 @@ mod experiment;
 mod external_agent;
 mod fixes;
 mod fleet;
+mod fleet_handle;
 mod harness;
 mod load;
 mod names;

@@ -13,7 +13,7 @@ use super::action::Action;
 use super::agent_memory_limit::Restarter;
 use super::dns_verification::Verifier;
 use super::leak_alarm_action::Restarts;
-use crate::fleet::Fleet;
+use crate::fleet_handle::FleetHandle;
 use crate::steps::StepKind;
 use outage_lab_engine::error::HarnessError;
 
@@ -106,7 +106,10 @@ impl FixRuntime {
     }
 
     /// Does what is due now.
-    pub async fn act(&mut self, fleet: &mut Fleet<'_>) -> Result<Vec<Action>, HarnessError> {
+    pub async fn act(
+        &mut self,
+        fleet: &mut impl FleetHandle<'_>,
+    ) -> Result<Vec<Action>, HarnessError> {
         let mut actions = Vec::new();
         if let Some(limit) = &mut self.limit {
             actions.extend(limit.act(fleet).await?);

@@ -10,6 +10,7 @@ use outage_lab_proto::Event;
 use tokio::sync::mpsc;
 
 use super::driver::Driver;
+use crate::fleet_handle::FleetHandle;
 use crate::names::{Generation, ProcessName};
 use crate::workshop::control::{Asked, Request, RequestError};
 use crate::workshop::monitors::Panel;

@@ -22,7 +22,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use crate::check::Check;
-use crate::fleet::Fleet;
+use crate::fleet_handle::FleetHandle;
 use outage_lab_engine::error::HarnessError;
 use outage_lab_engine::located::{Locator, ScenarioError};
 
@@ -39,7 +39,7 @@ pub trait TimelineStep {
     fn validate(&self, timeline: &mut TimelineContext<'_>) -> Result<(), ScenarioError>;
 
     /// Does it to the running fleet; returns what happened, with the evidence, in one line.
-    async fn inject(&self, fleet: &mut Fleet<'_>) -> Result<String, HarnessError>;
+    async fn inject(&self, fleet: &mut impl FleetHandle<'_>) -> Result<String, HarnessError>;
 
     /// The checks every run with this step gets, whatever `expect:` says.
     fn checks(&self) -> Vec<Check<'_>> {
@@ -112,7 +112,7 @@ macro_rules! steps {
             }
 
             /// Does it to the running fleet; returns the evidence.
-            pub async fn inject(&self, fleet: &mut Fleet<'_>) -> Result<String, HarnessError> {
+            pub async fn inject(&self, fleet: &mut impl FleetHandle<'_>) -> Result<String, HarnessError> {
                 match self {
                     $(Step::$variant(s) => s.inject(fleet).await,)*
                 }

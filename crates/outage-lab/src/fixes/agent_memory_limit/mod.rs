@@ -16,7 +16,7 @@ use serde::Deserialize;
 use super::action::Action;
 use super::{Fix, FixName, RunContext};
 use outage_lab_engine::error::HarnessError;
-use crate::fleet::Fleet;
+use crate::fleet_handle::FleetHandle;
 use crate::names::ProcessName;
 use outage_lab_engine::located::{Locator, ScenarioError};
 
@@ -105,14 +105,14 @@ impl Restarter {
 
     /// Restarts every agent the limit killed; an exit the limit does not explain is a crash
     /// like any other, left for `processes_stayed_up`.
-    pub async fn act(&mut self, fleet: &mut Fleet<'_>) -> Result<Vec<Action>, HarnessError> {
+    pub async fn act(&mut self, fleet: &mut impl FleetHandle<'_>) -> Result<Vec<Action>, HarnessError> {
         let mut actions = Vec::new();
         for exit in std::mem::take(&mut self.exits) {
             let name = ProcessName::Agent(exit.server.clone());
             let Some(cause) = fleet.limit_explains(&name, &exit.status) else {
                 continue;
             };
-            let Some(server) = fleet.plan.servers.iter().find(|s| s.id == exit.server) else {
+            let Some(server) = fleet.plan().servers.iter().find(|s| s.id == exit.server) else {
                 continue;
             };
             fleet.restart_agents(&[server]).await?;
