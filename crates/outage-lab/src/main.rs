@@ -17,6 +17,7 @@ mod fixes;
 mod fleet;
 mod fleet_handle;
 mod harness;
+mod kinds;
 mod load;
 mod names;
 mod plan;
@@ -174,7 +175,7 @@ fn settings(args: &RunSettings) -> Result<Vec<Setting>, SettingArgError> {
         out.push(Setting::parse(arg).map_err(SettingArgError::Set)?);
     }
     for name in &args.fix {
-        out.push(Setting::fix(name, fixes::FixName::NAMES)?);
+        out.push(Setting::fix(name, kinds::FixName::NAMES)?);
     }
     out.extend(args.servers.map(Setting::servers));
     Ok(out)

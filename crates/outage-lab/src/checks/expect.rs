@@ -6,12 +6,12 @@ use outage_lab_proto::{AlarmKind, ByteSize};
 
 use super::mib;
 use crate::check::{CheckInput, result};
+use crate::kinds::StepKind;
 use crate::run_state::ServerState;
 use crate::scenario::expect::{
     AggregateAlarmExpectation, FailoverCapacityExpectation, LeakAlarmExpectation,
     StuckVolumesExpectation,
 };
-use crate::steps::StepKind;
 use crate::steps::dns_update::observed_stale;
 
 /// Checked whenever customers write: every acknowledged write reads back.

@@ -12,7 +12,8 @@ use serde::Deserialize;
 use tokio::time::Instant;
 
 use super::action::Action;
-use super::{Fix, FixName, RunContext};
+use super::{Fix, RunContext};
+use crate::kinds::FixName;
 use crate::fleet_handle::FleetHandle;
 use outage_lab_engine::located::{Locator, ScenarioError};
 

@@ -10,7 +10,8 @@ use serde::Deserialize;
 use tokio::time::Instant;
 
 use super::action::Action;
-use super::{Fix, FixName, RunContext};
+use super::{Fix, RunContext};
+use crate::kinds::FixName;
 use outage_lab_engine::error::HarnessError;
 use crate::fleet_handle::FleetHandle;
 use crate::names::ProcessName;

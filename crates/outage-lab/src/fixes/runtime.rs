@@ -14,7 +14,7 @@ use super::agent_memory_limit::Restarter;
 use super::dns_verification::Verifier;
 use super::leak_alarm_action::Restarts;
 use crate::fleet_handle::FleetHandle;
-use crate::steps::StepKind;
+use crate::kinds::StepKind;
 use outage_lab_engine::error::HarnessError;
 
 /// The run-time side of the fixes that are on.

@@ -253,7 +253,7 @@ fn put_limits_in_place(driver: &mut Driver<'_>, opts: &RunOptions) {
         detail
     };
     driver.fix_applied(Action {
-        fix: crate::fixes::FixName::AgentMemoryLimit,
+        fix: crate::kinds::FixName::AgentMemoryLimit,
         server: None,
         process: None,
         detail,

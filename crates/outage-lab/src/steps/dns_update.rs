@@ -15,9 +15,10 @@ use outage_lab_proto::{COLLECTOR_NAME, HumanDuration};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::{Step, StepKind, TimelineContext, TimelineStep};
+use super::{Step, TimelineContext, TimelineStep};
 use crate::check::{Check, CheckInput, first_few, result};
 use crate::fleet_handle::FleetHandle;
+use crate::kinds::StepKind;
 use crate::plan::ServerPlan;
 use outage_lab_engine::error::HarnessError;
 use outage_lab_engine::located::ScenarioError;

@@ -11,9 +11,10 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::select::Servers;
-use super::{StepKind, TimelineContext, TimelineStep};
+use super::{TimelineContext, TimelineStep};
 use crate::check::{Check, CheckInput, first_few, result};
 use crate::fleet_handle::FleetHandle;
+use crate::kinds::StepKind;
 use crate::names::ProcessName;
 use outage_lab_engine::error::HarnessError;
 use outage_lab_engine::located::ScenarioError;

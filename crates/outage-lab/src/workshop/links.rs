@@ -7,9 +7,9 @@
 
 use std::fmt::Write as _;
 
+use crate::kinds::StepKind;
 use crate::plan::Plan;
 use crate::run_state::{RunState, ServerState};
-use crate::steps::StepKind;
 
 /// One link of the 2012 chain, in the order they happened then.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

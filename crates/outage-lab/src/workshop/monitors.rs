@@ -68,7 +68,7 @@ impl Panel {
         threshold: f64,
         t_ms: u64,
     ) -> Self {
-        let replaced = state.injected_at(crate::steps::StepKind::ReplaceCollector);
+        let replaced = state.injected_at(crate::kinds::StepKind::ReplaceCollector);
         let servers = (plan.servers.iter())
             .filter_map(|p| state.servers.get(&p.id).map(|s| (p, s)))
             .map(|(p, s)| server_row(&p.id, &p.dns_server, s, budget_bytes, t_ms, replaced))
@@ -183,7 +183,7 @@ mod tests {
         state.fleet_up_ms = Some(1_000);
         state
             .steps
-            .push((crate::steps::StepKind::ReplaceCollector, 4_000));
+            .push((crate::kinds::StepKind::ReplaceCollector, 4_000));
         let (a, b) = (plan.servers[0].id.clone(), plan.servers[1].id.clone());
         for (id, counts) in [(&a, [10, 20]), (&b, [10, 10])] {
             let s = state.servers.get_mut(id).unwrap();

@@ -14,7 +14,8 @@ use outage_lab_proto::ByteSize;
 use serde::Deserialize;
 
 use super::action::Action;
-use super::{Fix, FixName, RunContext};
+use super::{Fix, RunContext};
+use crate::kinds::FixName;
 use outage_lab_engine::error::HarnessError;
 use crate::fleet_handle::FleetHandle;
 use crate::names::ProcessName;
