@@ -98,33 +98,9 @@ pub enum Command {
     ///
     /// Example: outage-lab ctl runs/ebs-2012-10-22-20261129T120000Z-seed20121022 repair dns-c
     Ctl(CtlArgs),
-    /// Role: an authoritative DNS server for lab.internal (spawned by the harness).
-    #[command(hide = true)]
-    Dns(DnsArgs),
-    /// Role: a data-collection server (spawned by the harness).
-    #[command(hide = true)]
-    Collector(ListenArgs),
-    /// Role: a storage server's reporting agent (spawned by the harness).
-    #[command(hide = true)]
-    Agent(AgentArgs),
-    /// Role: a storage server (spawned by the harness).
-    #[command(hide = true)]
-    Storage(ListenArgs),
-    /// Role: the memory watchdog (spawned by the harness).
-    #[command(hide = true)]
-    Watchdog(ListenArgs),
-    /// Role: the EBS control plane (spawned by the harness).
-    #[command(hide = true)]
-    Control(ListenArgs),
-    /// Launcher for one container of the compose deployment: starts role processes there when
-    /// the harness (`run --hosts`) asks.
-    ///
-    /// It registers itself in the state directory every container mounts, creates or reads the
-    /// admin token there, and refuses every request without it. It starts nothing but
-    /// outage-lab roles, and they die with it.
-    ///
-    /// Example (compose/compose.yaml does this): outage-lab host --service storage --state /lab
-    Host(HostArgs),
+    /// The hidden role commands the harness spawns, and the launcher.
+    #[command(flatten)]
+    Role(crate::roles::RoleCommand),
 }
 
 /// `outage-lab run`.
@@ -141,7 +117,7 @@ pub struct RunArgs {
     /// registered in that state directory, which every container mounts. With it, --serve may
     /// bind a container address (publish it on the machine's loopback only).
     #[arg(long, value_name = "dns:PORT|STATE_DIR")]
-    pub hosts: Option<crate::harness::Hosts>,
+    pub hosts: Option<crate::supervisor::remote::Hosts>,
     /// The admin token the launchers found by DNS share, from a file (a Docker secret:
     /// /run/secrets/NAME).
     #[arg(long, value_name = "FILE", requires = "hosts")]
@@ -372,89 +348,6 @@ pub struct ValidateArgs {
     /// Scenario files to check.
     #[arg(required = true)]
     pub scenarios: Vec<PathBuf>,
-}
-
-/// The agent role's arguments.
-#[derive(Debug, Args)]
-pub struct AgentArgs {
-    /// The agent's JSON config, as the harness writes it in <run>/config/.
-    #[arg(long, value_name = "FILE")]
-    pub config: PathBuf,
-    /// Serve `GET /metrics` on this address (port 0: the kernel chooses, the real one is
-    /// announced). Without it the agent listens on nothing.
-    #[arg(long, value_name = "ADDR")]
-    pub metrics: Option<SocketAddr>,
-}
-
-/// A role with one listening address.
-#[derive(Debug, Args)]
-pub struct ListenArgs {
-    /// The role's JSON config.
-    #[arg(long, value_name = "FILE")]
-    pub config: PathBuf,
-    /// Address to serve on; port 0 lets the kernel choose (the real one is announced).
-    #[arg(long, value_name = "ADDR")]
-    pub listen: SocketAddr,
-}
-
-/// The launcher's arguments.
-#[derive(Debug, Args)]
-pub struct HostArgs {
-    /// Address for the launcher's HTTP API. Off loopback it needs the admin token (from
-    /// --state, --token-file or OUTAGE_LAB_ADMIN_TOKEN).
-    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:7070")]
-    pub listen: SocketAddr,
-    /// The compose service this launcher belongs to: dns, collector-old, collector-new,
-    /// watchdog, control or storage; or a DNS server's name (dns-a) to run only that one, or
-    /// storage-<dns server> (storage-dns-c) for storage servers behind that DNS server. The
-    /// launcher registers under it (--state) and tells it to a harness that finds it by DNS
-    /// (`GET /identity`).
-    #[arg(long, value_name = "NAME")]
-    pub service: Option<String>,
-    /// State directory shared by every container (one machine): the launcher registers there
-    /// and takes the admin token from there (creating it if it is the first).
-    #[arg(
-        long,
-        value_name = "DIR",
-        requires = "service",
-        conflicts_with = "token_file"
-    )]
-    pub state: Option<PathBuf>,
-    /// The admin token, from a file: a Docker secret (/run/secrets/NAME) when the launchers are
-    /// found by DNS (`run --hosts dns:PORT`) and share no volume.
-    #[arg(long, value_name = "FILE")]
-    pub token_file: Option<PathBuf>,
-    /// Where each role started here gets a directory of its own, holding its config (default:
-    /// a fresh directory under the system's temporary directory, removed on exit).
-    #[arg(long, value_name = "DIR")]
-    pub work_dir: Option<PathBuf>,
-    /// The address to announce (default: this container's address in /etc/hosts when
-    /// listening on 0.0.0.0, else the listening address).
-    #[arg(long, value_name = "IP")]
-    pub advertise: Option<std::net::IpAddr>,
-    /// An external agent this launcher may start besides outage-lab roles, named as the
-    /// scenario's agent.command names it (e.g. prometheus). Without it, a request for any other
-    /// program is refused.
-    #[arg(long, value_name = "PROGRAM")]
-    pub agent: Option<String>,
-}
-
-/// The DNS role's addresses.
-#[derive(Debug, Args)]
-pub struct DnsArgs {
-    /// The role's JSON config.
-    #[arg(long, value_name = "FILE")]
-    pub config: PathBuf,
-    /// Address for DNS over UDP and TCP (one port for both); port 0 lets the kernel choose.
-    #[arg(long, value_name = "ADDR")]
-    pub listen: SocketAddr,
-    /// Address of the admin HTTP API that changes records.
-    #[arg(long, value_name = "ADDR")]
-    pub admin: SocketAddr,
-    /// A second address for the same zone, e.g. port 53 for programs that resolve through
-    /// /etc/resolv.conf.
-    #[arg(long, value_name = "ADDR")]
-    pub also: Option<SocketAddr>,
 }
 
 #[cfg(test)]

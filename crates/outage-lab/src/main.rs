@@ -6,6 +6,7 @@
 // exported, so the workspace's unreachable_pub lint would only add noise here.
 #![allow(unreachable_pub)]
 
+mod check;
 mod checks;
 mod cli;
 mod containment;
@@ -13,12 +14,18 @@ mod ctl;
 mod experiment;
 mod external_agent;
 mod fixes;
+mod fleet;
+mod fleet_handle;
 mod harness;
+mod kinds;
+mod load;
 mod names;
 mod plan;
 mod roles;
+mod run_state;
 mod scenario;
 mod steps;
+mod supervisor;
 mod workshop;
 
 use std::process::ExitCode;
@@ -58,7 +65,7 @@ fn main() -> ExitCode {
         Command::Grid(args) => experiment_command(|exe| experiment::grid::command(&args, exe)),
         Command::Workshop(args) => finish(workshop(args)),
         Command::Ctl(args) => ctl::command(&args),
-        role => roles::run(role),
+        Command::Role(role) => roles::run(role),
     }
 }
 
@@ -168,7 +175,7 @@ fn settings(args: &RunSettings) -> Result<Vec<Setting>, SettingArgError> {
         out.push(Setting::parse(arg).map_err(SettingArgError::Set)?);
     }
     for name in &args.fix {
-        out.push(Setting::fix(name, fixes::FixName::NAMES)?);
+        out.push(Setting::fix(name, kinds::FixName::NAMES)?);
     }
     out.extend(args.servers.map(Setting::servers));
     Ok(out)
@@ -211,7 +218,7 @@ fn options(
     scenario: &Scenario,
     shown: &str,
     settings: &RunSettings,
-    hosts: Option<harness::Hosts>,
+    hosts: Option<supervisor::remote::Hosts>,
 ) -> Result<harness::RunOptions, RunError> {
     let refused = |source| RunError::Containment {
         shown: shown.to_owned(),

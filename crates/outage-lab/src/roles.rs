@@ -1,22 +1,139 @@
-//! The hidden role commands: bind what the role needs, load its config, run it until SIGINT or
-//! SIGTERM. Each role runs on a single-threaded runtime: they are small, I/O-bound processes and
+//! The hidden role commands (their arguments too: `cli::Command` flattens [`RoleCommand`] in):
+//! bind what the role needs, load its config, run it until SIGINT or SIGTERM. Each role runs on a single-threaded runtime: they are small, I/O-bound processes and
 //! a fleet has hundreds of them.
 
-use std::path::Path;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
 use outage_lab_proto::EventSink;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::Command;
 use crate::exit;
+
+/// The hidden role commands the harness spawns, and the launcher (`outage-lab host`); part of
+/// the command line (`cli::Command` flattens them in).
+#[derive(Debug, Subcommand)]
+pub enum RoleCommand {
+    /// Role: an authoritative DNS server for lab.internal (spawned by the harness).
+    #[command(hide = true)]
+    Dns(DnsArgs),
+    /// Role: a data-collection server (spawned by the harness).
+    #[command(hide = true)]
+    Collector(ListenArgs),
+    /// Role: a storage server's reporting agent (spawned by the harness).
+    #[command(hide = true)]
+    Agent(AgentArgs),
+    /// Role: a storage server (spawned by the harness).
+    #[command(hide = true)]
+    Storage(ListenArgs),
+    /// Role: the memory watchdog (spawned by the harness).
+    #[command(hide = true)]
+    Watchdog(ListenArgs),
+    /// Role: the EBS control plane (spawned by the harness).
+    #[command(hide = true)]
+    Control(ListenArgs),
+    /// Launcher for one container of the compose deployment: starts role processes there when
+    /// the harness (`run --hosts`) asks.
+    ///
+    /// It registers itself in the state directory every container mounts, creates or reads the
+    /// admin token there, and refuses every request without it. It starts nothing but
+    /// outage-lab roles, and they die with it.
+    ///
+    /// Example (compose/compose.yaml does this): outage-lab host --service storage --state /lab
+    Host(HostArgs),
+}
+
+/// The agent role's arguments.
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// The agent's JSON config, as the harness writes it in <run>/config/.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Serve `GET /metrics` on this address (port 0: the kernel chooses, the real one is
+    /// announced). Without it the agent listens on nothing.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
+}
+
+/// A role with one listening address.
+#[derive(Debug, Args)]
+pub struct ListenArgs {
+    /// The role's JSON config.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Address to serve on; port 0 lets the kernel choose (the real one is announced).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: SocketAddr,
+}
+
+/// The launcher's arguments.
+#[derive(Debug, Args)]
+pub struct HostArgs {
+    /// Address for the launcher's HTTP API. Off loopback it needs the admin token (from
+    /// --state, --token-file or OUTAGE_LAB_ADMIN_TOKEN).
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:7070")]
+    pub listen: SocketAddr,
+    /// The compose service this launcher belongs to: dns, collector-old, collector-new,
+    /// watchdog, control or storage; or a DNS server's name (dns-a) to run only that one, or
+    /// storage-<dns server> (storage-dns-c) for storage servers behind that DNS server. The
+    /// launcher registers under it (--state) and tells it to a harness that finds it by DNS
+    /// (`GET /identity`).
+    #[arg(long, value_name = "NAME")]
+    pub service: Option<String>,
+    /// State directory shared by every container (one machine): the launcher registers there
+    /// and takes the admin token from there (creating it if it is the first).
+    #[arg(
+        long,
+        value_name = "DIR",
+        requires = "service",
+        conflicts_with = "token_file"
+    )]
+    pub state: Option<PathBuf>,
+    /// The admin token, from a file: a Docker secret (/run/secrets/NAME) when the launchers are
+    /// found by DNS (`run --hosts dns:PORT`) and share no volume.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Where each role started here gets a directory of its own, holding its config (default:
+    /// a fresh directory under the system's temporary directory, removed on exit).
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+    /// The address to announce (default: this container's address in /etc/hosts when
+    /// listening on 0.0.0.0, else the listening address).
+    #[arg(long, value_name = "IP")]
+    pub advertise: Option<std::net::IpAddr>,
+    /// An external agent this launcher may start besides outage-lab roles, named as the
+    /// scenario's agent.command names it (e.g. prometheus). Without it, a request for any other
+    /// program is refused.
+    #[arg(long, value_name = "PROGRAM")]
+    pub agent: Option<String>,
+}
+
+/// The DNS role's addresses.
+#[derive(Debug, Args)]
+pub struct DnsArgs {
+    /// The role's JSON config.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Address for DNS over UDP and TCP (one port for both); port 0 lets the kernel choose.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: SocketAddr,
+    /// Address of the admin HTTP API that changes records.
+    #[arg(long, value_name = "ADDR")]
+    pub admin: SocketAddr,
+    /// A second address for the same zone, e.g. port 53 for programs that resolve through
+    /// /etc/resolv.conf.
+    #[arg(long, value_name = "ADDR")]
+    pub also: Option<SocketAddr>,
+}
 
 /// Runs a role command to completion and returns its exit code: 0 after a clean stop, 2 for a bad
 /// config file, 3 when the role failed (could not bind, crashed).
-pub fn run(command: Command) -> ExitCode {
+pub fn run(command: RoleCommand) -> ExitCode {
     let ran = crate::single_threaded_runtime()
         .context("cannot start a runtime")
         .map_err(RoleError::Failed)
@@ -41,7 +158,7 @@ enum RoleError {
 
 /// Installs the signal handlers and the freeze support every role needs, then runs the role
 /// `command` names until it stops.
-async fn run_async(command: Command) -> Result<(), RoleError> {
+async fn run_async(command: RoleCommand) -> Result<(), RoleError> {
     let shutdown = CancellationToken::new();
     stop_on_signals(shutdown.clone()).map_err(RoleError::Failed)?;
     // `outage-lab workshop` stops and continues the whole run: each role must tell an outcome
@@ -49,27 +166,20 @@ async fn run_async(command: Command) -> Result<(), RoleError> {
     outage_lab_proto::freeze::install();
     let events = EventSink::stdout();
     match command {
-        Command::Dns(args) => dns(args, shutdown, events).await,
-        Command::Collector(args) => collector(args, shutdown, events).await,
-        Command::Agent(args) => agent(args, shutdown, events).await,
-        Command::Storage(args) => storage(args, shutdown, events).await,
-        Command::Watchdog(args) => watchdog(args, shutdown, events).await,
-        Command::Control(args) => control(args, shutdown, events).await,
-        Command::Host(args) => host(args, shutdown, events).await,
-        Command::Run(_)
-        | Command::Validate(_)
-        | Command::Report(_)
-        | Command::Compare(_)
-        | Command::Grid(_)
-        | Command::Workshop(_)
-        | Command::Ctl(_) => Err(RoleError::Failed(anyhow::anyhow!("not a role command"))),
+        RoleCommand::Dns(args) => dns(args, shutdown, events).await,
+        RoleCommand::Collector(args) => collector(args, shutdown, events).await,
+        RoleCommand::Agent(args) => agent(args, shutdown, events).await,
+        RoleCommand::Storage(args) => storage(args, shutdown, events).await,
+        RoleCommand::Watchdog(args) => watchdog(args, shutdown, events).await,
+        RoleCommand::Control(args) => control(args, shutdown, events).await,
+        RoleCommand::Host(args) => host(args, shutdown, events).await,
     }
 }
 
 /// A DNS server: its config and admin token, its DNS sockets (and the second pair, if asked
 /// for) and its admin listener, then serve.
 async fn dns(
-    args: crate::cli::DnsArgs,
+    args: DnsArgs,
     shutdown: CancellationToken,
     events: EventSink,
 ) -> Result<(), RoleError> {
@@ -95,7 +205,7 @@ async fn dns(
 
 /// The collector: its config and listener, then serve.
 async fn collector(
-    args: crate::cli::ListenArgs,
+    args: ListenArgs,
     shutdown: CancellationToken,
     events: EventSink,
 ) -> Result<(), RoleError> {
@@ -111,7 +221,7 @@ async fn collector(
 
 /// An agent: its config and, if asked for, its metrics listener, then run.
 async fn agent(
-    args: crate::cli::AgentArgs,
+    args: AgentArgs,
     shutdown: CancellationToken,
     events: EventSink,
 ) -> Result<(), RoleError> {
@@ -128,7 +238,7 @@ async fn agent(
 
 /// A storage server: its config and listener, then serve.
 async fn storage(
-    args: crate::cli::ListenArgs,
+    args: ListenArgs,
     shutdown: CancellationToken,
     events: EventSink,
 ) -> Result<(), RoleError> {
@@ -144,7 +254,7 @@ async fn storage(
 
 /// The watchdog: its config and admin token, its listener, then serve.
 async fn watchdog(
-    args: crate::cli::ListenArgs,
+    args: ListenArgs,
     shutdown: CancellationToken,
     events: EventSink,
 ) -> Result<(), RoleError> {
@@ -161,7 +271,7 @@ async fn watchdog(
 
 /// The control plane: its config and admin token, its listener, then serve.
 async fn control(
-    args: crate::cli::ListenArgs,
+    args: ListenArgs,
     shutdown: CancellationToken,
     events: EventSink,
 ) -> Result<(), RoleError> {
@@ -179,7 +289,7 @@ async fn control(
 /// The launcher: its token (state directory, secret file or environment), its registration
 /// when it has a state directory, then serve.
 async fn host(
-    args: crate::cli::HostArgs,
+    args: HostArgs,
     shutdown: CancellationToken,
     events: EventSink,
 ) -> Result<(), RoleError> {
@@ -250,7 +360,7 @@ async fn host(
 
 /// The launcher's admin token as configured: from the state directory (created by the first
 /// launcher there) or a file (a Docker secret); `None` leaves it to the environment.
-fn host_token(args: &crate::cli::HostArgs) -> Result<Option<String>, RoleError> {
+fn host_token(args: &HostArgs) -> Result<Option<String>, RoleError> {
     if let Some(state) = &args.state {
         return outage_lab_host::load_or_create_token(state)
             .with_context(|| {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use outage_lab_proto::report::{ApiCalls, CustomerReport, CustomersReport, ExpectationResult};
 
-use super::{CheckInput, first_few, result};
+use crate::check::{CheckInput, first_few, result};
 use crate::scenario::expect::ThrottledExpectation;
 
 fn accounts<'a>(input: &'a CheckInput<'_>) -> &'a [CustomerReport] {
@@ -143,8 +143,8 @@ mod tests {
     use outage_lab_proto::report::RecoveryEpisode;
 
     use super::*;
-    use crate::harness::state::RunState;
     use crate::plan::Plan;
+    use crate::run_state::RunState;
 
     fn customer(
         name: &str,

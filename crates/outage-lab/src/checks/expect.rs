@@ -4,13 +4,14 @@
 use outage_lab_proto::report::ExpectationResult;
 use outage_lab_proto::{AlarmKind, ByteSize};
 
-use super::{CheckInput, mib, result};
-use crate::harness::state::ServerState;
+use super::mib;
+use crate::check::{CheckInput, result};
+use crate::kinds::StepKind;
+use crate::run_state::ServerState;
 use crate::scenario::expect::{
     AggregateAlarmExpectation, FailoverCapacityExpectation, LeakAlarmExpectation,
     StuckVolumesExpectation,
 };
-use crate::steps::StepKind;
 use crate::steps::dns_update::observed_stale;
 
 /// Checked whenever customers write: every acknowledged write reads back.

@@ -5,7 +5,7 @@ use outage_lab_proto::report::ExpectationResult;
 use super::customers;
 use super::expect::{self, Bound, Group};
 use super::run;
-use super::{Check, CheckInput};
+use crate::check::{Check, CheckInput};
 use crate::scenario::Scenario;
 use crate::scenario::expect::Expectations;
 use outage_lab_engine::checks::RunFacts;
@@ -151,8 +151,8 @@ mod tests {
     use outage_lab_proto::{ByteSize, Role};
 
     use super::*;
-    use crate::harness::state::RunState;
     use crate::plan::Plan;
+    use crate::run_state::RunState;
     use crate::steps::dns_update::missed;
 
     const SCENARIO: &str = "\

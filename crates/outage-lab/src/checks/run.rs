@@ -3,7 +3,7 @@
 
 use outage_lab_proto::report::ExpectationResult;
 
-use super::{CheckInput, result};
+use crate::check::{CheckInput, result};
 
 /// Always checked: no process of the run exited without being asked to.
 pub fn processes_stayed_up(input: &CheckInput<'_>) -> ExpectationResult {

@@ -235,14 +235,14 @@ pub fn write(
 
 /// `outage-lab compare`: returns the exit code of the comparison that ran.
 pub fn command(args: &crate::cli::CompareArgs, exe: &Path) -> Result<u8, ExperimentError> {
-    let known = crate::fixes::FixName::NAMES;
+    let known = crate::kinds::FixName::NAMES;
     let fixes: Vec<String> = if args.fix.is_empty() {
         let scenario = crate::scenario::Scenario::load(&args.common.scenario, &[])?;
         let applies = crate::fixes::Applicability {
             has_customers: scenario.customers.active(),
             built_in_agent: scenario.agent.command.is_none(),
         };
-        (crate::fixes::FixName::applicable(applies).iter())
+        (crate::kinds::FixName::applicable(applies).iter())
             .map(|f| f.name().to_owned())
             .collect()
     } else {

@@ -273,7 +273,7 @@ pub fn command(args: &crate::cli::GridArgs, exe: &Path) -> Result<u8, Experiment
         base.extend(["--set".to_owned(), s.clone()]);
     }
     for f in &args.fix {
-        base_settings.push(Setting::fix(f, crate::fixes::FixName::NAMES)?);
+        base_settings.push(Setting::fix(f, crate::kinds::FixName::NAMES)?);
         base.extend(["--fix".to_owned(), f.clone()]);
     }
     let per_point: Vec<Vec<Setting>> = (points(&axes).iter())

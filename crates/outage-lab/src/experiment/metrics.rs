@@ -9,7 +9,7 @@ use outage_lab_proto::{AlarmKind, Event, JournalEntry, RunPhase};
 use serde::Serialize;
 
 use super::ExperimentError;
-use crate::harness::state::RunState;
+use crate::run_state::RunState;
 
 /// The metrics, by the name `--metric` and the tables use.
 pub const NAMES: &[&str] = &[

@@ -2,7 +2,7 @@
 
 use outage_lab_proto::Event;
 
-use super::FixName;
+use crate::kinds::FixName;
 
 /// One thing a fix did, for the journal (`fix_applied`).
 #[derive(Debug, Clone, PartialEq, Eq)]

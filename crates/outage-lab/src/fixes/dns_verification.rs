@@ -12,8 +12,9 @@ use serde::Deserialize;
 use tokio::time::Instant;
 
 use super::action::Action;
-use super::{Fix, FixName, RunContext};
-use crate::harness::fleet::Fleet;
+use super::{Fix, RunContext};
+use crate::kinds::FixName;
+use crate::fleet_handle::FleetHandle;
 use outage_lab_engine::located::{Locator, ScenarioError};
 
 /// How long one verification query may take.
@@ -82,11 +83,11 @@ impl Verifier {
     }
 
     /// Asks every DNS server; re-pushes the record to each that answers something else.
-    pub async fn verify(&mut self, fleet: &mut Fleet<'_>) -> Vec<Action> {
+    pub async fn verify(&mut self, fleet: &mut impl FleetHandle<'_>) -> Vec<Action> {
         self.next = Some(Instant::now() + self.interval);
-        let want = fleet.plan.collector_new;
+        let want = fleet.plan().collector_new;
         let mut actions = Vec::new();
-        for dns in &fleet.plan.dns {
+        for dns in &fleet.plan().dns {
             let Some(addr) = fleet.dns_addr(&dns.name) else {
                 continue;
             };

@@ -10,9 +10,10 @@ use serde::Deserialize;
 use tokio::time::Instant;
 
 use super::action::Action;
-use super::{Fix, FixName, RunContext};
+use super::{Fix, RunContext};
+use crate::kinds::FixName;
 use outage_lab_engine::error::HarnessError;
-use crate::harness::fleet::Fleet;
+use crate::fleet_handle::FleetHandle;
 use crate::names::ProcessName;
 use outage_lab_engine::located::{Locator, ScenarioError};
 
@@ -81,7 +82,7 @@ impl Restarts {
     }
 
     /// Restarts every agent whose time has come.
-    pub async fn act(&mut self, fleet: &mut Fleet<'_>) -> Result<Vec<Action>, HarnessError> {
+    pub async fn act(&mut self, fleet: &mut impl FleetHandle<'_>) -> Result<Vec<Action>, HarnessError> {
         let now = Instant::now();
         let due: Vec<(String, u64)> = (self.due.iter())
             .filter(|(_, (at, _))| *at <= now)
@@ -90,7 +91,7 @@ impl Restarts {
         let mut actions = Vec::new();
         for (id, alarm_ms) in due {
             self.due.remove(&id);
-            let Some(server) = fleet.plan.servers.iter().find(|s| s.id == id) else {
+            let Some(server) = fleet.plan().servers.iter().find(|s| s.id == id) else {
                 continue;
             };
             fleet.restart_agents(&[server]).await?;

@@ -12,7 +12,8 @@
 //! `fix_applied` event, which the report counts.
 //!
 //! Every fix is off unless the scenario's `fixes:` names it (`--fix NAME` does that from the
-//! command line). Adding a fix is one module here and one line in [`fixes!`].
+//! command line). Adding a fix is one module here and one line in the list
+//! ([`crate::kinds::fix_list!`]) that [`fixes!`] and the fixes' names ([`FixName`]) are made from.
 
 pub mod action;
 pub mod runtime;
@@ -20,14 +21,14 @@ pub mod runtime;
 use outage_lab_proto::report::FixReport;
 use serde::Deserialize;
 
-use crate::scenario::sections::VolumeSettings;
+use crate::kinds::FixName;
 use outage_lab_engine::located::{Locator, ScenarioError};
 
 /// What the report of a run knows when it describes a fix's setting.
 #[derive(Debug, Clone, Copy)]
 pub struct RunContext<'a> {
-    /// The scenario's volume settings (what a fix changed them from).
-    pub volumes: &'a VolumeSettings,
+    /// The scenario's `volumes.placement_fill` (what `spare_capacity` changed it from).
+    pub placement_fill: f64,
     /// Every fix action of the run: which fix, when (lab ms), what it did.
     pub actions: &'a [(FixName, u64, String)],
     /// Servers on which the aggregate alarm fired.
@@ -64,8 +65,8 @@ pub trait Fix {
     const ACTIONS: &'static str = "";
 }
 
-/// Declares the fixes: the `fixes:` section ([`Fixes`], one optional field per fix), the typed
-/// name of each ([`FixName`]), and what goes over all of them.
+/// Declares the fixes from [`crate::kinds::fix_list!`]: their modules, the `fixes:` section
+/// ([`Fixes`], one optional field per fix), and what goes over all of them.
 macro_rules! fixes {
     ($($(#[$doc:meta])* $field:ident: $ty:ident = $variant:ident,)*) => {
         $(pub mod $field;)*
@@ -77,25 +78,7 @@ macro_rules! fixes {
             $($(#[$doc])* pub $field: Option<$field::$ty>,)*
         }
 
-        /// Which fix, as `fixes:`, `--fix` and the journal's `fix_applied` name it.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub enum FixName {
-            $($(#[$doc])* $variant,)*
-        }
-
         impl FixName {
-            /// Every fix, in the order they are declared.
-            pub const ALL: &[FixName] = &[$(FixName::$variant,)*];
-            /// Every fix's name, in the same order.
-            pub const NAMES: &[&str] = &[$(stringify!($field),)*];
-
-            /// The name the scenario and the journal use.
-            pub fn name(self) -> &'static str {
-                match self {
-                    $(FixName::$variant => stringify!($field),)*
-                }
-            }
-
             /// Whether this fix can change anything in such a scenario (and if not, why).
             pub fn applies(self, scenario: Applicability) -> Result<(), &'static str> {
                 match self {
@@ -130,45 +113,14 @@ macro_rules! fixes {
     };
 }
 
-fixes! {
-    /// Per-process monitoring with an action: when the leak alarm fires on an agent, the agent
-    /// is restarted `reaction` later (a page, a person, a restart).
-    leak_alarm_action: LeakAlarmAction = LeakAlarmAction,
-    /// Resource limits on storage servers: a kernel-enforced memory limit on each agent, which
-    /// is restarted when the kernel kills it, as a service manager would.
-    agent_memory_limit: AgentMemoryLimit = AgentMemoryLimit,
-    /// DNS changes that propagate reliably: every DNS server is asked for the record after each
-    /// change, and a server still answering the old address gets the record again.
-    dns_verification: DnsVerification = DnsVerification,
-    /// The agent fixed: bounded retry state and backoff (`agent.retry` becomes `mode: fixed`).
-    agent_bounded_retry: AgentBoundedRetry = AgentBoundedRetry,
-    /// More careful capacity planning: this share of slots filled at placement instead.
-    spare_capacity: SpareCapacity = SpareCapacity,
-    /// Better general monitoring: the per-server aggregate alarm counts memory in use minus what
-    /// the storage cache could give back.
-    cache_aware_aggregate_alarm: CacheAwareAggregateAlarm = CacheAwareAggregateAlarm,
-    /// Throttling per customer: wherever the API's throttle would be region-wide (`global`), it
-    /// is `per_customer` instead, so one customer's storm cannot use up everyone's allowance.
-    per_customer_throttling: PerCustomerThrottling = PerCustomerThrottling,
-}
+crate::kinds::fix_list!(fixes);
 
 impl FixName {
-    /// The fix a name means (`None` for a name this build does not know).
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.iter().copied().find(|f| f.name() == name)
-    }
-
     /// The fixes that can change anything in such a scenario.
     pub fn applicable(scenario: Applicability) -> Vec<FixName> {
         (Self::ALL.iter().copied())
             .filter(|f| f.applies(scenario).is_ok())
             .collect()
-    }
-}
-
-impl std::fmt::Display for FixName {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
     }
 }
 

@@ -13,8 +13,8 @@ use super::action::Action;
 use super::agent_memory_limit::Restarter;
 use super::dns_verification::Verifier;
 use super::leak_alarm_action::Restarts;
-use crate::harness::fleet::Fleet;
-use crate::steps::StepKind;
+use crate::fleet_handle::FleetHandle;
+use crate::kinds::StepKind;
 use outage_lab_engine::error::HarnessError;
 
 /// The run-time side of the fixes that are on.
@@ -106,7 +106,10 @@ impl FixRuntime {
     }
 
     /// Does what is due now.
-    pub async fn act(&mut self, fleet: &mut Fleet<'_>) -> Result<Vec<Action>, HarnessError> {
+    pub async fn act(
+        &mut self,
+        fleet: &mut impl FleetHandle<'_>,
+    ) -> Result<Vec<Action>, HarnessError> {
         let mut actions = Vec::new();
         if let Some(limit) = &mut self.limit {
             actions.extend(limit.act(fleet).await?);

@@ -32,7 +32,7 @@ impl Fix for SpareCapacity {
     fn setting(&self, run: RunContext<'_>) -> String {
         format!(
             "placement_fill {} instead of {}",
-            self.placement_fill, run.volumes.placement_fill
+            self.placement_fill, run.placement_fill
         )
     }
 }

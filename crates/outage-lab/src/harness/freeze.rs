@@ -24,7 +24,7 @@
 
 use outage_lab_proto::Role;
 
-use super::supervisor::Supervisor;
+use crate::supervisor::Supervisor;
 
 /// Roles stopped at a freeze, clients first: stopped in this order, continued in reverse.
 const FREEZE_ORDER: [Role; 4] = [Role::Agent, Role::Control, Role::Watchdog, Role::Storage];

@@ -9,20 +9,12 @@
 //! 5. **judge**: every planned check ([`crate::checks`]) against what happened;
 //! 6. **write**: the verdicts into the journal, then `report.json`, `junit.xml`, `report.html`.
 
-pub mod configs;
 pub mod customers;
 pub mod driver;
-pub mod endpoints;
-pub mod fleet;
 pub mod freeze;
 pub mod halt;
-pub mod load;
-pub mod remote;
-pub use remote::Hosts;
 pub mod report;
-pub mod state;
 pub mod stops;
-pub mod supervisor;
 pub mod traffic;
 
 use std::fs::File;
@@ -38,15 +30,17 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
 use self::driver::Driver;
-use self::fleet::{Fleet, STOP_GRACE};
-use self::supervisor::Supervisor;
-use crate::checks::CheckInput;
+use crate::check::CheckInput;
 use crate::containment::MemoryGuard;
 use crate::fixes::action::Action;
-use crate::fixes::agent_memory_limit::limiter::Limiter;
+use crate::fleet::limiter::Limiter;
+use crate::fleet::{Fleet, STOP_GRACE};
+use crate::load;
 use crate::plan::{Plan, pick_octet};
 use crate::scenario::Scenario;
 use crate::steps::dns_update;
+use crate::supervisor::Supervisor;
+use crate::supervisor::remote::{self, Hosts};
 use outage_lab_engine::checks::RunFacts;
 use outage_lab_engine::error::HarnessError;
 use outage_lab_engine::terminal::say;
@@ -259,7 +253,7 @@ fn put_limits_in_place(driver: &mut Driver<'_>, opts: &RunOptions) {
         detail
     };
     driver.fix_applied(Action {
-        fix: crate::fixes::FixName::AgentMemoryLimit,
+        fix: crate::kinds::FixName::AgentMemoryLimit,
         server: None,
         process: None,
         detail,
@@ -396,7 +390,7 @@ fn write(
             fixes: crate::fixes::report(
                 &scenario.fixes,
                 crate::fixes::RunContext {
-                    volumes: &scenario.volumes,
+                    placement_fill: scenario.volumes.placement_fill,
                     actions: &driver.state.fix_actions,
                     aggregate_alarm_servers: (driver.state.servers.values())
                         .filter(|s| s.aggregate_at_ms.is_some())

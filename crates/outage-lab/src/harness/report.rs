@@ -8,9 +8,9 @@ use outage_lab_proto::report::{
     ServerAlarms, ServerReport, StorageReport, Verdict, VolumesReport,
 };
 
-use super::load::WriteCheck;
-use super::state::{RunState, ServerState};
+use crate::load::WriteCheck;
 use crate::plan::Plan;
+use crate::run_state::{RunState, ServerState};
 
 /// Builds the report from what happened.
 pub fn build(

@@ -10,6 +10,7 @@ use outage_lab_proto::Event;
 use tokio::sync::mpsc;
 
 use super::driver::Driver;
+use crate::fleet_handle::FleetHandle;
 use crate::names::{Generation, ProcessName};
 use crate::workshop::control::{Asked, Request, RequestError};
 use crate::workshop::monitors::Panel;
@@ -23,7 +24,7 @@ const PACE_SLICE: Duration = Duration::from_secs(1);
 /// What the driver hears while it waits.
 pub(super) enum Input {
     /// A process's event (`None`: every process's stdout has closed).
-    Event(Option<super::supervisor::Inbound>),
+    Event(Option<crate::supervisor::Inbound>),
     /// A participant's request.
     Asked(Asked),
 }

@@ -12,9 +12,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::customers::{self, CustomerLedger};
-use super::fleet::Fleet;
-use super::load::{self, LoadLedger, WriteCheck};
-use super::state::RunState;
+use crate::fleet::Fleet;
+use crate::load::{self, LoadLedger, WriteCheck};
+use crate::run_state::RunState;
 use outage_lab_engine::terminal::say;
 
 /// The traffic of one run.
@@ -128,9 +128,7 @@ impl Traffic {
     pub fn customers_report(&self, fleet: &Fleet<'_>, state: &RunState) -> Option<CustomersReport> {
         let scenario = fleet.scenario;
         (scenario.customers.active()).then(|| {
-            let policy = crate::steps::throttle::in_force_at_end(scenario)
-                .policy
-                .name();
+            let policy = throttle_in_force_at_end(scenario).policy.name();
             let mut report = customers::report(&scenario.customers, policy, &self.customers);
             customers::close_unseen(&mut report, &state.volumes.unstuck_at_ms);
             let io = load::lock(&self.load).per_customer.clone();
@@ -141,4 +139,20 @@ impl Traffic {
             report
         })
     }
+}
+
+/// The API's throttle in force once the whole timeline has played: the scenario's, then each
+/// `throttle` step's, as the fixes change them.
+fn throttle_in_force_at_end(
+    scenario: &crate::scenario::Scenario,
+) -> outage_lab_control::api::ThrottleConfig {
+    let initial = scenario.fixes.throttle(scenario.api.throttle);
+    (scenario.timeline.iter().rev())
+        .find_map(|s| match s {
+            crate::steps::Step::Throttle(t) => {
+                Some(scenario.fixes.throttle(t.config(scenario.api.throttle)))
+            }
+            _ => None,
+        })
+        .unwrap_or(initial)
 }

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::{TimelineContext, TimelineStep};
-use crate::harness::fleet::Fleet;
+use crate::fleet_handle::FleetHandle;
 use outage_lab_engine::error::HarnessError;
 use outage_lab_engine::located::ScenarioError;
 
@@ -33,8 +33,8 @@ impl TimelineStep for DnsRepair {
         Ok(())
     }
 
-    async fn inject(&self, fleet: &mut Fleet<'_>) -> Result<String, HarnessError> {
-        let plan = fleet.plan;
+    async fn inject(&self, fleet: &mut impl FleetHandle<'_>) -> Result<String, HarnessError> {
+        let plan = fleet.plan();
         for dns in &plan.dns {
             fleet
                 .point_collector_record(&dns.name, "dns_repair")

@@ -15,9 +15,10 @@ use outage_lab_proto::{COLLECTOR_NAME, HumanDuration};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::{Step, StepKind, TimelineContext, TimelineStep};
-use crate::checks::{Check, CheckInput, first_few, result};
-use crate::harness::fleet::Fleet;
+use super::{Step, TimelineContext, TimelineStep};
+use crate::check::{Check, CheckInput, first_few, result};
+use crate::fleet_handle::FleetHandle;
+use crate::kinds::StepKind;
 use crate::plan::ServerPlan;
 use outage_lab_engine::error::HarnessError;
 use outage_lab_engine::located::ScenarioError;
@@ -86,8 +87,8 @@ impl TimelineStep for DnsUpdate {
         Ok(())
     }
 
-    async fn inject(&self, fleet: &mut Fleet<'_>) -> Result<String, HarnessError> {
-        let plan = fleet.plan;
+    async fn inject(&self, fleet: &mut impl FleetHandle<'_>) -> Result<String, HarnessError> {
+        let plan = fleet.plan();
         let reached: Vec<&str> = self.propagate_to.iter().map(|n| n.value.as_str()).collect();
         for name in &reached {
             fleet.point_collector_record(name, "dns_update").await?;

@@ -11,9 +11,10 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::select::Servers;
-use super::{StepKind, TimelineContext, TimelineStep};
-use crate::checks::{Check, CheckInput, first_few, result};
-use crate::harness::fleet::Fleet;
+use super::{TimelineContext, TimelineStep};
+use crate::check::{Check, CheckInput, first_few, result};
+use crate::fleet_handle::FleetHandle;
+use crate::kinds::StepKind;
 use crate::names::ProcessName;
 use outage_lab_engine::error::HarnessError;
 use outage_lab_engine::located::ScenarioError;
@@ -53,8 +54,8 @@ impl TimelineStep for Kill {
         self.servers.validate(t.servers, t.loc)
     }
 
-    async fn inject(&self, fleet: &mut Fleet<'_>) -> Result<String, HarnessError> {
-        let servers = self.servers.pick(fleet.plan, self.count());
+    async fn inject(&self, fleet: &mut impl FleetHandle<'_>) -> Result<String, HarnessError> {
+        let servers = self.servers.pick(fleet.plan(), self.count());
         let names: Vec<ProcessName> = (servers.iter())
             .map(|s| ProcessName::on_server(self.role, &s.id))
             .collect();

@@ -7,7 +7,9 @@
 //! ([`TimelineStep::checks`]: a fault that silently did nothing must fail the run).
 //!
 //! The driver knows no step by name: it waits until each step's time, calls `inject` and
-//! journals what it returns. Adding a step is one new file here and one line in [`steps!`].
+//! journals what it returns. Adding a step is one new file here and one line in the list
+//! ([`crate::kinds::step_list!`]) that [`steps!`] and the steps' names ([`StepKind`]) are made
+//! from.
 
 mod dns_repair;
 pub mod dns_update;
@@ -21,8 +23,9 @@ use outage_lab_proto::HumanDuration;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use crate::checks::Check;
-use crate::harness::fleet::Fleet;
+use crate::check::Check;
+use crate::fleet_handle::FleetHandle;
+use crate::kinds::StepKind;
 use outage_lab_engine::error::HarnessError;
 use outage_lab_engine::located::{Locator, ScenarioError};
 
@@ -39,7 +42,7 @@ pub trait TimelineStep {
     fn validate(&self, timeline: &mut TimelineContext<'_>) -> Result<(), ScenarioError>;
 
     /// Does it to the running fleet; returns what happened, with the evidence, in one line.
-    async fn inject(&self, fleet: &mut Fleet<'_>) -> Result<String, HarnessError>;
+    async fn inject(&self, fleet: &mut impl FleetHandle<'_>) -> Result<String, HarnessError>;
 
     /// The checks every run with this step gets, whatever `expect:` says.
     fn checks(&self) -> Vec<Check<'_>> {
@@ -62,32 +65,14 @@ pub struct TimelineContext<'a> {
     pub dns_updated: bool,
 }
 
-/// Declares the vocabulary: the `Step` enum the scenario parses, the `StepKind` the run state
-/// records, and the dispatch from one to each step's module.
+/// Declares the vocabulary from [`crate::kinds::step_list!`]: the `Step` enum the scenario
+/// parses, and the dispatch from it to each step's module.
 macro_rules! steps {
     ($($(#[$doc:meta])* $variant:ident($ty:ty) = $name:literal,)*) => {
         /// One timeline step, as written in the scenario (`- dns_update: { at: 4s, ... }`).
         #[derive(Debug, Clone, Deserialize)]
         pub enum Step {
             $($(#[$doc])* #[serde(rename = $name)] $variant($ty),)*
-        }
-
-        /// Which step, without its settings.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub enum StepKind {
-            $($(#[$doc])* $variant,)*
-        }
-
-        impl StepKind {
-            /// Every kind, in the order they are declared.
-            pub const ALL: &[StepKind] = &[$(StepKind::$variant,)*];
-
-            /// The name a scenario and the journal use.
-            pub fn name(self) -> &'static str {
-                match self {
-                    $(StepKind::$variant => $name,)*
-                }
-            }
         }
 
         impl Step {
@@ -112,7 +97,7 @@ macro_rules! steps {
             }
 
             /// Does it to the running fleet; returns the evidence.
-            pub async fn inject(&self, fleet: &mut Fleet<'_>) -> Result<String, HarnessError> {
+            pub async fn inject(&self, fleet: &mut impl FleetHandle<'_>) -> Result<String, HarnessError> {
                 match self {
                     $(Step::$variant(s) => s.inject(fleet).await,)*
                 }
@@ -128,28 +113,7 @@ macro_rules! steps {
     };
 }
 
-steps! {
-    /// The collector fails and is replaced: the old collector process is killed (its address
-    /// goes dead) and a replacement starts on a new address. DNS still names the old one.
-    ReplaceCollector(replace_collector::ReplaceCollector) = "replace_collector",
-    /// The collector's A record is changed to the replacement, but only on some DNS servers.
-    DnsUpdate(dns_update::DnsUpdate) = "dns_update",
-    /// The record is fixed on every DNS server.
-    DnsRepair(dns_repair::DnsRepair) = "dns_repair",
-    /// Agents are restarted (which frees whatever they leaked).
-    Restart(restart::Restart) = "restart",
-    /// Processes die at once (SIGKILL), as when their hardware fails.
-    Kill(kill::Kill) = "kill",
-    /// The control plane's API switches its throttling policy.
-    Throttle(throttle::Throttle) = "throttle",
-}
-
-impl StepKind {
-    /// The kind a journal's `fault_injected` names (`None` for a name this build does not know).
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.iter().copied().find(|k| k.name() == name)
-    }
-}
+crate::kinds::step_list!(steps);
 
 /// Validates a whole timeline: each step in time order and within `duration`, then what each
 /// step needs of the others.

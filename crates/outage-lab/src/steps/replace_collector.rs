@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::{TimelineContext, TimelineStep};
-use crate::harness::fleet::Fleet;
+use crate::fleet_handle::FleetHandle;
 use crate::names::{Generation, ProcessName};
 use outage_lab_engine::error::HarnessError;
 use outage_lab_engine::located::ScenarioError;
@@ -38,9 +38,9 @@ impl TimelineStep for ReplaceCollector {
         Ok(())
     }
 
-    async fn inject(&self, fleet: &mut Fleet<'_>) -> Result<String, HarnessError> {
+    async fn inject(&self, fleet: &mut impl FleetHandle<'_>) -> Result<String, HarnessError> {
         let port = fleet.collector_port();
-        let listen = SocketAddr::new(fleet.plan.collector_new.into(), port);
+        let listen = SocketAddr::new(fleet.plan().collector_new.into(), port);
         let new = fleet.start_collector(Generation::New, listen).await?;
         // A hardware failure does not shut down cleanly: SIGKILL at once.
         fleet
@@ -48,7 +48,7 @@ impl TimelineStep for ReplaceCollector {
             .await?;
         Ok(format!(
             "collector-old ({}:{port}) failed (SIGKILL); replacement collector-new serves on {new}; DNS still names the old address",
-            fleet.plan.collector_old
+            fleet.plan().collector_old
         ))
     }
 }

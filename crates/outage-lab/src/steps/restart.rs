@@ -8,7 +8,7 @@ use serde_saphyr::Spanned;
 
 use super::select::Servers;
 use super::{TimelineContext, TimelineStep};
-use crate::harness::fleet::Fleet;
+use crate::fleet_handle::FleetHandle;
 use outage_lab_engine::error::HarnessError;
 use outage_lab_engine::located::ScenarioError;
 
@@ -32,8 +32,8 @@ impl TimelineStep for Restart {
         self.agents.validate(t.servers, t.loc)
     }
 
-    async fn inject(&self, fleet: &mut Fleet<'_>) -> Result<String, HarnessError> {
-        let servers = self.agents.pick(fleet.plan, None);
+    async fn inject(&self, fleet: &mut impl FleetHandle<'_>) -> Result<String, HarnessError> {
+        let servers = self.agents.pick(fleet.plan(), None);
         fleet.restart_agents(&servers).await?;
         let which = match &self.agents {
             Servers::All => "(all)".to_owned(),

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::{TimelineContext, TimelineStep};
-use crate::harness::fleet::Fleet;
+use crate::fleet_handle::FleetHandle;
 use outage_lab_engine::error::HarnessError;
 use outage_lab_engine::located::ScenarioError;
 
@@ -52,10 +52,10 @@ impl TimelineStep for Throttle {
             .map_err(|e| t.loc.at(&self.at, format!("throttle: {e}")))
     }
 
-    async fn inject(&self, fleet: &mut Fleet<'_>) -> Result<String, HarnessError> {
-        let scenario = fleet.scenario;
-        let wanted = scenario.fixes.throttle(self.config(scenario.api.throttle));
-        let now = fleet.set_throttle(wanted).await?;
+    async fn inject(&self, fleet: &mut impl FleetHandle<'_>) -> Result<String, HarnessError> {
+        let now = fleet
+            .set_throttle(self.config(fleet.api_throttle()))
+            .await?;
         Ok(format!(
             "the API's throttle is now {} ({} calls/s, burst {}{})",
             now.policy.name(),
@@ -68,20 +68,4 @@ impl TimelineStep for Throttle {
             }
         ))
     }
-}
-
-/// The API's throttle in force once the whole timeline has played: the scenario's, then each
-/// `throttle` step's, as the fixes change them.
-pub fn in_force_at_end(
-    scenario: &crate::scenario::Scenario,
-) -> outage_lab_control::api::ThrottleConfig {
-    let initial = scenario.fixes.throttle(scenario.api.throttle);
-    (scenario.timeline.iter().rev())
-        .find_map(|s| match s {
-            super::Step::Throttle(t) => {
-                Some(scenario.fixes.throttle(t.config(scenario.api.throttle)))
-            }
-            _ => None,
-        })
-        .unwrap_or(initial)
 }

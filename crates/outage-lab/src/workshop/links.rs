@@ -7,9 +7,9 @@
 
 use std::fmt::Write as _;
 
-use crate::harness::state::{RunState, ServerState};
+use crate::kinds::StepKind;
 use crate::plan::Plan;
-use crate::steps::StepKind;
+use crate::run_state::{RunState, ServerState};
 
 /// One link of the 2012 chain, in the order they happened then.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -267,7 +267,7 @@ pub fn mib(bytes: u64) -> String {
 #[allow(clippy::unwrap_used)]
 pub(crate) mod tests {
     use super::*;
-    use crate::harness::state::Incarnation;
+    use crate::run_state::Incarnation;
 
     /// Four servers behind dns-a and dns-b, of which dns-b is stale.
     pub(crate) fn plan() -> Plan {

@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::harness::state::RunState;
 use crate::plan::Plan;
+use crate::run_state::RunState;
 use crate::scenario::Scenario;
 use control::RequestError;
 use links::{Link, Run};
@@ -287,7 +287,7 @@ impl Session {
     pub fn outcome(&self, state: &RunState) -> String {
         let since_update = |t: u64| {
             let update = state
-                .injected_at(crate::steps::StepKind::DnsUpdate)
+                .injected_at(crate::kinds::StepKind::DnsUpdate)
                 .unwrap_or(0);
             format!("{:.1} s", t.saturating_sub(update) as f64 / 1000.0)
         };
@@ -477,8 +477,8 @@ mod tests {
         assert!(!s.observe(&plan, &state, 1_000));
         state
             .steps
-            .push((crate::steps::StepKind::ReplaceCollector, 4_000));
-        state.steps.push((crate::steps::StepKind::DnsUpdate, 4_000));
+            .push((crate::kinds::StepKind::ReplaceCollector, 4_000));
+        state.steps.push((crate::kinds::StepKind::DnsUpdate, 4_000));
         assert!(s.observe(&plan, &state, 4_000));
         assert_eq!(s.next_stop().map(|v| v.link), Some(Link::CollectorReplaced));
         assert_eq!(s.next_stop().map(|v| v.link), Some(Link::DnsUpdated));

@@ -8,8 +8,8 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::links::mib;
-use crate::harness::state::{RunState, ServerState};
 use crate::plan::Plan;
+use crate::run_state::{RunState, ServerState};
 
 /// An agent the new collector has not heard from for this long is "silent".
 const SILENT_AFTER_MS: u64 = 2_000;
@@ -68,7 +68,7 @@ impl Panel {
         threshold: f64,
         t_ms: u64,
     ) -> Self {
-        let replaced = state.injected_at(crate::steps::StepKind::ReplaceCollector);
+        let replaced = state.injected_at(crate::kinds::StepKind::ReplaceCollector);
         let servers = (plan.servers.iter())
             .filter_map(|p| state.servers.get(&p.id).map(|s| (p, s)))
             .map(|(p, s)| server_row(&p.id, &p.dns_server, s, budget_bytes, t_ms, replaced))
@@ -174,7 +174,7 @@ fn server_row(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::harness::state::Incarnation;
+    use crate::run_state::Incarnation;
 
     #[test]
     fn a_server_the_collector_stopped_hearing_is_silent_and_its_share_is_agent_plus_storage() {
@@ -183,7 +183,7 @@ mod tests {
         state.fleet_up_ms = Some(1_000);
         state
             .steps
-            .push((crate::steps::StepKind::ReplaceCollector, 4_000));
+            .push((crate::kinds::StepKind::ReplaceCollector, 4_000));
         let (a, b) = (plan.servers[0].id.clone(), plan.servers[1].id.clone());
         for (id, counts) in [(&a, [10, 20]), (&b, [10, 10])] {
             let s = state.servers.get_mut(id).unwrap();

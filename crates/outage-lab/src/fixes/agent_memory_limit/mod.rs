@@ -6,17 +6,18 @@
 //! The limit is a memory cgroup where the harness can make one: cgroup v1 (`memory.limit_in_bytes`)
 //! or v2 (`memory.max`), a child of the harness's own cgroup, one per agent. Where it cannot (no
 //! memory controller, no permission), it is `RLIMIT_DATA` set in the child before exec: the
-//! agent's allocator then fails and the process aborts. The journal says which was used.
+//! agent's allocator then fails and the process aborts. The journal says which was used. The
+//! mechanism is the fleet's (`crate::fleet::limiter`): it starts every agent under it.
 
-pub mod limiter;
 
 use outage_lab_proto::ByteSize;
 use serde::Deserialize;
 
 use super::action::Action;
-use super::{Fix, FixName, RunContext};
+use super::{Fix, RunContext};
+use crate::kinds::FixName;
 use outage_lab_engine::error::HarnessError;
-use crate::harness::fleet::Fleet;
+use crate::fleet_handle::FleetHandle;
 use crate::names::ProcessName;
 use outage_lab_engine::located::{Locator, ScenarioError};
 
@@ -105,14 +106,14 @@ impl Restarter {
 
     /// Restarts every agent the limit killed; an exit the limit does not explain is a crash
     /// like any other, left for `processes_stayed_up`.
-    pub async fn act(&mut self, fleet: &mut Fleet<'_>) -> Result<Vec<Action>, HarnessError> {
+    pub async fn act(&mut self, fleet: &mut impl FleetHandle<'_>) -> Result<Vec<Action>, HarnessError> {
         let mut actions = Vec::new();
         for exit in std::mem::take(&mut self.exits) {
             let name = ProcessName::Agent(exit.server.clone());
             let Some(cause) = fleet.limit_explains(&name, &exit.status) else {
                 continue;
             };
-            let Some(server) = fleet.plan.servers.iter().find(|s| s.id == exit.server) else {
+            let Some(server) = fleet.plan().servers.iter().find(|s| s.id == exit.server) else {
                 continue;
             };
             fleet.restart_agents(&[server]).await?;

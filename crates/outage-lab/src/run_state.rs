@@ -11,9 +11,9 @@ use outage_lab_proto::{
     VolumeState,
 };
 
-use crate::fixes::FixName;
+use crate::kinds::FixName;
+use crate::kinds::StepKind;
 use crate::names::{Generation, ProcessName};
-use crate::steps::StepKind;
 
 /// One life of an agent process (a restart starts a new one).
 #[derive(Debug, Clone, Default, PartialEq)]

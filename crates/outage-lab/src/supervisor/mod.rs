@@ -11,6 +11,11 @@
 //!   PID can never be hit.
 //! * A child's stdout is its event stream (JSON lines, see `outage_lab_proto::Event`); its stderr
 //!   goes to `logs/<name>.log` in the run directory.
+//!
+//! A process may also run on a launcher host ([`remote`]: the launcher client, and where the
+//! launchers are found).
+
+pub mod remote;
 
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
@@ -102,7 +107,7 @@ struct RemoteSignal {
 
 impl RemoteSignal {
     /// The route of process `name` on the launcher at `host`.
-    fn new(remote: &super::remote::Remote, host: SocketAddr, name: &str) -> Self {
+    fn new(remote: &remote::Remote, host: SocketAddr, name: &str) -> Self {
         Self {
             client: remote.client.clone(),
             url: format!("http://{host}/processes/{name}/signal"),
@@ -177,7 +182,7 @@ pub struct Supervisor {
     /// runs only: a remote pid means nothing to this machine's next run).
     ledger: Mutex<Option<outage_lab_engine::ledger::Ledger>>,
     /// Set when the fleet runs on launcher hosts (`run --hosts`).
-    remote: Option<super::remote::Remote>,
+    remote: Option<remote::Remote>,
 }
 
 impl std::fmt::Debug for Supervisor {
@@ -197,7 +202,7 @@ impl Supervisor {
         clock: LabClock,
         tx: mpsc::UnboundedSender<Inbound>,
         ledger: Option<outage_lab_engine::ledger::Ledger>,
-        remote: Option<super::remote::Remote>,
+        remote: Option<remote::Remote>,
     ) -> Self {
         Self {
             exe,
@@ -765,7 +770,7 @@ fn spawn_request(
 /// its exit status, read by a task that feeds `teller`. A stream that ends without the status
 /// means the launcher (or its container) went away, and the process with it.
 async fn spawn_remote(
-    remote: &super::remote::Remote,
+    remote: &remote::Remote,
     host: SocketAddr,
     (name, args, log, program): RemoteSpawn<'_>,
     mut teller: Teller,

@@ -1,7 +1,7 @@
 //! The running fleet: every process of a run, what the harness learned of each from its
-//! readiness line, and the few things one can do to them. This is the handle a timeline step
-//! gets ([`crate::steps`]): start a collector, kill processes, restart agents, point a DNS
-//! server's record, all through the supervisor and the roles' admin APIs.
+//! readiness line, and the few things one can do to them. It is the handle a timeline step or a
+//! fix acts through ([`FleetHandle`]): start a collector, kill processes, restart agents, point a
+//! DNS server's record, all through the supervisor and the roles' admin APIs.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -11,14 +11,19 @@ use std::time::Duration;
 use outage_lab_proto::wire::{SetRecordMsg, Target};
 use outage_lab_proto::{COLLECTOR_NAME, ProcessRole};
 
-use super::configs::{self, role_args};
-use super::endpoints::{self, Endpoints};
-use super::supervisor::{Pending, Program, Started, Supervisor};
+pub mod configs;
+pub mod endpoints;
+pub mod limiter;
+
+use self::configs::role_args;
+use self::endpoints::Endpoints;
+use self::limiter::Limiter;
 use crate::external_agent::{self, ExternalAgent};
-use crate::fixes::agent_memory_limit::limiter::Limiter;
+use crate::fleet_handle::FleetHandle;
 use crate::names::{Generation, ProcessName};
 use crate::plan::{Plan, ServerPlan};
 use crate::scenario::Scenario;
+use crate::supervisor::{Pending, Program, Started, Supervisor};
 use outage_lab_engine::error::HarnessError;
 
 /// How long a process may take to print its readiness line.
@@ -206,74 +211,9 @@ impl<'a> Fleet<'a> {
         Ok(control)
     }
 
-    /// A DNS server's address (for queries), once it is up.
-    pub fn dns_addr(&self, name: &str) -> Option<SocketAddr> {
-        self.learned.dns.get(name).map(|(udp, _)| *udp)
-    }
-
-    /// Why `name`'s exit with `status` was the memory limit's doing, if it was.
-    pub fn limit_explains(&mut self, name: &ProcessName, status: &str) -> Option<String> {
-        self.limiter.as_mut()?.explains(name, status)
-    }
-
     /// Control's HTTP address, once it is up.
     pub fn control(&self) -> Option<SocketAddr> {
         self.learned.control
-    }
-
-    /// The port every collector serves on (the replacement takes the old one's).
-    pub fn collector_port(&self) -> u16 {
-        self.learned.collector_port
-    }
-
-    /// Starts a collector listening on `listen`; returns its address.
-    pub async fn start_collector(
-        &mut self,
-        generation: Generation,
-        listen: SocketAddr,
-    ) -> Result<SocketAddr, HarnessError> {
-        let name = ProcessName::Collector(generation);
-        let config = outage_lab_collector::Config {
-            name: name.to_string(),
-            ..outage_lab_collector::Config::default()
-        };
-        let file = self.write_config(&name, &config)?;
-        let args = role_args("collector", &file, &[("--listen", listen.to_string())]);
-        let started = self.sup.start(&name, &args, READY_TIMEOUT).await?;
-        self.listed.learn(&name, &started);
-        addr(&started, "http", &name)
-    }
-
-    /// SIGKILLs these processes at once (a hardware failure does not shut down cleanly) and
-    /// forgets their endpoints. Returns the ones that were running, with their pids.
-    pub async fn kill(
-        &mut self,
-        names: &[ProcessName],
-    ) -> Result<Vec<(ProcessName, u32)>, HarnessError> {
-        let killed = self.sup.stop_many(names, Duration::ZERO).await;
-        for name in names {
-            self.listed.forget(name);
-        }
-        self.write_endpoints()?;
-        Ok(killed)
-    }
-
-    /// Stops these servers' agents (SIGTERM) and starts them again, each on its old metrics
-    /// address; tells the watchdog the new pids.
-    pub async fn restart_agents(&mut self, servers: &[&ServerPlan]) -> Result<(), HarnessError> {
-        let names: Vec<ProcessName> = (servers.iter())
-            .map(|s| ProcessName::Agent(s.id.clone()))
-            .collect();
-        self.sup.stop_many(&names, STOP_GRACE).await;
-        let mut pendings = Vec::new();
-        for s in servers {
-            pendings.push((s.id.clone(), self.spawn_agent(s).await?));
-        }
-        for (id, pending) in pendings {
-            let started = pending.ready(READY_TIMEOUT).await?;
-            self.learned.agent_pids.insert(id, started.pid);
-        }
-        self.push_targets().await
     }
 
     async fn spawn_agent(&mut self, server: &ServerPlan) -> Result<Pending, HarnessError> {
@@ -419,61 +359,6 @@ impl<'a> Fleet<'a> {
         }
     }
 
-    /// Points `dns_name`'s collector record at the replacement; a failure is a fault of `step`
-    /// that could not be injected.
-    pub async fn point_collector_record(
-        &self,
-        dns_name: &str,
-        step: &str,
-    ) -> Result<(), HarnessError> {
-        let fault = |detail: String| HarnessError::Fault {
-            action: step.to_owned(),
-            detail,
-        };
-        let (_, admin) = (self.learned.dns.get(dns_name))
-            .ok_or_else(|| fault(format!("no DNS server {dns_name}")))?;
-        let url = format!("http://{admin}/records/{COLLECTOR_NAME}");
-        let body = SetRecordMsg {
-            addrs: vec![self.plan.collector_new.into()],
-        };
-        match self.http.put(&url).json(&body).send().await {
-            Ok(r) if r.status().is_success() => Ok(()),
-            Ok(r) => Err(fault(format!(
-                "PUT {url} answered {}: {}",
-                r.status(),
-                r.text().await.unwrap_or_default()
-            ))),
-            Err(e) => Err(fault(format!("PUT {url} failed: {e}"))),
-        }
-    }
-
-    /// Puts `config` in force on control's API (`PUT /admin/throttle`); returns what control
-    /// says is in force now.
-    pub async fn set_throttle(
-        &self,
-        config: outage_lab_control::api::ThrottleConfig,
-    ) -> Result<outage_lab_control::api::ThrottleConfig, HarnessError> {
-        let fault = |detail: String| HarnessError::Fault {
-            action: "throttle".to_owned(),
-            detail,
-        };
-        let control = self
-            .control()
-            .ok_or_else(|| fault("control is not up".into()))?;
-        let url = format!("http://{control}/admin/throttle");
-        match self.http.put(&url).json(&config).send().await {
-            Ok(r) if r.status().is_success() => {
-                (r.json().await).map_err(|e| fault(format!("PUT {url}: {e}")))
-            }
-            Ok(r) => Err(fault(format!(
-                "PUT {url} answered {}: {}",
-                r.status(),
-                r.text().await.unwrap_or_default()
-            ))),
-            Err(e) => Err(fault(format!("PUT {url} failed: {e}"))),
-        }
-    }
-
     /// Writes `endpoints.json` as it is now.
     pub fn write_endpoints(&self) -> Result<(), HarnessError> {
         let path = self.run_dir.join(endpoints::FILE);
@@ -506,6 +391,121 @@ impl<'a> Fleet<'a> {
             return PathBuf::from(format!("../{agent}.pid"));
         }
         (self.run_dir.join("pids")).join(format!("{server}.agent.pid"))
+    }
+}
+
+impl<'a> FleetHandle<'a> for Fleet<'a> {
+    fn plan(&self) -> &'a Plan {
+        self.plan
+    }
+
+    fn api_throttle(&self) -> outage_lab_control::api::ThrottleConfig {
+        self.scenario.api.throttle
+    }
+
+    fn dns_addr(&self, name: &str) -> Option<SocketAddr> {
+        self.learned.dns.get(name).map(|(udp, _)| *udp)
+    }
+
+    fn limit_explains(&mut self, name: &ProcessName, status: &str) -> Option<String> {
+        self.limiter.as_mut()?.explains(name, status)
+    }
+
+    fn collector_port(&self) -> u16 {
+        self.learned.collector_port
+    }
+
+    async fn start_collector(
+        &mut self,
+        generation: Generation,
+        listen: SocketAddr,
+    ) -> Result<SocketAddr, HarnessError> {
+        let name = ProcessName::Collector(generation);
+        let config = outage_lab_collector::Config {
+            name: name.to_string(),
+            ..outage_lab_collector::Config::default()
+        };
+        let file = self.write_config(&name, &config)?;
+        let args = role_args("collector", &file, &[("--listen", listen.to_string())]);
+        let started = self.sup.start(&name, &args, READY_TIMEOUT).await?;
+        self.listed.learn(&name, &started);
+        addr(&started, "http", &name)
+    }
+
+    async fn kill(
+        &mut self,
+        names: &[ProcessName],
+    ) -> Result<Vec<(ProcessName, u32)>, HarnessError> {
+        let killed = self.sup.stop_many(names, Duration::ZERO).await;
+        for name in names {
+            self.listed.forget(name);
+        }
+        self.write_endpoints()?;
+        Ok(killed)
+    }
+
+    async fn restart_agents(&mut self, servers: &[&ServerPlan]) -> Result<(), HarnessError> {
+        let names: Vec<ProcessName> = (servers.iter())
+            .map(|s| ProcessName::Agent(s.id.clone()))
+            .collect();
+        self.sup.stop_many(&names, STOP_GRACE).await;
+        let mut pendings = Vec::new();
+        for s in servers {
+            pendings.push((s.id.clone(), self.spawn_agent(s).await?));
+        }
+        for (id, pending) in pendings {
+            let started = pending.ready(READY_TIMEOUT).await?;
+            self.learned.agent_pids.insert(id, started.pid);
+        }
+        self.push_targets().await
+    }
+
+    async fn point_collector_record(&self, dns_name: &str, step: &str) -> Result<(), HarnessError> {
+        let fault = |detail: String| HarnessError::Fault {
+            action: step.to_owned(),
+            detail,
+        };
+        let (_, admin) = (self.learned.dns.get(dns_name))
+            .ok_or_else(|| fault(format!("no DNS server {dns_name}")))?;
+        let url = format!("http://{admin}/records/{COLLECTOR_NAME}");
+        let body = SetRecordMsg {
+            addrs: vec![self.plan.collector_new.into()],
+        };
+        match self.http.put(&url).json(&body).send().await {
+            Ok(r) if r.status().is_success() => Ok(()),
+            Ok(r) => Err(fault(format!(
+                "PUT {url} answered {}: {}",
+                r.status(),
+                r.text().await.unwrap_or_default()
+            ))),
+            Err(e) => Err(fault(format!("PUT {url} failed: {e}"))),
+        }
+    }
+
+    async fn set_throttle(
+        &self,
+        config: outage_lab_control::api::ThrottleConfig,
+    ) -> Result<outage_lab_control::api::ThrottleConfig, HarnessError> {
+        let config = self.scenario.fixes.throttle(config);
+        let fault = |detail: String| HarnessError::Fault {
+            action: "throttle".to_owned(),
+            detail,
+        };
+        let control = self
+            .control()
+            .ok_or_else(|| fault("control is not up".into()))?;
+        let url = format!("http://{control}/admin/throttle");
+        match self.http.put(&url).json(&config).send().await {
+            Ok(r) if r.status().is_success() => {
+                (r.json().await).map_err(|e| fault(format!("PUT {url}: {e}")))
+            }
+            Ok(r) => Err(fault(format!(
+                "PUT {url} answered {}: {}",
+                r.status(),
+                r.text().await.unwrap_or_default()
+            ))),
+            Err(e) => Err(fault(format!("PUT {url} failed: {e}"))),
+        }
     }
 }
 

@@ -13,8 +13,8 @@ use std::path::Path;
 use outage_lab_proto::Role;
 use serde::Serialize;
 
-use super::supervisor::Started;
 use crate::names::ProcessName;
+use crate::supervisor::Started;
 
 /// The file's name in the run directory.
 pub const FILE: &str = "endpoints.json";

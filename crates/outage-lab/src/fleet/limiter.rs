@@ -1,6 +1,6 @@
-//! How the limit is enforced on this machine: a memory cgroup where the harness can make one
-//! (cgroup v1 `memory.limit_in_bytes` or v2 `memory.max`, a child of the harness's own cgroup,
-//! one per agent), else `RLIMIT_DATA` set in the child before exec. The fleet attaches each
+//! How the `agent_memory_limit` fix's limit is enforced on this machine: a memory cgroup where
+//! the harness can make one (cgroup v1 `memory.limit_in_bytes` or v2 `memory.max`, a child of
+//! the harness's own cgroup, one per agent), else `RLIMIT_DATA` set in the child before exec. The fleet attaches each
 //! agent to it; the fix's restarter asks it whether an exit was the limit's doing.
 
 use std::path::{Path, PathBuf};
