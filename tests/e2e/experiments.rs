@@ -98,6 +98,11 @@ fn compare_runs_each_variant_over_the_seeds_and_draws_the_table() {
     // A bar per variant for each of the 4 metrics every run has (the alarms may never fire).
     assert!(page.matches("class=\"bar\"").count() >= 8, "{page}");
     assert!(page.contains("with no fix"), "{page}");
+    // What applies to no run is left out: no customer accounts, no cache-aware alarm here.
+    for absent in ["bystander api success", "cache aware", "not applicable"] {
+        assert!(!page.contains(absent), "{absent}: {page}");
+    }
+    assert!(page.contains("2 seeds per point"), "{page}");
     assert!(wait_until_gone(out.to_str().unwrap(), Duration::from_secs(3)).is_empty());
 }
 

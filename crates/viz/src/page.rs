@@ -631,21 +631,35 @@ fn fixes_table(out: &mut String, entries: &[JournalEntry], report: &Report) {
             esc(&f.detail)
         );
     }
-    out.push_str("</table>\n<table><tr><th>at</th><th>fix</th><th>action</th></tr>");
-    let actions = entries.iter().filter_map(|e| match &e.event {
-        Event::FixApplied { fix, detail, .. } => Some((e.t_ms, fix, detail)),
-        _ => None,
-    });
-    for (t_ms, fix, detail) in actions.take(FIX_ACTIONS_LISTED) {
+    out.push_str("</table>\n");
+    let actions: Vec<(u64, &str, &str)> = (entries.iter())
+        .filter_map(|e| match &e.event {
+            Event::FixApplied { fix, detail, .. } => Some((e.t_ms, fix.as_str(), detail.as_str())),
+            _ => None,
+        })
+        .collect();
+    // A fix that acts through the configs alone (spare capacity) has no actions to list.
+    if actions.is_empty() {
+        return;
+    }
+    out.push_str("<table class=\"fix-actions\"><tr><th>at</th><th>fix</th><th>action</th></tr>");
+    for (t_ms, fix, detail) in actions.iter().take(FIX_ACTIONS_LISTED) {
         let _ = write!(
             out,
             "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-            secs(t_ms),
+            secs(*t_ms),
             esc(fix),
             esc(detail)
         );
     }
     out.push_str("</table>\n");
+    if actions.len() > FIX_ACTIONS_LISTED {
+        let _ = writeln!(
+            out,
+            "<p class=\"note\">The first {FIX_ACTIONS_LISTED} of {} actions.</p>",
+            actions.len()
+        );
+    }
 }
 
 fn verdict_table(out: &mut String, report: &Report) {

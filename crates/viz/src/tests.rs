@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 
 use outage_lab_proto::report::{
-    AgentReport, ExpectationResult, LoadReport, Report, ServerAlarms, ServerReport, StorageReport,
+    AgentReport, ExpectationResult, FixReport, LoadReport, Report, ServerAlarms, ServerReport, StorageReport,
     Verdict, VolumesReport,
 };
 use outage_lab_proto::{AlarmKind, Event, JournalEntry, ProcessRole, RssSample};
@@ -360,4 +360,33 @@ fn a_run_directory_round_trips_through_the_files() {
     std::fs::remove_file(dir.path().join("report.json")).expect("rm");
     let err = write_report(dir.path()).expect_err("no report");
     assert!(err.to_string().contains("report.json"), "{err}");
+}
+
+#[test]
+fn a_fix_that_never_acted_gets_its_row_and_no_empty_action_list() {
+    let (mut entries, mut report) = run(3, true);
+    report.fixes = vec![FixReport {
+        name: "spare_capacity".into(),
+        actions: 0,
+        detail: "placement fill 0.5".into(),
+    }];
+    let html = render(&entries, &report);
+    assert!(html.contains("placement fill 0.5"), "the fix's row");
+    assert!(!html.contains("class=\"fix-actions\""), "no empty action list");
+    let restart = |t_ms| {
+        entry(
+            t_ms,
+            "harness",
+            Event::FixApplied {
+                fix: "leak_alarm_action".into(),
+                server: None,
+                process: Some("agent-s001".into()),
+                detail: "restarted".into(),
+            },
+        )
+    };
+    entries.extend((0..45).map(|i| restart(20_000 + i)));
+    let html = render(&entries, &report);
+    assert_eq!(html.matches("<td>restarted</td>").count(), 40);
+    assert!(html.contains("The first 40 of 45 actions."), "the cut is said");
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::metrics::{self, NAMES, Summary};
+use super::metrics::{self, Metric, Spread};
 use super::runner::{Cell, Outcome, Results};
 use super::{Experiment, ExperimentError, page};
 use crate::scenario::overrides::Setting;
@@ -18,7 +18,7 @@ pub struct Variant {
     /// The fixes on.
     pub fixes: Vec<String>,
     /// Per metric, over the seeds that ran.
-    pub summary: Vec<(String, Option<Summary>)>,
+    pub summary: Vec<(Metric, Spread)>,
     /// Seeds that ran, and of those, seeds with no stuck volume.
     pub seeds_ran: usize,
     /// Seeds with no stuck volume at all.
@@ -88,11 +88,8 @@ pub fn variants(cells: &[Cell], results: &Results) -> Vec<Variant> {
                 _ => None,
             })
             .collect();
-        v.summary = (NAMES.iter())
-            .map(|n| {
-                let values: Vec<f64> = ran.iter().filter_map(|m| m.get(n)).collect();
-                ((*n).to_owned(), Summary::of(&values))
-            })
+        v.summary = (Metric::ALL.iter())
+            .map(|&m| (m, Spread::over(m, ran.iter().copied())))
             .collect();
     }
     out
@@ -128,25 +125,29 @@ pub fn verdict_line(v: &Variant) -> String {
     }
 }
 
-/// The terminal table: one row per variant, each metric's median and range.
+/// The metrics that apply to some variant, in table order: the others are left out of the
+/// table and the page.
+pub fn applicable(variants: &[Variant]) -> Vec<Metric> {
+    (Metric::ALL.iter().copied())
+        .filter(|&m| {
+            (variants.iter().flat_map(|v| &v.summary))
+                .any(|(n, s)| *n == m && *s != Spread::NotApplicable)
+        })
+        .collect()
+}
+
+/// The terminal table: one row per variant, each applicable metric's median and range.
 pub fn table(variants: &[Variant]) -> String {
+    let shown = applicable(variants);
     let mut out = format!("{:<28}", "variant");
-    for n in NAMES {
-        out.push_str(&format!(" {n:>22}"));
+    for m in &shown {
+        out.push_str(&format!(" {:>22}", m.name()));
     }
     out.push('\n');
     for v in variants {
         out.push_str(&format!("{:<28}", v.name));
-        for (name, s) in &v.summary {
-            let cell = s.map_or("-".to_owned(), |s| {
-                format!(
-                    "{} ({}..{})",
-                    metrics::show(name, s.median),
-                    metrics::show(name, s.min),
-                    metrics::show(name, s.max)
-                )
-            });
-            out.push_str(&format!(" {cell:>22}"));
+        for (m, s) in v.summary.iter().filter(|(m, _)| shown.contains(m)) {
+            out.push_str(&format!(" {:>22}", s.show(*m)));
         }
         out.push('\n');
     }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::metrics::{self, Summary};
+use super::metrics::{Metric, Spread};
 use super::runner::{Cell, Outcome, Results};
 use super::{Experiment, ExperimentError, page};
 use crate::scenario::overrides::Setting;
@@ -175,13 +175,13 @@ pub struct Point {
     /// The axes' values.
     pub values: Vec<String>,
     /// The metric over the seeds that ran.
-    pub summary: Option<Summary>,
+    pub summary: Spread,
     /// Seeds that could not run.
     pub failed: usize,
 }
 
 /// The map: each point's metric.
-pub fn map(axes: &[Axis], metric: &str, cells: &[Cell], results: &Results) -> Vec<Point> {
+pub fn map(axes: &[Axis], metric: Metric, cells: &[Cell], results: &Results) -> Vec<Point> {
     (points(axes).into_iter())
         .map(|values| {
             let group = values.join(" x ");
@@ -190,14 +190,14 @@ pub fn map(axes: &[Axis], metric: &str, cells: &[Cell], results: &Results) -> Ve
             let mut failed = 0;
             for (_, o) in of_point {
                 match o {
-                    Outcome::Ran { metrics, .. } => ran.extend(metrics.get(metric)),
+                    Outcome::Ran { metrics, .. } => ran.push(metrics),
                     Outcome::Failed { .. } => failed += 1,
                     Outcome::Interrupted => {}
                 }
             }
             Point {
                 values,
-                summary: Summary::of(&ran),
+                summary: Spread::over(metric, ran),
                 failed,
             }
         })
@@ -205,19 +205,20 @@ pub fn map(axes: &[Axis], metric: &str, cells: &[Cell], results: &Results) -> Ve
 }
 
 /// The terminal table: one line per point.
-pub fn table(axes: &[Axis], metric: &str, points: &[Point]) -> String {
+pub fn table(axes: &[Axis], metric: Metric, points: &[Point]) -> String {
     let names: Vec<&str> = axes.iter().map(|a| a.path.as_str()).collect();
     let mut out = format!("{:<40} {metric}\n", names.join(" x "));
     for p in points {
-        let value = p.summary.map_or("-".into(), |s| {
-            format!(
-                "{} ({}..{}, {} seeds)",
-                metrics::show(metric, s.median),
-                metrics::show(metric, s.min),
-                metrics::show(metric, s.max),
-                s.n
-            )
-        });
+        let value = match p.summary {
+            Spread::Values(s) => format!(
+                "{} ({}..{}, {})",
+                metric.show(s.median),
+                metric.show(s.min),
+                metric.show(s.max),
+                plural(s.n, "seed")
+            ),
+            other => other.show(metric),
+        };
         let failed = if p.failed > 0 {
             format!("; {} could not run", p.failed)
         } else {
@@ -228,11 +229,20 @@ pub fn table(axes: &[Axis], metric: &str, points: &[Point]) -> String {
     out
 }
 
+/// `n` and the noun, plural unless `n` is 1: `1 seed`, `2 seeds`.
+pub fn plural(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// Writes grid.json, grid.csv and grid.html.
 pub fn write(
     exp: &Experiment,
     axes: &[Axis],
-    metric: &str,
+    metric: Metric,
     cells: &[Cell],
     results: &Results,
     points: &[Point],
@@ -261,11 +271,10 @@ pub fn command(args: &crate::cli::GridArgs, exe: &Path) -> Result<u8, Experiment
     if axes.len() > 2 {
         return Err(ExperimentError::TooManyAxes { count: axes.len() });
     }
-    if !metrics::NAMES.contains(&args.metric.as_str()) {
-        return Err(ExperimentError::UnknownMetric {
+    let metric =
+        Metric::from_name(&args.metric).ok_or_else(|| ExperimentError::UnknownMetric {
             name: args.metric.clone(),
-        });
-    }
+        })?;
     let mut base = Vec::new();
     let mut base_settings = Vec::new();
     for s in &args.set {
@@ -297,9 +306,9 @@ pub fn command(args: &crate::cli::GridArgs, exe: &Path) -> Result<u8, Experiment
     )?;
     let cells = cells(&axes, &base, &exp.seeds, &exp.out);
     let results = super::run_blocking(&exp, exe, &cells)?;
-    let points = map(&axes, &args.metric, &cells, &results);
-    println!("{}", table(&axes, &args.metric, &points));
-    let page = write(&exp, &axes, &args.metric, &cells, &results, &points)?;
+    let points = map(&axes, metric, &cells, &results);
+    println!("{}", table(&axes, metric, &points));
+    let page = write(&exp, &axes, metric, &cells, &results, &points)?;
     println!(
         "grid.html, grid.json, grid.csv in {}",
         page.parent().unwrap_or(&exp.out).display()

@@ -9,23 +9,115 @@ use outage_lab_proto::{AlarmKind, Event, JournalEntry, RunPhase};
 use serde::Serialize;
 
 use super::ExperimentError;
+use crate::kinds::FixName;
 use crate::run_state::RunState;
 
-/// The metrics, by the name `--metric` and the tables use.
-pub const NAMES: &[&str] = &[
-    "stuck_peak",
-    "stuck_volume_seconds",
-    "error_rate",
-    "writes_lost",
-    "first_leak_alarm_s",
-    "first_aggregate_alarm_s",
-    "first_cache_aware_alarm_s",
-    "leaking_until_s",
-    "bystander_api_success",
-];
+/// Declares [`Metric`] once: each variant, its name and how people read its value.
+macro_rules! metrics {
+    ($($(#[$doc:meta])* $variant:ident = $name:literal, $kind:ident;)*) => {
+        /// A number an experiment compares, one per run.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Metric {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl Metric {
+            /// Every metric, in table order.
+            pub const ALL: &[Metric] = &[$(Metric::$variant,)*];
+            /// Their names, as `--metric` and the tables write them.
+            pub const NAMES: &[&str] = &[$($name,)*];
+
+            /// The name `--metric` and the tables use.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Metric::$variant => $name,)*
+                }
+            }
+
+            fn kind(self) -> Kind {
+                match self {
+                    $(Metric::$variant => Kind::$kind,)*
+                }
+            }
+        }
+    };
+}
+
+/// How a metric's value reads: a count, a share or a time.
+enum Kind {
+    Count,
+    Share,
+    Seconds,
+}
+
+metrics! {
+    /// Most volumes stuck at once.
+    StuckPeak = "stuck_peak", Count;
+    /// Stuck volumes integrated over time.
+    StuckVolumeSeconds = "stuck_volume_seconds", Count;
+    /// Share of customer requests that failed.
+    ErrorRate = "error_rate", Share;
+    /// Acknowledged writes that did not read back.
+    WritesLost = "writes_lost", Count;
+    /// The first leak alarm.
+    FirstLeakAlarmS = "first_leak_alarm_s", Seconds;
+    /// The first 2012 aggregate alarm.
+    FirstAggregateAlarmS = "first_aggregate_alarm_s", Seconds;
+    /// The first cache-aware aggregate alarm.
+    FirstCacheAwareAlarmS = "first_cache_aware_alarm_s", Seconds;
+    /// The last moment an agent's retained memory grew.
+    LeakingUntilS = "leaking_until_s", Seconds;
+    /// The lowest share of API calls answered among customers with no stuck volume.
+    BystanderApiSuccess = "bystander_api_success", Share;
+}
+
+impl Metric {
+    /// The metric named `name`, as `--metric` writes it.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|m| m.name() == name)
+    }
+
+    /// A value for people: counts as integers, shares as percentages, times in seconds.
+    pub fn show(self, value: f64) -> String {
+        match self.kind() {
+            Kind::Share => format!("{:.1}%", value * 100.0),
+            Kind::Count => format!("{value:.0}"),
+            Kind::Seconds => format!("{value:.1}s"),
+        }
+    }
+
+    /// Its name for people: `first leak alarm s`.
+    pub fn title(self) -> String {
+        self.name().replace('_', " ")
+    }
+}
+
+impl Serialize for Metric {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+impl std::fmt::Display for Metric {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What one run had, which decides the metrics that apply to it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Scope {
+    /// Customer I/O ran (an error rate means something).
+    pub load: bool,
+    /// Some customer account had no stuck volume (a bystander).
+    pub bystanders: bool,
+    /// The cache-aware aggregate alarm replaced the 2012 one.
+    pub cache_aware: bool,
+}
 
 /// One run's numbers. Times are seconds after the timeline's first step; `None` when the
-/// thing never happened (no leak alarm, no agent ever leaked).
+/// thing never happened (no leak alarm, no agent ever leaked) or does not apply to the run
+/// ([`Metrics::applies`] tells which).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Metrics {
     /// Most volumes stuck at once.
@@ -48,22 +140,38 @@ pub struct Metrics {
     /// The lowest share of API calls answered among customers with no stuck volume (none for
     /// a scenario without customer accounts, or with no bystander).
     pub bystander_api_success: Option<f64>,
+    /// What the run had, which decides the metrics that apply to it.
+    pub scope: Scope,
 }
 
 impl Metrics {
-    /// The value of metric `name` (one of [`NAMES`]).
-    pub fn get(&self, name: &str) -> Option<f64> {
-        match name {
-            "stuck_peak" => Some(self.stuck_peak),
-            "stuck_volume_seconds" => Some(self.stuck_volume_seconds),
-            "error_rate" => Some(self.error_rate),
-            "writes_lost" => Some(self.writes_lost),
-            "first_leak_alarm_s" => self.first_leak_alarm_s,
-            "first_aggregate_alarm_s" => self.first_aggregate_alarm_s,
-            "first_cache_aware_alarm_s" => self.first_cache_aware_alarm_s,
-            "leaking_until_s" => self.leaking_until_s,
-            "bystander_api_success" => self.bystander_api_success,
-            _ => None,
+    /// The value of `metric`; `None` when it never happened or does not apply.
+    pub fn get(&self, metric: Metric) -> Option<f64> {
+        if !self.applies(metric) {
+            return None;
+        }
+        match metric {
+            Metric::StuckPeak => Some(self.stuck_peak),
+            Metric::StuckVolumeSeconds => Some(self.stuck_volume_seconds),
+            Metric::ErrorRate => Some(self.error_rate),
+            Metric::WritesLost => Some(self.writes_lost),
+            Metric::FirstLeakAlarmS => self.first_leak_alarm_s,
+            Metric::FirstAggregateAlarmS => self.first_aggregate_alarm_s,
+            Metric::FirstCacheAwareAlarmS => self.first_cache_aware_alarm_s,
+            Metric::LeakingUntilS => self.leaking_until_s,
+            Metric::BystanderApiSuccess => self.bystander_api_success,
+        }
+    }
+
+    /// Whether `metric` means anything for this run: an error rate needs customer I/O, a
+    /// bystander's API success a bystander, and each aggregate alarm the run that has it.
+    pub fn applies(&self, metric: Metric) -> bool {
+        match metric {
+            Metric::ErrorRate => self.scope.load,
+            Metric::BystanderApiSuccess => self.scope.bystanders,
+            Metric::FirstAggregateAlarmS => !self.scope.cache_aware,
+            Metric::FirstCacheAwareAlarmS => self.scope.cache_aware,
+            _ => true,
         }
     }
 
@@ -107,6 +215,21 @@ impl Metrics {
                 .filter(|a| !a.affected)
                 .map(|a| a.api_success)
                 .reduce(f64::min),
+            scope: Scope::of(report),
+        }
+    }
+}
+
+impl Scope {
+    /// What a run's report says it had.
+    fn of(report: &Report) -> Self {
+        Self {
+            load: report.load.requests > 0,
+            bystanders: (report.customers.iter())
+                .flat_map(|c| &c.accounts)
+                .any(|a| !a.affected),
+            cache_aware: (report.fixes.iter())
+                .any(|f| FixName::from_name(&f.name) == Some(FixName::CacheAwareAggregateAlarm)),
         }
     }
 }
@@ -203,13 +326,54 @@ impl Summary {
     }
 }
 
-/// A metric's value for people: counts as integers, rates as percentages, times in seconds.
-pub fn show(name: &str, value: f64) -> String {
-    match name {
-        "error_rate" | "bystander_api_success" => format!("{:.1}%", value * 100.0),
-        "stuck_peak" | "writes_lost" => format!("{value:.0}"),
-        "stuck_volume_seconds" => format!("{value:.0}"),
-        _ => format!("{value:.1}s"),
+/// What a metric came to over several runs (a variant's seeds, a grid point's).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Spread {
+    /// It had a value on some runs.
+    Values(Summary),
+    /// It applied, and never happened (an alarm that never fired).
+    Never,
+    /// It applies to none of the runs (an error rate without customer I/O).
+    NotApplicable,
+}
+
+impl Spread {
+    /// `metric` over `runs`.
+    pub fn over<'a>(metric: Metric, runs: impl IntoIterator<Item = &'a Metrics>) -> Self {
+        let mut applied = false;
+        let mut values = Vec::new();
+        for m in runs {
+            applied |= m.applies(metric);
+            values.extend(m.get(metric));
+        }
+        match Summary::of(&values) {
+            Some(s) => Spread::Values(s),
+            None if applied => Spread::Never,
+            None => Spread::NotApplicable,
+        }
+    }
+
+    /// The median and range for people, or why there is none: `never` or `not applicable`.
+    pub fn show(&self, metric: Metric) -> String {
+        match self {
+            Spread::Values(s) => format!(
+                "{} ({}..{})",
+                metric.show(s.median),
+                metric.show(s.min),
+                metric.show(s.max)
+            ),
+            Spread::Never => "never".to_owned(),
+            Spread::NotApplicable => "not applicable".to_owned(),
+        }
+    }
+
+    /// The summary, if there were values.
+    pub fn summary(&self) -> Option<Summary> {
+        match self {
+            Spread::Values(s) => Some(*s),
+            _ => None,
+        }
     }
 }
 
@@ -227,9 +391,47 @@ mod tests {
 
     #[test]
     fn shares_show_as_percentages_and_times_as_seconds() {
-        assert_eq!(show("bystander_api_success", 0.995), "99.5%");
-        assert_eq!(show("error_rate", 0.077), "7.7%");
-        assert_eq!(show("first_leak_alarm_s", 3.94), "3.9s");
+        assert_eq!(Metric::BystanderApiSuccess.show(0.995), "99.5%");
+        assert_eq!(Metric::ErrorRate.show(0.077), "7.7%");
+        assert_eq!(Metric::FirstLeakAlarmS.show(3.94), "3.9s");
+        assert_eq!(Metric::StuckPeak.show(17.0), "17");
+    }
+
+    #[test]
+    fn every_metric_is_found_by_its_name() {
+        for &m in Metric::ALL {
+            assert_eq!(Metric::from_name(m.name()), Some(m));
+        }
+        assert_eq!(Metric::NAMES.len(), Metric::ALL.len());
+        assert_eq!(Metric::from_name("luck"), None);
+    }
+
+    #[test]
+    fn an_alarm_that_never_fired_is_never_and_one_the_runs_lacked_is_not_applicable() {
+        let plain = Metrics::default();
+        let cache_aware = Metrics {
+            scope: Scope {
+                cache_aware: true,
+                ..Scope::default()
+            },
+            first_cache_aware_alarm_s: Some(4.0),
+            ..Metrics::default()
+        };
+        let aggregate = Metric::FirstAggregateAlarmS;
+        assert_eq!(Spread::over(aggregate, [&plain, &plain]), Spread::Never);
+        assert_eq!(Spread::over(aggregate, [&cache_aware]), Spread::NotApplicable);
+        assert_eq!(
+            Spread::over(Metric::FirstCacheAwareAlarmS, [&cache_aware, &plain]).summary(),
+            Summary::of(&[4.0])
+        );
+        assert_eq!(
+            Spread::over(Metric::ErrorRate, [&plain]).show(Metric::ErrorRate),
+            "not applicable"
+        );
+        assert_eq!(
+            Spread::over(Metric::StuckPeak, [&plain]).show(Metric::StuckPeak),
+            "0 (0..0)"
+        );
     }
 
     #[test]

@@ -21,7 +21,7 @@ use outage_lab_proto::ByteSize;
 use serde::Serialize;
 
 use self::grid::AxisProblem;
-use self::metrics::NAMES;
+use self::metrics::Metric;
 use self::runner::{Cell, Outcome, Results};
 use crate::containment::{self, ContainmentError};
 use crate::scenario::Scenario;
@@ -51,8 +51,8 @@ pub enum ExperimentError {
         /// How many were given.
         count: usize,
     },
-    /// A `--metric` that is not one of [`metrics::NAMES`].
-    #[error("--metric {name}: unknown metric; expected one of {}", NAMES.join(", "))]
+    /// A `--metric` that is not one of [`Metric::NAMES`].
+    #[error("--metric {name}: unknown metric; expected one of {}", Metric::NAMES.join(", "))]
     UnknownMetric {
         /// The name as given.
         name: String,
@@ -281,24 +281,24 @@ pub fn cell_records(exp: &Experiment, cells: &[Cell], results: &Results) -> Vec<
 
 /// One row per cell: its group, seed, status, every metric, and the command that re-runs it.
 pub fn csv(exp: &Experiment, cells: &[Cell], results: &Results) -> String {
-    let mut out = format!("group,seed,status,exit,{},rerun\n", NAMES.join(","));
+    let mut out = format!("group,seed,status,exit,{},rerun\n", Metric::NAMES.join(","));
     for (c, o) in cells.iter().zip(&results.outcomes) {
         let (status, exit, values) = match o {
             Outcome::Ran { exit, metrics, .. } => {
-                let values: Vec<String> = (NAMES.iter())
-                    .map(|n| metrics.get(n).map_or(String::new(), |v| format!("{v}")))
+                let values: Vec<String> = (Metric::ALL.iter())
+                    .map(|&m| metrics.get(m).map_or(String::new(), |v| format!("{v}")))
                     .collect();
                 ("ran", exit.to_string(), values)
             }
             Outcome::Failed { .. } => (
                 "could_not_run",
                 String::new(),
-                vec![String::new(); NAMES.len()],
+                vec![String::new(); Metric::ALL.len()],
             ),
             Outcome::Interrupted => (
                 "interrupted",
                 String::new(),
-                vec![String::new(); NAMES.len()],
+                vec![String::new(); Metric::ALL.len()],
             ),
         };
         let row = [

@@ -8,7 +8,9 @@ use outage_lab_proto::markup::escape as esc;
 use super::Experiment;
 use super::compare::Variant;
 use super::grid::{Axis, Point};
-use super::metrics::{self, NAMES, Summary};
+use super::compare::applicable;
+use super::grid::plural;
+use super::metrics::{Metric, Spread};
 
 const CSS: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:2em;max-width:70em;color:#222}\
 h1{font-size:1.4em}h2{font-size:1.1em;margin-top:1.6em}table{border-collapse:collapse}\
@@ -27,8 +29,8 @@ fn head(out: &mut String, title: &str) {
 fn foot(out: &mut String, exp: &Experiment) {
     let _ = write!(
         out,
-        "<p class=\"note\">{} seeds per point ({}); every cell's run directory is under <code>{}</code>, and compare.csv / grid.csv give the command that re-runs it alone.</p>\n</body></html>\n",
-        exp.seeds.len(),
+        "<p class=\"note\">{} per point ({}); every cell's run directory is under <code>{}</code>, and compare.csv / grid.csv give the command that re-runs it alone.</p>\n</body></html>\n",
+        plural(exp.seeds.len(), "seed"),
         (exp.seeds.iter())
             .map(u64::to_string)
             .collect::<Vec<_>>()
@@ -50,33 +52,35 @@ pub fn compare(exp: &Experiment, variants: &[Variant], lines: &[String]) -> Stri
         let _ = write!(out, "<li>{}</li>", esc(line));
     }
     out.push_str("</ul>\n");
-    for name in NAMES {
+    // A metric that applies to no variant (an error rate without customer I/O) is left out.
+    for metric in applicable(variants) {
         let _ = writeln!(
             out,
-            "<h2 id=\"{name}\">{}</h2>",
-            esc(&name.replace('_', " "))
+            "<h2 id=\"{}\">{}</h2>",
+            metric.name(),
+            esc(&metric.title())
         );
-        let rows: Vec<(&str, Option<Summary>)> = (variants.iter())
+        let rows: Vec<(&str, Spread)> = (variants.iter())
             .map(|v| {
                 let s = (v.summary.iter())
-                    .find(|(n, _)| n == name)
-                    .and_then(|(_, s)| *s);
+                    .find(|(m, _)| *m == metric)
+                    .map_or(Spread::NotApplicable, |(_, s)| *s);
                 (v.name.as_str(), s)
             })
             .collect();
-        bars(&mut out, name, &rows);
+        bars(&mut out, metric, &rows);
     }
     foot(&mut out, exp);
     out
 }
 
 /// Horizontal bars: median, with a line from the smallest to the largest value.
-fn bars(out: &mut String, metric: &str, rows: &[(&str, Option<Summary>)]) {
+fn bars(out: &mut String, metric: Metric, rows: &[(&str, Spread)]) {
     const LABEL: f64 = 190.0;
     const WIDTH: f64 = 420.0;
     const ROW: f64 = 24.0;
     let top = (rows.iter())
-        .filter_map(|(_, s)| s.map(|s| s.max))
+        .filter_map(|(_, s)| s.summary().map(|s| s.max))
         .fold(0.0_f64, f64::max);
     let scale = if top > 0.0 { WIDTH / top } else { 0.0 };
     let height = ROW * rows.len() as f64 + 8.0;
@@ -84,7 +88,7 @@ fn bars(out: &mut String, metric: &str, rows: &[(&str, Option<Summary>)]) {
         out,
         "<svg class=\"bars\" width=\"{}\" height=\"{height}\" role=\"img\" aria-label=\"{}\">",
         LABEL + WIDTH + 180.0,
-        esc(metric)
+        metric.name()
     );
     for (i, (name, s)) in rows.iter().enumerate() {
         let y = 4.0 + ROW * i as f64;
@@ -94,10 +98,14 @@ fn bars(out: &mut String, metric: &str, rows: &[(&str, Option<Summary>)]) {
             y + 15.0,
             esc(name)
         );
-        let Some(s) = s else {
+        let Spread::Values(s) = s else {
+            let why = match s {
+                Spread::Never => "never (on no seed)",
+                _ => "not applicable (to none of its runs)",
+            };
             let _ = write!(
                 out,
-                "<text x=\"{LABEL}\" y=\"{:.0}\">never (on no seed)</text>",
+                "<text x=\"{LABEL}\" y=\"{:.0}\">{why}</text>",
                 y + 15.0
             );
             continue;
@@ -109,7 +117,7 @@ fn bars(out: &mut String, metric: &str, rows: &[(&str, Option<Summary>)]) {
             (s.median * scale).max(1.0),
             esc(&format!(
                 "{name}: median {}",
-                metrics::show(metric, s.median)
+                metric.show(s.median)
             ))
         );
         let _ = write!(
@@ -125,9 +133,9 @@ fn bars(out: &mut String, metric: &str, rows: &[(&str, Option<Summary>)]) {
             "<text x=\"{:.0}\" y=\"{:.0}\">{} ({}..{})</text>",
             LABEL + WIDTH + 8.0,
             y + 15.0,
-            esc(&metrics::show(metric, s.median)),
-            esc(&metrics::show(metric, s.min)),
-            esc(&metrics::show(metric, s.max))
+            esc(&metric.show(s.median)),
+            esc(&metric.show(s.min)),
+            esc(&metric.show(s.max))
         );
     }
     out.push_str("</svg>\n");
@@ -135,10 +143,10 @@ fn bars(out: &mut String, metric: &str, rows: &[(&str, Option<Summary>)]) {
 
 /// The heat map: one axis across, the other down (or one row), each cell's colour its median,
 /// its text the median and the range over the seeds.
-pub fn grid(exp: &Experiment, axes: &[Axis], metric: &str, points: &[Point]) -> String {
+pub fn grid(exp: &Experiment, axes: &[Axis], metric: Metric, points: &[Point]) -> String {
     let mut out = String::new();
     let names: Vec<&str> = axes.iter().map(|a| a.path.as_str()).collect();
-    let title = format!("{} over {}", metric.replace('_', " "), names.join(" x "));
+    let title = format!("{} over {}", metric.title(), names.join(" x "));
     head(&mut out, &title);
     heat_map(&mut out, axes, metric, points);
     out.push_str("<p class=\"note\">Colour: the median over the seeds, from pale (0) to dark red (the largest median); text: median (smallest..largest).</p>\n");
@@ -156,11 +164,11 @@ const CELLS_TOP: f64 = 64.0;
 const CHAR_W: f64 = 7.0;
 
 /// The map's SVG: the last axis across, the first down (one row for a single axis).
-fn heat_map(out: &mut String, axes: &[Axis], metric: &str, points: &[Point]) {
+fn heat_map(out: &mut String, axes: &[Axis], metric: Metric, points: &[Point]) {
     let two = axes.len() == 2;
     let (cols, rows, left) = heat_grid(axes);
     let top = (points.iter())
-        .filter_map(|p| p.summary.map(|s| s.median))
+        .filter_map(|p| p.summary.summary().map(|s| s.median))
         .fold(0.0_f64, f64::max);
     let (w, h) = (
         left + CELL_W * cols as f64 + 10.0,
@@ -169,7 +177,7 @@ fn heat_map(out: &mut String, axes: &[Axis], metric: &str, points: &[Point]) {
     let _ = write!(
         out,
         "<svg class=\"heatmap\" width=\"{w}\" height=\"{h}\" role=\"img\" aria-label=\"{}\">",
-        esc(metric)
+        metric.name()
     );
     axis_titles(out, axes, left);
     for (i, p) in points.iter().enumerate() {
@@ -238,20 +246,13 @@ fn axis_titles(out: &mut String, axes: &[Axis], left: f64) {
 }
 
 /// One point's cell at `(x, y)`: coloured by its median's share of `top`, the largest median,
-/// and labelled with the median and its range (or `no value`).
-fn heat_cell(out: &mut String, p: &Point, metric: &str, top: f64, (x, y): (f64, f64)) {
-    let (fill, label) = match p.summary {
-        Some(s) => (
-            heat(if top > 0.0 { s.median / top } else { 0.0 }),
-            format!(
-                "{} ({}..{})",
-                metrics::show(metric, s.median),
-                metrics::show(metric, s.min),
-                metrics::show(metric, s.max)
-            ),
-        ),
-        None => ("#eee".to_owned(), "no value".to_owned()),
+/// and labelled with the median and its range (or `never`, or `not applicable`).
+fn heat_cell(out: &mut String, p: &Point, metric: Metric, top: f64, (x, y): (f64, f64)) {
+    let fill = match p.summary {
+        Spread::Values(s) => heat(if top > 0.0 { s.median / top } else { 0.0 }),
+        _ => "#eee".to_owned(),
     };
+    let label = p.summary.show(metric);
     let _ = write!(
         out,
         "<rect class=\"cell\" x=\"{x:.0}\" y=\"{y:.0}\" width=\"{CELL_W}\" height=\"{CELL_H}\" fill=\"{fill}\" stroke=\"#fff\"><title>{}: {}</title></rect><text x=\"{:.0}\" y=\"{:.0}\">{}</text>",
