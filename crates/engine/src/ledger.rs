@@ -14,6 +14,11 @@
 //! the harness (only the agent itself gets the death signal). Its line says so (`group`), and
 //! every member of that group working inside the run's directory is reaped too, even once the
 //! agent itself is gone.
+//!
+//! A run may also make kernel objects that outlive its processes: a control group directory
+//! (for a memory limit) stays, empty, when the harness is killed. The ledger lists each
+//! (`cgroup`), and the reaper removes it once the processes are gone; the kernel refuses to
+//! remove a control group that still holds a process, so nothing in use is touched.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -37,6 +42,25 @@ struct Line {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     group: bool,
 }
+
+/// A control group directory a run made: removed, with its child groups, once the run is gone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CgroupLine {
+    /// Its path, under `/sys/fs/cgroup`.
+    cgroup: PathBuf,
+}
+
+/// A line of a ledger: a process, or a control group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+enum Entry {
+    Process(Line),
+    Cgroup(CgroupLine),
+}
+
+/// Where every control group lives; a ledger line naming anything else is not acted on.
+const CGROUP_ROOT: &str = "/sys/fs/cgroup/";
 
 /// The open ledger of this run.
 #[derive(Debug)]
@@ -94,15 +118,26 @@ impl Ledger {
         self.append(pid, start, name, group)
     }
 
+    /// Records a control group directory this run made, for the reaper to remove should the
+    /// run die without removing it.
+    pub fn record_cgroup(&mut self, dir: &Path) -> std::io::Result<()> {
+        self.write(&Entry::Cgroup(CgroupLine {
+            cgroup: dir.to_owned(),
+        }))
+    }
+
     fn append(&mut self, pid: u32, start: u64, name: &str, group: bool) -> std::io::Result<()> {
-        let line = Line {
+        self.write(&Entry::Process(Line {
             pid,
             start,
             run_dir: self.run_dir.clone(),
             name: name.to_owned(),
             group,
-        };
-        let json = serde_json::to_string(&line).map_err(std::io::Error::other)?;
+        }))
+    }
+
+    fn write(&mut self, entry: &Entry) -> std::io::Result<()> {
+        let json = serde_json::to_string(entry).map_err(std::io::Error::other)?;
         writeln!(self.file, "{json}")?;
         self.file.flush()
     }
@@ -113,7 +148,8 @@ impl Ledger {
     }
 }
 
-/// Reaps processes left by harnesses that are gone. Returns one line per process killed.
+/// Reaps what harnesses that are gone left: their processes, then their control groups.
+/// Returns one line per process killed or control group removed.
 pub fn reap_orphans() -> Vec<String> {
     let mut reaped = Vec::new();
     let Ok(entries) = std::fs::read_dir(state_dir()) else {
@@ -131,33 +167,76 @@ pub fn reap_orphans() -> Vec<String> {
         let Ok(text) = std::fs::read_to_string(&path) else {
             continue;
         };
-        let lines: Vec<Line> = text
+        let entries: Vec<Entry> = text
             .lines()
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect();
-        let Some(harness) = lines.first() else {
+        let Some(Entry::Process(harness)) = entries.first() else {
             let _ = std::fs::remove_file(&path);
             continue;
         };
         if is_alive(harness.pid, harness.start) {
             continue; // A run in progress: not ours to touch.
         }
-        for line in &lines[1..] {
-            let proven = is_alive(line.pid, line.start) && belongs_to_run(line.pid, &line.run_dir);
-            if proven {
-                kill(line.pid);
-                reaped.push(format!(
-                    "{} (pid {}) of the crashed run in {} (harness pid {})",
-                    line.name, line.pid, line.run_dir, harness.pid
-                ));
-            }
-            if line.group {
-                reaped.extend(reap_group(line, harness.pid));
-            }
-        }
+        reaped.extend(reap_ledger(harness, &entries[1..]));
         let _ = std::fs::remove_file(&path);
     }
     reaped
+}
+
+/// What one gone harness's ledger lists: its processes first, so its control groups are empty.
+fn reap_ledger(harness: &Line, entries: &[Entry]) -> Vec<String> {
+    let mut reaped = Vec::new();
+    for line in entries.iter().filter_map(|e| match e {
+        Entry::Process(line) => Some(line),
+        Entry::Cgroup(_) => None,
+    }) {
+        if is_alive(line.pid, line.start) && belongs_to_run(line.pid, &line.run_dir) {
+            kill(line.pid);
+            reaped.push(format!(
+                "{} (pid {}) of the crashed run in {} (harness pid {})",
+                line.name, line.pid, line.run_dir, harness.pid
+            ));
+        }
+        if line.group {
+            reaped.extend(reap_group(line, harness.pid));
+        }
+    }
+    for CgroupLine { cgroup } in entries.iter().filter_map(|e| match e {
+        Entry::Cgroup(c) => Some(c),
+        Entry::Process(_) => None,
+    }) {
+        if remove_cgroup(cgroup) {
+            reaped.push(format!(
+                "the control group {} of the crashed run in {} (harness pid {})",
+                cgroup.display(),
+                harness.run_dir,
+                harness.pid
+            ));
+        }
+    }
+    reaped
+}
+
+/// Removes a control group directory and its child groups, deepest first; whether it existed
+/// and is gone now. The kernel refuses (`EBUSY`) while a group holds a process: a killed
+/// process may take a moment to leave, so each removal is tried for up to a second.
+fn remove_cgroup(dir: &Path) -> bool {
+    if !dir.starts_with(CGROUP_ROOT) || !dir.is_dir() {
+        return false;
+    }
+    if let Ok(children) = std::fs::read_dir(dir) {
+        for child in children.flatten().filter(|c| c.path().is_dir()) {
+            remove_cgroup(&child.path());
+        }
+    }
+    for _ in 0..20 {
+        if std::fs::remove_dir(dir).is_ok() || !dir.exists() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    false
 }
 
 /// The members of `line`'s process group that work inside its run: what an external agent
@@ -211,5 +290,28 @@ mod tests {
         let a = start_time(me).expect("own stat");
         assert_eq!(start_time(me), Some(a));
         assert!(start_time(u32::MAX).is_none());
+    }
+
+    #[test]
+    fn a_ledger_reads_its_process_lines_and_its_control_group_lines() {
+        let process = r#"{"pid":7,"start":9,"run_dir":"/r","name":"harness"}"#;
+        let cgroup = r#"{"cgroup":"/sys/fs/cgroup/memory/outage-lab-x"}"#;
+        let parsed: Vec<Entry> = [process, cgroup]
+            .iter()
+            .map(|l| serde_json::from_str(l).expect(l))
+            .collect();
+        assert!(matches!(&parsed[0], Entry::Process(l) if l.pid == 7 && !l.group));
+        assert!(matches!(&parsed[1], Entry::Cgroup(c) if c.cgroup.ends_with("outage-lab-x")));
+        let written = serde_json::to_string(&parsed[1]).expect("json");
+        assert_eq!(written, cgroup);
+    }
+
+    #[test]
+    fn a_directory_outside_the_cgroup_tree_is_never_removed() {
+        let tmp = std::env::temp_dir().join(format!("ledger-test-{}", std::process::id()));
+        std::fs::create_dir_all(tmp.join("child")).expect("mkdir");
+        assert!(!remove_cgroup(&tmp));
+        assert!(tmp.join("child").is_dir());
+        std::fs::remove_dir_all(&tmp).expect("clean up");
     }
 }

@@ -43,6 +43,14 @@ impl Limiter {
         }
     }
 
+    /// The run's control group directory, if the limit is a cgroup's.
+    pub fn cgroup(&self) -> Option<&Path> {
+        match &self.mechanism {
+            Mechanism::CgroupV1(dir) | Mechanism::CgroupV2(dir) => Some(dir),
+            Mechanism::Rlimit => None,
+        }
+    }
+
     /// One line for the journal: which mechanism, where.
     pub fn describe(&self) -> String {
         let limit = ByteSize(self.limit);

@@ -248,6 +248,9 @@ fn put_limits_in_place(driver: &mut Driver<'_>, opts: &RunOptions) {
     } else {
         let run = format!("{}-{}", driver.fleet.plan.octet, std::process::id());
         let limiter = Limiter::prepare(fix.limit, &run);
+        if let Some(dir) = limiter.cgroup() {
+            driver.fleet.sup.record_cgroup(dir);
+        }
         let detail = format!("in place: {}", limiter.describe());
         driver.fleet.limiter = Some(limiter);
         detail

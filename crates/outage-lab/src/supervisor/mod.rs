@@ -215,6 +215,15 @@ impl Supervisor {
         }
     }
 
+    /// Lists a control group directory this run made in the ledger, so that a later run removes
+    /// it should this one die first.
+    pub fn record_cgroup(&self, dir: &Path) {
+        let mut ledger = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(Err(e)) = ledger.as_mut().map(|l| l.record_cgroup(dir)) {
+            tracing::warn!("could not record {} in the ledger: {e}", dir.display());
+        }
+    }
+
     /// Removes the ledger: call only once every process has been reaped.
     pub fn close_ledger(&self) {
         if let Some(ledger) = self.ledger.lock().unwrap_or_else(|p| p.into_inner()).take() {
