@@ -7,6 +7,7 @@
 
 mod support;
 
+mod action;
 mod agents;
 mod api;
 mod bad_scenarios;

@@ -216,26 +216,32 @@ fn the_live_view_shows_the_leak_during_the_run_and_report_html_draws_it_after() 
 fn report_of_a_directory_without_a_run_exits_2_and_names_what_is_missing() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let dir = tmp.path().to_str().expect("utf-8");
-    let done = run(&["report", dir], Duration::from_secs(30));
-    assert_eq!(done.code(), Some(2), "{}", done.output());
-    assert!(
-        done.stderr.contains(&format!("{dir}/report.json")),
-        "{}",
-        done.output()
-    );
-
     let missing = tmp.path().join("nope");
-    let done = run(
-        &["report", missing.to_str().expect("utf-8")],
-        Duration::from_secs(30),
-    );
-    assert_eq!(done.code(), Some(2), "{}", done.output());
-    assert!(
-        done.stderr
-            .contains("is not a run directory (no such directory)"),
-        "{}",
-        done.output()
-    );
+    let missing = missing.to_str().expect("utf-8");
+    for format in ["html", "markdown"] {
+        let report = |dir| {
+            run(
+                &["report", dir, "--format", format],
+                Duration::from_secs(30),
+            )
+        };
+        let done = report(dir);
+        assert_eq!(done.code(), Some(2), "{format}: {}", done.output());
+        assert!(
+            done.stderr.contains(&format!("{dir}/report.json")),
+            "{format}: {}",
+            done.output()
+        );
+
+        let done = report(missing);
+        assert_eq!(done.code(), Some(2), "{format}: {}", done.output());
+        assert!(
+            done.stderr
+                .contains("is not a run directory (no such directory)"),
+            "{format}: {}",
+            done.output()
+        );
+    }
 }
 
 #[test]

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Reproduce the AWS EBS outage of 22 October 2012 with real processes on this machine.
 ///
@@ -46,13 +46,19 @@ pub enum Command {
     ///
     /// Example: outage-lab validate fixtures/scenarios/*.yaml
     Validate(ValidateArgs),
-    /// Rebuild report.html of a run from its journal.jsonl and report.json.
+    /// Rebuild report.html of a run from its journal.jsonl and report.json, or print its
+    /// summary as Markdown.
     ///
     /// Every run writes report.html at its end; this rebuilds it, e.g. after an upgrade of
     /// outage-lab or for a run that was copied from CI. The page is one self-contained file (inline
     /// SVG plots, no script, nothing fetched): open it in any browser, even offline.
+    /// `--format markdown` prints the verdict table as GitHub-flavoured Markdown instead and
+    /// writes nothing: append it to a pull request, or to a CI job's summary
+    /// (>> "$GITHUB_STEP_SUMMARY").
     ///
     /// Example: outage-lab report runs/ebs-2012-10-22-20261123T234650Z-seed5
+    ///
+    /// Example: outage-lab report runs/ebs-2012-10-22-20261123T234650Z-seed5 --format markdown
     Report(ReportArgs),
     /// Compare the fixes: the scenario with no fix, each fix alone and all together, each over
     /// several seeds, side by side.
@@ -337,9 +343,23 @@ pub struct GridArgs {
 #[derive(Debug, Args)]
 pub struct ReportArgs {
     /// The run directory (the one `outage-lab run` printed at its end, or its --out); it must
-    /// hold journal.jsonl and report.json. report.html is written beside them.
+    /// hold report.json, and journal.jsonl for the html format. report.html is written beside
+    /// them.
     #[arg(value_name = "RUN_DIR")]
     pub run_dir: PathBuf,
+    /// What to make of the run.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Html)]
+    pub format: ReportFormat,
+}
+
+/// What `outage-lab report` makes of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// Rebuild report.html in the run directory from its journal and report.
+    Html,
+    /// Print a GitHub-flavoured Markdown summary of report.json on stdout: the scenario, seed,
+    /// verdict and verdict table.
+    Markdown,
 }
 
 /// `outage-lab validate`.
@@ -397,6 +417,22 @@ mod tests {
         assert_eq!(
             parse(&["outage-lab", "run", "--serve", "127.0.0.2:8080", "s.yaml"]),
             Some("127.0.0.2:8080".parse().expect("addr"))
+        );
+    }
+
+    #[test]
+    fn report_rebuilds_the_html_unless_asked_for_markdown() {
+        let format = |args: &[&str]| match Cli::try_parse_from(args).map(|c| c.command) {
+            Ok(Command::Report(args)) => Some(args.format),
+            _ => None,
+        };
+        let html = format(&["outage-lab", "report", "d"]);
+        assert_eq!(html, Some(ReportFormat::Html));
+        let markdown = format(&["outage-lab", "report", "d", "--format", "markdown"]);
+        assert_eq!(markdown, Some(ReportFormat::Markdown));
+        assert_eq!(
+            format(&["outage-lab", "report", "d", "--format", "pdf"]),
+            None
         );
     }
 

@@ -35,7 +35,9 @@ use clap::Parser;
 use outage_lab_engine::error::HarnessError;
 use outage_lab_engine::located::ScenarioError;
 
-use crate::cli::{Cli, Command, ReportArgs, RunArgs, RunSettings, ValidateArgs, WorkshopArgs};
+use crate::cli::{
+    Cli, Command, ReportArgs, ReportFormat, RunArgs, RunSettings, ValidateArgs, WorkshopArgs,
+};
 use crate::containment::ContainmentError;
 use crate::scenario::Scenario;
 use crate::scenario::overrides::{Setting, SettingError};
@@ -314,10 +316,18 @@ fn report(args: &ReportArgs) -> ExitCode {
         );
         return ExitCode::from(exit::BAD_INPUT);
     }
-    match outage_lab_viz::write_report(dir) {
-        Ok(path) => {
+    let done = match args.format {
+        ReportFormat::Html => outage_lab_viz::write_report(dir).map(|path| {
             let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-            println!("wrote {} ({bytes} bytes)", path.display());
+            format!("wrote {} ({bytes} bytes)", path.display())
+        }),
+        ReportFormat::Markdown => {
+            outage_lab_viz::read_report(dir).map(|report| outage_lab_viz::markdown::render(&report))
+        }
+    };
+    match done {
+        Ok(text) => {
+            println!("{}", text.trim_end());
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -5,11 +5,13 @@
 //! page: every plot is inline SVG, the style is inline CSS, there is no script and nothing is
 //! fetched, so the file opens from disk, from a CI artefact or from a mail attachment alike.
 //! [`read_run`] and [`write_report`] do the file work for the harness (at the end of every run)
-//! and for `outage-lab report RUN_DIR` (after the fact).
+//! and for `outage-lab report RUN_DIR` (after the fact). [`markdown`] is the same run's summary
+//! for a CI job's page, from `report.json` alone ([`read_report`]).
 
 mod api;
 mod incident;
 pub mod live;
+pub mod markdown;
 mod page;
 pub mod series;
 mod svg;
@@ -75,15 +77,7 @@ pub fn render(entries: &[JournalEntry], report: &Report) -> String {
 /// kinds); a line that is not JSON, or a known kind with wrong fields, is an error naming the
 /// file and line.
 pub fn read_run(dir: &Path) -> Result<Run, ReadError> {
-    let report_path = dir.join("report.json");
-    let text = std::fs::read_to_string(&report_path).map_err(|source| ReadError::Io {
-        path: report_path.clone(),
-        source,
-    })?;
-    let report: Report = serde_json::from_str(&text).map_err(|e| ReadError::Report {
-        path: report_path.clone(),
-        message: e.to_string(),
-    })?;
+    let report = read_report(dir)?;
     let journal_path = dir.join("journal.jsonl");
     let file = std::fs::File::open(&journal_path).map_err(|source| ReadError::Io {
         path: journal_path.clone(),
@@ -94,6 +88,19 @@ pub fn read_run(dir: &Path) -> Result<Run, ReadError> {
         entries,
         report,
         skipped,
+    })
+}
+
+/// Reads `report.json` from a run directory.
+pub fn read_report(dir: &Path) -> Result<Report, ReadError> {
+    let path = dir.join("report.json");
+    let text = std::fs::read_to_string(&path).map_err(|source| ReadError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|e| ReadError::Report {
+        path,
+        message: e.to_string(),
     })
 }
 

@@ -111,7 +111,8 @@ pub(crate) fn render(entries: &[JournalEntry], report: &Report, skipped: usize) 
     out
 }
 
-fn verdict_word(v: Verdict) -> &'static str {
+/// `PASS` or `FAIL`, as every summary of a run writes the verdict.
+pub(crate) fn verdict_word(v: Verdict) -> &'static str {
     match v {
         Verdict::Pass => "PASS",
         Verdict::Fail => "FAIL",

@@ -33,6 +33,8 @@ pub fn scenario(name: &str) -> PathBuf {
 /// A running `outage-lab` process. Dropping it sends SIGTERM, waits up to 5 s, then SIGKILLs and
 /// reaps, so a panicking test cannot leak it.
 pub struct Proc {
+    /// The program's file name, for messages.
+    program: String,
     child: Option<Child>,
     stdout: Option<JoinHandle<String>>,
     stderr: Option<JoinHandle<String>>,
@@ -68,17 +70,25 @@ impl Proc {
 
     /// Like [`Proc::start`], with extra environment variables.
     pub fn start_with_env(args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Self {
-        let mut child = Command::new(bin())
+        Self::start_program(&bin(), args, env)
+    }
+
+    /// Like [`Proc::start_with_env`], for another program (a script of the repository that
+    /// runs outage-lab).
+    pub fn start_program(program: &Path, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Self {
+        let mut child = Command::new(program)
             .args(args)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("spawn outage-lab");
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", program.display()));
         let stdout = child.stdout.take().map(drain);
         let stderr = child.stderr.take().map(drain);
+        let program = program.file_name().unwrap_or_default();
         Self {
+            program: program.to_string_lossy().into_owned(),
             child: Some(child),
             stdout,
             stderr,
@@ -120,7 +130,8 @@ impl Proc {
                     .map(|h| h.join().unwrap_or_default())
                     .unwrap_or_default();
                 panic!(
-                    "outage-lab did not exit within {limit:?}\n--- stdout ---\n{out}\n--- stderr ---\n{err}"
+                    "{} did not exit within {limit:?}\n--- stdout ---\n{out}\n--- stderr ---\n{err}",
+                    self.program
                 );
             }
             std::thread::sleep(Duration::from_millis(50));
