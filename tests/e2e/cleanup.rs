@@ -99,7 +99,13 @@ fn the_memory_cgroups_of_a_sigkilled_harness_are_removed_by_the_next_run() {
         &env,
     );
     let timeline = |e: &JournalEntry| {
-        matches!(&e.event, Event::Phase { name: RunPhase::Timeline, .. })
+        matches!(
+            &e.event,
+            Event::Phase {
+                name: RunPhase::Timeline,
+                ..
+            }
+        )
     };
     assert!(
         wait_for_journal(&killed, Duration::from_secs(60), timeline),
@@ -109,7 +115,11 @@ fn the_memory_cgroups_of_a_sigkilled_harness_are_removed_by_the_next_run() {
     harness.signal(libc::SIGKILL);
     harness.wait(Duration::from_secs(10));
     assert!(wait_until_gone(killed.to_str().unwrap(), Duration::from_secs(3)).is_empty());
-    assert!(cgroup.is_dir(), "the crash left {} behind", cgroup.display());
+    assert!(
+        cgroup.is_dir(),
+        "the crash left {} behind",
+        cgroup.display()
+    );
 
     let next = tmp.path().join("next");
     let done = Proc::start_with_env(
@@ -123,8 +133,10 @@ fn the_memory_cgroups_of_a_sigkilled_harness_are_removed_by_the_next_run() {
     )
     .wait(Duration::from_secs(120));
     assert!(
-        done.stdout
-            .contains(&format!("the control group {} of the crashed run", cgroup.display())),
+        done.stdout.contains(&format!(
+            "the control group {} of the crashed run",
+            cgroup.display()
+        )),
         "{}",
         done.output()
     );

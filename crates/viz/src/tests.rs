@@ -3,8 +3,8 @@
 use std::net::IpAddr;
 
 use outage_lab_proto::report::{
-    AgentReport, ExpectationResult, FixReport, LoadReport, Report, ServerAlarms, ServerReport, StorageReport,
-    Verdict, VolumesReport,
+    AgentReport, ExpectationResult, FixReport, LoadReport, Report, ServerAlarms, ServerReport,
+    StorageReport, Verdict, VolumesReport,
 };
 use outage_lab_proto::{AlarmKind, Event, JournalEntry, ProcessRole, RssSample};
 
@@ -372,7 +372,10 @@ fn a_fix_that_never_acted_gets_its_row_and_no_empty_action_list() {
     }];
     let html = render(&entries, &report);
     assert!(html.contains("placement fill 0.5"), "the fix's row");
-    assert!(!html.contains("class=\"fix-actions\""), "no empty action list");
+    assert!(
+        !html.contains("class=\"fix-actions\""),
+        "no empty action list"
+    );
     let restart = |t_ms| {
         entry(
             t_ms,
@@ -388,5 +391,8 @@ fn a_fix_that_never_acted_gets_its_row_and_no_empty_action_list() {
     entries.extend((0..45).map(|i| restart(20_000 + i)));
     let html = render(&entries, &report);
     assert_eq!(html.matches("<td>restarted</td>").count(), 40);
-    assert!(html.contains("The first 40 of 45 actions."), "the cut is said");
+    assert!(
+        html.contains("The first 40 of 45 actions."),
+        "the cut is said"
+    );
 }

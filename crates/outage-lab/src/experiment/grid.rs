@@ -271,10 +271,9 @@ pub fn command(args: &crate::cli::GridArgs, exe: &Path) -> Result<u8, Experiment
     if axes.len() > 2 {
         return Err(ExperimentError::TooManyAxes { count: axes.len() });
     }
-    let metric =
-        Metric::from_name(&args.metric).ok_or_else(|| ExperimentError::UnknownMetric {
-            name: args.metric.clone(),
-        })?;
+    let metric = Metric::from_name(&args.metric).ok_or_else(|| ExperimentError::UnknownMetric {
+        name: args.metric.clone(),
+    })?;
     let mut base = Vec::new();
     let mut base_settings = Vec::new();
     for s in &args.set {

@@ -419,7 +419,10 @@ mod tests {
         };
         let aggregate = Metric::FirstAggregateAlarmS;
         assert_eq!(Spread::over(aggregate, [&plain, &plain]), Spread::Never);
-        assert_eq!(Spread::over(aggregate, [&cache_aware]), Spread::NotApplicable);
+        assert_eq!(
+            Spread::over(aggregate, [&cache_aware]),
+            Spread::NotApplicable
+        );
         assert_eq!(
             Spread::over(Metric::FirstCacheAwareAlarmS, [&cache_aware, &plain]).summary(),
             Summary::of(&[4.0])

@@ -7,9 +7,9 @@ use outage_lab_proto::markup::escape as esc;
 
 use super::Experiment;
 use super::compare::Variant;
-use super::grid::{Axis, Point};
 use super::compare::applicable;
 use super::grid::plural;
+use super::grid::{Axis, Point};
 use super::metrics::{Metric, Spread};
 
 const CSS: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:2em;max-width:70em;color:#222}\
@@ -115,10 +115,7 @@ fn bars(out: &mut String, metric: Metric, rows: &[(&str, Spread)]) {
             "<rect class=\"bar\" x=\"{LABEL}\" y=\"{:.0}\" width=\"{:.1}\" height=\"16\" fill=\"#4a7fb5\"><title>{}</title></rect>",
             y + 2.0,
             (s.median * scale).max(1.0),
-            esc(&format!(
-                "{name}: median {}",
-                metric.show(s.median)
-            ))
+            esc(&format!("{name}: median {}", metric.show(s.median)))
         );
         let _ = write!(
             out,
