@@ -2,10 +2,12 @@
 
 use std::time::Duration;
 
-use outage_lab_proto::EventKind;
 use outage_lab_proto::report::Verdict;
+use outage_lab_proto::{Event, EventKind, JournalEntry, Role, RunPhase};
 
-use crate::support::{ScenarioRun, assert_passed, report, wait_until_gone};
+use crate::support::{
+    ScenarioRun, assert_passed, journal, poll_until, report, row, wait_for_journal, wait_until_gone,
+};
 
 const MIB: i64 = 1024 * 1024;
 const RUN_LIMIT: Duration = Duration::from_secs(180);
@@ -228,4 +230,95 @@ fn assert_valid_junit(path: &std::path::Path) {
         schema.display(),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The size of `pid`'s spool file: unlinked at once, so found through its open descriptors.
+fn spool_bytes(pid: u32) -> u64 {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return 0;
+    };
+    (fds.flatten())
+        .filter(|fd| {
+            std::fs::read_link(fd.path())
+                .is_ok_and(|t| t.to_string_lossy().contains("outage-lab-spool-"))
+        })
+        .filter_map(|fd| std::fs::metadata(fd.path()).ok())
+        .map(|m| m.len())
+        .max()
+        .unwrap_or(0)
+}
+
+#[test]
+fn an_agent_with_room_in_its_spool_fails_onto_disk_while_its_memory_stays_flat() {
+    // 64 MiB of spool: more than a stale agent's 30 s of failed reports (the largest spool held
+    // 22.4 MiB, measured with a debug build), so the leak stays on disk for the whole run.
+    let args = ["--servers", "6", "--set", "agent.retry.spool=64MiB"];
+    let run = ScenarioRun::start("ebs-2012-10-22.yaml", &args);
+    let timeline = |e: &JournalEntry| {
+        matches!(
+            &e.event,
+            Event::Phase {
+                name: RunPhase::Timeline,
+                ..
+            }
+        )
+    };
+    assert!(
+        wait_for_journal(&run.out, Duration::from_secs(60), timeline),
+        "the fleet came up"
+    );
+    let agents: Vec<u32> = (journal(&run.out).into_iter())
+        .filter_map(|e| match e.event {
+            Event::ProcessStarted {
+                role: Role::Agent,
+                pid,
+                ..
+            } => Some(pid),
+            _ => None,
+        })
+        .collect();
+    let mut largest = 0;
+    poll_until(
+        RUN_LIMIT,
+        || {
+            largest = (agents.iter())
+                .map(|&p| spool_bytes(p))
+                .fold(largest, u64::max);
+            journal(&run.out).iter().any(|e| {
+                matches!(
+                    &e.event,
+                    Event::Phase {
+                        name: RunPhase::Stopping,
+                        ..
+                    }
+                )
+            })
+        },
+        |stopping| *stopping,
+    );
+    let (done, out, _tmp) = run.finish(RUN_LIMIT);
+    let report = report(&out);
+    assert!(
+        row(&report, "fault_took_effect").passed,
+        "{}",
+        done.output()
+    );
+    assert!(
+        largest >= 4 * MIB as u64,
+        "the largest spool held {largest} bytes"
+    );
+    for s in report.servers.iter().filter(|s| s.stale) {
+        let grew = growth(s.agent.rss_first_bytes, s.agent.rss_peak_bytes);
+        assert!(s.agent.failed_reports > 0, "{} failed no report", s.id);
+        assert!(
+            grew <= 2 * MIB,
+            "{} grew by {grew} bytes with room in its spool",
+            s.id
+        );
+    }
+    assert!(
+        report.servers.iter().all(|s| s.alarms.leak_at_ms.is_none()),
+        "no leak alarm while the leak is on disk"
+    );
+    assert!(!row(&report, "stale_agents_grow_at_least").passed);
 }
