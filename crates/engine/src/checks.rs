@@ -1,6 +1,6 @@
 //! The rows of the verdict table about the run itself rather than about an incident: they
-//! appear only when the run went wrong (`memory_contained`, `hosts_stayed_up`, `run_completed`
-//! before the planned rows; `no_process_left` after them). And [`result`], how every row is
+//! appear only when the run went wrong (`memory_contained`, `hosts_stayed_up`, `run_completed`,
+//! `kept_pace` before the planned rows; `no_process_left` after them). And [`result`], how every row is
 //! made.
 
 use outage_lab_proto::report::ExpectationResult;
@@ -25,6 +25,9 @@ pub struct RunFacts {
     pub hosts_lost: Option<String>,
     /// Processes still running after every one was stopped, as `name (pid)`.
     pub leftovers: Vec<String>,
+    /// Why the run's timing is not evidence, when its lateness went over the tolerance
+    /// ([`crate::lag::disturbance`]).
+    pub disturbed: Option<String>,
 }
 
 /// The rows that go before the planned ones: the run did not complete.
@@ -42,6 +45,9 @@ pub fn before(facts: &RunFacts, end_ms: u64) -> Vec<ExpectationResult> {
             false,
             format!("interrupted by {sig} at {end_ms}ms; the timeline did not finish"),
         ));
+    }
+    if let Some(reason) = &facts.disturbed {
+        out.push(result("kept_pace", false, reason.clone()));
     }
     out
 }

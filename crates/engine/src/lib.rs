@@ -7,6 +7,7 @@
 //! - [`located`]: scenario errors with `file:line:column` and the field path;
 //! - [`error`]: a failure of the harness itself (exit code 3);
 //! - [`journal`]: `journal.jsonl` as it is written, and who reads along;
+//! - [`lag`]: how late the run's scheduled work fired, and whether the run kept its pace;
 //! - [`experiment`]: runs the cells of `compare` and `grid` as child runs, several at once;
 //! - [`logs`]: the logs a run leaves;
 //! - [`checks`]: the verdict rows about the run itself (interrupted, memory, lost hosts,
@@ -19,6 +20,7 @@ pub mod clock;
 pub mod error;
 pub mod experiment;
 pub mod journal;
+pub mod lag;
 pub mod ledger;
 pub mod located;
 pub mod logs;

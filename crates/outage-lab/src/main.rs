@@ -20,6 +20,7 @@ mod harness;
 mod kinds;
 mod load;
 mod names;
+mod pace;
 mod plan;
 mod roles;
 mod run_state;

@@ -31,6 +31,52 @@ pub struct Report {
     /// The customer accounts' API calls and recoveries, when the scenario has accounts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub customers: Option<CustomersReport>,
+    /// How late the run's timers fired against their schedule: the run's own measure of whether
+    /// the machine kept its pace (absent in reports written before it was measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag: Option<LagReport>,
+}
+
+/// How late the run's scheduled work fired, by source, against the scenario's tolerance. A run
+/// over it is *disturbed*: the machine did not keep its pace, so its timing is not evidence.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LagReport {
+    /// The scenario's `lag_tolerance`, ms: the most a source's p99 lateness may be.
+    pub tolerance_ms: u64,
+    /// Whether a source's p99 lateness went over the tolerance.
+    pub disturbed: bool,
+    /// Each source of scheduled work, by name.
+    pub sources: Vec<LagSource>,
+}
+
+impl LagReport {
+    /// One line for the end of a run: how late its scheduled work fired, against the tolerance.
+    pub fn summary(&self) -> String {
+        let each: Vec<String> = (self.sources.iter())
+            .map(|s| format!("{} {} ms", s.name, s.p99_ms))
+            .collect();
+        format!(
+            "pace: {} (p99 lateness: {}; tolerance {} ms)",
+            if self.disturbed { "DISTURBED" } else { "kept" },
+            each.join(", "),
+            self.tolerance_ms
+        )
+    }
+}
+
+/// How late one source of scheduled work fired.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LagSource {
+    /// What fires on a schedule (`harness_timer`, `timeline_steps`, or an incident's own).
+    pub name: String,
+    /// Firings measured.
+    pub samples: u64,
+    /// Median lateness, ms.
+    pub p50_ms: u64,
+    /// 99th percentile lateness, ms: what the tolerance is held against.
+    pub p99_ms: u64,
+    /// Worst lateness, ms.
+    pub max_ms: u64,
 }
 
 /// The customer accounts: what each called on the control plane's API and how each got out of

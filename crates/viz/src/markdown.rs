@@ -31,6 +31,9 @@ pub fn render(report: &Report) -> String {
             escape(&e.detail)
         );
     }
+    if let Some(lag) = &report.lag {
+        let _ = writeln!(out, "\n{}", escape(&lag.summary()));
+    }
     let _ = writeln!(out, "\n{FILES}");
     out
 }
@@ -104,6 +107,7 @@ mod tests {
             harness: Default::default(),
             fixes: Vec::new(),
             customers: None,
+            lag: None,
         }
     }
 

@@ -213,6 +213,7 @@ fn run(servers: usize, with_volumes: bool) -> (Vec<JournalEntry>, Report) {
         harness: Default::default(),
         fixes: Vec::new(),
         customers: None,
+        lag: None,
     };
     (e, report)
 }

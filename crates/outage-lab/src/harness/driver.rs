@@ -20,6 +20,7 @@ use crate::steps::Step;
 use crate::supervisor::Inbound;
 use outage_lab_engine::error::HarnessError;
 use outage_lab_engine::journal::JournalWriter;
+use outage_lab_engine::lag::{Heartbeat, LagMeter, TIMELINE_STEPS};
 use outage_lab_engine::terminal::say;
 
 /// How often the customer load's counters go to the journal.
@@ -51,6 +52,8 @@ pub struct Driver<'a> {
     pub(super) fixes: FixRuntime,
     /// `outage-lab workshop`: the stops, and the participants' requests.
     pub workshop: Option<crate::workshop::Workshop>,
+    /// How late the timeline's scheduled work fired.
+    pub lag: LagMeter,
 }
 
 impl std::fmt::Debug for Driver<'_> {
@@ -80,6 +83,7 @@ impl<'a> Driver<'a> {
             halt: Halt::new(guard),
             traffic: Traffic::default(),
             workshop: None,
+            lag: LagMeter::default(),
         }
     }
 
@@ -101,7 +105,13 @@ impl<'a> Driver<'a> {
             "fleet up: every agent reports to the collector; timeline starts ({duration})"
         ));
         self.pump();
-        self.play_timeline().await?;
+        // The run's pace is measured over the timeline: start-up and shutdown are not it.
+        self.lag.open();
+        let heartbeat = Heartbeat::start();
+        let played = self.play_timeline().await;
+        heartbeat.finish(&mut self.lag);
+        self.lag.close();
+        played?;
         if self.stopped_early() {
             return Ok(());
         }
@@ -138,10 +148,10 @@ impl<'a> Driver<'a> {
                     self.act_fixes().await?;
                 }
                 _ = tokio::time::sleep_until(deadline) => {
-                    match steps.next() {
-                        Some(step) => self.apply(step).await?,
-                        None => return Ok(()),
-                    }
+                    let Some(step) = steps.next() else { return Ok(()) };
+                    let late = clock.now().saturating_sub(fleet_up + step.at().value.get());
+                    self.lag.late(TIMELINE_STEPS, u64::try_from(late.as_millis()).unwrap_or(u64::MAX));
+                    self.apply(step).await?;
                 }
                 _ = load_stats.tick() => self.traffic.tell_window(&self.fleet),
             }
@@ -276,6 +286,7 @@ impl<'a> Driver<'a> {
         }
         outage_lab_engine::terminal::observe(&entry);
         self.fixes.observe(&entry, tokio::time::Instant::now());
+        crate::pace::observe(&mut self.lag, &entry, self.fleet.scenario);
         self.state.apply(&entry);
     }
 

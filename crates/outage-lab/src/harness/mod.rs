@@ -116,14 +116,21 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Outcome, Harnes
     }
     let leftovers = stop(&mut driver).await;
     driven?;
+    let lag = driver.lag.report(scenario.lag_tolerance.get());
     let facts = RunFacts {
         interrupted,
         memory_abort: driver.halt.memory_abort.clone(),
         hosts_lost: driver.halt.hosts_lost.clone(),
         leftovers,
+        disturbed: outage_lab_engine::lag::disturbance(&lag),
     };
     let expectations = judge(&scenario, &driver, end_ms, &facts);
-    let report = write(&scenario, &mut driver, &run_dir, &clock, expectations)?;
+    let finished = Finished {
+        expectations,
+        lag,
+        wall: clock.wall(),
+    };
+    let report = write(&scenario, &mut driver, &run_dir, finished)?;
     if let Some(live) = driver.live.take() {
         live.close(Duration::from_millis(500)).await;
     }
@@ -340,14 +347,25 @@ fn judge(
     crate::checks::plan::judge(scenario, &input, facts)
 }
 
+/// What the run came to, once judged.
+struct Finished {
+    expectations: Vec<ExpectationResult>,
+    lag: outage_lab_proto::report::LagReport,
+    wall: Duration,
+}
+
 /// Journals the verdicts, then writes `report.json`, `junit.xml` and `report.html`.
 fn write(
     scenario: &Scenario,
     driver: &mut Driver<'_>,
     run_dir: &Path,
-    clock: &clock::LabClock,
-    expectations: Vec<ExpectationResult>,
+    finished: Finished,
 ) -> Result<Report, HarnessError> {
+    let Finished {
+        expectations,
+        lag,
+        wall,
+    } = finished;
     let verdict = if expectations.iter().all(|e| e.passed) {
         Verdict::Pass
     } else {
@@ -381,7 +399,7 @@ fn write(
         &driver.state,
         report::Outcome {
             verdict,
-            wall: clock.wall(),
+            wall,
             expectations,
             load: load_total,
             acknowledged_writes,
@@ -401,6 +419,7 @@ fn write(
                 },
             ),
             customers: driver.customers_report(),
+            lag,
         },
     );
     write_report_files(run_dir, &report)?;

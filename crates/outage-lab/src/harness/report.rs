@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use outage_lab_proto::markup::escape;
 use outage_lab_proto::report::{
-    AgentReport, CustomersReport, ExpectationResult, FixReport, HarnessUsage, LoadReport, Report,
-    ServerAlarms, ServerReport, StorageReport, Verdict, VolumesReport,
+    AgentReport, CustomersReport, ExpectationResult, FixReport, HarnessUsage, LagReport,
+    LoadReport, Report, ServerAlarms, ServerReport, StorageReport, Verdict, VolumesReport,
 };
 
 use crate::load::WriteCheck;
@@ -85,6 +85,7 @@ pub fn build(
         harness: self_usage(),
         fixes: outcome.fixes,
         customers: outcome.customers,
+        lag: Some(outcome.lag),
     }
 }
 
@@ -129,6 +130,8 @@ pub struct Outcome<'a> {
     pub fixes: Vec<FixReport>,
     /// The customer accounts, when the scenario has them.
     pub customers: Option<CustomersReport>,
+    /// How late the run's scheduled work fired.
+    pub lag: LagReport,
 }
 
 fn mib(b: f64) -> String {
@@ -219,6 +222,10 @@ pub fn verdict_table(report: &Report) -> String {
         ));
     }
     let failed = report.expectations.iter().filter(|e| !e.passed).count();
+    if let Some(lag) = &report.lag {
+        out.push_str(&lag.summary());
+        out.push('\n');
+    }
     out.push_str(&match report.verdict {
         Verdict::Pass => format!(
             "verdict: PASS ({} expectations held)",
@@ -279,6 +286,7 @@ mod tests {
             harness: HarnessUsage::default(),
             fixes: Vec::new(),
             customers: None,
+            lag: None,
         }
     }
 

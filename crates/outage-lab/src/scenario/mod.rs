@@ -68,6 +68,10 @@ pub struct Scenario {
     pub seed: u64,
     /// How long the timeline runs, from the moment the fleet is up.
     pub duration: Spanned<HumanDuration>,
+    /// The most the run's scheduled work may fire late (the 99th percentile of each source):
+    /// over it, the run is disturbed and its `kept_pace` row fails.
+    #[serde(default = "default_lag_tolerance")]
+    pub lag_tolerance: HumanDuration,
     /// The storage fleet.
     pub fleet: Fleet,
     /// The internal DNS servers.
@@ -113,6 +117,10 @@ pub struct Scenario {
 
 fn default_seed() -> u64 {
     1
+}
+
+fn default_lag_tolerance() -> HumanDuration {
+    HumanDuration(outage_lab_engine::lag::DEFAULT_TOLERANCE)
 }
 
 impl Scenario {
