@@ -291,7 +291,9 @@ pub struct ExperimentArgs {
     /// Seeds per variant or grid point: the scenario's seed, then the next ones.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub seeds: u32,
-    /// Most cells at once [default: the cores here, fewer if memory allows fewer].
+    /// Most cells at once [default: as many as the memory limit fits; within it, another cell
+    /// starts only while the CPU has room, and a cell whose own lag shows the machine
+    /// fell behind is run again, never counted].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=64))]
     pub jobs: Option<u64>,
     /// Where the summaries and every cell's run directory go

@@ -8,6 +8,11 @@
 //! for them, and keeps what the finished cells found. On a terminal a bar shows the cells done
 //! and an ETA; in a pipe each finished cell is one plain line.
 
+pub mod admission;
+
+pub use admission::Admission;
+
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -106,6 +111,15 @@ pub enum Outcome<M> {
         metrics: M,
         /// Wall time, seconds.
         wall_s: f64,
+        /// How many times it came back disturbed and was run again first.
+        #[serde(skip_serializing_if = "is_zero")]
+        reruns: u32,
+    },
+    /// Its own lag went over its tolerance on every try: its timing is not evidence, so it is
+    /// never counted as a result.
+    Disturbed {
+        /// How late its scheduled work fired (its `kept_pace` row).
+        reason: String,
     },
     /// It could not run: never counted as a result.
     Failed {
@@ -114,6 +128,10 @@ pub enum Outcome<M> {
     },
     /// It was stopped by Ctrl-C or SIGTERM before it finished.
     Interrupted,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// What running a list of cells came to.
@@ -125,6 +143,8 @@ pub struct Results<M> {
     pub interrupted: Option<&'static str>,
     /// Wall time of the whole experiment.
     pub wall: Duration,
+    /// The most cells that ran at once.
+    pub most_at_once: usize,
 }
 
 /// How to run the cells.
@@ -134,7 +154,8 @@ pub struct Runner<'a> {
     pub exe: &'a Path,
     /// The scenario file every cell runs.
     pub scenario: &'a Path,
-    /// Cells at once.
+    /// The most cells at once (`--jobs`, or what the memory limit fits); fewer run while the
+    /// CPU is busy ([`Admission`]).
     pub jobs: usize,
     /// `--memory-limit` of each cell: the experiment's limit shared by the cells at once.
     pub memory_limit_each: u64,
@@ -144,15 +165,39 @@ struct Running {
     index: usize,
     child: Child,
     started: Instant,
+    /// The most other cells that ran beside it at any time.
+    most_beside: usize,
+}
+
+/// How many times a cell that came back disturbed is run again before it counts as disturbed.
+pub const RERUNS: u32 = 2;
+
+/// The runner's state while it runs: what is queued, running and done.
+struct Pool<'c, M> {
+    cells: &'c [Cell],
+    queue: VecDeque<usize>,
+    running: Vec<Running>,
+    outcomes: Vec<Option<Outcome<M>>>,
+    reruns: Vec<u32>,
+    admission: Admission,
+    progress: Progress,
 }
 
 impl Runner<'_> {
-    /// Runs every cell, `jobs` at a time, until all are done or a signal stops them; what each
-    /// finished cell came to is read as `M`.
+    /// Runs every cell, as many at once as [`Admission`] allows, until all are done or a signal
+    /// stops them; what each finished cell came to is read as `M`. A cell that comes back
+    /// disturbed is kept as evidence and run again, at most [`RERUNS`] times.
     pub async fn run<M: CellMetrics>(&self, cells: &[Cell]) -> Results<M> {
         let started = Instant::now();
-        let mut outcomes: Vec<Option<Outcome<M>>> = vec![None; cells.len()];
-        let progress = Progress::new(cells.len(), self.scenario);
+        let mut pool = Pool {
+            cells,
+            queue: (0..cells.len()).collect(),
+            running: Vec::new(),
+            outcomes: vec![None; cells.len()],
+            reruns: vec![0; cells.len()],
+            admission: Admission::new(self.jobs),
+            progress: Progress::new(cells.len(), self.scenario),
+        };
         let (mut sigint, mut sigterm) = match (
             signal(SignalKind::interrupt()),
             signal(SignalKind::terminate()),
@@ -165,61 +210,82 @@ impl Runner<'_> {
                     outcomes: all,
                     interrupted: None,
                     wall: started.elapsed(),
+                    most_at_once: 0,
                 };
             }
         };
-        let mut running: Vec<Running> = Vec::new();
-        let mut next = 0;
         let mut interrupted = None;
+        let mut most_at_once = 0;
         loop {
-            while running.len() < self.jobs && next < cells.len() {
-                if let Some(done) = finished(&cells[next]) {
-                    progress.done(&cells[next], &done);
-                    outcomes[next] = Some(done);
-                    next += 1;
-                    continue;
-                }
-                match self.spawn(&cells[next]) {
-                    Ok(child) => running.push(Running {
-                        index: next,
-                        child,
-                        started: Instant::now(),
-                    }),
-                    Err(e) => {
-                        let reason = e.to_string();
-                        outcomes[next] = Some(Outcome::Failed { reason });
-                    }
-                }
-                next += 1;
+            self.start_what_may(&mut pool);
+            let now = pool.running.len();
+            most_at_once = most_at_once.max(now);
+            for r in &mut pool.running {
+                r.most_beside = r.most_beside.max(now - 1);
             }
-            if running.is_empty() {
+            if pool.running.is_empty() && pool.queue.is_empty() {
                 break;
             }
             tokio::select! {
-                (i, status) = wait_any(&mut running) => {
-                    let done = running.swap_remove(i);
-                    let outcome = outcome(&cells[done.index], status, done.started.elapsed());
-                    progress.done(&cells[done.index], &outcome);
-                    outcomes[done.index] = Some(outcome);
+                done = tokio::time::timeout(admission::POLL, wait_any(&mut pool.running)) => {
+                    if let Ok((i, status)) = done {
+                        pool.finish(i, status);
+                    }
                 }
                 _ = sigint.recv() => { interrupted = Some("SIGINT"); break; }
                 _ = sigterm.recv() => { interrupted = Some("SIGTERM"); break; }
             }
         }
         if interrupted.is_some() {
-            stop_all(&mut running).await;
-            for r in &running {
-                outcomes[r.index] = Some(Outcome::Interrupted);
+            stop_all(&mut pool.running).await;
+            for r in &pool.running {
+                pool.outcomes[r.index] = Some(Outcome::Interrupted);
             }
         }
-        progress.finish();
-        let outcomes = (outcomes.into_iter())
+        pool.progress.finish();
+        let outcomes = (pool.outcomes.into_iter())
             .map(|o| o.unwrap_or(Outcome::Interrupted))
             .collect();
         Results {
             outcomes,
             interrupted,
             wall: started.elapsed(),
+            most_at_once,
+        }
+    }
+
+    /// Starts queued cells while the admission allows; a cell an earlier run of the experiment
+    /// finished is taken as it is.
+    fn start_what_may<M: CellMetrics>(&self, pool: &mut Pool<'_, M>) {
+        while let Some(&next) = pool.queue.front() {
+            let cell = &pool.cells[next];
+            if pool.reruns[next] == 0
+                && let Some(done) = finished(cell)
+            {
+                pool.progress.done(cell, &done);
+                pool.outcomes[next] = Some(done);
+                pool.queue.pop_front();
+                continue;
+            }
+            if !pool.admission.may_start(pool.running.len()) {
+                return;
+            }
+            pool.queue.pop_front();
+            match self.spawn(cell) {
+                Ok(child) => {
+                    pool.admission.started();
+                    pool.running.push(Running {
+                        index: next,
+                        child,
+                        started: Instant::now(),
+                        most_beside: 0,
+                    });
+                }
+                Err(e) => {
+                    let reason = e.to_string();
+                    pool.outcomes[next] = Some(Outcome::Failed { reason });
+                }
+            }
         }
     }
 
@@ -263,6 +329,42 @@ impl Runner<'_> {
     }
 }
 
+impl<M: CellMetrics> Pool<'_, M> {
+    /// The `i`th running cell exited: its outcome, or, disturbed with reruns left, back to the
+    /// front of the queue with the cap lowered below the most that ran at once beside it.
+    fn finish(&mut self, i: usize, status: std::io::Result<std::process::ExitStatus>) {
+        let done = self.running.swap_remove(i);
+        let cell = &self.cells[done.index];
+        let mut outcome = outcome(cell, status, done.started.elapsed());
+        if let Outcome::Ran { reruns, .. } = &mut outcome {
+            *reruns = self.reruns[done.index];
+        }
+        if let Outcome::Disturbed { reason, .. } = &outcome
+            && self.reruns[done.index] < RERUNS
+        {
+            self.reruns[done.index] += 1;
+            self.admission.disturbed(done.most_beside);
+            let kept = keep_disturbed(cell, self.reruns[done.index]);
+            self.progress.rerun(cell, reason, &kept, self.admission.cap);
+            self.queue.push_front(done.index);
+            return;
+        }
+        self.progress.done(cell, &outcome);
+        self.outcomes[done.index] = Some(outcome);
+    }
+}
+
+/// Moves a disturbed cell's run directory and log aside (`<dir>.disturbed-<n>`), as evidence,
+/// so that it runs again in its own directory; returns where it went.
+fn keep_disturbed(cell: &Cell, n: u32) -> PathBuf {
+    let aside = cell.dir.with_extension(format!("disturbed-{n}"));
+    let _ = std::fs::remove_dir_all(&aside);
+    let _ = std::fs::rename(&cell.dir, &aside);
+    let log = cell.dir.with_extension("log");
+    let _ = std::fs::rename(&log, aside.with_extension(format!("disturbed-{n}.log")));
+    aside
+}
+
 /// A cell an earlier run of the same experiment (same `--out`) finished: same seed, same
 /// settings. It is not run again, so an interrupted experiment continues where it stopped.
 fn finished<M: CellMetrics>(cell: &Cell) -> Option<Outcome<M>> {
@@ -276,7 +378,8 @@ fn finished<M: CellMetrics>(cell: &Cell) -> Option<Outcome<M>> {
         .filter(|l| l.starts_with("--"))
         .collect();
     let wanted: Vec<String> = (cell.args.chunks(2)).map(|pair| pair.join(" ")).collect();
-    if report.seed != cell.seed || written != wanted {
+    let disturbed = report.lag.as_ref().is_some_and(|l| l.disturbed);
+    if report.seed != cell.seed || written != wanted || disturbed {
         return None;
     }
     let exit = if report.verdict == outage_lab_proto::report::Verdict::Pass {
@@ -288,6 +391,7 @@ fn finished<M: CellMetrics>(cell: &Cell) -> Option<Outcome<M>> {
         exit,
         metrics: M::read(&cell.dir).ok()?,
         wall_s: report.wall_ms as f64 / 1000.0,
+        reruns: 0,
     })
 }
 
@@ -339,14 +443,20 @@ fn outcome<M: CellMetrics>(
         }
     };
     match status.code() {
-        Some(exit @ (0 | 1)) => match M::read(&cell.dir) {
-            Ok(metrics) => Outcome::Ran {
-                exit,
-                metrics,
-                wall_s: wall.as_secs_f64(),
-            },
-            Err(reason) => Outcome::Failed { reason },
-        },
+        Some(exit @ (0 | 1)) => {
+            if let Some(reason) = disturbance(&cell.dir) {
+                return Outcome::Disturbed { reason };
+            }
+            match M::read(&cell.dir) {
+                Ok(metrics) => Outcome::Ran {
+                    exit,
+                    metrics,
+                    wall_s: wall.as_secs_f64(),
+                    reruns: 0,
+                },
+                Err(reason) => Outcome::Failed { reason },
+            }
+        }
         _ => Outcome::Failed {
             reason: format!(
                 "{}; the end of {}:\n{}",
@@ -356,6 +466,14 @@ fn outcome<M: CellMetrics>(
             ),
         },
     }
+}
+
+/// Why a finished cell's run is disturbed, from its report.json (`None`: it kept its pace, or
+/// it says nothing of it).
+fn disturbance(dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join("report.json")).ok()?;
+    let report: outage_lab_proto::report::Report = serde_json::from_str(&text).ok()?;
+    crate::lag::disturbance(report.lag.as_ref()?)
 }
 
 /// The bar on a terminal, plain lines elsewhere.
@@ -396,7 +514,17 @@ impl Progress {
                 exit,
                 metrics,
                 wall_s,
-            } => format!("{}, exit {exit}, {wall_s:.1}s", metrics.headline()),
+                reruns,
+            } => {
+                let again = match reruns {
+                    0 => String::new(),
+                    n => format!(" (after {n} disturbed)"),
+                };
+                format!("{}, exit {exit}, {wall_s:.1}s{again}", metrics.headline())
+            }
+            Outcome::Disturbed { reason } => {
+                format!("DISTURBED on every try, not counted: {reason}")
+            }
             Outcome::Failed { reason } => {
                 format!(
                     "COULD NOT RUN: {}",
@@ -419,6 +547,22 @@ impl Progress {
                 bar.set_message(format!("{} seed {}", cell.group, cell.seed));
                 bar.println(line);
             }
+            None => eprintln!("{line}"),
+        }
+    }
+
+    fn rerun(&self, cell: &Cell, reason: &str, kept: &Path, cap: usize) {
+        self.say(format!(
+            "cell {} seed {} came back disturbed ({reason}); kept in {}, running it again, at most {cap} at once from now",
+            cell.group,
+            cell.seed,
+            kept.display()
+        ));
+    }
+
+    fn say(&self, line: String) {
+        match &self.bar {
+            Some(bar) => bar.println(line),
             None => eprintln!("{line}"),
         }
     }

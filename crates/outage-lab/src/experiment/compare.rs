@@ -25,6 +25,8 @@ pub struct Variant {
     pub seeds_without_stuck: usize,
     /// Seeds that could not run (never counted as results).
     pub seeds_failed: usize,
+    /// Seeds whose run was disturbed on every try (never counted as results).
+    pub seeds_disturbed: usize,
 }
 
 /// The cells of a comparison: each variant over `seeds`.
@@ -68,6 +70,7 @@ pub fn variants(cells: &[Cell], results: &Results) -> Vec<Variant> {
                 seeds_ran: 0,
                 seeds_without_stuck: 0,
                 seeds_failed: 0,
+                seeds_disturbed: 0,
             });
         }
         let Some(v) = out.last_mut() else { continue };
@@ -77,6 +80,7 @@ pub fn variants(cells: &[Cell], results: &Results) -> Vec<Variant> {
                 v.seeds_without_stuck += usize::from(metrics.stuck_peak == 0.0);
             }
             Outcome::Failed { .. } => v.seeds_failed += 1,
+            Outcome::Disturbed { .. } => v.seeds_disturbed += 1,
             Outcome::Interrupted => {}
         }
     }
@@ -102,11 +106,7 @@ pub fn verdict_line(v: &Variant) -> String {
         "all fixes" => "all fixes together".to_owned(),
         name => format!("{name} alone"),
     };
-    let failed = if v.seeds_failed > 0 {
-        format!(" ({} seeds could not run)", v.seeds_failed)
-    } else {
-        String::new()
-    };
+    let failed = super::not_counted(v.seeds_failed, v.seeds_disturbed, "seed");
     if v.seeds_without_stuck == v.seeds_ran && v.seeds_ran > 0 {
         format!(
             "{alone} prevents stuck volumes on {} of {} seeds{failed}",
@@ -202,7 +202,10 @@ impl Expect {
             });
         };
         let line = verdict_line(v);
-        if v.seeds_failed == 0 && v.seeds_ran > 0 && v.seeds_without_stuck == v.seeds_ran {
+        if v.seeds_failed + v.seeds_disturbed == 0
+            && v.seeds_ran > 0
+            && v.seeds_without_stuck == v.seeds_ran
+        {
             Ok(line)
         } else {
             Err(ExpectFailed::DidNotHold { line })
@@ -223,6 +226,7 @@ pub fn write(
         "variants": variants,
         "cells": super::cell_records(exp, cells, results),
         "wall_s": results.wall.as_secs_f64(),
+        "most_at_once": results.most_at_once,
         "interrupted": results.interrupted,
     });
     exp.write(
@@ -267,6 +271,7 @@ pub fn command(args: &crate::cli::CompareArgs, exe: &Path) -> Result<u8, Experim
     )?;
     let cells = cells(&fixes, &exp.seeds, &exp.out);
     let results = super::run_blocking(&exp, exe, &cells)?;
+    eprintln!("{}", super::pace_line(&results));
     let variants = variants(&cells, &results);
     println!("{}", table(&variants));
     for v in &variants {

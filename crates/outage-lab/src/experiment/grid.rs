@@ -178,6 +178,8 @@ pub struct Point {
     pub summary: Spread,
     /// Seeds that could not run.
     pub failed: usize,
+    /// Seeds whose run was disturbed on every try.
+    pub disturbed: usize,
 }
 
 /// The map: each point's metric.
@@ -187,11 +189,12 @@ pub fn map(axes: &[Axis], metric: Metric, cells: &[Cell], results: &Results) -> 
             let group = values.join(" x ");
             let of_point = (cells.iter().zip(&results.outcomes)).filter(|(c, _)| c.group == group);
             let mut ran = Vec::new();
-            let mut failed = 0;
+            let (mut failed, mut disturbed) = (0, 0);
             for (_, o) in of_point {
                 match o {
                     Outcome::Ran { metrics, .. } => ran.push(metrics),
                     Outcome::Failed { .. } => failed += 1,
+                    Outcome::Disturbed { .. } => disturbed += 1,
                     Outcome::Interrupted => {}
                 }
             }
@@ -199,6 +202,7 @@ pub fn map(axes: &[Axis], metric: Metric, cells: &[Cell], results: &Results) -> 
                 values,
                 summary: Spread::over(metric, ran),
                 failed,
+                disturbed,
             }
         })
         .collect()
@@ -219,11 +223,7 @@ pub fn table(axes: &[Axis], metric: Metric, points: &[Point]) -> String {
             ),
             other => other.show(metric),
         };
-        let failed = if p.failed > 0 {
-            format!("; {} could not run", p.failed)
-        } else {
-            String::new()
-        };
+        let failed = super::not_counted(p.failed, p.disturbed, "seed");
         out.push_str(&format!("{:<40} {value}{failed}\n", p.values.join(" x ")));
     }
     out
@@ -255,6 +255,7 @@ pub fn write(
         "points": points,
         "cells": super::cell_records(exp, cells, results),
         "wall_s": results.wall.as_secs_f64(),
+        "most_at_once": results.most_at_once,
         "interrupted": results.interrupted,
     });
     exp.write(
@@ -305,6 +306,7 @@ pub fn command(args: &crate::cli::GridArgs, exe: &Path) -> Result<u8, Experiment
     )?;
     let cells = cells(&axes, &base, &exp.seeds, &exp.out);
     let results = super::run_blocking(&exp, exe, &cells)?;
+    eprintln!("{}", super::pace_line(&results));
     let points = map(&axes, metric, &cells, &results);
     println!("{}", table(&axes, metric, &points));
     let page = write(&exp, &axes, metric, &cells, &results, &points)?;

@@ -4,9 +4,10 @@
 //! the experiment's, and each can be re-run alone with the command its line prints.
 //!
 //! How many cells run at once: the memory containment's worst case of one cell decides how many
-//! fit under the memory limit, and no more than the machine has cores (a 12-server run keeps
-//! about a tenth of a core busy on average, but its start and its leak detection are bursty, and
-//! a cell whose timing suffered would be a wrong result); `--jobs` caps it further.
+//! fit under the memory limit (`--jobs` caps it further), and within that the engine's
+//! admission measures rather than guesses: another cell starts while the CPU is under its bound,
+//! and every cell measures its own lag, so one whose timing suffered comes back *disturbed*, is
+//! kept as evidence, run again, and never counted.
 
 pub mod compare;
 pub mod grid;
@@ -202,8 +203,7 @@ impl Experiment {
             });
         }
         let limit = limit.bytes;
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let jobs = jobs.unwrap_or(cores).min(fit).max(1);
+        let jobs = jobs.unwrap_or(fit).min(fit).max(1);
         let base = base.unwrap_or(1);
         let name = scenario
             .file_stem()
@@ -237,7 +237,7 @@ impl Experiment {
     /// Runs `cells` as planned.
     pub async fn run(&self, exe: &Path, cells: &[Cell]) -> Results {
         eprintln!(
-            "{} cells ({} seeds each), {} at once, each under --memory-limit {:.1}GiB; results in {}",
+            "{} cells ({} seeds each), at most {} at once (fewer while the CPU is busy), each under --memory-limit {:.1}GiB; results in {}",
             cells.len(),
             self.seeds.len(),
             self.jobs,
@@ -295,6 +295,11 @@ pub fn csv(exp: &Experiment, cells: &[Cell], results: &Results) -> String {
                 String::new(),
                 vec![String::new(); Metric::ALL.len()],
             ),
+            Outcome::Disturbed { .. } => (
+                "disturbed",
+                String::new(),
+                vec![String::new(); Metric::ALL.len()],
+            ),
             Outcome::Interrupted => (
                 "interrupted",
                 String::new(),
@@ -344,15 +349,55 @@ pub fn run_blocking(
     Ok(runtime.block_on(exp.run(exe, cells)))
 }
 
-/// The exit code of an experiment: 130 interrupted, 3 when a cell could not run, else 0.
+/// The exit code of an experiment: 130 interrupted, 3 when a cell could not run or was
+/// disturbed on every try (a result is missing), else 0.
 pub fn exit_code(results: &Results) -> u8 {
     if results.interrupted.is_some() {
         return crate::exit::INTERRUPTED;
     }
-    if (results.outcomes.iter()).any(|o| matches!(o, Outcome::Failed { .. })) {
+    let missing = |o: &Outcome| matches!(o, Outcome::Failed { .. } | Outcome::Disturbed { .. });
+    if results.outcomes.iter().any(missing) {
         return crate::exit::HARNESS_FAILED;
     }
     0
+}
+
+/// What a variant or a point left out, in words: ` (1 seed could not run; 2 seeds disturbed on
+/// every try)`, or nothing.
+pub fn not_counted(failed: usize, disturbed: usize, unit: &str) -> String {
+    let mut parts = Vec::new();
+    if failed > 0 {
+        parts.push(format!("{} could not run", grid::plural(failed, unit)));
+    }
+    if disturbed > 0 {
+        parts.push(format!(
+            "{} disturbed on every try",
+            grid::plural(disturbed, unit)
+        ));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", parts.join("; "))
+    }
+}
+
+/// One line on how the cells ran: how many at once, and how many were run again.
+pub fn pace_line(results: &Results) -> String {
+    let again: u32 = (results.outcomes.iter())
+        .map(|o| match o {
+            Outcome::Ran { reruns, .. } => *reruns,
+            Outcome::Disturbed { .. } => outage_lab_engine::experiment::RERUNS,
+            _ => 0,
+        })
+        .sum();
+    format!(
+        "{} cells in {:.0}s, at most {} at once; {} came back disturbed and ran again",
+        results.outcomes.len(),
+        results.wall.as_secs_f64(),
+        results.most_at_once,
+        grid::plural(again as usize, "run")
+    )
 }
 
 #[cfg(test)]
