@@ -151,6 +151,13 @@ impl Heartbeat {
         Self { task, samples }
     }
 
+    /// The worst lateness of the last `n` firings, ms (0 before the first).
+    pub fn recent_worst(&self, n: usize) -> u64 {
+        let samples = self.samples.lock().unwrap_or_else(PoisonError::into_inner);
+        let from = samples.len().saturating_sub(n);
+        samples[from..].iter().copied().max().unwrap_or(0)
+    }
+
     /// Stops the timer and hands what it measured to `meter` (which must still be open).
     pub fn finish(self, meter: &mut LagMeter) {
         self.task.abort();
@@ -159,6 +166,12 @@ impl Heartbeat {
         for ms in samples {
             meter.late(HARNESS_TIMER, ms);
         }
+    }
+}
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 

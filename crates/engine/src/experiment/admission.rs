@@ -1,18 +1,28 @@
 //! When the runner may start another cell: as many run at once as the machine holds without
 //! changing a result, measured rather than guessed from the core count. A cell starts when
-//! fewer than the cap run (`--jobs`, or as many as the memory limit fits), the machine's CPU
-//! was less than [`BUSY_BOUND`] busy over the last second, and the last cell started at least
-//! [`SETTLE`] ago (a fleet's start-up is a burst the CPU reading must see first). A cell that
+//! fewer than the cap run (`--jobs`, or as many as the memory limit fits), the last cell
+//! started at least [`SETTLE`] ago (a fleet's start-up is a burst the readings must see
+//! first), the machine's CPU was less than [`BUSY_BOUND`] busy over the last second, and the
+//! runner's own timer (the engine's [`Heartbeat`], the same measure every cell takes of
+//! itself) fired at most [`ADMIT_LAG`] late over the last [`RECENT`] firings: average CPU hides
+//! what hurts a run, hundreds of processes waking at once, and the timer sees it. A cell that
 //! comes back disturbed (its own lag over its tolerance) lowers the cap below the number that
 //! ran beside it, so the runner backs off.
 
 use std::time::{Duration, Instant};
 
+use crate::lag::Heartbeat;
+
 /// The share of all cores busy over which no further cell starts. Measured (BENCHMARKS.md):
 /// 12 default cells at once keep every verdict, with the CPU short of saturated; 24 do not.
 pub const BUSY_BOUND: f64 = 0.7;
 /// The least time between two cells' starts.
-pub const SETTLE: Duration = Duration::from_secs(3);
+pub const SETTLE: Duration = Duration::from_secs(5);
+/// The most the runner's own timer may have fired late, recently, for another cell to start: a
+/// quarter of the default lag tolerance, so the cells already running keep their headroom.
+pub const ADMIT_LAG: u64 = 25;
+/// How many of the runner's timer firings are recent (3 s of them).
+pub const RECENT: usize = 30;
 /// How often the runner looks again, when a cell waits.
 pub const POLL: Duration = Duration::from_millis(200);
 
@@ -68,9 +78,9 @@ impl Default for Cpu {
     }
 }
 
-/// `(busy, total)` jiffies from the `cpu` line of `/proc/stat`. Idle and iowait are not busy,
-/// and neither is niced work (a background build or fuzzer under `nice`): it yields the cores
-/// to the cells, so it leaves them the room they need.
+/// `(busy, total)` jiffies from the `cpu` line of `/proc/stat`: idle and iowait are not busy.
+/// Niced work is: with the kernel's autogroups (the default on most distributions) a niced
+/// process in another session takes its share all the same.
 pub fn parse_stat(stat: &str) -> Option<(u64, u64)> {
     let line = stat.lines().find(|l| l.starts_with("cpu "))?;
     let fields: Vec<u64> = (line.split_whitespace().skip(1))
@@ -79,7 +89,7 @@ pub fn parse_stat(stat: &str) -> Option<(u64, u64)> {
         .ok()?;
     // user nice system idle iowait irq softirq steal (guest time is already in user).
     let total: u64 = fields.iter().take(8).sum();
-    let room = fields.get(1)? + fields.get(3)? + fields.get(4).copied().unwrap_or(0);
+    let room = fields.get(3)? + fields.get(4).copied().unwrap_or(0);
     Some((total.saturating_sub(room), total))
 }
 
@@ -90,15 +100,17 @@ pub struct Admission {
     pub cap: usize,
     last_start: Option<Instant>,
     cpu: Cpu,
+    timer: Heartbeat,
 }
 
 impl Admission {
-    /// At most `cap` at once.
+    /// At most `cap` at once. Starts the runner's timer on the current runtime.
     pub fn new(cap: usize) -> Self {
         Self {
             cap: cap.max(1),
             last_start: None,
             cpu: Cpu::new(),
+            timer: Heartbeat::start(),
         }
     }
 
@@ -109,7 +121,10 @@ impl Admission {
             return true;
         }
         let settled = self.last_start.is_none_or(|t| t.elapsed() >= SETTLE);
-        running < self.cap && settled && self.cpu.busy() < BUSY_BOUND
+        running < self.cap
+            && settled
+            && self.cpu.busy() < BUSY_BOUND
+            && self.timer.recent_worst(RECENT) <= ADMIT_LAG
     }
 
     /// A cell started.
@@ -131,26 +146,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn busy_and_total_are_read_from_the_cpu_line_and_niced_work_leaves_room() {
+    fn busy_and_total_are_read_from_the_cpu_line() {
         let stat = "cpu  100 5 50 800 45 0 0 0 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n";
-        assert_eq!(
-            parse_stat(stat),
-            Some((150, 1000)),
-            "niced time is room, not busy"
-        );
+        assert_eq!(parse_stat(stat), Some((155, 1000)), "niced time is busy");
         assert_eq!(parse_stat("intr 1 2 3\n"), None);
     }
 
-    #[test]
-    fn the_first_cell_always_starts_and_the_next_waits_for_the_settle_time() {
+    #[tokio::test]
+    async fn the_first_cell_always_starts_and_the_next_waits_for_the_settle_time() {
         let mut a = Admission::new(4);
         assert!(a.may_start(0));
         a.started();
         assert!(!a.may_start(1), "a second cell started at once");
     }
 
-    #[test]
-    fn a_disturbed_cell_lowers_the_cap_below_what_ran_beside_it() {
+    #[tokio::test]
+    async fn a_disturbed_cell_lowers_the_cap_below_what_ran_beside_it() {
         let mut a = Admission::new(12);
         a.disturbed(5);
         assert_eq!(a.cap, 5);
