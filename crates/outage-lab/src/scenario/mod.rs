@@ -115,6 +115,15 @@ fn default_seed() -> u64 {
     1
 }
 
+/// The refusal of a scenario file of `size` bytes, over [`MAX_SCENARIO_BYTES`].
+fn too_big(shown: &str, size: &str) -> ScenarioError {
+    ScenarioError {
+        message: format!(
+            "{shown}: is {size} bytes; a scenario may be at most {MAX_SCENARIO_BYTES} bytes"
+        ),
+    }
+}
+
 impl Scenario {
     /// Reads and validates a scenario file. Refuses directories, files over
     /// [`MAX_SCENARIO_BYTES`] and text that is not UTF-8, before parsing. The read itself is
@@ -130,13 +139,8 @@ impl Scenario {
                 "is a directory; expected a scenario file (YAML)".into(),
             ));
         }
-        let too_big = |size: String| {
-            fail(format!(
-                "is {size} bytes; a scenario may be at most {MAX_SCENARIO_BYTES} bytes"
-            ))
-        };
         if meta.len() > MAX_SCENARIO_BYTES {
-            return Err(too_big(meta.len().to_string()));
+            return Err(too_big(&shown, &meta.len().to_string()));
         }
         let mut bytes = Vec::new();
         std::fs::File::open(path)
@@ -147,12 +151,28 @@ impl Scenario {
                 )
             })
             .map_err(|e| fail(format!("cannot read: {e}")))?;
+        let mut scenario = Self::from_bytes(&bytes, &shown, settings)?;
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+        let dir = dir.unwrap_or(Path::new("."));
+        scenario.dir = dir.canonicalize().unwrap_or_else(|_| dir.to_owned());
+        Ok(scenario)
+    }
+
+    /// Validates a scenario file's bytes, as [`Scenario::load`] read them, with the command
+    /// line's `settings` applied; `shown` names the file in error messages. Refuses more than
+    /// [`MAX_SCENARIO_BYTES`] and text that is not UTF-8, naming the first bad byte's line and
+    /// column. The scenario's `dir` is left empty: `load` sets it.
+    pub fn from_bytes(
+        bytes: &[u8],
+        shown: &str,
+        settings: &[Setting],
+    ) -> Result<Self, ScenarioError> {
         if bytes.len() as u64 > MAX_SCENARIO_BYTES {
-            return Err(too_big(format!("more than {MAX_SCENARIO_BYTES}")));
+            return Err(too_big(shown, &format!("more than {MAX_SCENARIO_BYTES}")));
         }
-        let text = String::from_utf8(bytes).map_err(|e| {
-            let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
-            let bad = e.as_bytes()[valid.len()];
+        let text = std::str::from_utf8(bytes).map_err(|e| {
+            let valid = &bytes[..e.valid_up_to()];
+            let bad = bytes[valid.len()];
             // `valid` is UTF-8 by definition: count lines and characters up to the bad byte.
             let valid = std::str::from_utf8(valid).unwrap_or_default();
             let line = valid.matches('\n').count() + 1;
@@ -164,11 +184,7 @@ impl Scenario {
                 ),
             }
         })?;
-        let mut scenario = Self::parse_with(&text, &shown, settings)?;
-        let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
-        let dir = dir.unwrap_or(Path::new("."));
-        scenario.dir = dir.canonicalize().unwrap_or_else(|_| dir.to_owned());
-        Ok(scenario)
+        Self::parse_with(text, shown, settings)
     }
 
     /// Parses and validates scenario text; `source` names it in error messages.
