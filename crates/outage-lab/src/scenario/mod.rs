@@ -50,6 +50,11 @@ use outage_lab_engine::located::{Locator, ScenarioError, yaml_error};
 /// Scenario files larger than this are refused before parsing: a real scenario is a few KiB.
 pub const MAX_SCENARIO_BYTES: u64 = 1024 * 1024;
 
+/// Most command-line settings (`--set`, `--fix`, `--servers`) one scenario takes. When the
+/// settings break a valid file, each prefix of them is tried in turn to name the first that
+/// does, one parse of the whole document per setting: thousands of them took minutes.
+pub const MAX_SETTINGS: usize = 64;
+
 /// Longest scenario name: it is part of the run directory's name, which must stay well under the
 /// 255 bytes a file name may have.
 pub const MAX_NAME_CHARS: usize = 128;
@@ -203,6 +208,14 @@ impl Scenario {
         if settings.is_empty() {
             return Self::parse_text(text, source);
         }
+        if settings.len() > MAX_SETTINGS {
+            return Err(ScenarioError {
+                message: format!(
+                    "{source}: {} command-line settings (--set, --fix, --servers); at most {MAX_SETTINGS} may be given",
+                    settings.len()
+                ),
+            });
+        }
         let effective = match overrides::apply(text, source, settings) {
             Ok(effective) => effective,
             // Not even YAML: the file's own error, where it is.
@@ -338,6 +351,18 @@ timeline:
         Scenario::parse(text, "s.yaml")
             .expect_err("should be rejected")
             .message
+    }
+
+    #[test]
+    fn more_settings_than_a_command_line_needs_are_refused_before_any_is_tried() {
+        let many = vec![Setting::servers(3); MAX_SETTINGS + 1];
+        let e = Scenario::parse_with(MINIMAL, "s.yaml", &many).expect_err("too many");
+        assert_eq!(
+            e.message,
+            "s.yaml: 65 command-line settings (--set, --fix, --servers); at most 64 may be given"
+        );
+        let enough = vec![Setting::servers(3); MAX_SETTINGS];
+        assert!(Scenario::parse_with(MINIMAL, "s.yaml", &enough).is_ok());
     }
 
     #[test]
