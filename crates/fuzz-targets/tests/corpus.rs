@@ -3,6 +3,7 @@
 //! panics on one fails this test, naming the file.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 type Target = fn(&[u8]);
 
@@ -30,16 +31,24 @@ fn corpus(target: &str) -> Vec<PathBuf> {
     files
 }
 
-/// Runs every file of fuzz/corpus/TARGET through its target; a panic fails the test naming the
-/// file (the panic's own message, printed above, says what broke).
+/// Longer than any input takes in a debug build (the slowest, about a second), far shorter
+/// than the hang that 2001 `--set` values once caused (65 s; hang-2001-set-values).
+const HANG: Duration = Duration::from_secs(20);
+
+/// Runs every file of fuzz/corpus/TARGET through its target; a panic or an input slower than
+/// [`HANG`] fails the test naming the file (a panic's own message, printed above, says what
+/// broke).
 fn replay(target: &str, run: Target) {
     let files = corpus(target);
     assert!(!files.is_empty(), "fuzz/corpus/{target} has no input");
     for path in files {
         let data =
             std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+        let start = Instant::now();
         let ran = std::panic::catch_unwind(|| run(&data));
         assert!(ran.is_ok(), "{target} fails on {}", path.display());
+        let took = start.elapsed();
+        assert!(took < HANG, "{target} took {took:?} on {}", path.display());
     }
 }
 
