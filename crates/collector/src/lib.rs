@@ -227,6 +227,14 @@ async fn serve_until_drained(
     }
 }
 
+/// The routes [`run`] serves (`POST /report`, `POST /agents/{server}/...`, `/stats`, `/health`,
+/// `/metrics`), with fresh counters and no stats task or events: for the fuzz targets and
+/// tests that send requests straight to the router (`tower::ServiceExt::oneshot`) instead of
+/// through a socket.
+pub fn routes() -> Router {
+    router(Arc::new(Shared::default()))
+}
+
 fn router(shared: Arc<Shared>) -> Router {
     let agents = Router::new()
         .route("/agents/{server}", post(post_agent))

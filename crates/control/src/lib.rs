@@ -41,11 +41,12 @@ use outage_lab_proto::server::HttpServer;
 use outage_lab_proto::wire::{AssignMsg, CopyMsg, ReplicaMsg, ReplicaRole, VolumeInfo};
 use outage_lab_proto::{Event, EventSink, FailoverOutcome, HumanDuration, VolumeState};
 use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{Api, ApiCalls, ApiConfig};
+use crate::api::{Api, ApiCalls, ApiConfig, Command};
 use crate::health::ProbeWindow;
 
 /// How long one role change on a storage server may take.
@@ -347,29 +348,7 @@ pub async fn run(
     events: EventSink,
 ) -> Result<(), Error> {
     config.validate()?;
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
-    let n = config.servers.len();
-    let (api, mut commands) = Api::new(config.api.clone(), config.admin_token.clone());
-    let mut control = Control {
-        api: Arc::clone(&api),
-        windows: (0..n)
-            .map(|_| ProbeWindow::new(config.probe_window, config.fail_after, config.recover_after))
-            .collect(),
-        servers: config.servers.clone(),
-        tokens: config.failovers_per_second.max(1.0),
-        last_refill: Instant::now(),
-        failovers_attempted: 0,
-        failovers_without_capacity: 0,
-        pending_deletes: Vec::new(),
-        volumes: Vec::new(),
-        snapshot: Arc::new(RwLock::new(Snapshot::default())),
-        config,
-        events,
-        http,
-    };
+    let (mut control, mut commands) = Control::new(config, events)?;
     tokio::select! {
         biased;
         () = shutdown.cancelled() => return Ok(()),
@@ -377,12 +356,7 @@ pub async fn run(
     }
 
     let addr = listeners.http.local_addr().map_err(Error::LocalAddr)?;
-    let app = Router::new()
-        .route("/volumes", get(volumes))
-        .route("/health", get(|| async { "ok" }))
-        .route("/metrics", get(metrics::serve))
-        .with_state(Arc::clone(&control.snapshot))
-        .merge(api::router(api));
+    let app = control.routes();
     let app = app.into_make_service_with_connect_info::<SocketAddr>();
     let mut server = HttpServer::spawn(axum::serve(listeners.http, app), &shutdown);
     tracing::info!(
@@ -419,6 +393,41 @@ pub async fn run(
     Ok(())
 }
 
+/// The routes [`run`] serves (`/volumes`, `/health`, `/metrics`, the customers' API and
+/// `/admin/throttle`) for a control plane that manages no servers: it places and probes
+/// nothing, so every create finds no capacity (409) and every attach an unknown volume (404),
+/// answered by the control loop's own command handling, which runs on a task spawned on the
+/// current tokio runtime until `shutdown` is cancelled. Only `api` and `admin_token` are
+/// taken from `config` (checked as `run` checks them). For the fuzz targets and tests that send
+/// requests straight to the router (`tower::ServiceExt::oneshot`); like `run`'s, each request
+/// needs the peer's address as an `axum::extract::ConnectInfo<SocketAddr>` extension.
+///
+/// # Panics
+///
+/// When called outside a tokio runtime.
+pub fn routes_without_servers(
+    config: Config,
+    shutdown: CancellationToken,
+    events: EventSink,
+) -> Result<Router, Error> {
+    config.api.validate().map_err(Error::Config)?;
+    let config = Config {
+        servers: Vec::new(),
+        ..config
+    };
+    let (mut control, mut commands) = Control::new(config, events)?;
+    let routes = control.routes();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                Some(command) = commands.recv() => control.command(command).await,
+            }
+        }
+    });
+    Ok(routes)
+}
+
 async fn volumes(State(snapshot): State<Arc<RwLock<Snapshot>>>) -> axum::Json<Vec<VolumeInfo>> {
     axum::Json(
         snapshot
@@ -430,6 +439,47 @@ async fn volumes(State(snapshot): State<Arc<RwLock<Snapshot>>>) -> axum::Json<Ve
 }
 
 impl Control {
+    /// A control plane for `config`, before placement, and the receiving end of its API's
+    /// commands.
+    fn new(config: Config, events: EventSink) -> Result<(Self, mpsc::Receiver<Command>), Error> {
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
+        let n = config.servers.len();
+        let (api, commands) = Api::new(config.api.clone(), config.admin_token.clone());
+        let control = Control {
+            api,
+            windows: (0..n)
+                .map(|_| {
+                    ProbeWindow::new(config.probe_window, config.fail_after, config.recover_after)
+                })
+                .collect(),
+            servers: config.servers.clone(),
+            tokens: config.failovers_per_second.max(1.0),
+            last_refill: Instant::now(),
+            failovers_attempted: 0,
+            failovers_without_capacity: 0,
+            pending_deletes: Vec::new(),
+            volumes: Vec::new(),
+            snapshot: Arc::new(RwLock::new(Snapshot::default())),
+            config,
+            events,
+            http,
+        };
+        Ok((control, commands))
+    }
+
+    /// Every HTTP route control serves.
+    fn routes(&self) -> Router {
+        Router::new()
+            .route("/volumes", get(volumes))
+            .route("/health", get(|| async { "ok" }))
+            .route("/metrics", get(metrics::serve))
+            .with_state(Arc::clone(&self.snapshot))
+            .merge(api::router(Arc::clone(&self.api)))
+    }
+
     fn healthy(&self) -> Vec<bool> {
         self.windows.iter().map(ProbeWindow::healthy).collect()
     }

@@ -271,6 +271,41 @@ fn dns_server(
     Ok((server, also_addr))
 }
 
+/// The admin API's routes (records and `/metrics`) over `zone`.
+fn admin_app(
+    zone: Arc<zone::Zone>,
+    metrics: &Arc<metrics::Metrics>,
+    events: &EventSink,
+    token: Option<String>,
+) -> axum::Router {
+    let metrics_routes = Arc::clone(metrics).router(Arc::clone(&zone));
+    admin::router(Arc::new(admin::Admin {
+        zone,
+        events: events.clone(),
+        token,
+        updates: tokio::sync::Mutex::new(()),
+    }))
+    .merge(metrics_routes)
+}
+
+/// The admin API [`run`] serves, over a fresh zone made from `config` (checked as `run` checks
+/// it), without the DNS server: for the fuzz targets and tests that send requests straight to
+/// the router (`tower::ServiceExt::oneshot`). Like `run`'s, each request needs the peer's
+/// address as an `axum::extract::ConnectInfo<SocketAddr>` extension (the access check reads
+/// it); a request without one is a server error.
+pub async fn admin_routes(config: &Config, events: EventSink) -> Result<axum::Router, Error> {
+    let records = initial_records(&config.records)?;
+    check_admin_token(config.admin_token.as_deref())?;
+    let zone = Arc::new(zone::Zone::new(&records, ttl_secs(config.ttl)));
+    let metrics = Arc::new(metrics::Metrics::new(zone.snapshot().await.serial));
+    Ok(admin_app(
+        zone,
+        &metrics,
+        &events,
+        config.admin_token.clone(),
+    ))
+}
+
 /// Starts the admin API (records and `/metrics`) on `listener`, stopping when `stop` is
 /// cancelled.
 fn serve_admin(
@@ -281,14 +316,7 @@ fn serve_admin(
     token: Option<String>,
     stop: &CancellationToken,
 ) -> HttpServer {
-    let metrics_routes = metrics.router(Arc::clone(&zone));
-    let app = admin::router(Arc::new(admin::Admin {
-        zone,
-        events: events.clone(),
-        token,
-        updates: tokio::sync::Mutex::new(()),
-    }))
-    .merge(metrics_routes);
+    let app = admin_app(zone, &metrics, events, token);
     HttpServer::spawn(
         axum::serve(
             listener,

@@ -98,8 +98,13 @@ pub fn read_report(dir: &Path) -> Result<Report, ReadError> {
         path: path.clone(),
         source,
     })?;
-    serde_json::from_str(&text).map_err(|e| ReadError::Report {
-        path,
+    parse_report(&text, &path)
+}
+
+/// Parses the text of `report.json`; `path` names it in the error.
+pub fn parse_report(text: &str, path: &Path) -> Result<Report, ReadError> {
+    serde_json::from_str(text).map_err(|e| ReadError::Report {
+        path: path.to_owned(),
         message: e.to_string(),
     })
 }

@@ -50,6 +50,11 @@ use outage_lab_engine::located::{Locator, ScenarioError, yaml_error};
 /// Scenario files larger than this are refused before parsing: a real scenario is a few KiB.
 pub const MAX_SCENARIO_BYTES: u64 = 1024 * 1024;
 
+/// Most command-line settings (`--set`, `--fix`, `--servers`) one scenario takes. When the
+/// settings break a valid file, each prefix of them is tried in turn to name the first that
+/// does, one parse of the whole document per setting: thousands of them took minutes.
+pub const MAX_SETTINGS: usize = 64;
+
 /// Longest scenario name: it is part of the run directory's name, which must stay well under the
 /// 255 bytes a file name may have.
 pub const MAX_NAME_CHARS: usize = 128;
@@ -123,6 +128,15 @@ fn default_lag_tolerance() -> HumanDuration {
     HumanDuration(outage_lab_engine::lag::DEFAULT_TOLERANCE)
 }
 
+/// The refusal of a scenario file of `size` bytes, over [`MAX_SCENARIO_BYTES`].
+fn too_big(shown: &str, size: &str) -> ScenarioError {
+    ScenarioError {
+        message: format!(
+            "{shown}: is {size} bytes; a scenario may be at most {MAX_SCENARIO_BYTES} bytes"
+        ),
+    }
+}
+
 impl Scenario {
     /// Reads and validates a scenario file. Refuses directories, files over
     /// [`MAX_SCENARIO_BYTES`] and text that is not UTF-8, before parsing. The read itself is
@@ -138,13 +152,8 @@ impl Scenario {
                 "is a directory; expected a scenario file (YAML)".into(),
             ));
         }
-        let too_big = |size: String| {
-            fail(format!(
-                "is {size} bytes; a scenario may be at most {MAX_SCENARIO_BYTES} bytes"
-            ))
-        };
         if meta.len() > MAX_SCENARIO_BYTES {
-            return Err(too_big(meta.len().to_string()));
+            return Err(too_big(&shown, &meta.len().to_string()));
         }
         let mut bytes = Vec::new();
         std::fs::File::open(path)
@@ -155,12 +164,28 @@ impl Scenario {
                 )
             })
             .map_err(|e| fail(format!("cannot read: {e}")))?;
+        let mut scenario = Self::from_bytes(&bytes, &shown, settings)?;
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+        let dir = dir.unwrap_or(Path::new("."));
+        scenario.dir = dir.canonicalize().unwrap_or_else(|_| dir.to_owned());
+        Ok(scenario)
+    }
+
+    /// Validates a scenario file's bytes, as [`Scenario::load`] read them, with the command
+    /// line's `settings` applied; `shown` names the file in error messages. Refuses more than
+    /// [`MAX_SCENARIO_BYTES`] and text that is not UTF-8, naming the first bad byte's line and
+    /// column. The scenario's `dir` is left empty: `load` sets it.
+    pub fn from_bytes(
+        bytes: &[u8],
+        shown: &str,
+        settings: &[Setting],
+    ) -> Result<Self, ScenarioError> {
         if bytes.len() as u64 > MAX_SCENARIO_BYTES {
-            return Err(too_big(format!("more than {MAX_SCENARIO_BYTES}")));
+            return Err(too_big(shown, &format!("more than {MAX_SCENARIO_BYTES}")));
         }
-        let text = String::from_utf8(bytes).map_err(|e| {
-            let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
-            let bad = e.as_bytes()[valid.len()];
+        let text = std::str::from_utf8(bytes).map_err(|e| {
+            let valid = &bytes[..e.valid_up_to()];
+            let bad = bytes[valid.len()];
             // `valid` is UTF-8 by definition: count lines and characters up to the bad byte.
             let valid = std::str::from_utf8(valid).unwrap_or_default();
             let line = valid.matches('\n').count() + 1;
@@ -172,11 +197,7 @@ impl Scenario {
                 ),
             }
         })?;
-        let mut scenario = Self::parse_with(&text, &shown, settings)?;
-        let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
-        let dir = dir.unwrap_or(Path::new("."));
-        scenario.dir = dir.canonicalize().unwrap_or_else(|_| dir.to_owned());
-        Ok(scenario)
+        Self::parse_with(text, shown, settings)
     }
 
     /// Parses and validates scenario text; `source` names it in error messages.
@@ -194,6 +215,14 @@ impl Scenario {
     ) -> Result<Self, ScenarioError> {
         if settings.is_empty() {
             return Self::parse_text(text, source);
+        }
+        if settings.len() > MAX_SETTINGS {
+            return Err(ScenarioError {
+                message: format!(
+                    "{source}: {} command-line settings (--set, --fix, --servers); at most {MAX_SETTINGS} may be given",
+                    settings.len()
+                ),
+            });
         }
         let effective = match overrides::apply(text, source, settings) {
             Ok(effective) => effective,
@@ -330,6 +359,18 @@ timeline:
         Scenario::parse(text, "s.yaml")
             .expect_err("should be rejected")
             .message
+    }
+
+    #[test]
+    fn more_settings_than_a_command_line_needs_are_refused_before_any_is_tried() {
+        let many = vec![Setting::servers(3); MAX_SETTINGS + 1];
+        let e = Scenario::parse_with(MINIMAL, "s.yaml", &many).expect_err("too many");
+        assert_eq!(
+            e.message,
+            "s.yaml: 65 command-line settings (--set, --fix, --servers); at most 64 may be given"
+        );
+        let enough = vec![Setting::servers(3); MAX_SETTINGS];
+        assert!(Scenario::parse_with(MINIMAL, "s.yaml", &enough).is_ok());
     }
 
     #[test]

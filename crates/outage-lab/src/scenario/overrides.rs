@@ -32,6 +32,15 @@ pub enum SettingError {
         /// The path as given.
         path: String,
     },
+    /// A path of more parts than any scenario is deep. Without a bound, a path of thousands of
+    /// parts built a document so deep that writing (and dropping) it overflowed the stack.
+    #[error("{path:?} has {parts} parts; a path into a scenario has at most {MAX_PATH_PARTS}")]
+    TooDeep {
+        /// The path as given.
+        path: String,
+        /// How many parts it has.
+        parts: usize,
+    },
     /// `--fix` naming no fix.
     #[error("--fix {name}: unknown fix; expected one of {}", .known.join(", "))]
     UnknownFix {
@@ -80,6 +89,11 @@ pub enum SettingError {
     },
 }
 
+/// Most parts a `--set` path may have. The deepest path into a scenario has 5
+/// (`timeline.1.dns_update.propagate_to.0`); the bound leaves room, and keeps the document
+/// a setting builds shallow enough to write without running out of stack.
+pub const MAX_PATH_PARTS: usize = 32;
+
 /// One change: a dotted path into the scenario and the YAML value to put there.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Setting {
@@ -103,6 +117,13 @@ impl Setting {
         let (path, value) = arg.split_once('=').ok_or_else(|| SettingError::NoEquals {
             arg: arg.to_owned(),
         })?;
+        let parts = path.split('.').count();
+        if parts > MAX_PATH_PARTS {
+            return Err(SettingError::TooDeep {
+                path: path.to_owned(),
+                parts,
+            });
+        }
         let parts: Vec<String> = path.split('.').map(|p| p.trim().to_owned()).collect();
         if parts.iter().any(String::is_empty) {
             return Err(SettingError::NotAPath {
@@ -236,6 +257,21 @@ pub fn finding(err: &ScenarioError, source: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_set_path_deeper_than_any_scenario_is_refused_not_a_stack_overflow() {
+        let deep = vec!["a"; 20_000].join(".");
+        let err = Setting::parse(&format!("{deep}=1")).expect_err("too deep");
+        assert!(
+            err.to_string()
+                .ends_with("has 20000 parts; a path into a scenario has at most 32"),
+            "{err}"
+        );
+        let deepest = vec!["a"; MAX_PATH_PARTS].join(".");
+        let setting = Setting::parse(&format!("{deepest}=1")).expect("as deep as allowed");
+        let text = "name: t\n";
+        assert!(apply(text, "s.yaml", &[setting]).is_ok());
+    }
 
     #[test]
     fn a_setting_names_a_path_and_a_value() {
