@@ -46,7 +46,11 @@ pub fn before(facts: &RunFacts, end_ms: u64) -> Vec<ExpectationResult> {
             format!("interrupted by {sig} at {end_ms}ms; the timeline did not finish"),
         ));
     }
-    if let Some(reason) = &facts.disturbed {
+    // A run that lost hosts waited on the dead ones (a sweep asks every launcher): its lateness
+    // is the loss's, already its own row, not the machine's.
+    if let Some(reason) = &facts.disturbed
+        && facts.hosts_lost.is_none()
+    {
         out.push(result("kept_pace", false, reason.clone()));
     }
     out
@@ -62,4 +66,33 @@ pub fn after(facts: &RunFacts) -> Vec<ExpectationResult> {
         false,
         format!("still running after stop: {}", facts.leftovers.join(", ")),
     )]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(rows: &[ExpectationResult]) -> Vec<&str> {
+        rows.iter().map(|r| r.name.as_str()).collect()
+    }
+
+    #[test]
+    fn a_run_that_went_right_has_no_run_level_row() {
+        assert!(before(&RunFacts::default(), 0).is_empty());
+        assert!(after(&RunFacts::default()).is_empty());
+    }
+
+    #[test]
+    fn a_disturbed_run_fails_kept_pace_unless_it_lost_hosts_which_says_why_it_was_late() {
+        let disturbed = RunFacts {
+            disturbed: Some("late".into()),
+            ..RunFacts::default()
+        };
+        assert_eq!(names(&before(&disturbed, 0)), ["kept_pace"]);
+        let lost = RunFacts {
+            hosts_lost: Some("gone".into()),
+            ..disturbed
+        };
+        assert_eq!(names(&before(&lost, 0)), ["hosts_stayed_up"]);
+    }
 }

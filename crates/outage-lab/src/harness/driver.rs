@@ -135,6 +135,10 @@ impl<'a> Driver<'a> {
         load_stats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut steps = scenario.timeline.iter().peekable();
         loop {
+            // A step's lateness counts from when the harness was free to inject it: a step
+            // behind another's work (two steps at one `at`: the collector swap starts a process
+            // before the DNS update) is in turn, not late.
+            let free_since = clock.now();
             let deadline = (steps.peek()).map_or(end, |s| fleet_up + s.at().value.get());
             let deadline = tokio::time::Instant::from_std(clock.instant_at(deadline));
             let fix_due = (self.fixes.next_due()).map_or(deadline, |due| due.min(deadline));
@@ -149,7 +153,8 @@ impl<'a> Driver<'a> {
                 }
                 _ = tokio::time::sleep_until(deadline) => {
                     let Some(step) = steps.next() else { return Ok(()) };
-                    let late = clock.now().saturating_sub(fleet_up + step.at().value.get());
+                    let due = (fleet_up + step.at().value.get()).max(free_since);
+                    let late = clock.now().saturating_sub(due);
                     self.lag.late(TIMELINE_STEPS, u64::try_from(late.as_millis()).unwrap_or(u64::MAX));
                     self.apply(step).await?;
                 }
