@@ -11,14 +11,10 @@ const LIMIT: Duration = Duration::from_secs(240);
 
 /// A short scenario in `dir`: 3 servers for 8 seconds, the collector swap and the partial DNS
 /// update, and one expectation that cannot hold (exit 1 is a result, not a failure to run).
-/// A debug build's processes are twice as large: the budget grows with them (see
-/// `support::DEBUG_BUDGET`).
+/// A debug build's processes are larger: the budget grows with them (see
+/// `support::calibration`).
 fn short(dir: &Path) -> std::path::PathBuf {
-    let budget = if cfg!(debug_assertions) {
-        crate::support::DEBUG_BUDGET
-    } else {
-        "48MiB"
-    };
+    let budget = crate::support::calibration::budget();
     let text = format!(
         "name: short\nseed: 5\nduration: 8s\nfleet: {{ servers: 3, memory_budget: {budget} }}\n\
          dns: {{ servers: [dns-a, dns-b, dns-c] }}\ntimeline:\n\

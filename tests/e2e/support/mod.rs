@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod calibration;
 pub mod pty;
 
 use std::io::Read;
@@ -333,18 +334,8 @@ impl ScenarioRun {
     }
 }
 
-/// The memory budget a debug build's servers get in place of the shipped scenarios' 48MiB.
-///
-/// The shipped scenarios are calibrated for release builds, which users run. A debug build's
-/// processes are about twice as large (measured: agent 20.5 vs 10.0 MiB, storage 14 vs 7 MiB),
-/// which would leave fresh servers' caches short of their working set before any fault. 68MiB
-/// leaves a fresh debug server's cache as far above its working set as a release server's
-/// (about 10 MiB: 0.9 x 68 - 20.5 - 14 = 26.7 MiB of cache, against 0.9 x 48 - 10 - 7 = 26.2),
-/// so the same story plays out with the same margins.
-pub const DEBUG_BUDGET: &str = "68MiB";
-
 /// The scenario as the binary under test needs it: for debug builds, the server's memory
-/// budget becomes [`DEBUG_BUDGET`].
+/// budget becomes the measured [`calibration::budget`].
 pub fn calibrated(path: &Path, tmp: &Path) -> PathBuf {
     if !cfg!(debug_assertions) {
         return path.to_path_buf();
@@ -356,7 +347,7 @@ pub fn calibrated(path: &Path, tmp: &Path) -> PathBuf {
     else {
         return path.to_path_buf();
     };
-    let debug = text.replacen(line, &line.replacen("48MiB", DEBUG_BUDGET, 1), 1);
+    let debug = text.replacen(line, &line.replacen("48MiB", calibration::budget(), 1), 1);
     let copy = tmp.join(path.file_name().expect("a file name"));
     std::fs::write(&copy, debug).expect("write calibrated scenario");
     copy
