@@ -10,7 +10,7 @@ use outage_lab_proto::report::Report;
 use outage_lab_proto::{Event, JournalEntry, RunPhase};
 
 use crate::support::{
-    ScenarioRun, journal, poll_until, report, row, run, scenario, wait_until_gone,
+    ScenarioRun, journal, poll_until, report, row, run, run_into, scenario, wait_until_gone,
 };
 
 const RUN_LIMIT: Duration = Duration::from_secs(120);
@@ -127,15 +127,7 @@ fn without_the_privileges_an_external_agent_is_refused_before_anything_starts() 
             String::from_utf8_lossy(&std_out.stderr).into_owned(),
         )
     } else {
-        let done = run(
-            &[
-                "run",
-                path.to_str().unwrap(),
-                "--out",
-                out.to_str().unwrap(),
-            ],
-            Duration::from_secs(20),
-        );
+        let done = run_into(&path, &out, Duration::from_secs(20));
         (done.code(), done.stderr)
     };
     let (code, stderr) = done;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use outage_lab_proto::report::Verdict;
 
-use crate::support::{Proc, ScenarioRun, alarms, report, run, scenario, wait_until_gone};
+use crate::support::{Proc, ScenarioRun, alarms, report, run, run_into, scenario, wait_until_gone};
 
 #[test]
 fn an_oom_sized_agent_is_refused_with_exit_2_before_anything_starts() {
@@ -19,15 +19,7 @@ fn an_oom_sized_agent_is_refused_with_exit_2_before_anything_starts() {
         .expect("the 2012 scenario has a leak ceiling");
     std::fs::write(&path, text.replace(ceiling, "    ceiling: 64GiB")).unwrap();
     let out = tmp.path().join("run");
-    let done = run(
-        &[
-            "run",
-            path.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        Duration::from_secs(20),
-    );
+    let done = run_into(&path, &out, Duration::from_secs(20));
     assert_eq!(done.code(), Some(2), "{}", done.output());
     assert!(
         done.stderr.contains("worst case") && done.stderr.contains("over the limit"),

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use outage_lab_proto::Event;
 
-use super::{journal, run};
+use super::{journal, run_into};
 
 /// What a server's own processes hold before any cache, as users run them (release build): a
 /// fresh agent (10.2 MiB) and a storage process without its cache (11.0 MiB). Measured with the
@@ -58,15 +58,7 @@ fn footprint_mib() -> f64 {
     );
     std::fs::write(&path, text).expect("write the measuring scenario");
     let out = tmp.path().join("run");
-    let done = run(
-        &[
-            "run",
-            path.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        Duration::from_secs(60),
-    );
+    let done = run_into(&path, &out, Duration::from_secs(60));
     assert_eq!(
         done.code(),
         Some(0),

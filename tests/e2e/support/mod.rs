@@ -189,6 +189,20 @@ pub fn run(args: &[&str], limit: Duration) -> Finished {
     Proc::start(args).wait(limit)
 }
 
+/// Runs `outage-lab run <scenario> --out <out>` to the end within `limit`.
+pub fn run_into(scenario: &Path, out: &Path, limit: Duration) -> Finished {
+    let (scenario, out) = (scenario.to_str(), out.to_str());
+    run(
+        &[
+            "run",
+            scenario.expect("utf-8 path"),
+            "--out",
+            out.expect("utf-8 path"),
+        ],
+        limit,
+    )
+}
+
 /// Reads a run's report.
 pub fn report(run_dir: &Path) -> Report {
     let text = std::fs::read_to_string(run_dir.join("report.json")).expect("report.json exists");
