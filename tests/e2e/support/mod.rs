@@ -53,12 +53,31 @@ impl Finished {
     pub fn code(&self) -> Option<i32> {
         self.status.code()
     }
-    /// Everything the process printed, for assertion messages.
+    /// Everything the process printed, for assertion messages, led by [`Finished::verdict`]:
+    /// a CI log may keep only the start of a long failure.
     pub fn output(&self) -> String {
         format!(
-            "--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.stdout, self.stderr
+            "--- verdict ---\n{}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.verdict(),
+            self.stdout,
+            self.stderr
         )
+    }
+
+    /// The lines of stdout that say how a run or an experiment came out: its failed rows, its
+    /// pace and its verdict, or an experiment's failed expectations.
+    pub fn verdict(&self) -> String {
+        let says = |l: &&str| {
+            l.split_whitespace().nth(1) == Some("NO")
+                || ["verdict:", "pace:", "expect FAILED"]
+                    .iter()
+                    .any(|p| l.starts_with(p))
+        };
+        self.stdout
+            .lines()
+            .filter(says)
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
 
@@ -393,4 +412,26 @@ pub fn alarms(run_dir: &Path) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+#[test]
+fn a_failures_message_leads_with_the_failed_rows_the_pace_and_the_verdict() {
+    use std::os::unix::process::ExitStatusExt;
+    let done = Finished {
+        status: ExitStatus::from_raw(256),
+        stdout: "t=  4.3s  replace_collector: ...\n\
+                 leak_alarm                     yes     fired on 2/2 stale agents\n\
+                 stuck_volumes                  NO      stuck peak 8 of 21 volumes\n\
+                 pace: kept (p99 lateness: harness_timer 2 ms; tolerance 100 ms)\n\
+                 verdict: FAIL (1 of 12 expectations did not hold)\n"
+            .into(),
+        stderr: String::new(),
+    };
+    assert_eq!(
+        done.verdict(),
+        "stuck_volumes                  NO      stuck peak 8 of 21 volumes\n\
+         pace: kept (p99 lateness: harness_timer 2 ms; tolerance 100 ms)\n\
+         verdict: FAIL (1 of 12 expectations did not hold)"
+    );
+    assert!(done.output().starts_with("--- verdict ---\nstuck_volumes"));
 }
