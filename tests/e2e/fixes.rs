@@ -234,13 +234,8 @@ fn spare_capacity_places_volumes_with_more_room_to_fail_over_into() {
 
 #[test]
 fn cache_aware_aggregate_alarm_counts_memory_net_of_the_storage_cache() {
-    // A debug build's processes are twice as large without their cache: the threshold moves
-    // with them (release: the default 0.6; an idle server is about a third of its budget).
-    let threshold = if cfg!(debug_assertions) {
-        "0.75"
-    } else {
-        "0.6"
-    };
+    // A debug build's processes are larger: the threshold moves with them.
+    let threshold = crate::support::calibration::net_threshold();
     let set = format!("fixes.cache_aware_aggregate_alarm.threshold={threshold}");
     let (report, entries, tmp) = run_with(&["--set", &set]);
     let watchdog = config(&tmp.path().join("run"), "watchdog.json");
