@@ -308,17 +308,69 @@ impl Picture {
         }
     }
 
-    /// (x, y) of every pixel within a small distance of `colour` (line edges are antialiased).
-    fn pixels_like(&self, (r, g, b): (u8, u8, u8)) -> Vec<(u32, u32)> {
-        let near = |a: u8, b: u8| a.abs_diff(b) <= 12;
+    /// (x, y) of every pixel where a line of `colour` shows: at least half covered by it, over
+    /// a light background. A 1.5-pixel line on a whole-pixel coordinate covers no pixel fully
+    /// (two rows at 75% each), so an exact-colour match finds it only where lines overlap.
+    fn pixels_like(&self, colour: (u8, u8, u8)) -> Vec<(u32, u32)> {
         self.rgb
             .iter()
             .enumerate()
-            .filter(|(_, p)| near(p.0, r) && near(p.1, g) && near(p.2, b))
+            .filter(|(_, p)| coverage(**p, colour).is_some_and(|a| a >= 0.5))
             .map(|(i, _)| {
                 let i = u32::try_from(i).expect("fits");
                 (i % self.width, i / self.width)
             })
             .collect()
+    }
+}
+
+/// How much of `pixel` is `colour` drawn over white (0 to 1), if it is that colour blended at
+/// all: every channel must agree on the share, which a grey or another hue does not.
+fn coverage(pixel: (u8, u8, u8), colour: (u8, u8, u8)) -> Option<f64> {
+    let channels = [
+        (pixel.0, colour.0),
+        (pixel.1, colour.1),
+        (pixel.2, colour.2),
+    ];
+    let shares: Vec<f64> = channels
+        .iter()
+        .filter(|(_, c)| *c < 215)
+        .map(|(p, c)| (255.0 - f64::from(*p)) / (255.0 - f64::from(*c)))
+        .collect();
+    let (lo, hi) = shares
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(lo, hi), s| (lo.min(*s), hi.max(*s)));
+    let agrees = !shares.is_empty() && hi - lo <= 0.15 && lo > 0.0 && hi <= 1.1;
+    agrees.then(|| shares.iter().sum::<f64>() / shares.len() as f64)
+}
+
+#[cfg(test)]
+mod pictures {
+    use super::coverage;
+    use outage_lab_viz::colour;
+
+    fn over_white(c: (u8, u8, u8), alpha: f64) -> (u8, u8, u8) {
+        let mix = |c: u8| (alpha * f64::from(c) + (1.0 - alpha) * 255.0).round() as u8;
+        (mix(c.0), mix(c.1), mix(c.2))
+    }
+
+    #[test]
+    fn a_line_three_quarters_over_a_pixel_counts_as_its_colour_and_nothing_else_does() {
+        let half_row = over_white(colour::FRESH_AGENT, 0.75);
+        let share = coverage(half_row, colour::FRESH_AGENT).expect("fresh");
+        assert!((share - 0.75).abs() < 0.02, "{share}");
+        assert!(coverage(half_row, colour::STALE_AGENT).is_none());
+        for other in [
+            colour::STALE_AGENT,
+            colour::STORAGE,
+            colour::LEAK_ALARM,
+            (0x88, 0x88, 0x88),
+        ] {
+            assert!(
+                coverage(over_white(other, 0.75), colour::FRESH_AGENT).is_none(),
+                "{other:?}"
+            );
+        }
+        assert!(coverage((255, 255, 255), colour::FRESH_AGENT).is_none());
     }
 }
