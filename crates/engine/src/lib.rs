@@ -12,6 +12,8 @@
 //! - [`logs`]: the logs a run leaves;
 //! - [`checks`]: the verdict rows about the run itself (interrupted, memory, lost hosts,
 //!   leftovers);
+//! - [`supervisor`]: starts, hears, freezes and stops the processes of a run, here or on
+//!   launcher hosts;
 //! - [`terminal`]: what the person watching a run sees (plain lines, and a live line on a
 //!   terminal).
 
@@ -24,4 +26,5 @@ pub mod lag;
 pub mod ledger;
 pub mod located;
 pub mod logs;
+pub mod supervisor;
 pub mod terminal;

@@ -123,7 +123,7 @@ pub struct RunArgs {
     /// registered in that state directory, which every container mounts. With it, --serve may
     /// bind a container address (publish it on the machine's loopback only).
     #[arg(long, value_name = "dns:PORT|STATE_DIR")]
-    pub hosts: Option<crate::supervisor::remote::Hosts>,
+    pub hosts: Option<crate::launchers::Hosts>,
     /// The admin token the launchers found by DNS share, from a file (a Docker secret:
     /// /run/secrets/NAME).
     #[arg(long, value_name = "FILE", requires = "hosts")]

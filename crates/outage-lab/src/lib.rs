@@ -22,6 +22,7 @@ mod fleet;
 mod fleet_handle;
 mod harness;
 mod kinds;
+mod launchers;
 mod load;
 mod names;
 mod pace;
@@ -30,7 +31,6 @@ mod roles;
 mod run_state;
 mod scenario;
 mod steps;
-mod supervisor;
 mod workshop;
 
 use std::process::ExitCode;
@@ -260,7 +260,7 @@ fn options(
     scenario: &Scenario,
     shown: &str,
     settings: &RunSettings,
-    hosts: Option<supervisor::remote::Hosts>,
+    hosts: Option<launchers::Hosts>,
 ) -> Result<harness::RunOptions, RunError> {
     let refused = |source| RunError::Containment {
         shown: shown.to_owned(),

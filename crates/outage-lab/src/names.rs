@@ -8,7 +8,8 @@
 
 use std::fmt;
 
-use outage_lab_proto::{ProcessRole, Role};
+use outage_lab_engine::supervisor::ProcessKey;
+use outage_lab_proto::{Event, ProcessRole, Role};
 
 /// Which of the two collectors: the one that fails, or its replacement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -66,6 +67,36 @@ impl ProcessName {
     }
 }
 
+/// How the engine's supervisor records and freezes the 2012 fleet's processes.
+///
+/// At a workshop stop the agents (the lab's or any program's, whole process group), control,
+/// the watchdog and the storage servers are frozen, clients first: nothing leaks, probes or
+/// fails over while the room talks. The DNS servers and collectors only answer questions and
+/// change nothing on their own, so they keep answering (`dig` and `curl` work at a stop), and
+/// nothing they do then moves a number the alarms read. The harness's own customer load and API
+/// automation send nothing while frozen, the watchdog stamps samples with active time, and the
+/// fixes that act after a delay count only time the run ran.
+impl ProcessKey for ProcessName {
+    fn started(&self, pid: u32) -> Event {
+        Event::ProcessStarted {
+            name: self.to_string(),
+            role: self.role(),
+            server: self.server().map(str::to_owned),
+            pid,
+        }
+    }
+
+    fn freeze_rank(&self) -> Option<u8> {
+        match self {
+            Self::Agent(_) => Some(0),
+            Self::Control => Some(1),
+            Self::Watchdog => Some(2),
+            Self::Storage(_) => Some(3),
+            Self::Dns(_) | Self::Collector(_) => None,
+        }
+    }
+}
+
 impl fmt::Display for ProcessName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -104,5 +135,17 @@ mod tests {
         assert_eq!(name.role(), Role::Storage);
         assert_eq!(name.server(), Some("s001"));
         assert_eq!(ProcessName::Watchdog.server(), None);
+    }
+
+    #[test]
+    fn a_freeze_stops_clients_before_servers_and_leaves_dns_and_collectors_answering() {
+        let rank = |n: ProcessName| n.freeze_rank();
+        let agent = rank(ProcessName::Agent("s000".into())).expect("frozen");
+        let control = rank(ProcessName::Control).expect("frozen");
+        let watchdog = rank(ProcessName::Watchdog).expect("frozen");
+        let storage = rank(ProcessName::Storage("s000".into())).expect("frozen");
+        assert!(agent < control && control < watchdog && watchdog < storage);
+        assert_eq!(rank(ProcessName::Dns("dns-a".into())), None);
+        assert_eq!(rank(ProcessName::Collector(Generation::New)), None);
     }
 }

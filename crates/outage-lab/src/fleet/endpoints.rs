@@ -14,7 +14,7 @@ use outage_lab_proto::Role;
 use serde::Serialize;
 
 use crate::names::ProcessName;
-use crate::supervisor::Started;
+use outage_lab_engine::supervisor::Started;
 
 /// The file's name in the run directory.
 pub const FILE: &str = "endpoints.json";

@@ -23,8 +23,8 @@ use crate::fleet_handle::FleetHandle;
 use crate::names::{Generation, ProcessName};
 use crate::plan::{Plan, ServerPlan};
 use crate::scenario::Scenario;
-use crate::supervisor::{Pending, Program, Started, Supervisor};
 use outage_lab_engine::error::HarnessError;
+use outage_lab_engine::supervisor::{Isolate, Pending, Program, Started, Supervisor};
 
 /// How long a process may take to print its readiness line.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
@@ -54,7 +54,7 @@ pub struct Fleet<'a> {
     /// The run's seed.
     pub seed: u64,
     /// Starts and stops the processes.
-    pub sup: Supervisor,
+    pub sup: Supervisor<ProcessName>,
     /// For the roles' admin APIs (with the run's token on launcher hosts).
     pub http: reqwest::Client,
     run_dir: PathBuf,
@@ -71,7 +71,7 @@ impl<'a> Fleet<'a> {
         scenario: &'a Scenario,
         plan: &'a Plan,
         seed: u64,
-        sup: Supervisor,
+        sup: Supervisor<ProcessName>,
         http: reqwest::Client,
         run_dir: PathBuf,
     ) -> Self {
@@ -289,7 +289,7 @@ impl<'a> Fleet<'a> {
         let isolation = if self.sup.is_remote() {
             None
         } else {
-            let written = external_agent::Isolation::write(&etc, dns.ip);
+            let written = outage_lab_engine::supervisor::isolation::Isolation::write(&etc, dns.ip);
             Some(written.map_err(io(format!("write {}", etc.display())))?)
         };
         let argv: Vec<String> = (external.command.value.iter())
@@ -302,7 +302,7 @@ impl<'a> Fleet<'a> {
             argv: &argv,
             env: &env,
             workdir: &workdir,
-            isolation: isolation.as_ref(),
+            isolation: isolation.as_ref().map(|i| i as &dyn Isolate),
             may_exit: external.may_exit,
         };
         let name = ProcessName::Agent(server.id.clone());

@@ -17,10 +17,10 @@ use crate::fixes::runtime::FixRuntime;
 use crate::fleet::Fleet;
 use crate::run_state::RunState;
 use crate::steps::Step;
-use crate::supervisor::Inbound;
 use outage_lab_engine::error::HarnessError;
 use outage_lab_engine::journal::JournalWriter;
 use outage_lab_engine::lag::{Heartbeat, LagMeter, TIMELINE_STEPS};
+use outage_lab_engine::supervisor::Inbound;
 use outage_lab_engine::terminal::say;
 
 /// How often the customer load's counters go to the journal.

@@ -5,7 +5,7 @@
 use outage_lab_proto::{Event, JournalEntry};
 
 use crate::containment::MemoryGuard;
-use crate::supervisor::LOST_WITH_HOST;
+use outage_lab_engine::supervisor::LOST_WITH_HOST;
 use outage_lab_engine::terminal::say;
 
 /// The reasons to stop a run early, as they come.

@@ -11,7 +11,6 @@
 
 pub mod customers;
 pub mod driver;
-pub mod freeze;
 pub mod halt;
 pub mod report;
 pub mod stops;
@@ -35,14 +34,15 @@ use crate::containment::MemoryGuard;
 use crate::fixes::action::Action;
 use crate::fleet::limiter::Limiter;
 use crate::fleet::{Fleet, STOP_GRACE};
+use crate::launchers::{self as remote, Hosts};
 use crate::load;
 use crate::plan::{Plan, pick_octet};
 use crate::scenario::Scenario;
 use crate::steps::dns_update;
-use crate::supervisor::Supervisor;
-use crate::supervisor::remote::{self, Hosts};
+
 use outage_lab_engine::checks::RunFacts;
 use outage_lab_engine::error::HarnessError;
+use outage_lab_engine::supervisor::Supervisor;
 use outage_lab_engine::terminal::say;
 
 /// How long `run --hosts` waits for every launcher host to register and answer.
@@ -187,7 +187,7 @@ async fn start<'a>(
         None => Some(local_ledger(run_dir)?),
     };
     let headers = match &remote {
-        Some(remote) => remote::Remote::auth_headers(&remote.token)?,
+        Some(remote) => outage_lab_engine::supervisor::launcher::auth_headers(&remote.token)?,
         None => reqwest::header::HeaderMap::new(),
     };
     let http = reqwest::Client::builder()

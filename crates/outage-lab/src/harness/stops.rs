@@ -24,7 +24,7 @@ const PACE_SLICE: Duration = Duration::from_secs(1);
 /// What the driver hears while it waits.
 pub(super) enum Input {
     /// A process's event (`None`: every process's stdout has closed).
-    Event(Option<crate::supervisor::Inbound>),
+    Event(Option<outage_lab_engine::supervisor::Inbound>),
     /// A participant's request.
     Asked(Asked),
 }

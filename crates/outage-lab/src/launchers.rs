@@ -22,11 +22,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use outage_lab_host::Registration;
-use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 
 use crate::names::{Generation, ProcessName};
 use crate::plan::Plan;
 use outage_lab_engine::error::HarnessError;
+use outage_lab_engine::supervisor::launcher::{Launchers, auth_headers};
 
 /// The services a compose deployment runs one launcher each for.
 pub const FIXED_SERVICES: [&str; 5] = [
@@ -144,35 +144,8 @@ impl std::fmt::Display for Hosts {
     }
 }
 
-/// Where each process of the run is started, and how to talk to the launchers.
-#[derive(Debug, Clone)]
-pub struct Remote {
-    /// Launcher address by process.
-    by_process: BTreeMap<ProcessName, SocketAddr>,
-    /// The shared admin token, sent as a bearer token on every admin call.
-    pub token: String,
-    /// A client for launcher streams: no overall timeout (a spawn response lasts as long as
-    /// its process), a short connect timeout.
-    pub client: reqwest::Client,
-}
-
-impl Remote {
-    /// The launcher that runs `process`.
-    pub fn host_of(&self, process: &ProcessName) -> Result<SocketAddr, HarnessError> {
-        self.by_process.get(process).copied().ok_or_else(|| {
-            HarnessError::Start(format!("no launcher host is assigned to process {process}"))
-        })
-    }
-
-    /// The headers every harness request carries in this mode.
-    pub fn auth_headers(token: &str) -> Result<HeaderMap, HarnessError> {
-        let mut value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
-            HarnessError::Start("the admin token is not a valid header value".into())
-        })?;
-        value.set_sensitive(true);
-        Ok(HeaderMap::from_iter([(AUTHORIZATION, value)]))
-    }
-}
+/// Where each process of a 2012 run is started, and how to talk to the launchers.
+pub type Remote = Launchers<ProcessName>;
 
 /// Waits up to `timeout` for the hosts a run of `plan` needs, then moves `plan`'s addresses onto
 /// them. Says which services are missing when time runs out. `token_file` holds the admin token
@@ -192,7 +165,7 @@ pub async fn connect(
         .tcp_keepalive(Duration::from_secs(2))
         .tcp_keepalive_interval(Duration::from_secs(1))
         .tcp_keepalive_retries(3)
-        .default_headers(Remote::auth_headers(&token)?)
+        .default_headers(auth_headers(&token)?)
         .build()
         .map_err(|e| HarnessError::Start(format!("HTTP client: {e}")))?;
     let deadline = tokio::time::Instant::now() + timeout;
@@ -212,11 +185,7 @@ pub async fn connect(
         match assign(&live, plan) {
             Ok(assignment) => {
                 let by_process = apply(plan, &assignment);
-                return Ok(Remote {
-                    by_process,
-                    token,
-                    client,
-                });
+                return Ok(Launchers::new(by_process, token, client));
             }
             Err(missing) if tokio::time::Instant::now() >= deadline => {
                 return Err(HarnessError::Start(format!(

@@ -1,0 +1,115 @@
+//! Starting a program the engine did not write, here: its own process group, its own view of
+//! the system's files ([`Isolate`]), only the environment it is given.
+
+use std::collections::BTreeMap;
+use std::fs::OpenOptions;
+use std::path::Path;
+use std::process::Stdio;
+
+use tokio::process::Command;
+
+use super::process::signal_group;
+use super::teller::Teller;
+use crate::error::HarnessError;
+
+/// What sets up a program's view of the machine in the forked child, before exec (its mount
+/// namespace, its process group).
+pub trait Isolate: std::fmt::Debug + Sync {
+    /// Arranges `cmd` to run isolated.
+    fn apply(&self, cmd: &mut Command);
+}
+
+/// A program the lab did not write, ready to start ([`Supervisor::spawn_program`]).
+#[derive(Debug)]
+pub struct Program<'a> {
+    /// The program and its arguments; not empty.
+    pub argv: &'a [String],
+    /// Its environment besides the inherited variables
+    /// ([`outage_lab_host::AGENT_INHERITED_ENV`], from wherever it runs).
+    pub env: &'a BTreeMap<String, String>,
+    /// Its working directory.
+    pub workdir: &'a Path,
+    /// Its view of `/etc/resolv.conf` and `/etc/hosts` when it runs here; on a launcher host
+    /// the container's own (compose's `dns:`) does that job.
+    pub isolation: Option<&'a dyn Isolate>,
+    /// Whether its exit on its own is expected (else the journal records a crash).
+    pub may_exit: bool,
+}
+
+/// Starts an external agent here: its own process group and mount namespace, its whole
+/// environment the inherited variables and `program.env`, its output appended to `log`.
+pub(super) fn spawn_program_here(
+    name: &str,
+    program: &Program<'_>,
+    log: &Path,
+    mut teller: Teller,
+    data_limit: Option<u64>,
+) -> Result<u32, HarnessError> {
+    let open_log = || {
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .map_err(|e| HarnessError::io(format!("open {}", log.display()), e))
+    };
+    let isolation = program.isolation.ok_or_else(|| {
+        HarnessError::Start(format!(
+            "{name}: an external agent here needs its own resolv.conf"
+        ))
+    })?;
+    let inherited = (outage_lab_host::AGENT_INHERITED_ENV.iter())
+        .filter_map(|k| Some((k.to_string(), std::env::var(k).ok()?)));
+    let mut cmd = Command::new(program.argv[0].as_str());
+    cmd.args(&program.argv[1..])
+        .current_dir(program.workdir)
+        .env_clear()
+        .envs(inherited)
+        .envs(program.env)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(open_log()?))
+        .stderr(Stdio::from(open_log()?))
+        .kill_on_drop(true);
+    outage_lab_host::die_with_parent(&mut cmd);
+    isolation.apply(&mut cmd);
+    if let Some(limit) = data_limit {
+        limit_data(&mut cmd, limit);
+    }
+    let mut child = cmd.spawn().map_err(|e| {
+        HarnessError::Start(format!(
+            "{name}: could not start {:?} (in {}): {e}",
+            program.argv[0],
+            program.workdir.display()
+        ))
+    })?;
+    let pid = (child.id()).ok_or_else(|| HarnessError::Start(format!("{name}: exited at once")))?;
+    teller.pid = pid;
+    tokio::spawn(async move {
+        let status = match child.wait().await {
+            Ok(status) => outage_lab_host::describe_status(status),
+            Err(e) => format!("wait failed: {e}"),
+        };
+        // What it forked dies with it. The group's id is not reused while any member lives,
+        // so this reaches only the program's own processes.
+        signal_group(pid, libc::SIGKILL);
+        teller.exited(status);
+    });
+    Ok(pid)
+}
+
+/// Sets `RLIMIT_DATA` in the child before exec: its heap cannot grow past `limit` bytes.
+pub(super) fn limit_data(cmd: &mut Command, limit: u64) {
+    let rlim = libc::rlimit {
+        rlim_cur: limit as libc::rlim_t,
+        rlim_max: limit as libc::rlim_t,
+    };
+    // SAFETY: the closure runs in the forked child before exec and only calls setrlimit, which
+    // is async-signal-safe; it allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setrlimit(libc::RLIMIT_DATA, &rlim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
