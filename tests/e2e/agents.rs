@@ -262,7 +262,7 @@ fn working_inside(dir: &std::path::Path) -> Vec<u32> {
 }
 
 #[test]
-fn what_an_agent_forked_is_reaped_by_the_next_run_when_the_harness_was_killed() {
+fn what_an_agent_forked_dies_with_a_killed_harness_and_the_next_run_finds_nothing_to_reap() {
     if !privileged() {
         return;
     }
@@ -290,14 +290,28 @@ fn what_an_agent_forked_is_reaped_by_the_next_run_when_the_harness_was_killed() 
         )
     });
     assert!(up, "the fleet never came up");
+    let forked = poll_until(
+        Duration::from_secs(10),
+        || working_inside(&killed),
+        |p| p.len() >= 3 * 2,
+    );
+    assert!(
+        forked.len() >= 3 * 2,
+        "each of the 3 agents forks two sleeps: {forked:?}"
+    );
     harness.signal(libc::SIGKILL);
     harness.wait(Duration::from_secs(10));
-    // The death signal reaches each agent, not what it forked: the sleeps are orphans now.
-    std::thread::sleep(Duration::from_millis(500));
-    let orphans = working_inside(&killed);
-    assert!(
-        !orphans.is_empty(),
-        "the agents' sleeps outlived the harness"
+    // The death signal reaches each agent's `unshare`, whose death ends the agent's PID
+    // namespace and everything in it: the sleeps too, with no run needed to reap them.
+    let left = poll_until(
+        Duration::from_secs(3),
+        || working_inside(&killed),
+        Vec::is_empty,
+    );
+    assert_eq!(
+        left,
+        Vec::<u32>::new(),
+        "outlived the harness, of {forked:?}"
     );
 
     let next = tmp.path().join("next");
@@ -312,14 +326,8 @@ fn what_an_agent_forked_is_reaped_by_the_next_run_when_the_harness_was_killed() 
     )
     .wait(RUN_LIMIT);
     assert!(
-        done.stdout.contains("forked by agent-s0"),
+        !done.stdout.contains("forked by agent-s0"),
         "{}",
         done.output()
     );
-    let left = poll_until(
-        Duration::from_secs(3),
-        || working_inside(&killed),
-        Vec::is_empty,
-    );
-    assert_eq!(left, Vec::<u32>::new(), "orphans were {orphans:?}");
 }

@@ -10,10 +10,10 @@
 //! did not write, a working directory inside it). Anything else is left alone; a recycled pid is
 //! never hit.
 //!
-//! An external agent runs in a process group of its own, and what it forks does not die with
-//! the harness (only the agent itself gets the death signal). Its line says so (`group`), and
-//! every member of that group working inside the run's directory is reaped too, even once the
-//! agent itself is gone.
+//! A program the lab did not write runs in a process group and a PID namespace of its own
+//! (`supervisor::isolation`), so what it forks dies with it when the harness dies. Its line
+//! says so (`group`), and every member of that group working inside the run's directory is
+//! reaped too, even once the program itself is gone: the second line of defence again.
 //!
 //! A run may also make kernel objects that outlive its processes: a control group directory
 //! (for a memory limit) stays, empty, when the harness is killed. The ledger lists each

@@ -12,11 +12,10 @@ use super::process::signal_group;
 use super::teller::Teller;
 use crate::error::HarnessError;
 
-/// What sets up a program's view of the machine in the forked child, before exec (its mount
-/// namespace, its process group).
+/// What runs a program with its own view of the machine (its namespaces, its process group).
 pub trait Isolate: std::fmt::Debug + Sync {
-    /// Arranges `cmd` to run isolated.
-    fn apply(&self, cmd: &mut Command);
+    /// The command that runs `program` (a path) with `args`, isolated.
+    fn command(&self, program: &Path, args: &[String]) -> Command;
 }
 
 /// A program the lab did not write, ready to start ([`Supervisor::spawn_program`]).
@@ -57,11 +56,24 @@ pub(super) fn spawn_program_here(
             "{name}: an external agent here needs its own resolv.conf"
         ))
     })?;
-    let inherited = (outage_lab_host::AGENT_INHERITED_ENV.iter())
-        .filter_map(|k| Some((k.to_string(), std::env::var(k).ok()?)));
-    let mut cmd = Command::new(program.argv[0].as_str());
-    cmd.args(&program.argv[1..])
-        .current_dir(program.workdir)
+    let inherited: BTreeMap<String, String> = (outage_lab_host::AGENT_INHERITED_ENV.iter())
+        .filter_map(|k| Some((k.to_string(), std::env::var(k).ok()?)))
+        .collect();
+    let path = (program.env.get("PATH").or(inherited.get("PATH"))).map_or("", String::as_str);
+    let exe = resolve(&program.argv[0], program.workdir, path).ok_or_else(|| {
+        HarnessError::Start(format!(
+            "{name}: could not start {:?} (in {}): no such executable file{}",
+            program.argv[0],
+            program.workdir.display(),
+            if program.argv[0].contains('/') {
+                String::new()
+            } else {
+                format!(" on PATH ({path})")
+            }
+        ))
+    })?;
+    let mut cmd = isolation.command(&exe, &program.argv[1..]);
+    cmd.current_dir(program.workdir)
         .env_clear()
         .envs(inherited)
         .envs(program.env)
@@ -70,7 +82,6 @@ pub(super) fn spawn_program_here(
         .stderr(Stdio::from(open_log()?))
         .kill_on_drop(true);
     outage_lab_host::die_with_parent(&mut cmd);
-    isolation.apply(&mut cmd);
     if let Some(limit) = data_limit {
         limit_data(&mut cmd, limit);
     }
@@ -96,6 +107,17 @@ pub(super) fn spawn_program_here(
     Ok(pid)
 }
 
+/// Where `argv0` is, as `execvp` in `workdir` would find it: a name with a slash is a path
+/// (relative to `workdir`), any other is looked up on `path`. `None`: no executable file there.
+fn resolve(argv0: &str, workdir: &Path, path: &str) -> Option<std::path::PathBuf> {
+    if argv0.contains('/') {
+        let exe = workdir.join(argv0);
+        super::isolation::is_executable(&exe).then_some(exe)
+    } else {
+        super::isolation::on_path(argv0, path)
+    }
+}
+
 /// Sets `RLIMIT_DATA` in the child before exec: its heap cannot grow past `limit` bytes.
 pub(super) fn limit_data(cmd: &mut Command, limit: u64) {
     let rlim = libc::rlimit {
@@ -111,5 +133,37 @@ pub(super) fn limit_data(cmd: &mut Command, limit: u64) {
             }
             Ok(())
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resolve;
+
+    #[test]
+    fn a_program_is_found_as_execvp_finds_it_or_not_at_all() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).expect("mkdir");
+        let tool = bin.join("tool");
+        std::fs::write(&tool, "#!/bin/sh\n").expect("write");
+        let plain = dir.path().join("plain");
+        std::fs::write(&plain, "not a program").expect("write");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let path = format!("/nonexistent:{}", bin.display());
+        assert_eq!(resolve("tool", dir.path(), &path), Some(tool.clone()));
+        assert_eq!(resolve("bin/tool", dir.path(), ""), Some(tool));
+        assert_eq!(resolve("tool", dir.path(), "/nonexistent"), None);
+        assert_eq!(
+            resolve("./plain", dir.path(), &path),
+            None,
+            "not executable"
+        );
+        assert_eq!(
+            resolve("bin", dir.path(), dir.path().to_str().expect("utf-8")),
+            None,
+            "a directory"
+        );
     }
 }
