@@ -7,7 +7,9 @@
 //! is the sum of its processes.
 
 use std::collections::HashMap;
+use std::fs::File;
 use std::io;
+use std::os::unix::fs::FileExt;
 
 /// Resident pages from the text of `/proc/PID/statm` ("size resident shared text lib data dt").
 pub fn parse_resident_pages(statm: &[u8]) -> Option<u64> {
@@ -47,6 +49,16 @@ pub fn group_members(pgid: u32) -> Vec<u32> {
             parse_group(&stat) == Some(pgid)
         })
         .collect()
+}
+
+/// Resident pages from a `/proc/PID/statm` descriptor kept open between reads, read again with
+/// `pread` at offset 0 (about a microsecond, against 25 µs to open, read and close it). `None`
+/// once the process it was opened for is reaped: the descriptor stays tied to that process even
+/// if its pid is reused. A zombie reads 0.
+pub fn pread_resident_pages(statm: &File) -> Option<u64> {
+    let mut buf = [0u8; 128];
+    let n = statm.read_at(&mut buf, 0).ok()?;
+    parse_resident_pages(buf.get(..n)?)
 }
 
 /// Resident bytes of the process whose statm file is at `path` (`/proc/self/statm`,

@@ -104,7 +104,7 @@ mod tests {
 
     /// This process's resident set in bytes, from the second field of /proc/self/statm.
     fn own_rss() -> u64 {
-        crate::sizing::own_rss().expect("read /proc/self/statm")
+        (crate::sizing::Meters::new(None, false).own_rss()).expect("read /proc/self/statm")
     }
 
     #[test]

@@ -263,7 +263,7 @@ pub async fn run(
         usize::try_from(config.replica_size.bytes()).unwrap_or(usize::MAX),
         config.probe_blocks,
     ));
-    let resizer = Resizer::new(&config, Arc::clone(&shared));
+    let mut resizer = Resizer::new(&config, Arc::clone(&shared));
     resizer.resize_once().await?;
 
     let mut server = serve_http(&config, listeners, &shutdown, &events, &shared, &volumes)?;
@@ -372,8 +372,7 @@ fn emit_stats(server: &str, shared: &Shared, volumes: &volumes::Volumes, events:
 /// The resize loop's state: reads memory, computes the target, moves the cache.
 struct Resizer {
     sizing: Sizing,
-    agent_pid_file: Option<PathBuf>,
-    agent_tree: bool,
+    meters: sizing::Meters,
     shared: Arc<Shared>,
 }
 
@@ -386,8 +385,7 @@ impl Resizer {
                 fill_fraction: config.fill_fraction,
                 block_size: config.block_size.bytes(),
             },
-            agent_pid_file: config.agent_pid_file.clone(),
-            agent_tree: config.agent_tree,
+            meters: sizing::Meters::new(config.agent_pid_file.clone(), config.agent_tree),
             shared,
         }
     }
@@ -397,14 +395,14 @@ impl Resizer {
     /// One step, never a gradual ramp: a cache that warmed up over seconds would look, to a
     /// per-process trend detector, exactly like a leak. A single jump is a step, which the
     /// watchdog's detector is built to ignore.
-    async fn resize_once(&self) -> Result<(), Error> {
+    async fn resize_once(&mut self) -> Result<(), Error> {
         // While the agent is absent (a restart), keep its last known share of the budget.
-        let agent_rss = sizing::agent_rss(self.agent_pid_file.as_deref(), self.agent_tree)
+        let agent_rss = (self.meters.agent_rss())
             .unwrap_or_else(|| self.shared.agent_rss_bytes.load(Ordering::Relaxed));
         let cache_bytes = self.shared.cache_bytes.load(Ordering::Relaxed);
         // If our own statm cannot be read (no /proc?), assume the cache is all we hold: the
         // target then only follows the agent.
-        let own_rss = sizing::own_rss().unwrap_or(cache_bytes);
+        let own_rss = self.meters.own_rss().unwrap_or(cache_bytes);
         let target = self.sizing.target(agent_rss, own_rss, cache_bytes);
         self.shared
             .agent_rss_bytes

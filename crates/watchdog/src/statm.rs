@@ -15,9 +15,8 @@
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
 
-pub use outage_lab_proto::procfs::{parse_resident_pages, parse_start_time};
+pub use outage_lab_proto::procfs::{parse_resident_pages, parse_start_time, pread_resident_pages};
 
 /// What one sweep read about one process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,7 +103,6 @@ impl StatmReader {
             self.open.retain(|pid, _| wanted.contains(pid));
         }
         let mut readings = HashMap::with_capacity(pids.len());
-        let mut buf = [0u8; 128];
         for &pid in pids {
             if !self.open.contains_key(&pid) {
                 let Ok(o) = open(pid) else {
@@ -112,8 +110,7 @@ impl StatmReader {
                 };
                 if self.open.len() >= self.max_open {
                     // Out of descriptors to keep: read this one now and let it close.
-                    if let Some(pages) = read_resident_pages(&o.statm, &mut buf).filter(|&p| p > 0)
-                    {
+                    if let Some(pages) = pread_resident_pages(&o.statm).filter(|&p| p > 0) {
                         let rss = pages * self.page_size;
                         readings.insert(
                             pid,
@@ -130,7 +127,7 @@ impl StatmReader {
             let Some(o) = self.open.get(&pid) else {
                 continue;
             };
-            match read_resident_pages(&o.statm, &mut buf) {
+            match pread_resident_pages(&o.statm) {
                 Some(pages) if pages > 0 => {
                     readings.insert(
                         pid,
@@ -159,12 +156,6 @@ fn open(pid: u32) -> io::Result<Open> {
     let start_time = parse_start_time(&stat)
         .ok_or_else(|| io::Error::other(format!("unreadable /proc/{pid}/stat")))?;
     Ok(Open { statm, start_time })
-}
-
-/// The second field of statm (resident pages), read with pread at offset 0.
-fn read_resident_pages(file: &File, buf: &mut [u8]) -> Option<u64> {
-    let n = file.read_at(buf, 0).ok()?;
-    parse_resident_pages(buf.get(..n)?)
 }
 
 #[cfg(test)]
