@@ -2,7 +2,6 @@
 //! container or machine, its stdout and exit streamed back, its signals sent over HTTP.
 
 use std::collections::BTreeMap;
-use std::fs::OpenOptions;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -127,11 +126,7 @@ pub(super) async fn spawn_remote<K>(
     let request = spawn_request(name, args, log, program)?;
     // A role's stderr comes back in the body; it lands in the run directory's log as it would
     // locally.
-    let mut log_file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .map_err(|e| HarnessError::io(format!("open {}", log.display()), e))?;
+    let mut log_file = super::program::open_log(log)?;
     let mut response = remote
         .client
         .post(&url)

@@ -31,7 +31,6 @@ mod teller;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::fs::OpenOptions;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -52,7 +51,7 @@ pub use launcher::{LOST_WITH_HOST, Launchers};
 use launcher::{RemoteSignal, spawn_remote};
 use process::{Proc, Watch, stop_procs};
 pub use program::{Isolate, Program};
-use program::{limit_data, spawn_program_here};
+use program::{bind_to_harness, open_log, spawn_program_here};
 use teller::Teller;
 
 /// A process of a run, as the incident names it: ordered, printable (`logs/<name>.log`, the
@@ -330,22 +329,13 @@ impl<K: ProcessKey> Supervisor<K> {
         mut teller: Teller,
         data_limit: Option<u64>,
     ) -> Result<u32, HarnessError> {
-        let log_file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .map_err(|e| HarnessError::io(format!("open {}", log.display()), e))?;
         let mut cmd = Command::new(&self.exe);
         cmd.args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::from(log_file))
-            .env("OUTAGE_LAB_PROCESS", name)
-            .kill_on_drop(true);
-        outage_lab_host::die_with_parent(&mut cmd);
-        if let Some(limit) = data_limit {
-            limit_data(&mut cmd, limit);
-        }
+            .stderr(Stdio::from(open_log(log)?))
+            .env("OUTAGE_LAB_PROCESS", name);
+        bind_to_harness(&mut cmd, data_limit);
         let mut child = cmd.spawn().map_err(|e| {
             HarnessError::Start(format!(
                 "{name}: could not spawn {}: {e}",

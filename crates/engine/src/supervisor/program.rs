@@ -44,13 +44,6 @@ pub(super) fn spawn_program_here(
     mut teller: Teller,
     data_limit: Option<u64>,
 ) -> Result<u32, HarnessError> {
-    let open_log = || {
-        OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .map_err(|e| HarnessError::io(format!("open {}", log.display()), e))
-    };
     let isolation = program.isolation.ok_or_else(|| {
         HarnessError::Start(format!(
             "{name}: an external agent here needs its own resolv.conf"
@@ -78,13 +71,9 @@ pub(super) fn spawn_program_here(
         .envs(inherited)
         .envs(program.env)
         .stdin(Stdio::null())
-        .stdout(Stdio::from(open_log()?))
-        .stderr(Stdio::from(open_log()?))
-        .kill_on_drop(true);
-    outage_lab_host::die_with_parent(&mut cmd);
-    if let Some(limit) = data_limit {
-        limit_data(&mut cmd, limit);
-    }
+        .stdout(Stdio::from(open_log(log)?))
+        .stderr(Stdio::from(open_log(log)?));
+    bind_to_harness(&mut cmd, data_limit);
     let mut child = cmd.spawn().map_err(|e| {
         HarnessError::Start(format!(
             "{name}: could not start {:?} (in {}): {e}",
@@ -118,8 +107,27 @@ fn resolve(argv0: &str, workdir: &Path, path: &str) -> Option<std::path::PathBuf
     }
 }
 
+/// `log`, opened to append (created if need be): where a process's output goes.
+pub(super) fn open_log(log: &Path) -> Result<std::fs::File, HarnessError> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|e| HarnessError::io(format!("open {}", log.display()), e))
+}
+
+/// What every child started here gets: killed when dropped, killed when the harness dies
+/// (`PR_SET_PDEATHSIG`), and its heap capped at `data_limit` bytes when one is given.
+pub(super) fn bind_to_harness(cmd: &mut Command, data_limit: Option<u64>) {
+    cmd.kill_on_drop(true);
+    outage_lab_host::die_with_parent(cmd);
+    if let Some(limit) = data_limit {
+        limit_data(cmd, limit);
+    }
+}
+
 /// Sets `RLIMIT_DATA` in the child before exec: its heap cannot grow past `limit` bytes.
-pub(super) fn limit_data(cmd: &mut Command, limit: u64) {
+fn limit_data(cmd: &mut Command, limit: u64) {
     let rlim = libc::rlimit {
         rlim_cur: limit as libc::rlim_t,
         rlim_max: limit as libc::rlim_t,
