@@ -6,8 +6,9 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use outage_lab_ebs_events::{Event, JournalEntry};
+use outage_lab_proto::RunPhase;
 use outage_lab_proto::report::Report;
-use outage_lab_proto::{Event, JournalEntry, RunPhase};
 
 use crate::support::{
     ScenarioRun, journal, poll_until, report, row, run, run_into, scenario, wait_until_gone,
@@ -56,7 +57,7 @@ fn dead_address_answers(entries: &[JournalEntry], report: &Report) -> u64 {
     (entries.iter())
         .filter(|e| stale_dns.contains(&e.source.as_str()))
         .filter_map(|e| match &e.event {
-            Event::DnsAnswers { collector } => collector.get(&dead).copied(),
+            Event::DnsAnswers { answers, .. } => answers.get(&dead).copied(),
             _ => None,
         })
         .max()

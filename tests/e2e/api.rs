@@ -1,77 +1,40 @@
 //! The control plane's API from outside, over plain HTTP, against real role processes: two
 //! storage servers and control, each the real binary.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use outage_lab_proto::Event;
 use reqwest::StatusCode;
 use reqwest::blocking::Client;
 
-use crate::support::bin;
+use crate::support::role::RoleProcess;
 
-/// A role process, killed and reaped on every path out of the test.
+/// A role process and its HTTP address.
 struct Role {
-    child: Child,
+    process: RoleProcess,
     addr: SocketAddr,
-}
-
-impl Drop for Role {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Role {
     /// Starts `outage-lab ROLE --config FILE --listen 127.0.0.1:0` and waits for its Ready event.
     fn start(role: &str, dir: &Path, config: &str) -> Role {
-        let file = dir.join(format!("{role}-{}.json", config.len()));
-        std::fs::write(&file, config).unwrap();
-        let mut child = Command::new(bin())
-            .args([
-                role,
-                "--config",
-                file.to_str().unwrap(),
-                "--listen",
-                "127.0.0.1:0",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Ok(Event::Ready { addrs, .. }) = serde_json::from_str::<Event>(&line) {
-                    let _ = tx.send(addrs["http"]);
-                }
-            }
-        });
-        let mut role = Role {
-            child,
-            addr: "127.0.0.1:1".parse().unwrap(),
-        };
-        role.addr = rx
-            .recv_timeout(Duration::from_secs(20))
-            .unwrap_or_else(|_| panic!("{role} said Ready within 20 s", role = file.display()));
-        role
+        let process = RoleProcess::start(role, dir, config, &["--listen", "127.0.0.1:0"]);
+        let addr = process.addrs["http"];
+        Role { process, addr }
     }
 
     fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.process.child.id())).unwrap();
         let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
         line.split_whitespace().nth(1).unwrap().parse().unwrap()
     }
 
     fn alive(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
+        self.process.child.try_wait().unwrap().is_none()
     }
 }
 

@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use outage_lab_proto::{Event, JournalEntry, RunPhase};
+use outage_lab_ebs_events::{Event, JournalEntry};
+use outage_lab_proto::RunPhase;
 
 use crate::support::{
     Proc, ScenarioRun, calibrated, journal, root_or_skip, scenario, wait_for_journal,

@@ -30,7 +30,7 @@ fn modules(src: &Path) -> BTreeMap<Vec<String>, PathBuf> {
         let mut parts: Vec<String> = (rel.iter())
             .map(|p| p.to_string_lossy().into_owned())
             .collect();
-        // A binary beside its library (crates/outage-lab) only calls it: the crate is the library.
+        // A binary beside its library only calls it: the crate is the library.
         if parts == ["main"] && src.join("lib.rs").is_file() {
             continue;
         }

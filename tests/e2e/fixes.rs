@@ -5,8 +5,8 @@
 use std::path::Path;
 use std::time::Duration;
 
+use outage_lab_ebs_events::{AlarmKind, Event, JournalEntry, ProcessRole, Role};
 use outage_lab_proto::report::Report;
-use outage_lab_proto::{AlarmKind, Event, JournalEntry, ProcessRole, Role};
 
 use crate::support::{ScenarioRun, journal, report, wait_until_gone};
 
@@ -60,7 +60,7 @@ fn stale_ids(report: &Report) -> Vec<&str> {
 fn agent_started_after(entries: &[JournalEntry], server: &str, after_ms: u64) -> bool {
     entries.iter().any(|e| {
         e.t_ms > after_ms
-            && matches!(&e.event, Event::ProcessStarted { role: Role::Agent, server: Some(s), .. } if s == server)
+            && matches!(&e.event, Event::ProcessStarted { role, server: Some(s), .. } if role == Role::Agent.as_str() && s == server)
     })
 }
 

@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::time::Duration;
 
+use outage_lab_ebs_events::{Event, EventKind};
 use outage_lab_proto::report::Verdict;
-use outage_lab_proto::{Event, EventKind};
 
 use crate::support::{
     Proc, calibrated, journal, poll_until, report, scenario, wait_for_journal, wait_until_gone,

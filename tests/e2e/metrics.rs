@@ -50,7 +50,7 @@ fn required(role: &str) -> &'static [&'static str] {
         ],
         "dns" => &[
             "outage_lab_dns_queries_total ",
-            "outage_lab_dns_collector_answer{address=",
+            "outage_lab_dns_counted_answer{address=",
         ],
         "collector" => &["outage_lab_collector_reports_total "],
         "control" => &[

@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
+use outage_lab_ebs_events::{Event, EventKind, JournalEntry, Role};
+use outage_lab_proto::RunPhase;
 use outage_lab_proto::report::Verdict;
-use outage_lab_proto::{Event, EventKind, JournalEntry, Role, RunPhase};
 
 use crate::support::{
     ScenarioRun, assert_passed, journal, poll_until, report, row, wait_for_journal, wait_until_gone,
@@ -269,11 +270,7 @@ fn an_agent_with_room_in_its_spool_fails_onto_disk_while_its_memory_stays_flat()
     );
     let agents: Vec<u32> = (journal(&run.out).into_iter())
         .filter_map(|e| match e.event {
-            Event::ProcessStarted {
-                role: Role::Agent,
-                pid,
-                ..
-            } => Some(pid),
+            Event::ProcessStarted { role, pid, .. } if role == Role::Agent.as_str() => Some(pid),
             _ => None,
         })
         .collect();

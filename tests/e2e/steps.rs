@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use outage_lab_proto::{Event, FailoverOutcome, Role};
+use outage_lab_ebs_events::{Event, FailoverOutcome, Role};
 
-use crate::support::{ScenarioRun, assert_passed, journal, report, wait_until_gone};
+use crate::support::{ScenarioRun, assert_passed, journal, report, row, wait_until_gone};
 
 const RUN_LIMIT: Duration = Duration::from_secs(120);
 
@@ -50,7 +50,7 @@ fn killing_a_fresh_storage_process_mid_run_makes_its_volumes_fail_over() {
         "storage-s000 exited at {exit_ms}ms, the kill was journaled at {killed_at}ms"
     );
     let restarted = entries.iter().any(|e| {
-        matches!(&e.event, Event::ProcessStarted { role: Role::Storage, server: Some(s), .. } if s == "s000")
+        matches!(&e.event, Event::ProcessStarted { role, server: Some(s), .. } if role == Role::Storage.as_str() && s == "s000")
             && e.t_ms > killed_at
     });
     assert!(!restarted, "a killed process must stay dead");
@@ -87,4 +87,57 @@ fn killing_a_fresh_storage_process_mid_run_makes_its_volumes_fail_over() {
     );
     let left = wait_until_gone(out.to_str().unwrap(), Duration::from_secs(3));
     assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[test]
+fn a_servfail_on_one_dns_server_stops_only_the_agents_behind_it_until_it_ends() {
+    let (done, out, _tmp) = ScenarioRun::start("dns-servfail.yaml", &[]).finish(RUN_LIMIT);
+    assert_passed(&done, &out);
+    let report = report(&out);
+    let took = row(&report, "dns_fault_took_effect");
+    assert!(took.detail.starts_with("SERVFAIL: dns-a at "), "{took:?}");
+    let behind = |dns: &str| -> std::collections::BTreeSet<String> {
+        (report.servers.iter())
+            .filter(|s| s.dns_server == dns)
+            .map(|s| s.id.clone())
+            .collect()
+    };
+
+    // Only the agents behind dns-a got a failure, and the failure was the server's.
+    let entries = journal(&out);
+    let failed: std::collections::BTreeSet<String> = (entries.iter())
+        .filter_map(|e| match &e.event {
+            Event::AgentResolveFailed { server, error } => {
+                assert!(error.contains("Server Failure"), "{error}");
+                Some(server.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(failed, behind("dns-a"));
+    assert!(!behind("dns-b").is_empty());
+
+    // Once the fault was off, each of them reported again.
+    let ended = (entries.iter())
+        .find(|e| matches!(&e.event, Event::FaultInjected { action, detail } if action == "dns_fault" && detail.contains("the fault off")))
+        .map(|e| e.t_ms)
+        .expect("the fault was turned off");
+    for server in behind("dns-a") {
+        let ok_at = |until: u64| {
+            (entries.iter().rev().filter(|e| e.t_ms <= until))
+                .find_map(|e| match &e.event {
+                    Event::AgentStats {
+                        server: s,
+                        ok_reports,
+                        ..
+                    } if *s == server => Some(*ok_reports),
+                    _ => None,
+                })
+                .unwrap_or(0)
+        };
+        assert!(
+            ok_at(u64::MAX) > ok_at(ended),
+            "{server} never reported after the fault ended"
+        );
+    }
 }

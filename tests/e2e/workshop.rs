@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use outage_lab_proto::{AlarmKind, Event, JournalEntry, ProcessRole, Role};
+use outage_lab_ebs_events::{AlarmKind, Event, JournalEntry, ProcessRole, Role};
 use serde_json::Value;
 
 use crate::support::browser::DevTools;
@@ -98,11 +98,10 @@ fn ctl(run_dir: &Path, args: &[&str]) -> (i32, String) {
 fn frozen_pids(entries: &[JournalEntry]) -> Vec<u32> {
     (entries.iter())
         .filter_map(|e| match &e.event {
-            Event::ProcessStarted {
-                role: Role::Agent | Role::Storage | Role::Control | Role::Watchdog,
-                pid,
-                ..
-            } => Some(*pid),
+            Event::ProcessStarted { role, pid, .. } => match Role::from_name(role)? {
+                Role::Agent | Role::Storage | Role::Control | Role::Watchdog => Some(*pid),
+                Role::Dns | Role::Collector => None,
+            },
             _ => None,
         })
         .collect()

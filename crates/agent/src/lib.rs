@@ -33,14 +33,11 @@ use std::mem::discriminant;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use hickory_resolver::config::{
-    ConnectionConfig, LookupIpStrategy, NameServerConfig, ResolveHosts, ResolverConfig,
-};
-use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::TokioResolver;
 use hickory_resolver::net::{DnsError, NetError};
-use hickory_resolver::{Resolver, TokioResolver};
-use outage_lab_proto::wire::ReportMsg;
-use outage_lab_proto::{COLLECTOR_NAME, Event, EventSink, HumanDuration};
+use outage_lab_ebs_events::wire::ReportMsg;
+use outage_lab_ebs_events::{COLLECTOR_NAME, Event, EventSink};
+use outage_lab_proto::HumanDuration;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -259,32 +256,13 @@ impl Link {
         let timeout = config.request_timeout.get();
         let dns = config.dns_server;
 
-        // One name server, UDP only, on its real port (the lab's DNS servers are not on 53).
-        let mut connection = ConnectionConfig::udp();
-        connection.port = dns.port();
-        let mut name_server = NameServerConfig::udp(dns.ip());
-        name_server.connections = vec![connection];
-        let mut builder = Resolver::builder_with_config(
-            ResolverConfig::from_name_servers(vec![name_server]),
-            TokioRuntimeProvider::default(),
-        );
-        let opts = builder.options_mut();
-        opts.timeout = timeout;
-        // `attempts` counts retries after the first try: 0 is one query per lookup. The agent's
-        // own cadence is the retry.
-        opts.attempts = 0;
-        opts.num_concurrent_reqs = 1;
-        // The zone serves A records only; asking for AAAA too would double the queries.
-        opts.ip_strategy = LookupIpStrategy::Ipv4Only;
-        // /etc/hosts is part of the system resolver, which the agent must never consult.
-        opts.use_hosts_file = ResolveHosts::Never;
         // One name is ever looked up; a small cache keeps idle memory small. The cache still
         // honours each answer's TTL, which is how a DNS change propagates to the agent.
-        opts.cache_size = 8;
-        opts.try_tcp_on_error = false;
-        let resolver = builder.build().map_err(|source| Error::Resolver {
-            dns_server: dns,
-            source,
+        let resolver = outage_lab_dns::client::lab_resolver(dns, timeout, 8).map_err(|source| {
+            Error::Resolver {
+                dns_server: dns,
+                source,
+            }
         })?;
 
         let client = reqwest::Client::builder()

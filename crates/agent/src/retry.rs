@@ -13,8 +13,8 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::time::Duration;
 
+use outage_lab_ebs_events::wire::ReportMsg;
 use outage_lab_proto::spread::splitmix64;
-use outage_lab_proto::wire::ReportMsg;
 use outage_lab_proto::{ByteSize, HumanDuration, Spread};
 use rand::Rng;
 use serde::{Deserialize, Serialize};

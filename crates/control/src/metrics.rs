@@ -6,7 +6,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use outage_lab_proto::VolumeState;
+use outage_lab_ebs_events::VolumeState;
 use outage_lab_proto::metrics;
 use outage_lab_proto::metrics::prometheus_client::metrics::counter::Counter;
 use outage_lab_proto::metrics::prometheus_client::metrics::family::Family;

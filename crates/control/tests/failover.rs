@@ -9,15 +9,16 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use outage_lab_control::{Config, ServerEntry};
+use outage_lab_ebs_events::wire::{BlockValue, VolumeInfo};
+use outage_lab_ebs_events::{Event, FailoverOutcome, VolumeState};
 use outage_lab_proto::testing::{RunningRole, next_event, start_role};
-use outage_lab_proto::wire::{BlockValue, VolumeInfo};
-use outage_lab_proto::{ByteSize, Event, FailoverOutcome, HumanDuration, VolumeState};
+use outage_lab_proto::{ByteSize, HumanDuration};
 
 const WAIT: Duration = Duration::from_secs(15);
 
 struct Storage {
     id: String,
-    role: RunningRole<outage_lab_storage::Error>,
+    role: RunningRole<outage_lab_storage::Error, outage_lab_ebs_events::Event>,
 }
 
 async fn storage(id: &str) -> Storage {
@@ -47,7 +48,7 @@ impl Storage {
 }
 
 struct Control {
-    role: RunningRole<outage_lab_control::Error>,
+    role: RunningRole<outage_lab_control::Error, outage_lab_ebs_events::Event>,
 }
 
 async fn control(servers: &[&Storage], slots: u32, fill: f64) -> Control {

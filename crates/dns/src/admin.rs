@@ -5,10 +5,14 @@
 //! |---|---|
 //! | `GET /health` | `200 ok` |
 //! | `GET /records` | JSON [`RecordsMsg`]: every A record set by fully qualified name, and the serial |
-//! | `PUT /records/{name}` | body JSON [`SetRecordMsg`]; replaces the name's whole A set, bumps the serial, answers the new [`RecordsMsg`] |
+//! | `PUT /records/{name}` | body JSON [`SetRecordMsg`]; replaces the name's whole A set (empty: NODATA), bumps the serial, answers the new [`RecordsMsg`] |
+//! | `DELETE /records/{name}` | takes the name out of the zone (NXDOMAIN), bumps the serial, answers the new [`RecordsMsg`]; `404` if it was not there |
+//! | `GET /faults` | JSON [`FaultsMsg`]: every fault on, by fully qualified name |
+//! | `PUT /faults/{name}` | body JSON [`DnsFault`]; the name answers SERVFAIL, or late, until `DELETE`; answers the new [`FaultsMsg`] |
+//! | `DELETE /faults/{name}` | the name answers as its records say again; answers the new [`FaultsMsg`]; `404` if it had no fault |
 //!
 //! Errors are `4xx` with a one-line plain-text reason: `400` for a name outside the zone, an IPv6
-//! address or an empty set, `400`/`415`/`422` for a body that is not the expected JSON (axum's
+//! address or a delay over a minute, `400`/`415`/`422` for a body that is not the expected JSON (axum's
 //! `Json` rejections), `413` for a body over [`MAX_BODY_BYTES`], `404` for an unknown path, `405`
 //! for a known path with the wrong method, `401` for a missing or wrong bearer token and `403` for
 //! a non-loopback client when no token is configured.
@@ -16,17 +20,20 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
+use crate::EventSink;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use axum::{Json, Router};
+use outage_lab_proto::EngineEvent as Event;
 use outage_lab_proto::access;
+use outage_lab_proto::wire::{DnsFault, FaultsMsg};
 use outage_lab_proto::wire::{RecordsMsg, SetRecordMsg};
-use outage_lab_proto::{Event, EventSink};
 use tokio::sync::Mutex;
 
+use crate::faults;
 use crate::zone::{self, MAX_NAMES, Zone};
 
 /// Largest request body accepted. A record update is well under 1 KiB; 64 KiB is generous and
@@ -52,7 +59,9 @@ pub(crate) fn router(admin: Arc<Admin>) -> Router {
     Router::new()
         .route("/health", get(|| async { "ok" }))
         .route("/records", get(get_records))
-        .route("/records/{name}", put(put_record))
+        .route("/records/{name}", put(put_record).delete(delete_record))
+        .route("/faults", get(get_faults))
+        .route("/faults/{name}", put(put_fault).delete(delete_fault))
         .fallback(|| async { reject(StatusCode::NOT_FOUND, "no such path") })
         .method_not_allowed_fallback(|| async {
             reject(
@@ -141,9 +150,9 @@ async fn put_record(
     Path(name): Path<String>,
     Json(body): Json<SetRecordMsg>,
 ) -> Response {
-    let fqdn = match zone::fqdn(&name) {
+    let fqdn = match name_in_zone(&name) {
         Ok(fqdn) => fqdn,
-        Err(reason) => return reject(StatusCode::BAD_REQUEST, format!("name {name:?}: {reason}")),
+        Err(reason) => return reject(StatusCode::BAD_REQUEST, reason),
     };
     let addrs = match zone::ipv4_set(&body.addrs) {
         Ok(addrs) => addrs,
@@ -170,6 +179,81 @@ async fn put_record(
         serial: records.serial,
     });
     Json(records).into_response()
+}
+
+/// The zone's name for `name` as given, or why it is none (a `400`).
+fn name_in_zone(name: &str) -> Result<hickory_proto::rr::Name, String> {
+    zone::fqdn(name).map_err(|reason| format!("name {name:?}: {reason}"))
+}
+
+/// `DELETE /records/{name}`: take the name out of the zone, so that it is NXDOMAIN.
+async fn delete_record(State(admin): State<Arc<Admin>>, Path(name): Path<String>) -> Response {
+    let fqdn = match name_in_zone(&name) {
+        Ok(fqdn) => fqdn,
+        Err(reason) => return reject(StatusCode::BAD_REQUEST, reason),
+    };
+    let _update = admin.updates.lock().await;
+    let Some(records) = admin.zone.remove(&fqdn).await else {
+        return reject(StatusCode::NOT_FOUND, format!("{fqdn} is not in the zone"));
+    };
+    tracing::info!("record removed: {fqdn}, serial {}", records.serial);
+    admin.events.emit(Event::DnsRecordRemoved {
+        name: fqdn.to_string(),
+        serial: records.serial,
+    });
+    Json(records).into_response()
+}
+
+/// `GET /faults`: every fault on.
+async fn get_faults(State(admin): State<Arc<Admin>>) -> Json<FaultsMsg> {
+    Json(admin.zone.faults.snapshot())
+}
+
+/// `PUT /faults/{name}`: the name answers as `fault` says until the fault is deleted.
+async fn put_fault(
+    State(admin): State<Arc<Admin>>,
+    Path(name): Path<String>,
+    Json(fault): Json<DnsFault>,
+) -> Response {
+    let fqdn = match name_in_zone(&name) {
+        Ok(fqdn) => fqdn,
+        Err(reason) => return reject(StatusCode::BAD_REQUEST, reason),
+    };
+    if let Err(reason) = faults::check(&fault) {
+        return reject(StatusCode::BAD_REQUEST, reason);
+    }
+    let _update = admin.updates.lock().await;
+    if admin.zone.faults.len() >= MAX_NAMES {
+        return reject(
+            StatusCode::BAD_REQUEST,
+            format!("{MAX_NAMES} names already have a fault; no more can"),
+        );
+    }
+    let faults = admin.zone.faults.set(&fqdn, fault);
+    tracing::info!("fault on: {fqdn} {fault:?}");
+    admin.events.emit(Event::DnsFaultChanged {
+        name: fqdn.to_string(),
+        fault: Some(fault),
+    });
+    Json(faults).into_response()
+}
+
+/// `DELETE /faults/{name}`: the name answers as its records say again.
+async fn delete_fault(State(admin): State<Arc<Admin>>, Path(name): Path<String>) -> Response {
+    let fqdn = match name_in_zone(&name) {
+        Ok(fqdn) => fqdn,
+        Err(reason) => return reject(StatusCode::BAD_REQUEST, reason),
+    };
+    let _update = admin.updates.lock().await;
+    let Some(faults) = admin.zone.faults.clear(&fqdn) else {
+        return reject(StatusCode::NOT_FOUND, format!("{fqdn} has no fault"));
+    };
+    tracing::info!("fault off: {fqdn}");
+    admin.events.emit(Event::DnsFaultChanged {
+        name: fqdn.to_string(),
+        fault: None,
+    });
+    Json(faults).into_response()
 }
 
 #[cfg(test)]

@@ -1,12 +1,15 @@
-//! A minimal DNS client: one A query over UDP to one server, no cache, no retries. It is how
-//! the harness's DNS verifier (the `dns_verification` fix) asks each DNS server what it answers
-//! right now, the way any resolver would, rather than trusting what it pushed to the admin API.
+//! Clients of a lab DNS server. [`query_a`] is a minimal DNS client: one A query over UDP to one
+//! server, no cache, no retries. It is how the harness's DNS verifier (the `dns_verification`
+//! fix) asks each DNS server what it answers right now, the way any resolver would, rather than
+//! trusting what it pushed to the admin API. [`change`] is the admin API's client: how the
+//! harness's steps and the DNS automation's enactors change a record.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use hickory_proto::op::{Message, Query};
 use hickory_proto::rr::{Name, RData, RecordType};
+use outage_lab_proto::wire::DnsChange;
 use tokio::net::UdpSocket;
 
 /// Why a query got no answer.
@@ -74,4 +77,101 @@ pub async fn query_a(
             _ => None,
         })
         .collect())
+}
+
+/// Why the admin API did not make a change.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// The request got no answer.
+    #[error("{method} {url} failed: {source}")]
+    Unreachable {
+        /// The method.
+        method: &'static str,
+        /// The URL.
+        url: String,
+        /// What the HTTP client said.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The server answered, but not with success.
+    #[error("{method} {url} answered {status}: {body}")]
+    Refused {
+        /// The method.
+        method: &'static str,
+        /// The URL.
+        url: String,
+        /// The status.
+        status: reqwest::StatusCode,
+        /// What it said.
+        body: String,
+    },
+}
+
+/// Makes `change` to `name` through the admin API of the DNS server at `admin`, as any admin
+/// client would: one HTTP request, success or the server's words.
+pub async fn change(
+    http: &reqwest::Client,
+    admin: SocketAddr,
+    name: &str,
+    change: &DnsChange,
+) -> Result<(), AdminError> {
+    let (method, path, body) = change.request(name);
+    let url = format!("http://{admin}{path}");
+    let verb = if method == "DELETE" {
+        reqwest::Method::DELETE
+    } else {
+        reqwest::Method::PUT
+    };
+    let mut request = http.request(verb, &url);
+    if let Some(body) = body {
+        request = (request.header(reqwest::header::CONTENT_TYPE, "application/json")).body(body);
+    }
+    match request.send().await {
+        Ok(r) if r.status().is_success() => Ok(()),
+        Ok(r) => Err(AdminError::Refused {
+            method,
+            url,
+            status: r.status(),
+            body: r.text().await.unwrap_or_default(),
+        }),
+        Err(source) => Err(AdminError::Unreachable {
+            method,
+            url,
+            source,
+        }),
+    }
+}
+
+/// A caching stub resolver that asks one lab DNS server, the way a lab client resolves: UDP only,
+/// on the server's real port (lab DNS servers are not on 53), A records only, never
+/// `/etc/hosts`, one query per lookup (`attempts` 0: the caller's own cadence is the retry),
+/// each lookup bounded by `timeout`. Its cache of `cache_size` names honours every answer's TTL,
+/// and an empty or missing name's negative TTL (the zone SOA's), which is how a DNS change, and
+/// an emptied name, reach a client.
+pub fn lab_resolver(
+    dns: SocketAddr,
+    timeout: Duration,
+    cache_size: u64,
+) -> Result<hickory_resolver::TokioResolver, hickory_resolver::net::NetError> {
+    use hickory_resolver::config::{
+        ConnectionConfig, LookupIpStrategy, NameServerConfig, ResolveHosts, ResolverConfig,
+    };
+    let mut connection = ConnectionConfig::udp();
+    connection.port = dns.port();
+    let mut name_server = NameServerConfig::udp(dns.ip());
+    name_server.connections = vec![connection];
+    let mut builder = hickory_resolver::Resolver::builder_with_config(
+        ResolverConfig::from_name_servers(vec![name_server]),
+        hickory_resolver::net::runtime::TokioRuntimeProvider::default(),
+    );
+    let opts = builder.options_mut();
+    opts.timeout = timeout;
+    opts.attempts = 0;
+    opts.num_concurrent_reqs = 1;
+    // The zone serves A records only; asking for AAAA too would double the queries.
+    opts.ip_strategy = LookupIpStrategy::Ipv4Only;
+    opts.use_hosts_file = ResolveHosts::Never;
+    opts.cache_size = cache_size;
+    opts.try_tcp_on_error = false;
+    builder.build()
 }

@@ -4,12 +4,14 @@
 //! that no longer existed.
 //!
 //! * **DNS** over UDP and TCP, served by hickory-server from an in-memory zone: an SOA (serial 1
-//!   at start) and the configured A records, every one with the configured TTL. A name in the zone
-//!   without records is `NXDOMAIN`; a name outside it is `REFUSED`.
+//!   at start) and the configured A records, every one with the configured TTL. A name not in
+//!   the zone is `NXDOMAIN`, a name in it without addresses `NODATA`; a name outside it is
+//!   `REFUSED`. A name with a fault on answers `SERVFAIL`, or late.
 //! * **Admin API** (axum) on its own listener: `GET /health`, `GET /records`,
-//!   `PUT /records/{name}`, which replaces the name's whole A record set, bumps the SOA serial
-//!   and emits [`Event::DnsRecordChanged`]. Routes, errors and access rules are listed in the
-//!   `admin` module; in short, without [`Config::admin_token`] only loopback clients may use it.
+//!   `PUT /records/{name}`, which replaces the name's whole A record set (maybe with none), bumps
+//!   the SOA serial and emits [`Event::DnsRecordChanged`]; `DELETE /records/{name}`; the faults
+//!   under `/faults`. Routes, errors and access rules are listed in the `admin` module; in short,
+//!   without [`Config::admin_token`] only loopback clients may use it.
 //!
 //! Once both are serving, [`run`] logs the real addresses on stderr and emits one
 //! [`Event::Ready`] with `role: "dns"` and `addrs: {"dns": <UDP address>, "admin": <admin
@@ -17,6 +19,9 @@
 
 mod admin;
 pub mod client;
+mod faults;
+
+pub use faults::MAX_DELAY as MAX_FAULT_DELAY;
 mod metrics;
 mod zone;
 
@@ -30,8 +35,12 @@ use hickory_proto::rr::Name;
 use hickory_server::Server;
 use hickory_server::net::NetError;
 use hickory_server::zone_handler::Catalog;
+use outage_lab_proto::EngineEvent as Event;
 use outage_lab_proto::server::HttpServer;
-use outage_lab_proto::{Event, EventSink, HumanDuration, ZONE};
+
+/// Where a DNS server tells what it does: the engine's vocabulary, which every incident's holds.
+pub type EventSink = outage_lab_proto::EventSink<Event>;
+use outage_lab_proto::{HumanDuration, ZONE};
 use serde::{Deserialize, Serialize};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio_util::sync::CancellationToken;
@@ -67,6 +76,11 @@ pub struct Config {
     /// unset, only loopback peers may use the admin API.
     #[serde(default = "default_admin_token")]
     pub admin_token: Option<String>,
+    /// A name whose answers this server counts, by address answered (`dns_answers` events, and
+    /// `/metrics`): what a program the lab did not write was told. Named as in `records`. None:
+    /// nothing is counted.
+    #[serde(default)]
+    pub counted: Option<String>,
 }
 
 fn default_records() -> BTreeMap<String, Vec<Ipv4Addr>> {
@@ -88,6 +102,7 @@ impl Default for Config {
             records: default_records(),
             ttl: default_ttl(),
             admin_token: default_admin_token(),
+            counted: None,
         }
     }
 }
@@ -102,6 +117,7 @@ impl fmt::Debug for Config {
                 "admin_token",
                 &self.admin_token.as_ref().map(|_| "<redacted>"),
             )
+            .field("counted", &self.counted)
             .finish()
     }
 }
@@ -180,7 +196,8 @@ pub async fn run(
 
     let zone = Arc::new(zone::Zone::new(&records, ttl));
     let initial_serial = zone.snapshot().await.serial;
-    let metrics = Arc::new(metrics::Metrics::new(initial_serial));
+    let counted = counted_name(config.counted.as_deref())?;
+    let metrics = Arc::new(metrics::Metrics::new(initial_serial, counted));
     let (mut server, also_addr) = dns_server(
         &zone,
         &metrics,
@@ -246,6 +263,10 @@ fn local_addr(
     result.map_err(|source| Error::LocalAddr { listener, source })
 }
 
+/// What answers a query: its faults first (a name with one answers as it says), then the
+/// zone's catalog, counted.
+type DnsHandler = faults::Faulty<metrics::Counting<Catalog>>;
+
 /// The DNS server answering from `zone` and counting into `metrics`, with the UDP and TCP
 /// sockets registered, and the second pair too if there is one; returns that pair's UDP address.
 fn dns_server(
@@ -254,11 +275,14 @@ fn dns_server(
     udp: UdpSocket,
     tcp: TcpListener,
     also: Option<(UdpSocket, TcpListener)>,
-) -> Result<(Server<metrics::Counting<Catalog>>, Option<SocketAddr>), Error> {
-    let mut server = Server::new(metrics::Counting {
-        inner: zone.catalog(),
-        metrics: Arc::clone(metrics),
-        zone: Arc::clone(zone),
+) -> Result<(Server<DnsHandler>, Option<SocketAddr>), Error> {
+    let mut server = Server::new(faults::Faulty {
+        inner: metrics::Counting {
+            inner: zone.catalog(),
+            metrics: Arc::clone(metrics),
+            zone: Arc::clone(zone),
+        },
+        faults: Arc::clone(&zone.faults),
     });
     server.register_socket(udp);
     server.register_listener(tcp, TCP_IDLE_TIMEOUT, TCP_RESPONSE_BUFFER);
@@ -297,7 +321,8 @@ pub async fn admin_routes(config: &Config, events: EventSink) -> Result<axum::Ro
     let records = initial_records(&config.records)?;
     check_admin_token(config.admin_token.as_deref())?;
     let zone = Arc::new(zone::Zone::new(&records, ttl_secs(config.ttl)));
-    let metrics = Arc::new(metrics::Metrics::new(zone.snapshot().await.serial));
+    let counted = counted_name(config.counted.as_deref())?;
+    let metrics = Arc::new(metrics::Metrics::new(zone.snapshot().await.serial, counted));
     Ok(admin_app(
         zone,
         &metrics,
@@ -429,6 +454,16 @@ async fn wind_down<T: hickory_server::server::RequestHandler>(
 }
 
 /// Checks the configured records and keys them by fully qualified name.
+/// The counted name, fully qualified as the zone keys it; a name outside the zone is refused.
+fn counted_name(counted: Option<&str>) -> Result<Option<String>, Error> {
+    let Some(input) = counted else {
+        return Ok(None);
+    };
+    let name = zone::fqdn(input)
+        .map_err(|reason| Error::InvalidConfig(format!("counted {input:?}: {reason}")))?;
+    Ok(Some(name.to_string()))
+}
+
 fn initial_records(
     records: &BTreeMap<String, Vec<Ipv4Addr>>,
 ) -> Result<BTreeMap<Name, Vec<Ipv4Addr>>, Error> {
@@ -443,6 +478,11 @@ fn initial_records(
     for (input, addrs) in records {
         let name = zone::fqdn(input)
             .map_err(|reason| Error::InvalidConfig(format!("record {input:?}: {reason}")))?;
+        if addrs.is_empty() {
+            return Err(Error::InvalidConfig(format!(
+                "record {input:?} has no address; give at least one"
+            )));
+        }
         let ips: Vec<_> = addrs.iter().copied().map(Into::into).collect();
         let addrs = zone::ipv4_set(&ips)
             .map_err(|reason| Error::InvalidConfig(format!("record {input:?}: {reason}")))?;
@@ -468,3 +508,53 @@ fn ttl_secs(ttl: HumanDuration) -> u32 {
 
 #[cfg(test)]
 mod tests;
+
+/// Starting a DNS server in-process for another crate's integration tests. Behind the `testing`
+/// feature: enable it only from `[dev-dependencies]`.
+#[cfg(feature = "testing")]
+pub mod testing {
+    use std::net::SocketAddr;
+
+    use tokio::net::{TcpListener, UdpSocket};
+    use tokio_util::sync::CancellationToken;
+
+    use crate::{Config, Listeners};
+
+    /// Where a test's DNS server listens.
+    #[derive(Debug, Clone, Copy)]
+    pub struct Served {
+        /// DNS, over UDP and TCP.
+        pub dns: SocketAddr,
+        /// The admin API.
+        pub admin: SocketAddr,
+    }
+
+    /// Serves `config` on fresh 127.0.0.1 ports until `shutdown`, telling nothing.
+    ///
+    /// # Panics
+    /// If a port cannot be bound: a test cannot go on without its DNS server.
+    pub async fn serve(config: Config, shutdown: &CancellationToken) -> Served {
+        // A free UDP port may be taken for TCP: try again with another.
+        let mut pair = None;
+        for _ in 0..20 {
+            let udp = UdpSocket::bind("127.0.0.1:0").await.expect("bind udp");
+            let dns = udp.local_addr().expect("udp address");
+            if let Ok(tcp) = TcpListener::bind(dns).await {
+                pair = Some((udp, tcp));
+                break;
+            }
+        }
+        let (udp, tcp) = pair.expect("a port free for both UDP and TCP in 20 tries");
+        let dns = udp.local_addr().expect("udp address");
+        let listeners = Listeners {
+            tcp,
+            udp,
+            admin: TcpListener::bind("127.0.0.1:0").await.expect("bind admin"),
+            also: None,
+        };
+        let admin = listeners.admin.local_addr().expect("admin address");
+        let sink = crate::EventSink::discard();
+        tokio::spawn(crate::run(config, listeners, shutdown.clone(), sink));
+        Served { dns, admin }
+    }
+}

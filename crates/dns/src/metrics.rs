@@ -1,5 +1,6 @@
-//! `GET /metrics` on a DNS server's admin listener: queries answered, the answer it gives right
-//! now for `collector.lab.internal` (a gauge of 1 labelled with the address, the usual idiom for
+//! `GET /metrics` on a DNS server's admin listener: queries answered, the answers it gave for
+//! its counted name (`Config::counted`; `collector.lab.internal` in the 2012 incident) and the
+//! answer it gives for it right now (a gauge of 1 labelled with the address, the usual idiom for
 //! "current value is a string"), the zone serial and how many record changes it has taken.
 //!
 //! `/metrics` is read-only and sits outside the admin API's access check, like `/health` on the
@@ -16,11 +17,11 @@ use axum::routing::get;
 use hickory_proto::rr::RecordType;
 use hickory_server::net::runtime::Time;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
+use outage_lab_proto::metrics;
 use outage_lab_proto::metrics::prometheus_client::metrics::counter::Counter;
 use outage_lab_proto::metrics::prometheus_client::metrics::family::Family;
 use outage_lab_proto::metrics::prometheus_client::metrics::gauge::Gauge;
 use outage_lab_proto::metrics::prometheus_client::registry::Registry;
-use outage_lab_proto::{COLLECTOR_NAME, metrics};
 
 use crate::zone::Zone;
 
@@ -30,8 +31,10 @@ pub(crate) struct Metrics {
     registry: Registry,
     queries: Counter,
     answers: Family<Vec<(&'static str, String)>, Counter>,
-    /// Answers for the collector's name so far, by address answered.
-    pub(crate) collector_answers: std::sync::Mutex<std::collections::BTreeMap<IpAddr, u64>>,
+    /// The name whose answers are counted, if any.
+    counted: Option<String>,
+    /// Answers for the counted name so far, by address answered.
+    pub(crate) counted_answers: std::sync::Mutex<std::collections::BTreeMap<IpAddr, u64>>,
     answer: Family<Vec<(&'static str, String)>, Gauge>,
     serial: Gauge,
     changes: Gauge,
@@ -40,7 +43,7 @@ pub(crate) struct Metrics {
 }
 
 impl Metrics {
-    pub(crate) fn new(initial_serial: u32) -> Self {
+    pub(crate) fn new(initial_serial: u32, counted: Option<String>) -> Self {
         let mut registry = Registry::with_prefix(metrics::PREFIX);
         let queries = Counter::default();
         registry.register(
@@ -50,14 +53,14 @@ impl Metrics {
         );
         let answers = Family::<Vec<(&'static str, String)>, Counter>::default();
         registry.register(
-            "dns_collector_answers",
-            "Answers this server gave for collector.lab.internal A, by address answered",
+            "dns_counted_answers",
+            "Answers this server gave for its counted name's A record, by address answered",
             answers.clone(),
         );
         let answer = Family::<Vec<(&'static str, String)>, Gauge>::default();
         registry.register(
-            "dns_collector_answer",
-            "1 for every address this server answers for collector.lab.internal right now",
+            "dns_counted_answer",
+            "1 for every address this server answers for its counted name right now",
             answer.clone(),
         );
         let serial = Gauge::default();
@@ -72,7 +75,8 @@ impl Metrics {
             registry,
             queries,
             answers,
-            collector_answers: std::sync::Mutex::default(),
+            counted_answers: std::sync::Mutex::default(),
+            counted,
             answer,
             serial,
             changes,
@@ -91,7 +95,11 @@ impl Metrics {
 async fn serve(State((m, zone)): State<(Arc<Metrics>, Arc<Zone>)>) -> impl IntoResponse {
     let snapshot = zone.snapshot().await;
     m.answer.clear();
-    for addr in snapshot.records.get(COLLECTOR_NAME).into_iter().flatten() {
+    let counted = m
+        .counted
+        .as_deref()
+        .and_then(|name| snapshot.records.get(name));
+    for addr in counted.into_iter().flatten() {
         m.answer
             .get_or_create(&vec![("address", addr.to_string())])
             .set(1);
@@ -111,9 +119,12 @@ const TELL_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 /// Tells [`Event::DnsAnswers`] every [`TELL_EVERY`] while the counts change, until `stop`.
 pub(crate) async fn tell_answers(
     metrics: Arc<Metrics>,
-    events: outage_lab_proto::EventSink,
+    events: crate::EventSink,
     stop: tokio_util::sync::CancellationToken,
 ) {
+    let Some(name) = metrics.counted.clone() else {
+        return;
+    };
     let mut told = std::collections::BTreeMap::new();
     let mut tick = tokio::time::interval(TELL_EVERY);
     loop {
@@ -121,19 +132,20 @@ pub(crate) async fn tell_answers(
             () = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let now = (metrics.collector_answers.lock())
+        let now = (metrics.counted_answers.lock())
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
         if now != told {
-            events.emit(outage_lab_proto::Event::DnsAnswers {
-                collector: now.clone(),
+            events.emit(outage_lab_proto::EngineEvent::DnsAnswers {
+                name: name.clone(),
+                answers: now.clone(),
             });
             told = now;
         }
     }
 }
 
-/// A request handler that counts every request, and the answers for the collector's name by
+/// A request handler that counts every request, and the answers for its counted name by
 /// address, then lets `inner` answer it.
 pub(crate) struct Counting<H> {
     pub(crate) inner: H,
@@ -142,21 +154,24 @@ pub(crate) struct Counting<H> {
 }
 
 impl<H> Counting<H> {
-    /// Counts the answer `request` gets if it asks for the collector's A record.
-    async fn count_collector_answer(&self, request: &Request) {
+    /// Counts the answer `request` gets if it asks for its counted name's A record.
+    async fn count_counted_answer(&self, request: &Request) {
         let Ok(info) = request.request_info() else {
             return;
         };
-        let asks_collector = info.query.query_type() == RecordType::A
-            && (info.query.name().to_string()).eq_ignore_ascii_case(COLLECTOR_NAME);
-        if !asks_collector {
+        let Some(counted) = self.metrics.counted.as_deref() else {
+            return;
+        };
+        let asks_counted = info.query.query_type() == RecordType::A
+            && (info.query.name().to_string()).eq_ignore_ascii_case(counted);
+        if !asks_counted {
             return;
         }
         let snapshot = self.zone.snapshot().await;
-        let mut answers = (self.metrics.collector_answers)
+        let mut answers = (self.metrics.counted_answers)
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        for addr in snapshot.records.get(COLLECTOR_NAME).into_iter().flatten() {
+        for addr in snapshot.records.get(counted).into_iter().flatten() {
             *answers.entry(*addr).or_default() += 1;
             (self.metrics.answers)
                 .get_or_create(&vec![("address", addr.to_string())])
@@ -173,7 +188,7 @@ impl<H: RequestHandler> RequestHandler for Counting<H> {
         response_handle: R,
     ) -> ResponseInfo {
         self.metrics.queries.inc();
-        self.count_collector_answer(request).await;
+        self.count_counted_answer(request).await;
         self.inner
             .handle_request::<R, T>(request, response_handle)
             .await

@@ -8,14 +8,19 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant};
 
+use crate::EventSink;
 use hickory_proto::op::{Message, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
 use hickory_resolver::Resolver;
 use hickory_resolver::config::{NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts};
 use hickory_resolver::net::NetError;
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use outage_lab_proto::EngineEvent as Event;
+
+/// The name these tests count answers for, as the 2012 incident's DNS servers do.
+const COLLECTOR_NAME: &str = "collector.lab.internal.";
 use outage_lab_proto::wire::{RecordsMsg, SetRecordMsg};
-use outage_lab_proto::{COLLECTOR_NAME, Event, EventSink, HumanDuration, ZONE};
+use outage_lab_proto::{HumanDuration, ZONE};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::task::JoinHandle;
@@ -75,6 +80,16 @@ impl Running {
     async fn with_collector() -> Self {
         Self::start(Config {
             records: BTreeMap::from([("collector".to_owned(), vec![OLD])]),
+            ..Config::default()
+        })
+        .await
+    }
+
+    /// Starts a server answering `collector` with [`OLD`], every answer with a TTL of `secs`.
+    async fn with_collector_ttl(secs: u64) -> Self {
+        Self::start(Config {
+            records: BTreeMap::from([("collector.lab.internal".to_owned(), vec![OLD])]),
+            ttl: HumanDuration::secs(secs),
             ..Config::default()
         })
         .await
@@ -313,12 +328,7 @@ async fn a_resolver_gets_the_collector_over_udp_and_over_tcp() {
 
 #[tokio::test]
 async fn raw_queries_get_authoritative_answers_with_the_configured_ttl_over_udp_and_tcp() {
-    let server = Running::start(Config {
-        records: BTreeMap::from([("collector.lab.internal".to_owned(), vec![OLD])]),
-        ttl: HumanDuration::secs(7),
-        ..Config::default()
-    })
-    .await;
+    let server = Running::with_collector_ttl(7).await;
     for transport in [Transport::Udp, Transport::Tcp] {
         let response = raw_query(server.dns, transport, COLLECTOR_NAME, RecordType::A).await;
         assert_eq!(
@@ -492,16 +502,12 @@ async fn admin_rejects_a_name_outside_the_zone_and_changes_nothing() {
 }
 
 #[tokio::test]
-async fn admin_rejects_ipv6_addresses_and_empty_sets_saying_why() {
+async fn admin_rejects_ipv6_addresses_saying_why() {
     let server = Running::with_collector().await;
     let v6: IpAddr = "::1".parse().unwrap();
     let (status, text) = status_and_text(put(&server, "collector", &[NEW.into(), v6]).await).await;
     assert_eq!(status, 400);
     assert!(text.contains("IPv6"), "{text}");
-
-    let (status, text) = status_and_text(put(&server, "collector", &[]).await).await;
-    assert_eq!(status, 400);
-    assert!(text.contains("empty"), "{text}");
 
     assert_eq!(get_records(&server).await.serial, 1);
     assert_eq!(
@@ -541,7 +547,8 @@ async fn admin_answers_404_for_unknown_paths_and_405_for_wrong_methods() {
         (client.get(server.url("/nope")), 404),
         (client.get(server.url("/records/a/b")), 404),
         (client.post(server.url("/records")), 405),
-        (client.delete(server.url("/records/collector")), 405),
+        (client.post(server.url("/records/collector")), 405),
+        (client.post(server.url("/faults")), 405),
         (client.post(server.url("/health")), 405),
     ];
     for (request, want) in cases {
@@ -734,4 +741,225 @@ async fn shutdown_returns_promptly_even_with_clients_connected() {
             .is_err(),
         "the admin port still accepts connections"
     );
+}
+
+// --- Faults: an empty name, a removed name, SERVFAIL, late answers --------------------------------
+
+/// `method` on an admin `path` with a JSON `body` (none for `None`): status and text.
+async fn admin(server: &Running, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut request = http().request(method, server.url(path));
+    if let Some(body) = body {
+        let json = "application/json";
+        request = (request.header("content-type", json)).body(body.to_owned());
+    }
+    let response = timeout(WAIT, request.send()).await.unwrap().unwrap();
+    status_and_text(response).await
+}
+
+#[tokio::test]
+async fn an_emptied_name_answers_nodata_with_the_zones_negative_ttl() {
+    let server = Running::with_collector_ttl(7).await;
+    let (status, text) = status_and_text(put(&server, "collector", &[]).await).await;
+    assert_eq!(status, 200, "{text}");
+    assert!(get_records(&server).await.records[COLLECTOR_NAME].is_empty());
+    for transport in [Transport::Udp, Transport::Tcp] {
+        let response = raw_query(server.dns, transport, COLLECTOR_NAME, RecordType::A).await;
+        assert_eq!(
+            response.response_code,
+            ResponseCode::NoError,
+            "{transport:?}"
+        );
+        assert!(response.answers.is_empty(), "{transport:?}: {response:?}");
+        let soa = (response.authorities.iter())
+            .find_map(|r| match &r.data {
+                RData::SOA(soa) => Some(soa.minimum),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("{transport:?}: no SOA in the authority: {response:?}"));
+        assert_eq!(soa, 7, "the negative-caching TTL is the zone's");
+    }
+    let Event::DnsRecordChanged { addrs, .. } = next_event(&server.events).await else {
+        panic!("no record change told");
+    };
+    assert!(addrs.is_empty());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_removed_name_is_nxdomain_and_removing_it_again_is_404() {
+    let server = Running::with_collector().await;
+    let (status, text) = admin(&server, "DELETE", "/records/collector", None).await;
+    assert_eq!(status, 200, "{text}");
+    let response = raw_query(server.dns, Transport::Udp, COLLECTOR_NAME, RecordType::A).await;
+    assert_eq!(response.response_code, ResponseCode::NXDomain);
+    assert_eq!(get_records(&server).await.serial, 2);
+    let Event::DnsRecordRemoved { name, serial } = next_event(&server.events).await else {
+        panic!("no removal told");
+    };
+    assert_eq!((name.as_str(), serial), (COLLECTOR_NAME, 2));
+    let (status, text) = admin(&server, "DELETE", "/records/collector", None).await;
+    assert_eq!(status, 404, "{text}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_servfail_fault_fails_the_name_until_it_is_deleted_and_leaves_the_others() {
+    let server = Running::start(Config {
+        records: BTreeMap::from([
+            ("collector".to_owned(), vec![OLD]),
+            ("other".to_owned(), vec![NEW]),
+        ]),
+        ..Config::default()
+    })
+    .await;
+    let servfail = r#"{"answer":"servfail"}"#;
+    let (status, text) = admin(&server, "PUT", "/faults/collector", Some(servfail)).await;
+    assert_eq!(status, 200, "{text}");
+    assert!(
+        text.contains(r#""collector.lab.internal.":{"answer":"servfail"}"#),
+        "{text}"
+    );
+    for transport in [Transport::Udp, Transport::Tcp] {
+        let response = raw_query(server.dns, transport, COLLECTOR_NAME, RecordType::A).await;
+        assert_eq!(
+            response.response_code,
+            ResponseCode::ServFail,
+            "{transport:?}"
+        );
+    }
+    let other = raw_query(
+        server.dns,
+        Transport::Udp,
+        "other.lab.internal.",
+        RecordType::A,
+    )
+    .await;
+    assert_eq!(
+        a_records(&other),
+        vec![NEW],
+        "a name without a fault answers as before"
+    );
+    let Event::DnsFaultChanged { fault, .. } = next_event(&server.events).await else {
+        panic!("no fault told");
+    };
+    assert_eq!(fault, Some(outage_lab_proto::wire::DnsFault::Servfail));
+
+    let (status, _) = admin(&server, "DELETE", "/faults/collector", None).await;
+    assert_eq!(status, 200);
+    let response = raw_query(server.dns, Transport::Udp, COLLECTOR_NAME, RecordType::A).await;
+    assert_eq!(a_records(&response), vec![OLD]);
+    let (status, _) = admin(&server, "DELETE", "/faults/collector", None).await;
+    assert_eq!(status, 404, "no fault left to delete");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_delay_fault_holds_the_answer_back_and_then_gives_it() {
+    let server = Running::with_collector().await;
+    let delay = r#"{"answer":"delay","by":"600ms"}"#;
+    let (status, text) = admin(&server, "PUT", "/faults/collector", Some(delay)).await;
+    assert_eq!(status, 200, "{text}");
+    let asked = Instant::now();
+    let response = raw_query(server.dns, Transport::Udp, COLLECTOR_NAME, RecordType::A).await;
+    assert!(
+        asked.elapsed() >= Duration::from_millis(600),
+        "{:?}",
+        asked.elapsed()
+    );
+    assert_eq!(a_records(&response), vec![OLD]);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_fault_out_of_bounds_or_misspelled_is_refused_saying_why() {
+    let server = Running::with_collector().await;
+    let long = r#"{"answer":"delay","by":"2m"}"#;
+    let (status, text) = admin(&server, "PUT", "/faults/collector", Some(long)).await;
+    assert_eq!(status, 400);
+    assert!(text.contains("longer than the 60s"), "{text}");
+    let unknown = r#"{"answer":"refuse"}"#;
+    let (status, _) = admin(&server, "PUT", "/faults/collector", Some(unknown)).await;
+    assert_eq!(status, 422);
+    let (status, text) = admin(
+        &server,
+        "PUT",
+        "/faults/example.com",
+        Some(r#"{"answer":"servfail"}"#),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(text.contains("outside the zone"), "{text}");
+    let (_, text) = admin(&server, "GET", "/faults", None).await;
+    assert_eq!(text, r#"{"faults":{}}"#);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn only_the_counted_name_has_its_answers_told_by_address() {
+    let server = Running::start(Config {
+        records: BTreeMap::from([
+            ("collector".to_owned(), vec![OLD]),
+            ("other".to_owned(), vec![NEW]),
+        ]),
+        counted: Some("collector".to_owned()),
+        ..Config::default()
+    })
+    .await;
+    for _ in 0..3 {
+        resolve(server.dns, Transport::Udp, COLLECTOR_NAME)
+            .await
+            .expect("an answer");
+    }
+    resolve(server.dns, Transport::Udp, "other.lab.internal.")
+        .await
+        .expect("an answer");
+    let told = next_event(&server.events).await;
+    let Event::DnsAnswers { name, answers } = told else {
+        panic!("not the answers: {told:?}");
+    };
+    assert_eq!(name, COLLECTOR_NAME);
+    assert_eq!(answers, BTreeMap::from([(IpAddr::V4(OLD), 3)]));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_server_that_counts_no_name_tells_no_answers() {
+    let server = Running::with_collector().await;
+    resolve(server.dns, Transport::Udp, COLLECTOR_NAME)
+        .await
+        .expect("an answer");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        server.events.try_recv().is_err(),
+        "a server with nothing counted told something"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_counted_name_outside_the_zone_is_refused_before_anything_is_served() {
+    let config = Config {
+        counted: Some("collector.example.com.".to_owned()),
+        ..Config::default()
+    };
+    let (udp, tcp) = bind_dns().await;
+    let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listeners = Listeners {
+        udp,
+        tcp,
+        admin,
+        also: None,
+    };
+    let refused = run(
+        config,
+        listeners,
+        CancellationToken::new(),
+        EventSink::discard(),
+    )
+    .await;
+    let Err(Error::InvalidConfig(why)) = refused else {
+        panic!("served a counted name outside the zone: {refused:?}");
+    };
+    assert!(why.contains("counted \"collector.example.com.\""), "{why}");
 }

@@ -1,18 +1,21 @@
 //! The zone `lab.internal.`: a hickory in-memory zone handler, the rule that turns a name someone
-//! typed into a fully qualified name of the zone, and the one write the admin API needs: replacing
-//! a name's whole A record set.
+//! typed into a fully qualified name of the zone, and the two writes the admin API needs:
+//! replacing a name's whole A record set (an empty one leaves the name without an address:
+//! NODATA), and taking a name out (NXDOMAIN).
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
-use hickory_proto::rr::rdata::{A, SOA};
+use hickory_proto::rr::rdata::{A, SOA, TXT};
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordSet, RecordType, RrKey};
 use hickory_server::net::runtime::TokioRuntimeProvider;
 use hickory_server::store::in_memory::InMemoryZoneHandler;
 use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneHandler, ZoneType};
 use outage_lab_proto::ZONE;
 use outage_lab_proto::wire::RecordsMsg;
+
+use crate::faults::Faults;
 
 /// Most addresses one name may hold. A UDP answer with this many A records still fits in an
 /// EDNS-sized packet; the cap also bounds what one admin request can make the server store.
@@ -35,6 +38,8 @@ pub(crate) struct Zone {
     origin: Name,
     /// TTL in seconds of every A record, and the SOA's negative-caching TTL.
     ttl: u32,
+    /// The faults its names answer with, beside their records.
+    pub(crate) faults: Arc<Faults>,
 }
 
 impl Zone {
@@ -64,6 +69,7 @@ impl Zone {
             handler: Arc::new(handler),
             origin,
             ttl,
+            faults: Arc::default(),
         }
     }
 
@@ -81,18 +87,19 @@ impl Zone {
         snapshot_of(&records, &self.origin)
     }
 
-    /// Whether `name` already has an A record set.
+    /// Whether `name` is in the zone (with addresses or without).
     pub(crate) async fn has(&self, name: &Name) -> bool {
-        self.handler.records().await.contains_key(&a_key(name))
+        let records = self.handler.records().await;
+        records.contains_key(&a_key(name)) || records.contains_key(&marker_key(name))
     }
 
-    /// How many names have an A record set.
+    /// How many names the zone holds (the SOA's name, the zone's own, aside).
     pub(crate) async fn name_count(&self) -> usize {
         self.handler
             .records()
             .await
             .keys()
-            .filter(|key| key.record_type == RecordType::A)
+            .filter(|key| key.record_type == RecordType::A || key.record_type == MARKER_TYPE)
             .count()
     }
 
@@ -116,8 +123,35 @@ impl Zone {
         let key = soa_key(&self.origin);
         let serial = serial_of(&records, &self.origin).wrapping_add(1); // RFC 1982 serials wrap.
         records.insert(key, Arc::new(soa_set(&self.origin, serial, self.ttl)));
-        records.insert(a_key(name), Arc::new(a_set(name, addrs, self.ttl, serial)));
+        if addrs.is_empty() {
+            // A name without an address: no A set (an empty one would answer NOERROR without
+            // the SOA a resolver needs to cache the absence), and a marker that keeps the name
+            // in the zone, so the answer is NODATA rather than NXDOMAIN.
+            records.remove(&a_key(name));
+            records.insert(
+                marker_key(name),
+                Arc::new(marker_set(name, self.ttl, serial)),
+            );
+        } else {
+            records.remove(&marker_key(name));
+            records.insert(a_key(name), Arc::new(a_set(name, addrs, self.ttl, serial)));
+        }
         snapshot_of(&records, &self.origin)
+    }
+
+    /// Takes `name` out of the zone and bumps the serial, in one step; `None` (nothing changed)
+    /// if it was not in it. Returns the zone after the change.
+    pub(crate) async fn remove(&self, name: &Name) -> Option<RecordsMsg> {
+        let mut records = self.handler.records_mut().await;
+        let had_addrs = records.remove(&a_key(name)).is_some();
+        let had_marker = records.remove(&marker_key(name)).is_some();
+        if !(had_addrs || had_marker) {
+            return None;
+        }
+        let serial = serial_of(&records, &self.origin).wrapping_add(1);
+        let soa = soa_set(&self.origin, serial, self.ttl);
+        records.insert(soa_key(&self.origin), Arc::new(soa));
+        Some(snapshot_of(&records, &self.origin))
     }
 }
 
@@ -136,6 +170,25 @@ fn soa_key(origin: &Name) -> RrKey {
 /// The map key of `name`'s A record set.
 fn a_key(name: &Name) -> RrKey {
     RrKey::new(LowerName::new(name), RecordType::A)
+}
+
+/// The type of the record that keeps a name without addresses in the zone.
+const MARKER_TYPE: RecordType = RecordType::TXT;
+
+/// What the marker says, to anyone who asks for it (`dig TXT`).
+const MARKER_TEXT: &str = "outage-lab: this name has no address";
+
+/// The map key of the marker of a name without addresses.
+fn marker_key(name: &Name) -> RrKey {
+    RrKey::new(LowerName::new(name), MARKER_TYPE)
+}
+
+/// The marker of a name without addresses: a TXT record saying so.
+fn marker_set(name: &Name, ttl: u32, serial: u32) -> RecordSet {
+    let mut set = RecordSet::new(name.clone(), MARKER_TYPE, serial);
+    let txt = RData::TXT(TXT::new(vec![MARKER_TEXT.to_owned()]));
+    set.insert(Record::from_rdata(name.clone(), ttl, txt), serial);
+    set
 }
 
 /// The SOA record set of the zone with `serial`. `ttl` is also the SOA minimum, which resolvers
@@ -188,6 +241,9 @@ fn serial_of(records: &BTreeMap<RrKey, Arc<RecordSet>>, origin: &Name) -> u32 {
 
 /// The admin API's view of the zone: every A record set by fully qualified name, and the serial.
 fn snapshot_of(records: &BTreeMap<RrKey, Arc<RecordSet>>, origin: &Name) -> RecordsMsg {
+    let emptied = (records.values())
+        .filter(|set| set.record_type() == MARKER_TYPE)
+        .map(|set| (set.name().to_string(), Vec::new()));
     let sets = records
         .values()
         .filter(|set| set.record_type() == RecordType::A)
@@ -201,6 +257,7 @@ fn snapshot_of(records: &BTreeMap<RrKey, Arc<RecordSet>>, origin: &Name) -> Reco
                 .collect();
             (set.name().to_string(), addrs)
         })
+        .chain(emptied)
         .collect();
     RecordsMsg {
         serial: serial_of(records, origin),
@@ -253,15 +310,9 @@ pub(crate) fn fqdn(input: &str) -> Result<Name, String> {
     Name::from_ascii(format!("{absolute}.")).map_err(|e| e.to_string())
 }
 
-/// Checks an address set for an A record: at least one address, IPv4 only, at most
-/// [`MAX_ADDRS_PER_NAME`]. Duplicates are dropped, order is kept.
+/// Checks an address set for an A record: IPv4 only, at most [`MAX_ADDRS_PER_NAME`] (none is
+/// a name without an address). Duplicates are dropped, order is kept.
 pub(crate) fn ipv4_set(addrs: &[IpAddr]) -> Result<Vec<Ipv4Addr>, String> {
-    if addrs.is_empty() {
-        return Err(
-            "the address set is empty: give at least one IPv4 address (names cannot be deleted)"
-                .into(),
-        );
-    }
     let mut out: Vec<Ipv4Addr> = Vec::with_capacity(addrs.len());
     for addr in addrs {
         match addr {
@@ -331,7 +382,7 @@ mod tests {
     }
 
     #[test]
-    fn address_sets_must_be_non_empty_ipv4_and_lose_duplicates() {
+    fn address_sets_must_be_ipv4_and_lose_duplicates() {
         let a: IpAddr = Ipv4Addr::new(127, 0, 0, 10).into();
         let b: IpAddr = Ipv4Addr::new(127, 0, 0, 11).into();
         assert_eq!(
@@ -341,7 +392,7 @@ mod tests {
                 Ipv4Addr::new(127, 0, 0, 11)
             ])
         );
-        assert!(ipv4_set(&[]).is_err_and(|e| e.contains("empty")));
+        assert_eq!(ipv4_set(&[]), Ok(vec![]));
         assert!(ipv4_set(&[a, "::1".parse().expect("ipv6")]).is_err_and(|e| e.contains("IPv6")));
         let many: Vec<IpAddr> = (0..=MAX_ADDRS_PER_NAME)
             .map(|i| IpAddr::V4(Ipv4Addr::new(127, 1, 0, i as u8)))
@@ -369,5 +420,19 @@ mod tests {
             vec![IpAddr::V4(new)]
         );
         assert_eq!(zone.snapshot().await, after);
+    }
+
+    #[tokio::test]
+    async fn removing_a_name_takes_it_out_and_bumps_the_serial_once() {
+        let name = fqdn("collector").expect("valid");
+        let zone = Zone::new(
+            &BTreeMap::from([(name.clone(), vec![Ipv4Addr::LOCALHOST])]),
+            1,
+        );
+        let after = zone.remove(&name).await.expect("it was there");
+        assert_eq!(after.serial, 2);
+        assert!(after.records.is_empty());
+        assert_eq!(zone.remove(&name).await, None, "nothing left to remove");
+        assert_eq!(zone.snapshot().await.serial, 2);
     }
 }

@@ -25,9 +25,14 @@ use hickory_proto::rr::{Name, RData, RecordType};
 use hickory_resolver::Resolver;
 use hickory_resolver::config::{NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use outage_lab_dns::EventSink;
 use outage_lab_dns::{Config, Error, Listeners, run};
+use outage_lab_proto::EngineEvent as Event;
+
+/// A name in every server's zone here.
+const COLLECTOR_NAME: &str = "collector.lab.internal.";
+use outage_lab_proto::ZONE;
 use outage_lab_proto::wire::RecordsMsg;
-use outage_lab_proto::{COLLECTOR_NAME, Event, EventSink, ZONE};
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

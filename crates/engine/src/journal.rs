@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::time::{Duration, Instant};
 
-use outage_lab_proto::JournalEntry;
+use outage_lab_proto::{JournalEntry, Vocabulary};
 
 use crate::error::HarnessError;
 
@@ -14,16 +14,16 @@ use crate::error::HarnessError;
 const FLUSH_EVERY: Duration = Duration::from_millis(250);
 
 /// Who reads along: handed every entry and its JSON line as it is written.
-pub type Reader = Box<dyn Fn(&JournalEntry, &str) + Send>;
+pub type Reader<E> = Box<dyn Fn(&JournalEntry<E>, &str) + Send>;
 
 /// `journal.jsonl` being written, and who reads along.
-pub struct JournalWriter {
+pub struct JournalWriter<E> {
     out: BufWriter<File>,
     last_flush: Instant,
-    readers: Vec<Reader>,
+    readers: Vec<Reader<E>>,
 }
 
-impl std::fmt::Debug for JournalWriter {
+impl<E> std::fmt::Debug for JournalWriter<E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JournalWriter")
             .field("readers", &self.readers.len())
@@ -31,7 +31,7 @@ impl std::fmt::Debug for JournalWriter {
     }
 }
 
-impl JournalWriter {
+impl<E: Vocabulary> JournalWriter<E> {
     /// Writes into `file` (the run directory's `journal.jsonl`).
     pub fn new(file: File) -> Self {
         Self {
@@ -42,13 +42,13 @@ impl JournalWriter {
     }
 
     /// Hands every entry written from now on to `reader` too.
-    pub fn read_along(&mut self, reader: Reader) {
+    pub fn read_along(&mut self, reader: Reader<E>) {
         self.readers.push(reader);
     }
 
     /// Appends one entry, and flushes it at once when the harness told it (a phase, a fault, a
     /// verdict: what a person following the file waits for).
-    pub fn write(&mut self, entry: &JournalEntry) {
+    pub fn write(&mut self, entry: &JournalEntry<E>) {
         if let Ok(line) = serde_json::to_string(entry) {
             // A full disk shows up at the final flush, which is checked.
             let _ = writeln!(self.out, "{line}");

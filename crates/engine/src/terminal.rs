@@ -13,7 +13,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use outage_lab_proto::{Event, JournalEntry};
+use outage_lab_proto::{EngineEvent, JournalEntry, Vocabulary};
 
 /// How often the live line's numbers are recomputed at most.
 const REFRESH: Duration = Duration::from_millis(250);
@@ -54,11 +54,11 @@ pub fn say(line: &str) {
 }
 
 /// Follows the phases: the live line's prefix names the current phase or the last fault.
-pub fn observe(entry: &JournalEntry) {
+pub fn observe<E: Vocabulary>(entry: &JournalEntry<E>) {
     let Some(l) = live() else { return };
-    match &entry.event {
-        Event::Phase { name, .. } => l.bar.set_prefix(name.name()),
-        Event::FaultInjected { action, .. } => l.bar.set_prefix(action.clone()),
+    match entry.event.engine() {
+        Some(EngineEvent::Phase { name, .. }) => l.bar.set_prefix(name.name()),
+        Some(EngineEvent::FaultInjected { action, .. }) => l.bar.set_prefix(action),
         _ => {}
     }
 }

@@ -6,7 +6,7 @@
 //!
 //! | target | what the bytes are | the real code |
 //! |---|---|---|
-//! | [`scenario`] | a scenario file, then optionally a NUL byte and `--set` values, one a line | `outage_lab::load_scenario` (`run`'s loader) |
+//! | [`scenario`] | a scenario file, then optionally a NUL byte and `--set` values, one a line | `outage_lab_ebs2012::load_scenario` (`run`'s loader) |
 //! | [`journal`] | a `journal.jsonl`, also tried as a `report.json` | `outage_lab_viz::parse_journal`, `parse_report`, the page and the Markdown |
 //! | [`control_api`] | an HTTP request (see below) | the control plane's routes: customers' API, `/admin/throttle` |
 //! | [`collector`] | an HTTP request | the collector's routes: `POST /report`, `POST /agents/...` |
@@ -24,7 +24,7 @@ mod http;
 use std::path::Path;
 use std::sync::LazyLock;
 
-use outage_lab_proto::EventSink;
+use outage_lab_ebs_events::EventSink;
 use outage_lab_proto::report::Report;
 use outage_lab_viz::ReadError;
 
@@ -51,7 +51,7 @@ fn scenario_input(data: &[u8]) -> (&[u8], Vec<String>) {
 /// the file or the `--set` value at fault.
 pub fn scenario(data: &[u8]) {
     let (file, set) = scenario_input(data);
-    match outage_lab::load_scenario(file, SCENARIO_NAME, &set) {
+    match outage_lab_ebs2012::load_scenario(file, SCENARIO_NAME, &set) {
         Ok(line) => assert!(line.starts_with(SCENARIO_NAME), "{line}"),
         Err(refusal) => {
             let message = &refusal.message;
@@ -148,7 +148,7 @@ pub fn dns_admin(data: &[u8]) {
             records: [("collector".to_owned(), vec![[127, 0, 0, 10].into()])].into(),
             ..outage_lab_dns::Config::default()
         };
-        outage_lab_dns::admin_routes(&config, EventSink::discard())
+        outage_lab_dns::admin_routes(&config, outage_lab_dns::EventSink::discard())
             .await
             .unwrap_or_else(|e| panic!("the fuzz target's dns config: {e}"))
     });

@@ -46,7 +46,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use outage_lab_proto::wire::ProcessMemory;
-use outage_lab_proto::{Event, EventSink, access};
+use outage_lab_proto::{EngineEvent, EventSink, access};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::net::TcpListener;
@@ -269,13 +269,13 @@ impl Host {
 }
 
 /// Serves the launcher until `shutdown` is cancelled, then stops its children (SIGTERM, up to
-/// [`STOP_GRACE`]) and returns. Emits one `Event::Ready` with `role: "host"` and
+/// [`STOP_GRACE`]) and returns. Emits one `EngineEvent::Ready` with `role: "host"` and
 /// `addrs: {"http": addr}` once serving.
 pub async fn run(
     config: Config,
     listeners: Listeners,
     shutdown: CancellationToken,
-    events: EventSink,
+    events: EventSink<EngineEvent>,
 ) -> Result<(), Error> {
     let bound = listeners.http.local_addr().map_err(Error::LocalAddr)?;
     let addr = config.advertise.unwrap_or(bound);
@@ -291,7 +291,7 @@ pub async fn run(
     .with_graceful_shutdown(shutdown.clone().cancelled_owned())
     .into_future();
     tracing::info!(%bound, "host launcher listening on http://{addr}");
-    events.emit(Event::Ready {
+    events.emit(EngineEvent::Ready {
         role: "host".into(),
         addrs: BTreeMap::from([("http".to_owned(), addr)]),
     });
@@ -810,6 +810,6 @@ mod tests {
             host_exit: "exit code 0".into(),
         })
         .expect("encode");
-        assert!(serde_json::from_str::<Event>(&line).is_err());
+        assert!(serde_json::from_str::<EngineEvent>(&line).is_err());
     }
 }

@@ -4,7 +4,8 @@
 //! The harness and the role daemons are separate processes of one binary. They agree on exactly
 //! two things, both defined here:
 //!
-//! * **Events.** A role writes one JSON object per line on stdout ([`Event`]); the harness reads
+//! * **Events.** A role writes one JSON object per line on stdout (its incident's event enum,
+//!   made by [`with_engine_events!`] around the engine's [`EngineEvent`]); the harness reads
 //!   every child's stdout, stamps each line with the time since the run started and appends it to
 //!   `journal.jsonl` as a [`JournalEntry`]. Human-readable logs go to stderr.
 //! * **The report.** `report.json` is a [`report::Report`]; its Rust type is its schema.
@@ -24,15 +25,9 @@ pub mod testing;
 pub mod units;
 pub mod wire;
 
-pub use event::{
-    AlarmKind, Event, EventKind, EventSink, FailoverOutcome, JournalEntry, ProcessRole, Role,
-    RssSample, RunPhase, VolumeState,
-};
+pub use event::{EngineEvent, EngineEventKind, EventSink, JournalEntry, RunPhase, Vocabulary};
 pub use spread::Spread;
 pub use units::{ByteSize, HumanDuration, UnitError};
 
 /// The DNS zone every run serves.
 pub const ZONE: &str = "lab.internal.";
-
-/// The name agents resolve to find the collector.
-pub const COLLECTOR_NAME: &str = "collector.lab.internal.";

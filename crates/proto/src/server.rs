@@ -4,13 +4,15 @@
 //! it the same way: on its own task, stopping gracefully on the role's shutdown token, while the
 //! role's own loop does its work and must notice if the server ends first (axum's server only
 //! ends once asked, so an early end is an error). After shutdown the server gets a bounded time
-//! to finish the requests in flight. [`HttpServer`] is that shape, written once.
+//! to finish the requests in flight. [`HttpServer`] is that shape, written once; [`serve_role`]
+//! is the whole life of a role with one HTTP API (serve, tell `ready`, work, drain).
 //!
 //! It lives in proto because proto is the one crate every role already depends on. It is behind
 //! the `server` feature because the rest of proto is plain data (events, journal, report schema)
 //! that needs no runtime: whatever reads those types gets them without axum and tokio, and a
 //! role's `Cargo.toml` says that it uses this module.
 
+use std::collections::BTreeMap;
 use std::future::IntoFuture;
 use std::io;
 use std::time::Duration;
@@ -18,6 +20,8 @@ use std::time::Duration;
 use axum::serve::{Listener, Serve, WithGracefulShutdown};
 use tokio::task::JoinHandle;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+
+use crate::{EngineEvent, EventSink};
 
 /// What [`axum::serve`] becomes once it stops on a cancelled token.
 type Graceful<L, M, S> = WithGracefulShutdown<L, M, S, WaitForCancellationFutureOwned>;
@@ -90,6 +94,69 @@ impl HttpServer {
             }
         }
     }
+}
+
+/// Why a role that serves HTTP stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RoleError {
+    /// Its listener's address could not be read.
+    #[error("the {role} cannot read its listener's address: {source}")]
+    LocalAddr {
+        /// The role.
+        role: &'static str,
+        /// What the OS said.
+        #[source]
+        source: io::Error,
+    },
+    /// Its HTTP server stopped without being asked to.
+    #[error("the {role}'s HTTP server stopped: {source}")]
+    Server {
+        /// The role.
+        role: &'static str,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// The one socket of a role with one HTTP API, bound by its caller (the role command, or a
+/// test).
+#[derive(Debug)]
+pub struct Listeners {
+    /// Its HTTP listener.
+    pub http: tokio::net::TcpListener,
+}
+
+/// How long a role's in-flight requests get after shutdown.
+pub const DRAIN: Duration = Duration::from_secs(1);
+
+/// The life of a role with one HTTP API, written once: serves `router` on `listeners`, tells one
+/// `ready` event with its real address as `http`, runs `work` until `shutdown` (or until `work`
+/// ends), then drains. A server that stops unasked ends the role with [`RoleError::Server`].
+pub async fn serve_role(
+    role: &'static str,
+    router: axum::Router,
+    listeners: Listeners,
+    shutdown: CancellationToken,
+    events: &EventSink<EngineEvent>,
+    work: impl Future<Output = ()>,
+) -> Result<(), RoleError> {
+    let http = listeners.http;
+    let addr = (http.local_addr()).map_err(|source| RoleError::LocalAddr { role, source })?;
+    let mut server = HttpServer::spawn(axum::serve(http, router), &shutdown);
+    tracing::info!("{role} serving on http://{addr}");
+    events.emit(EngineEvent::Ready {
+        role: role.to_owned(),
+        addrs: BTreeMap::from([("http".to_owned(), addr)]),
+    });
+    tokio::select! {
+        biased;
+        () = shutdown.cancelled() => {}
+        source = server.stopped_unasked() => return Err(RoleError::Server { role, source }),
+        () = work => {}
+    }
+    let _ = server.drain(DRAIN).await;
+    Ok(())
 }
 
 impl Drop for HttpServer {

@@ -2,7 +2,7 @@
 //!
 //! The role crates test their `run` the same way: bind a loopback listener, hand `run` a
 //! cancellation token and a channel [`EventSink`], wait for the role's first event, which must be
-//! [`Event::Ready`] with the role's name, and talk HTTP to the address it names. [`start_role`]
+//! the engine's `Ready` with the role's name, and talk HTTP to the address it names. [`start_role`]
 //! is that, written once.
 //!
 //! Behind the `testing` feature, which the role crates enable only in `[dev-dependencies]`: none
@@ -18,20 +18,20 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::{Event, EventSink};
+use crate::{EngineEvent, EventSink, Vocabulary};
 
 /// How long a role may take to say it is ready: control places every volume first.
 pub const READY_WITHIN: Duration = Duration::from_secs(15);
 
 /// A role running on a task of this process.
 #[derive(Debug)]
-pub struct RunningRole<E> {
+pub struct RunningRole<E, V> {
     /// The role's name, as its `Ready` event gave it.
     pub role: String,
     /// The address its `Ready` event named under the key [`start_role`] was given.
     pub addr: SocketAddr,
     /// Every event after `Ready`.
-    pub events: Receiver<Event>,
+    pub events: Receiver<V>,
     /// Cancel it to stop the role.
     pub shutdown: CancellationToken,
     /// The role's `run`.
@@ -46,14 +46,15 @@ pub struct RunningRole<E> {
 /// `run` gets the listener, the shutdown token and the event sink, and returns the role's `run`
 /// future (building the role's own `Listeners` around the listener). Panics, as a test should,
 /// unless the first event is `Ready` for `role` naming an address under `addr_key`.
-pub async fn start_role<E, F>(
+pub async fn start_role<E, V, F>(
     role: &str,
     addr_key: &str,
-    run: impl FnOnce(TcpListener, CancellationToken, EventSink) -> F,
-) -> RunningRole<E>
+    run: impl FnOnce(TcpListener, CancellationToken, EventSink<V>) -> F,
+) -> RunningRole<E, V>
 where
     F: Future<Output = Result<(), E>> + Send + 'static,
     E: Send + 'static,
+    V: Vocabulary,
 {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let (sink, events) = EventSink::channel();
@@ -63,10 +64,10 @@ where
     let first = next_event(&events, READY_WITHIN, |_| true)
         .await
         .unwrap_or_else(|| panic!("{role} sent no event within {READY_WITHIN:?}"));
-    let Event::Ready {
+    let Some(EngineEvent::Ready {
         role: ready_role,
         addrs,
-    } = first
+    }) = first.engine()
     else {
         panic!("first event was not Ready: {first:?}")
     };
@@ -84,7 +85,7 @@ where
     }
 }
 
-impl<E: Debug> RunningRole<E> {
+impl<E: Debug, V> RunningRole<E, V> {
     /// `http://{addr}{path}`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
@@ -104,11 +105,11 @@ impl<E: Debug> RunningRole<E> {
 
 /// Waits up to `within` for the first event matching `pred`, skipping others; `None` if none
 /// came. Panics if the role dropped its sink (it returned).
-pub async fn next_event(
-    events: &Receiver<Event>,
+pub async fn next_event<V>(
+    events: &Receiver<V>,
     within: Duration,
-    pred: impl Fn(&Event) -> bool,
-) -> Option<Event> {
+    pred: impl Fn(&V) -> bool,
+) -> Option<V> {
     tokio::time::timeout(within, async {
         loop {
             match events.try_recv() {

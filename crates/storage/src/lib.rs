@@ -30,8 +30,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use outage_lab_ebs_events::{Event, EventSink};
 use outage_lab_proto::server::HttpServer;
-use outage_lab_proto::{ByteSize, Event, EventSink, HumanDuration};
+use outage_lab_proto::{ByteSize, HumanDuration};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 use tokio::time::MissedTickBehavior;

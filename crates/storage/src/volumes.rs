@@ -33,7 +33,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use outage_lab_proto::wire::{
+use outage_lab_ebs_events::wire::{
     AssignMsg, BlockValue, CopyMsg, MirrorWriteMsg, ReplicaMsg, ReplicaRole,
 };
 use serde::Deserialize;

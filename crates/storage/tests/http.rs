@@ -7,8 +7,9 @@
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
+use outage_lab_ebs_events::{Event, EventSink};
 use outage_lab_proto::testing::{self, RunningRole, start_role};
-use outage_lab_proto::{ByteSize, Event, EventSink, HumanDuration};
+use outage_lab_proto::{ByteSize, HumanDuration};
 use outage_lab_storage::{Config, Health, Listeners, run};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -19,7 +20,7 @@ const WAIT: Duration = Duration::from_secs(10);
 
 /// A running storage server; cancels and joins it on `stop`.
 struct Server {
-    role: RunningRole<outage_lab_storage::Error>,
+    role: RunningRole<outage_lab_storage::Error, outage_lab_ebs_events::Event>,
 }
 
 impl Server {

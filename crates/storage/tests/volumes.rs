@@ -7,10 +7,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use outage_lab_proto::testing::{RunningRole, start_role};
-use outage_lab_proto::wire::{
+use outage_lab_ebs_events::wire::{
     AssignMsg, BlockValue, CopyMsg, MirrorWriteMsg, ReplicaMsg, ReplicaRole,
 };
+use outage_lab_proto::testing::{RunningRole, start_role};
 use outage_lab_proto::{ByteSize, HumanDuration};
 use outage_lab_storage::{Config, Health, Listeners, run};
 use tokio::io::AsyncReadExt;
@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 const WAIT: Duration = Duration::from_secs(10);
 
 struct Server {
-    role: RunningRole<outage_lab_storage::Error>,
+    role: RunningRole<outage_lab_storage::Error, outage_lab_ebs_events::Event>,
 }
 
 fn config(probe_blocks: u64) -> Config {

@@ -19,8 +19,8 @@ mod svg;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
+use outage_lab_ebs_events::{EventKind, JournalEntry};
 use outage_lab_proto::report::Report;
-use outage_lab_proto::{EventKind, JournalEntry};
 
 pub use page::colour;
 
@@ -163,6 +163,9 @@ pub fn report_use(kind: EventKind) -> ReportUse {
         }
         K::WorkshopStop | K::WorkshopResumed | K::ParticipantAction | K::WorkshopOutcome => {
             NotDrawn("a workshop's stops and actions are the live page's")
+        }
+        K::DnsRecordRemoved | K::DnsFaultChanged => {
+            NotDrawn("a DNS fault is marked by the step that made it (fault_injected)")
         }
     }
 }

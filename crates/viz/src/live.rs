@@ -20,7 +20,7 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use futures_util::stream::{self, Stream, StreamExt};
-use outage_lab_proto::{EventKind, JournalEntry};
+use outage_lab_ebs_events::{EventKind, JournalEntry};
 use serde::Serialize;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
@@ -45,6 +45,7 @@ fn shown(kind: EventKind) -> bool {
         K::Ready | K::DnsAnswers | K::AgentResolved | K::AgentResolveFailed => false,
         K::AgentStats | K::CollectorStats | K::StorageStats | K::VolumeChanged => false,
         K::Failover | K::ProcessStarted | K::WorkshopResumed => false,
+        K::DnsRecordRemoved | K::DnsFaultChanged => false,
     }
 }
 
@@ -267,7 +268,7 @@ fn entry_event(line: Arc<str>) -> SseEvent {
 
 #[cfg(test)]
 mod tests {
-    use outage_lab_proto::{Event, RssSample};
+    use outage_lab_ebs_events::{Event, RssSample};
 
     use super::*;
 

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::net::IpAddr;
 
+use outage_lab_ebs_events::{AlarmKind, Event, JournalEntry, ProcessRole};
 use outage_lab_proto::report::{LoadReport, Report, Verdict, VolumesReport};
-use outage_lab_proto::{AlarmKind, Event, JournalEntry, ProcessRole};
 
 use crate::series::{self, Group, Phases};
 use crate::svg::{Frame, esc, legend, secs, trim};
@@ -599,8 +599,8 @@ const FIX_ACTIONS_LISTED: usize = 40;
 fn dns_answer_table(out: &mut String, entries: &[JournalEntry]) {
     let mut last: BTreeMap<&str, &BTreeMap<IpAddr, u64>> = BTreeMap::new();
     for e in entries {
-        if let Event::DnsAnswers { collector } = &e.event {
-            last.insert(&e.source, collector);
+        if let Event::DnsAnswers { answers, .. } = &e.event {
+            last.insert(&e.source, answers);
         }
     }
     if last.is_empty() {

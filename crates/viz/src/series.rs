@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
+use outage_lab_ebs_events::{AlarmKind, Event, JournalEntry, ProcessRole};
 use outage_lab_proto::report::Report;
-use outage_lab_proto::{AlarmKind, Event, JournalEntry, ProcessRole};
 
 /// Most points kept per drawn line. At 200 servers (400 memory lines) this keeps the page at
 /// about a megabyte; 300 points are more than the 850 pixels a line spans can show apart.

@@ -2,11 +2,11 @@
 
 use std::net::IpAddr;
 
+use outage_lab_ebs_events::{AlarmKind, Event, JournalEntry, ProcessRole, RssSample};
 use outage_lab_proto::report::{
     AgentReport, ExpectationResult, FixReport, LoadReport, Report, ServerAlarms, ServerReport,
     StorageReport, Verdict, VolumesReport,
 };
-use outage_lab_proto::{AlarmKind, Event, JournalEntry, ProcessRole, RssSample};
 
 use super::*;
 

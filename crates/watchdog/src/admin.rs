@@ -18,8 +18,8 @@ use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use outage_lab_ebs_events::wire::Target;
 use outage_lab_proto::access;
-use outage_lab_proto::wire::Target;
 use serde::{Deserialize, Serialize};
 
 /// Largest accepted request body.
@@ -217,7 +217,7 @@ pub(crate) fn validate_targets(targets: &[Target]) -> Result<(), String> {
 mod tests {
     use super::*;
     use axum::http::HeaderValue;
-    use outage_lab_proto::ProcessRole;
+    use outage_lab_ebs_events::ProcessRole;
 
     fn peer(s: &str) -> SocketAddr {
         s.parse().expect("socket address")

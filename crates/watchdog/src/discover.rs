@@ -12,8 +12,8 @@
 
 use std::path::Path;
 
-use outage_lab_proto::ProcessRole;
-use outage_lab_proto::wire::Target;
+use outage_lab_ebs_events::ProcessRole;
+use outage_lab_ebs_events::wire::Target;
 
 /// The binary name a watched process must run (the last component of `argv[0]`).
 const BINARY: &str = "outage-lab";

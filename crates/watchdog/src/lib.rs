@@ -29,9 +29,10 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use outage_lab_ebs_events::wire::Target;
+use outage_lab_ebs_events::{AlarmKind, Event, EventSink};
+use outage_lab_proto::HumanDuration;
 use outage_lab_proto::server::HttpServer;
-use outage_lab_proto::wire::Target;
-use outage_lab_proto::{AlarmKind, Event, EventSink, HumanDuration};
 use serde::{Deserialize, Serialize};
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;

@@ -10,12 +10,13 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
+use outage_lab_ebs_events::wire::Target;
+use outage_lab_ebs_events::{AlarmKind, RssSample};
+use outage_lab_proto::metrics;
 use outage_lab_proto::metrics::prometheus_client::metrics::counter::Counter;
 use outage_lab_proto::metrics::prometheus_client::metrics::family::Family;
 use outage_lab_proto::metrics::prometheus_client::metrics::gauge::Gauge;
 use outage_lab_proto::metrics::prometheus_client::registry::{Registry, Unit};
-use outage_lab_proto::wire::Target;
-use outage_lab_proto::{AlarmKind, RssSample, metrics};
 
 /// Labels of a process series: `role`, `server`, `stale`.
 type ProcessLabels = Vec<(&'static str, String)>;
@@ -118,7 +119,7 @@ async fn serve(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
 
 #[cfg(test)]
 mod tests {
-    use outage_lab_proto::ProcessRole;
+    use outage_lab_ebs_events::ProcessRole;
 
     use super::*;
 

@@ -6,8 +6,9 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
-use outage_lab_proto::wire::{LauncherReader, Target};
-use outage_lab_proto::{AlarmKind, Event, ProcessRole, RssSample};
+use outage_lab_ebs_events::wire::Target;
+use outage_lab_ebs_events::{AlarmKind, Event, ProcessRole, RssSample};
+use outage_lab_proto::wire::LauncherReader;
 
 use crate::aggregate::{AggregateAlarm, AggregateConfig};
 use crate::leak::{LeakConfig, LeakDetector};

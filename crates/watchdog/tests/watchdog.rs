@@ -4,9 +4,10 @@
 use std::hint::black_box;
 use std::time::Duration;
 
+use outage_lab_ebs_events::wire::Target;
+use outage_lab_ebs_events::{AlarmKind, Event, EventSink, ProcessRole};
+use outage_lab_proto::HumanDuration;
 use outage_lab_proto::testing::{RunningRole, next_event, start_role};
-use outage_lab_proto::wire::Target;
-use outage_lab_proto::{AlarmKind, Event, EventSink, HumanDuration, ProcessRole};
 use outage_lab_watchdog::{Config, Health, Listeners, run};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -14,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 const WAIT: Duration = Duration::from_secs(10);
 
 struct Watchdog {
-    role: RunningRole<outage_lab_watchdog::Error>,
+    role: RunningRole<outage_lab_watchdog::Error, outage_lab_ebs_events::Event>,
 }
 
 impl Watchdog {

@@ -14,7 +14,7 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use outage_lab_proto::Event;
+use outage_lab_ebs_events::Event;
 
 use super::{journal, run_into};
 

@@ -6,6 +6,7 @@
 pub mod browser;
 pub mod calibration;
 pub mod pty;
+pub mod role;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -13,8 +14,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use outage_lab_ebs_events::{EventKind, JournalEntry};
 use outage_lab_proto::report::{ExpectationResult, Report};
-use outage_lab_proto::{EventKind, JournalEntry};
 
 /// The binary under test, built by Cargo for this test target.
 pub fn bin() -> PathBuf {

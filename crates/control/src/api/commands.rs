@@ -1,8 +1,8 @@
 //! The control loop's side of the API: the calls that change the volume map run here, between
 //! probe rounds, so a create competes with failover for the same free slots.
 
-use outage_lab_proto::VolumeState;
-use outage_lab_proto::wire::ReplicaRole;
+use outage_lab_ebs_events::VolumeState;
+use outage_lab_ebs_events::wire::ReplicaRole;
 
 use super::{CallError, Command, VolumeView};
 use crate::{Control, Volume, placement};

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use outage_lab_proto::Vocabulary;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 
 use super::teller::Teller;
@@ -116,11 +117,11 @@ fn spawn_request(
 /// Asks `name`'s launcher host (at `host`) to start it; the response body is the child's stdout followed by
 /// its exit status, read by a task that feeds `teller`. A stream that ends without the status
 /// means the launcher (or its container) went away, and the process with it.
-pub(super) async fn spawn_remote<K>(
+pub(super) async fn spawn_remote<K, E: Vocabulary>(
     remote: &Launchers<K>,
     host: SocketAddr,
     (name, args, log, program): RemoteSpawn<'_>,
-    mut teller: Teller,
+    mut teller: Teller<E>,
 ) -> Result<u32, HarnessError> {
     let url = format!("http://{host}/processes");
     let request = spawn_request(name, args, log, program)?;
@@ -190,4 +191,72 @@ pub(super) async fn spawn_remote<K>(
         teller.exited(status.unwrap_or_else(|| LOST_WITH_HOST.to_owned()));
     });
     Ok(pid)
+}
+
+/// Where the launcher hosts are found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hosts {
+    /// Through the engine's DNS: every address of `tasks.<service>` (Swarm), else of
+    /// `<service>` (compose), each a launcher on this port. Nothing is shared but the network.
+    Dns {
+        /// The port every launcher listens on.
+        port: u16,
+    },
+    /// Registered in a state directory every launcher mounts (one machine).
+    Dir(PathBuf),
+}
+
+/// A `--hosts` that says nowhere launchers are found: refused by the command line (exit 2).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HostsError {
+    /// `--hosts dns:PORT` whose port is not one.
+    #[error("`{given}`: expected dns:PORT with the launchers' port (1-65535), e.g. dns:7070")]
+    BadPort {
+        /// The value as given.
+        given: String,
+    },
+    /// An empty `--hosts`.
+    #[error("expected dns:PORT or a state directory")]
+    Empty,
+}
+
+impl std::str::FromStr for Hosts {
+    type Err = HostsError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.strip_prefix("dns:") {
+            Some(port) => match port.parse::<u16>() {
+                Ok(port) if port > 0 => Ok(Self::Dns { port }),
+                _ => Err(HostsError::BadPort {
+                    given: s.to_owned(),
+                }),
+            },
+            None if s.is_empty() => Err(HostsError::Empty),
+            None => Ok(Self::Dir(PathBuf::from(s))),
+        }
+    }
+}
+
+impl std::fmt::Display for Hosts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Dns { port } => write!(f, "the engine's DNS (tasks.<service>:{port})"),
+            Self::Dir(dir) => write!(f, "{}", dir.display()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_are_found_by_dns_on_a_port_or_in_a_state_directory() {
+        assert_eq!("dns:7070".parse(), Ok(Hosts::Dns { port: 7070 }));
+        assert_eq!("/lab".parse(), Ok(Hosts::Dir("/lab".into())));
+        for bad in ["dns:", "dns:0", "dns:http", "dns:70000", ""] {
+            let err = bad.parse::<Hosts>().expect_err(bad).to_string();
+            assert!(err.contains("dns:PORT"), "{bad}: {err}");
+        }
+    }
 }

@@ -9,8 +9,9 @@
 //! * [`Supervisor::stop_all`] sends `SIGTERM`, waits a bounded time, then sends `SIGKILL` and
 //!   reaps. Signals go only to PIDs this supervisor started and has not yet reaped, so a recycled
 //!   PID can never be hit.
-//! * A child's stdout is its event stream (JSON lines, see `outage_lab_proto::Event`); its stderr
-//!   goes to `logs/<name>.log` in the run directory.
+//! * A child's stdout is its event stream (JSON lines of the incident's event enum, made by
+//!   `outage_lab_proto::with_engine_events!`); its stderr goes to `logs/<name>.log` in the run
+//!   directory.
 //!
 //! The supervisor knows processes only by the incident's [`ProcessKey`]: a typed name that
 //! says how the journal records its start and where it stands at a freeze.
@@ -38,8 +39,8 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use outage_lab_proto::Event;
 use outage_lab_proto::wire::LauncherReader;
+use outage_lab_proto::{EngineEvent, Vocabulary};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -57,8 +58,11 @@ use teller::Teller;
 /// A process of a run, as the incident names it: ordered, printable (`logs/<name>.log`, the
 /// journal's `source`), and knowing the journal event that records its start.
 pub trait ProcessKey: Clone + Ord + fmt::Display + Send + Sync + 'static {
+    /// The incident's events, which its processes tell and its journal holds.
+    type Event: Vocabulary;
+
     /// The journal event that says this process started as `pid`.
-    fn started(&self, pid: u32) -> Event;
+    fn started(&self, pid: u32) -> EngineEvent;
 
     /// Where it stands at a freeze (a workshop stop): `None` for a process that only answers
     /// questions and keeps running; else its rank, lowest (the clients) stopped first and
@@ -68,7 +72,7 @@ pub trait ProcessKey: Clone + Ord + fmt::Display + Send + Sync + 'static {
 
 /// One message into the run loop: an event, who told it, and when the harness heard it.
 #[derive(Debug, Clone)]
-pub struct Inbound {
+pub struct Inbound<E> {
     /// Milliseconds since the run started.
     pub t_ms: u64,
     /// Process name, or `harness`.
@@ -76,7 +80,7 @@ pub struct Inbound {
     /// The teller's pid (`None` for the harness itself).
     pub pid: Option<u32>,
     /// What happened.
-    pub event: Event,
+    pub event: E,
 }
 
 /// A process that was started and has announced itself ready.
@@ -98,11 +102,11 @@ pub struct Pending {
 }
 
 /// Starts, watches and stops the processes of one run.
-pub struct Supervisor<K> {
+pub struct Supervisor<K: ProcessKey> {
     exe: PathBuf,
     log_dir: PathBuf,
     clock: LabClock,
-    tx: mpsc::UnboundedSender<Inbound>,
+    tx: mpsc::UnboundedSender<Inbound<K::Event>>,
     procs: Mutex<BTreeMap<K, Proc>>,
     /// Every process started, on disk, for a later run to reap if this one crashes (local
     /// runs only: a remote pid means nothing to this machine's next run).
@@ -111,7 +115,7 @@ pub struct Supervisor<K> {
     remote: Option<Launchers<K>>,
 }
 
-impl<K> fmt::Debug for Supervisor<K> {
+impl<K: ProcessKey> fmt::Debug for Supervisor<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Supervisor")
             .field("exe", &self.exe)
@@ -126,7 +130,7 @@ impl<K: ProcessKey> Supervisor<K> {
         exe: PathBuf,
         run_dir: &Path,
         clock: LabClock,
-        tx: mpsc::UnboundedSender<Inbound>,
+        tx: mpsc::UnboundedSender<Inbound<K::Event>>,
         ledger: Option<crate::ledger::Ledger>,
         remote: Option<Launchers<K>>,
     ) -> Self {
@@ -183,12 +187,12 @@ impl<K: ProcessKey> Supervisor<K> {
     }
 
     /// Records an event of the harness's own.
-    pub fn emit(&self, event: Event) {
+    pub fn emit(&self, event: impl Into<K::Event>) {
         let _ = self.tx.send(Inbound {
             t_ms: self.now_ms(),
             source: "harness".into(),
             pid: None,
-            event,
+            event: event.into(),
         });
     }
 
@@ -232,7 +236,7 @@ impl<K: ProcessKey> Supervisor<K> {
         name: &str,
         expected: bool,
         ready: Option<oneshot::Sender<BTreeMap<String, SocketAddr>>>,
-    ) -> Result<(PathBuf, Teller, Watch), HarnessError> {
+    ) -> Result<(PathBuf, Teller<K::Event>, Watch), HarnessError> {
         std::fs::create_dir_all(&self.log_dir)
             .map_err(|e| HarnessError::io(format!("create {}", self.log_dir.display()), e))?;
         let stopping = Arc::new(AtomicBool::new(expected));
@@ -326,7 +330,7 @@ impl<K: ProcessKey> Supervisor<K> {
         name: &str,
         args: &[String],
         log: &Path,
-        mut teller: Teller,
+        mut teller: Teller<K::Event>,
         data_limit: Option<u64>,
     ) -> Result<u32, HarnessError> {
         let mut cmd = Command::new(&self.exe);

@@ -6,6 +6,7 @@ use std::fs::OpenOptions;
 use std::path::Path;
 use std::process::Stdio;
 
+use outage_lab_proto::Vocabulary;
 use tokio::process::Command;
 
 use super::process::signal_group;
@@ -37,11 +38,11 @@ pub struct Program<'a> {
 
 /// Starts an external agent here: its own process group and mount namespace, its whole
 /// environment the inherited variables and `program.env`, its output appended to `log`.
-pub(super) fn spawn_program_here(
+pub(super) fn spawn_program_here<E: Vocabulary>(
     name: &str,
     program: &Program<'_>,
     log: &Path,
-    mut teller: Teller,
+    mut teller: Teller<E>,
     data_limit: Option<u64>,
 ) -> Result<u32, HarnessError> {
     let isolation = program.isolation.ok_or_else(|| {

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use outage_lab_proto::Event;
+use outage_lab_proto::{EngineEvent, Vocabulary};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::Inbound;
@@ -13,8 +13,8 @@ use crate::clock::LabClock;
 
 /// Hears one process: turns its stdout lines into journal events (the first `ready` also answers
 /// [`Pending::ready`]) and reports its exit once.
-pub(super) struct Teller {
-    pub(super) tx: mpsc::UnboundedSender<Inbound>,
+pub(super) struct Teller<E> {
+    pub(super) tx: mpsc::UnboundedSender<Inbound<E>>,
     pub(super) source: String,
     pub(super) pid: u32,
     pub(super) clock: LabClock,
@@ -24,18 +24,21 @@ pub(super) struct Teller {
     pub(super) exited: watch::Sender<bool>,
 }
 
-impl Teller {
+impl<E: Vocabulary> Teller<E> {
     fn now_ms(&self) -> u64 {
         self.clock.now_ms()
     }
 
     pub(super) fn hear(&mut self, line: &str) {
-        let Ok(event) = serde_json::from_str::<Event>(line) else {
+        let Ok(event) = serde_json::from_str::<E>(line) else {
             tracing::debug!(process = %self.source, %line, "ignoring a stdout line that is not an event");
             return;
         };
-        if let (Event::Ready { addrs, .. }, Some(ready)) = (&event, self.ready.take()) {
-            let _ = ready.send(addrs.clone());
+        if self.ready.is_some()
+            && let Some(EngineEvent::Ready { addrs, .. }) = event.engine()
+            && let Some(ready) = self.ready.take()
+        {
+            let _ = ready.send(addrs);
         }
         let _ = self.tx.send(Inbound {
             t_ms: self.now_ms(),
@@ -51,12 +54,13 @@ impl Teller {
             t_ms: self.now_ms(),
             source: self.source.clone(),
             pid: Some(self.pid),
-            event: Event::ProcessExited {
+            event: EngineEvent::ProcessExited {
                 name: self.source,
                 pid: self.pid,
                 status,
                 expected: self.expected.load(Ordering::SeqCst),
-            },
+            }
+            .into(),
         });
     }
 }

@@ -1,0 +1,417 @@
+//! Experiments: many ordinary runs of one scenario, compared. `compare` runs the fixes side by
+//! side ([`compare`]); `grid` sweeps one or two fields over values ([`grid`]). Every cell is an
+//! `outage-lab run` of its own ([`runner`]) with its own address block and run directory under
+//! the experiment's, and each can be re-run alone with the command its line prints.
+//!
+//! How many cells run at once: the memory containment's worst case of one cell decides how many
+//! fit under the memory limit (`--jobs` caps it further), and within that the engine's
+//! admission measures rather than guesses: another cell starts while the CPU is under its bound,
+//! and every cell measures its own lag, so one whose timing suffered comes back *disturbed*, is
+//! kept as evidence, run again, and never counted.
+
+pub mod compare;
+pub mod grid;
+pub mod metrics;
+pub mod page;
+pub mod runner;
+
+use std::path::{Path, PathBuf};
+
+use outage_lab_engine::located::ScenarioError;
+use outage_lab_proto::ByteSize;
+use serde::Serialize;
+
+use self::grid::AxisProblem;
+use self::metrics::Metric;
+use self::runner::{Cell, Outcome, Results};
+use crate::containment::{self, ContainmentError};
+use crate::scenario::Scenario;
+use crate::scenario::overrides::{Setting, SettingError};
+
+/// Why an experiment did not run, or why one of its cells could not. [`Self::exit_code`] is the
+/// one place that decides what each means for the exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum ExperimentError {
+    /// A `--set` argument that is not a setting.
+    #[error("--set {0}")]
+    Set(#[source] SettingError),
+    /// A `--fix` naming no fix, or a grid point that is not a setting.
+    #[error(transparent)]
+    Setting(#[from] SettingError),
+    /// A `--vary` argument that is not an axis.
+    #[error("--vary {arg}: {problem}")]
+    Vary {
+        /// The argument as given.
+        arg: String,
+        /// What is wrong with it.
+        problem: AxisProblem,
+    },
+    /// More `--vary` axes than a grid has.
+    #[error("{count} --vary axes; a grid has one or two")]
+    TooManyAxes {
+        /// How many were given.
+        count: usize,
+    },
+    /// A `--metric` that is not one of [`Metric::NAMES`].
+    #[error("--metric {name}: unknown metric; expected one of {}", Metric::NAMES.join(", "))]
+    UnknownMetric {
+        /// The name as given.
+        name: String,
+    },
+    /// An `--expect` that is not `VARIANT prevents stuck_volumes`.
+    #[error(
+        "--expect {text:?}: expected 'VARIANT prevents stuck_volumes', e.g. 'dns_verification prevents stuck_volumes'"
+    )]
+    Expect {
+        /// The assertion as given.
+        text: String,
+    },
+    /// The scenario, or a cell's settings applied to it, is not valid.
+    #[error(transparent)]
+    Scenario(#[from] ScenarioError),
+    /// The memory limit is unknown.
+    #[error(transparent)]
+    Containment(#[from] ContainmentError),
+    /// Not even one cell fits under the memory limit.
+    #[error(
+        "one cell's worst case ({worst}) is over the memory limit ({}, {}); lower the fleet or raise --memory-limit knowingly",
+        ByteSize(.limit.bytes),
+        .limit.from
+    )]
+    CellOverLimit {
+        /// The largest worst case of a cell.
+        worst: ByteSize,
+        /// The experiment's limit.
+        limit: containment::Limit,
+    },
+    /// This binary, which runs the cells, cannot be found.
+    #[error("cannot find my own executable to run the cells: {0}")]
+    OwnExecutable(#[source] std::io::Error),
+    /// The runtime the cells run on did not start.
+    #[error("cannot start a runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    /// A directory or file could not be created (the experiment's, a cell's log).
+    #[error("cannot create {}: {source}", .path.display())]
+    Create {
+        /// What was to be created.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A summary could not be written.
+    #[error("cannot write {}: {source}", .path.display())]
+    Write {
+        /// The summary's path.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A summary could not be made into JSON.
+    #[error("{0}")]
+    Encode(#[source] serde_json::Error),
+    /// A finished cell's report could not be read.
+    #[error("cannot read {}: {source}", .path.display())]
+    ReadReport {
+        /// Its report.json.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A finished cell's report is not one.
+    #[error("{} is not a report: {source}", .path.display())]
+    NotAReport {
+        /// Its report.json.
+        path: PathBuf,
+        /// What the JSON reader found.
+        source: serde_json::Error,
+    },
+    /// A finished cell's journal could not be read.
+    #[error("cannot read journal.jsonl: {source}")]
+    ReadJournal {
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+impl ExperimentError {
+    /// The exit code of an experiment that failed this way: bad input refused before anything
+    /// started (2), or the harness itself failed (3). Cells that could not run end an experiment
+    /// that did run with 3 too (see [`exit_code`]).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Set(_)
+            | Self::Setting(_)
+            | Self::Vary { .. }
+            | Self::TooManyAxes { .. }
+            | Self::UnknownMetric { .. }
+            | Self::Expect { .. }
+            | Self::Scenario(_)
+            | Self::Containment(_)
+            | Self::CellOverLimit { .. } => crate::exit::BAD_INPUT,
+            Self::OwnExecutable(_)
+            | Self::Runtime(_)
+            | Self::Create { .. }
+            | Self::Write { .. }
+            | Self::Encode(_)
+            | Self::ReadReport { .. }
+            | Self::NotAReport { .. }
+            | Self::ReadJournal { .. } => crate::exit::HARNESS_FAILED,
+        }
+    }
+}
+
+/// What every experiment shares: the scenario, where it writes, the seeds, and the pace.
+#[derive(Debug)]
+pub struct Experiment {
+    /// The scenario file every cell runs.
+    pub scenario: PathBuf,
+    /// Where everything goes: `cells/` (one run directory per cell) and the summaries.
+    pub out: PathBuf,
+    /// The seeds each variant or grid point runs with.
+    pub seeds: Vec<u64>,
+    /// Cells at once.
+    pub jobs: usize,
+    /// Each cell's `--memory-limit`.
+    pub memory_limit_each: u64,
+}
+
+impl Experiment {
+    /// Checks every cell's settings against the scenario (bad input is refused before anything
+    /// starts) and decides how many cells run at once.
+    pub fn plan(
+        scenario: PathBuf,
+        out: Option<PathBuf>,
+        kind: &str,
+        seeds: u32,
+        jobs: Option<usize>,
+        memory_limit: Option<ByteSize>,
+        cell_settings: &[Vec<Setting>],
+    ) -> Result<Self, ExperimentError> {
+        let mut worst = 0;
+        let mut base = None;
+        for settings in cell_settings {
+            let s = Scenario::load(&scenario, settings)?;
+            worst = worst.max(containment::worst_case(&s).total());
+            base.get_or_insert(s.seed);
+        }
+        let limit = containment::limit(memory_limit)?;
+        let fit = usize::try_from(limit.bytes / worst.max(1)).unwrap_or(usize::MAX);
+        if fit == 0 {
+            return Err(ExperimentError::CellOverLimit {
+                worst: ByteSize(worst),
+                limit,
+            });
+        }
+        let limit = limit.bytes;
+        let jobs = jobs.unwrap_or(fit).min(fit).max(1);
+        let base = base.unwrap_or(1);
+        let name = scenario
+            .file_stem()
+            .map_or("scenario".into(), |s| s.to_string_lossy().into_owned());
+        let out =
+            out.unwrap_or_else(|| PathBuf::from("runs").join(format!("{kind}-{name}-{}", stamp())));
+        Ok(Self {
+            scenario,
+            out,
+            seeds: (0..u64::from(seeds))
+                .map(|i| base.wrapping_add(i))
+                .collect(),
+            jobs,
+            memory_limit_each: limit / jobs as u64,
+        })
+    }
+
+    /// Writes `name` into the experiment's directory; returns its path.
+    pub fn write(&self, name: &str, body: &str) -> Result<PathBuf, ExperimentError> {
+        std::fs::create_dir_all(&self.out).map_err(|source| ExperimentError::Create {
+            path: self.out.clone(),
+            source,
+        })?;
+        let path = self.out.join(name);
+        match std::fs::write(&path, body) {
+            Ok(()) => Ok(path),
+            Err(source) => Err(ExperimentError::Write { path, source }),
+        }
+    }
+
+    /// Runs `cells` as planned.
+    pub async fn run(&self, exe: &Path, cells: &[Cell]) -> Results {
+        eprintln!(
+            "{} cells ({} seeds each), at most {} at once (fewer while the CPU is busy), each under --memory-limit {:.1}GiB; results in {}",
+            cells.len(),
+            self.seeds.len(),
+            self.jobs,
+            self.memory_limit_each as f64 / f64::from(1u32 << 30),
+            self.out.display()
+        );
+        let runner = runner::Runner {
+            exe,
+            scenario: &self.scenario,
+            jobs: self.jobs,
+            memory_limit_each: self.memory_limit_each,
+        };
+        runner.run(cells).await
+    }
+}
+
+/// Every cell, its outcome and how to re-run it, for the JSON summaries.
+pub fn cell_records(exp: &Experiment, cells: &[Cell], results: &Results) -> Vec<serde_json::Value> {
+    #[derive(Serialize)]
+    struct Record<'a> {
+        group: &'a str,
+        seed: u64,
+        dir: String,
+        rerun: String,
+        #[serde(flatten)]
+        outcome: &'a Outcome,
+    }
+    (cells.iter().zip(&results.outcomes))
+        .map(|(c, o)| {
+            serde_json::to_value(Record {
+                group: &c.group,
+                seed: c.seed,
+                dir: c.dir.display().to_string(),
+                rerun: c.command(&exp.scenario),
+                outcome: o,
+            })
+            .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// One row per cell: its group, seed, status, every metric, and the command that re-runs it.
+pub fn csv(exp: &Experiment, cells: &[Cell], results: &Results) -> String {
+    let mut out = format!("group,seed,status,exit,{},rerun\n", Metric::NAMES.join(","));
+    for (c, o) in cells.iter().zip(&results.outcomes) {
+        let (status, exit, values) = match o {
+            Outcome::Ran { exit, metrics, .. } => {
+                let values: Vec<String> = (Metric::ALL.iter())
+                    .map(|&m| metrics.get(m).map_or(String::new(), |v| format!("{v}")))
+                    .collect();
+                ("ran", exit.to_string(), values)
+            }
+            Outcome::Failed { .. } => (
+                "could_not_run",
+                String::new(),
+                vec![String::new(); Metric::ALL.len()],
+            ),
+            Outcome::Disturbed { .. } => (
+                "disturbed",
+                String::new(),
+                vec![String::new(); Metric::ALL.len()],
+            ),
+            Outcome::Interrupted => (
+                "interrupted",
+                String::new(),
+                vec![String::new(); Metric::ALL.len()],
+            ),
+        };
+        let row = [
+            csv_field(&c.group),
+            c.seed.to_string(),
+            status.to_owned(),
+            exit,
+            values.join(","),
+            csv_field(&c.command(&exp.scenario)),
+        ];
+        out.push_str(&row.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+/// A CSV field, quoted when it must be (RFC 4180).
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+/// `YYYYmmddTHHMMSSZ` now.
+fn stamp() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    crate::harness::utc_stamp(secs)
+}
+
+/// Runs the cells on the one-thread runtime every outage-lab process uses (children get
+/// `PR_SET_PDEATHSIG`, tied to the thread that forks them).
+pub fn run_blocking(
+    exp: &Experiment,
+    exe: &Path,
+    cells: &[Cell],
+) -> Result<Results, ExperimentError> {
+    let runtime =
+        outage_lab_engine::runtime::single_threaded().map_err(ExperimentError::Runtime)?;
+    Ok(runtime.block_on(exp.run(exe, cells)))
+}
+
+/// The exit code of an experiment: 130 interrupted, 3 when a cell could not run or was
+/// disturbed on every try (a result is missing), else 0.
+pub fn exit_code(results: &Results) -> u8 {
+    if results.interrupted.is_some() {
+        return crate::exit::INTERRUPTED;
+    }
+    let missing = |o: &Outcome| matches!(o, Outcome::Failed { .. } | Outcome::Disturbed { .. });
+    if results.outcomes.iter().any(missing) {
+        return crate::exit::HARNESS_FAILED;
+    }
+    0
+}
+
+/// What a variant or a point left out, in words: ` (1 seed could not run; 2 seeds disturbed on
+/// every try)`, or nothing.
+pub fn not_counted(failed: usize, disturbed: usize, unit: &str) -> String {
+    let mut parts = Vec::new();
+    if failed > 0 {
+        parts.push(format!("{} could not run", grid::plural(failed, unit)));
+    }
+    if disturbed > 0 {
+        parts.push(format!(
+            "{} disturbed on every try",
+            grid::plural(disturbed, unit)
+        ));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", parts.join("; "))
+    }
+}
+
+/// One line on how the cells ran: how many at once, and how many were run again.
+pub fn pace_line(results: &Results) -> String {
+    let again: u32 = (results.outcomes.iter())
+        .map(|o| match o {
+            Outcome::Ran { reruns, .. } => *reruns,
+            Outcome::Disturbed { .. } => outage_lab_engine::experiment::RERUNS,
+            _ => 0,
+        })
+        .sum();
+    format!(
+        "{} cells in {:.0}s, at most {} at once; {} came back disturbed and ran again",
+        results.outcomes.len(),
+        results.wall.as_secs_f64(),
+        results.most_at_once,
+        grid::plural(again as usize, "run")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_input_exits_2_and_a_failure_of_the_harness_3() {
+        let bad = ExperimentError::TooManyAxes { count: 3 };
+        assert_eq!(bad.exit_code(), crate::exit::BAD_INPUT);
+        assert_eq!(bad.to_string(), "3 --vary axes; a grid has one or two");
+        let failed = ExperimentError::Runtime(std::io::Error::other("no threads"));
+        assert_eq!(failed.exit_code(), crate::exit::HARNESS_FAILED);
+        assert_eq!(failed.to_string(), "cannot start a runtime: no threads");
+    }
+}
