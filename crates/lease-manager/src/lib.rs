@@ -1,0 +1,20 @@
+//! EC2's lease manager (DWFM) in the DynamoDB 2025 incident, and the servers whose leases it
+//! keeps.
+//!
+//! * [`manager`]: renewals queued and done by a fixed pool of workers, each a state check
+//!   through the lab DNS and some work, renewed only if finished before the requester gave up.
+//! * [`servers`]: servers that renew with a budget and retry when it runs out.
+//! * [`queue`]: the work queue, first in first out as it was, or with the fix
+//!   `admission_control`.
+//! * [`throttle`]: the operators' throttle on incoming renewals, set through the manager's
+//!   `PUT /control`.
+//! * [`roles`]: the manager and the servers as the processes of a run run them.
+//!
+//! Nothing here decides that the manager collapses: it does when the servers ask faster than
+//! the workers can answer within the budget, and then their retries keep it so.
+
+pub mod manager;
+pub mod queue;
+pub mod roles;
+pub mod servers;
+pub mod throttle;
