@@ -19,6 +19,7 @@
 //!   (the lab's DNS server);
 //! - [`checks`]: the verdict rows about the run itself (interrupted, memory, lost hosts,
 //!   leftovers);
+//! - [`run_dir`]: where a run writes by default (`runs/<scenario>-<UTC time>-seed<seed>`);
 //! - [`supervisor`]: starts, hears, freezes and stops the processes of a run, here or on
 //!   launcher hosts;
 //! - [`terminal`]: what the person watching a run sees (plain lines, and a live line on a
@@ -37,6 +38,7 @@ pub mod ledger;
 pub mod located;
 pub mod logs;
 pub mod roles;
+pub mod run_dir;
 pub mod runtime;
 pub mod supervisor;
 pub mod terminal;

@@ -331,11 +331,8 @@ fn csv_field(s: &str) -> String {
 
 /// `YYYYmmddTHHMMSSZ` now.
 fn stamp() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    crate::harness::utc_stamp(secs)
+    use outage_lab_engine::run_dir::{now_secs, utc_stamp};
+    utc_stamp(now_secs())
 }
 
 /// Runs the cells on the one-thread runtime every outage-lab process uses (children get

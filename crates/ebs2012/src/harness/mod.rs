@@ -149,7 +149,8 @@ async fn plan(scenario: &Scenario, opts: &RunOptions) -> Result<Planned, Harness
     let dns = scenario.dns_names();
     let stale = dns_update::missed(&scenario.timeline, &dns);
     let mut plan = Plan::new(pick_octet(), seed, scenario.servers(), &dns, &stale);
-    let run_dir = (opts.out.clone()).unwrap_or_else(|| default_run_dir(&scenario.name, seed));
+    let run_dir = (opts.out.clone())
+        .unwrap_or_else(|| outage_lab_engine::run_dir::default_run_dir(&scenario.name, seed));
     // Absolute, so every child's command line names it in full: the ledger proves a process's
     // identity by it, and logs and configs stay findable whatever the working directory.
     let run_dir = std::path::absolute(&run_dir).unwrap_or(run_dir);
@@ -554,48 +555,4 @@ fn prepare_run_dir(run_dir: &Path, scenario_text: &str, plan: &Plan) -> Result<(
     let plan_json = serde_json::to_string_pretty(plan)
         .map_err(|e| HarnessError::io("encode plan".into(), std::io::Error::other(e)))?;
     write("plan.json", &plan_json)
-}
-
-/// `runs/<scenario>-<YYYYmmddTHHMMSSZ>-seed<seed>`.
-fn default_run_dir(name: &str, seed: u64) -> PathBuf {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    PathBuf::from("runs").join(format!("{name}-{}-seed{seed}", utc_stamp(secs)))
-}
-
-/// Formats Unix seconds as `YYYYmmddTHHMMSSZ` (proleptic Gregorian, UTC).
-pub fn utc_stamp(secs: u64) -> String {
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    // Civil-from-days (Howard Hinnant's algorithm), shifted so March is month 0.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn utc_stamps_match_known_dates() {
-        assert_eq!(utc_stamp(0), "19700101T000000Z");
-        // The incident: 2012-10-22 17:00:00 UTC (10:00 PDT).
-        assert_eq!(utc_stamp(1_350_925_200), "20121022T170000Z");
-        assert_eq!(utc_stamp(951_782_400), "20000229T000000Z");
-    }
 }
