@@ -14,6 +14,35 @@ pub fn result(name: &str, passed: bool, detail: String) -> ExpectationResult {
     }
 }
 
+/// The verdict table printed at the end of a run: a row per expectation, then `notes` (one per
+/// line), then the verdict in words.
+pub fn verdict_table(rows: &[ExpectationResult], notes: &[String]) -> String {
+    let width = rows
+        .iter()
+        .map(|e| e.name.len())
+        .max()
+        .unwrap_or(10)
+        .max(11);
+    let mut out = format!("{:<width$}  {:<6}  evidence\n", "expectation", "held");
+    for e in rows {
+        let held = if e.passed { "yes" } else { "NO" };
+        out.push_str(&format!("{:<width$}  {held:<6}  {}\n", e.name, e.detail));
+    }
+    for note in notes {
+        out.push_str(note);
+        out.push('\n');
+    }
+    let failed = rows.iter().filter(|e| !e.passed).count();
+    out.push_str(&match failed {
+        0 => format!("verdict: PASS ({} expectations held)", rows.len()),
+        _ => format!(
+            "verdict: FAIL ({failed} of {} expectations did not hold)",
+            rows.len()
+        ),
+    });
+    out
+}
+
 /// How the run itself went, as the harness saw it.
 #[derive(Debug, Default)]
 pub struct RunFacts {
@@ -74,6 +103,23 @@ mod tests {
 
     fn names(rows: &[ExpectationResult]) -> Vec<&str> {
         rows.iter().map(|r| r.name.as_str()).collect()
+    }
+
+    #[test]
+    fn the_verdict_table_says_which_rows_held_and_counts_those_that_did_not() {
+        let rows = [
+            result("fault_took_effect", true, "a".into()),
+            result("x", false, "b".into()),
+        ];
+        let table = verdict_table(&rows, &["pace: kept".into()]);
+        assert!(table.contains("fault_took_effect  yes     a"), "{table}");
+        assert!(table.contains("x                  NO      b"), "{table}");
+        assert!(table.ends_with("pace: kept\nverdict: FAIL (1 of 2 expectations did not hold)"));
+        let all = verdict_table(&rows[..1], &[]);
+        assert!(
+            all.ends_with("verdict: PASS (1 expectations held)"),
+            "{all}"
+        );
     }
 
     #[test]

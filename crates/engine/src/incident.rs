@@ -76,8 +76,7 @@ pub fn for_scenario<'a>(
     incidents: &[&'a dyn Incident],
     scenario: &Path,
 ) -> Result<&'a dyn Incident, UnknownIncident> {
-    let named = read_bounded(scenario).and_then(|text| named_incident(&text));
-    let Some(name) = named else {
+    let Some(name) = named_by(scenario) else {
         return Ok(incidents[0]);
     };
     (incidents.iter().find(|i| i.name() == name).copied()).ok_or_else(|| UnknownIncident {
@@ -87,6 +86,12 @@ pub fn for_scenario<'a>(
             .collect::<Vec<_>>()
             .join(", "),
     })
+}
+
+/// The incident the scenario at `path` names (`incident:` at its top level), if it can be read
+/// and names one: how a package's tests tell its own shipped scenarios from another's.
+pub fn named_by(path: &Path) -> Option<String> {
+    read_bounded(path).and_then(|text| named_incident(&text))
 }
 
 /// The file's text, unless it cannot be read, is not UTF-8 or is over [`MAX_SCENARIO_BYTES`].

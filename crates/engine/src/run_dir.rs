@@ -1,7 +1,20 @@
 //! Where a run keeps what it leaves: its default directory, named by scenario, UTC time and
-//! seed, the same for every incident.
+//! seed, the same for every incident; and how a file in it is written (a process's config).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use crate::error::HarnessError;
+
+/// Writes `value` as pretty JSON to `path` (a role's config in `<run>/config/`).
+pub fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<(), HarnessError> {
+    let json = serde_json::to_string_pretty(value).map_err(|e| {
+        HarnessError::io(
+            format!("encode {}", path.display()),
+            std::io::Error::other(e),
+        )
+    })?;
+    std::fs::write(path, json).map_err(|e| HarnessError::io(format!("write {}", path.display()), e))
+}
 
 /// `runs/<scenario>-<YYYYmmddTHHMMSSZ>-seed<seed>`, the directory a run writes by default.
 pub fn default_run_dir(name: &str, seed: u64) -> PathBuf {

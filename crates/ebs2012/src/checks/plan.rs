@@ -553,7 +553,7 @@ expect:
             .flatten()
         {
             let path = entry.path();
-            if path.extension().is_none_or(|e| e != "yaml") {
+            if path.extension().is_none_or(|e| e != "yaml") || !crate::scenario::is_ours(&path) {
                 continue;
             }
             let scenario = Scenario::load(&path, &[]).expect("a shipped scenario loads");

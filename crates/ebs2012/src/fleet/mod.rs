@@ -376,14 +376,7 @@ impl<'a> Fleet<'a> {
         config: &T,
     ) -> Result<PathBuf, HarnessError> {
         let path = self.run_dir.join("config").join(format!("{name}.json"));
-        let json = serde_json::to_string_pretty(config).map_err(|e| {
-            HarnessError::io(
-                format!("encode {}", path.display()),
-                std::io::Error::other(e),
-            )
-        })?;
-        std::fs::write(&path, json)
-            .map_err(|e| HarnessError::io(format!("write {}", path.display()), e))?;
+        outage_lab_engine::run_dir::write_json(&path, config)?;
         Ok(path)
     }
 

@@ -205,38 +205,8 @@ pub fn status_line(now_ms: u64, plan: &Plan, state: &RunState, external: bool) -
 
 /// The verdict table printed at the end of a run.
 pub fn verdict_table(report: &Report) -> String {
-    let width = report
-        .expectations
-        .iter()
-        .map(|e| e.name.len())
-        .max()
-        .unwrap_or(10)
-        .max(11);
-    let mut out = format!("{:<width$}  {:<6}  evidence\n", "expectation", "held");
-    for e in &report.expectations {
-        out.push_str(&format!(
-            "{:<width$}  {:<6}  {}\n",
-            e.name,
-            if e.passed { "yes" } else { "NO" },
-            e.detail
-        ));
-    }
-    let failed = report.expectations.iter().filter(|e| !e.passed).count();
-    if let Some(lag) = &report.lag {
-        out.push_str(&lag.summary());
-        out.push('\n');
-    }
-    out.push_str(&match report.verdict {
-        Verdict::Pass => format!(
-            "verdict: PASS ({} expectations held)",
-            report.expectations.len()
-        ),
-        Verdict::Fail => format!(
-            "verdict: FAIL ({failed} of {} expectations did not hold)",
-            report.expectations.len()
-        ),
-    });
-    out
+    let notes: Vec<String> = report.lag.iter().map(|lag| lag.summary()).collect();
+    outage_lab_engine::checks::verdict_table(&report.expectations, &notes)
 }
 
 /// `junit.xml`: one test case per expectation, so CI systems show the verdict natively; a failed
