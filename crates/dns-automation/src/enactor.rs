@@ -17,6 +17,8 @@ use std::time::Duration;
 use outage_lab_dynamodb_events::{Event, EventSink, Generation, Plan, Refusal};
 use outage_lab_proto::HumanDuration;
 use outage_lab_proto::wire::DnsChange;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -43,6 +45,9 @@ pub struct Config {
     /// The fixes it runs with.
     #[serde(default)]
     pub fixes: Fixes,
+    /// Seed of its random choices (how long each stall lasts, within the control's jitter).
+    #[serde(default)]
+    pub seed: u64,
 }
 
 /// Why one round of an enactor's work stopped short.
@@ -75,6 +80,7 @@ impl Enactor {
     /// round that fails is logged and the next tries again.
     pub async fn run(self, control: watch::Receiver<Control>, shutdown: CancellationToken) {
         let mut last_done: Option<Generation> = None;
+        let mut rng = ChaCha8Rng::seed_from_u64(self.config.seed);
         loop {
             tokio::select! {
                 biased;
@@ -84,7 +90,7 @@ impl Enactor {
             if !control.borrow().enabled {
                 continue;
             }
-            match self.round(last_done, &control, &shutdown).await {
+            match self.round(last_done, &control, &mut rng, &shutdown).await {
                 Ok(Some(done)) => last_done = Some(done),
                 Ok(None) => {}
                 Err(e) => tracing::warn!("{}: {e}", self.config.name),
@@ -98,6 +104,7 @@ impl Enactor {
         &self,
         last_done: Option<Generation>,
         control: &watch::Receiver<Control>,
+        rng: &mut ChaCha8Rng,
         shutdown: &CancellationToken,
     ) -> Result<Option<Generation>, RoundError> {
         let Some(plan) = self.store.newest().await? else {
@@ -116,7 +123,7 @@ impl Enactor {
             last_applied,
         });
         for endpoint in plan.endpoints.keys() {
-            let stalled = Duration::from(control.borrow().stall);
+            let stalled = control.borrow().next_stall(rng);
             if !stalled.is_zero() {
                 self.stall_before(endpoint, plan.generation, stalled, shutdown)
                     .await;

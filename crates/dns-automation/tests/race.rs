@@ -131,6 +131,7 @@ impl Lab {
                 keep_generations: KEEP,
                 dns_admins: lab.admins.clone(),
                 fixes,
+                seed: 2025,
             };
             let http = TcpListener::bind("127.0.0.1:0").await.expect("enactor");
             lab.controls
@@ -371,6 +372,7 @@ impl Bench {
                 keep_generations: KEEP,
                 dns_admins: self.lab.admins.clone(),
                 fixes,
+                seed: 2025,
             },
             store: self.lab.store.clone(),
             http: self.lab.http.clone(),
