@@ -4,9 +4,8 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use clap::{FromArgMatches, Subcommand};
 use outage_lab_engine::args::{CompareArgs, GridArgs, ReportArgs, RunArgs, WorkshopArgs};
-use outage_lab_engine::incident::Incident;
+use outage_lab_engine::incident::{self, Incident};
 
 use crate::cli::Own;
 use crate::commands;
@@ -64,19 +63,13 @@ impl Incident for Ebs2012 {
     }
 
     fn commands(&self) -> Vec<clap::Command> {
-        let own = Own::augment_subcommands(clap::Command::new("ebs-2012-10-22"));
-        own.get_subcommands().cloned().collect()
+        incident::own_commands::<Own>()
     }
 
     fn dispatch(&self, matches: &clap::ArgMatches) -> Option<ExitCode> {
-        let (name, _) = matches.subcommand()?;
-        if !Own::has_subcommand(name) {
-            return None;
-        }
-        Some(match Own::from_arg_matches(matches) {
-            Ok(Own::Ctl(args)) => crate::ctl::command(&args),
-            Ok(Own::Role(role)) => crate::roles::run(role),
-            Err(e) => e.exit(),
+        incident::dispatch_own(matches, |own| match own {
+            Own::Ctl(args) => crate::ctl::command(&args),
+            Own::Role(role) => crate::roles::run(role),
         })
     }
 }

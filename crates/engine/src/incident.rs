@@ -57,6 +57,27 @@ pub trait Incident: Sync {
     fn dispatch(&self, matches: &clap::ArgMatches) -> Option<ExitCode>;
 }
 
+/// The commands of `S` (an incident's own, or the engine's roles), to add to the program's.
+pub fn own_commands<S: clap::Subcommand>() -> Vec<clap::Command> {
+    let own = S::augment_subcommands(clap::Command::new("own"));
+    own.get_subcommands().cloned().collect()
+}
+
+/// Runs the command `matches` names with `run`, if it is one of `S`'s; `None` if it is not.
+pub fn dispatch_own<S: clap::Subcommand + clap::FromArgMatches>(
+    matches: &clap::ArgMatches,
+    run: impl FnOnce(S) -> ExitCode,
+) -> Option<ExitCode> {
+    let (name, _) = matches.subcommand()?;
+    if !S::has_subcommand(name) {
+        return None;
+    }
+    Some(match S::from_arg_matches(matches) {
+        Ok(own) => run(own),
+        Err(e) => e.exit(),
+    })
+}
+
 /// A scenario that names an incident this build does not know.
 #[derive(Debug, thiserror::Error)]
 #[error("{shown}: `incident: {name}` is not an incident this build knows; it knows {known}")]

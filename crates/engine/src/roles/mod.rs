@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use clap::{FromArgMatches, Subcommand};
+use clap::Subcommand;
 use outage_lab_proto::{EngineEvent, EventSink};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::signal::unix::{SignalKind, signal};
@@ -34,19 +34,13 @@ pub enum EngineRole {
 impl EngineRole {
     /// Its commands, to add to the program's.
     pub fn commands() -> Vec<clap::Command> {
-        let own = Self::augment_subcommands(clap::Command::new("engine"));
-        own.get_subcommands().cloned().collect()
+        crate::incident::own_commands::<Self>()
     }
 
     /// Runs the command `matches` names, if it is one of these.
     pub fn dispatch(matches: &clap::ArgMatches) -> Option<ExitCode> {
-        let (name, _) = matches.subcommand()?;
-        if !Self::has_subcommand(name) {
-            return None;
-        }
-        Some(match Self::from_arg_matches(matches) {
-            Ok(EngineRole::Dns(args)) => run(|shutdown| dns::dns(args, shutdown, sink())),
-            Err(e) => e.exit(),
+        crate::incident::dispatch_own(matches, |role| match role {
+            EngineRole::Dns(args) => run(|shutdown| dns::dns(args, shutdown, sink())),
         })
     }
 }
