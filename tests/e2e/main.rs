@@ -15,6 +15,7 @@ mod ci_recipe;
 mod cleanup;
 mod code_map;
 mod dns;
+mod dynamodb;
 mod experiments;
 mod fixes;
 mod hosts;

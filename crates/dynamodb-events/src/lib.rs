@@ -221,6 +221,19 @@ outage_lab_proto::with_engine_events! {
             /// Servers it has ever granted a lease.
             servers: u64,
         },
+        /// What a lab DNS server answered the harness's own query for the service's endpoint,
+        /// told when it changed: the answer every client's resolver gets, in real DNS packets.
+        EndpointProbed = "endpoint_probed" {
+            /// The DNS server (`dns-a`, ...).
+            server: String,
+            /// The endpoint asked for.
+            endpoint: String,
+            /// The addresses answered: none for an empty answer (NODATA or NXDOMAIN).
+            addrs: Vec<Ipv4Addr>,
+            /// Why there was no answer at all (a timeout), if so.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            error: Option<String>,
+        },
         /// Clean-up kept an old plan because an endpoint still uses it (a fix).
         PlanKept = "plan_kept" {
             /// The enactor whose clean-up it was.

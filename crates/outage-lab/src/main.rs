@@ -18,7 +18,10 @@ use outage_lab_engine::roles::EngineRole;
 use crate::cli::{Cli, Command};
 
 /// Every incident this build knows, the default first: adding one is one line here.
-static INCIDENTS: &[&dyn Incident] = &[&outage_lab_ebs2012::EBS_2012];
+static INCIDENTS: &[&dyn Incident] = &[
+    &outage_lab_ebs2012::EBS_2012,
+    &outage_lab_dynamodb2025::DYNAMODB_2025,
+];
 
 fn main() -> ExitCode {
     let matches = command_line().get_matches();

@@ -1,0 +1,190 @@
+//! Hears every process of the run (and the harness), writes `journal.jsonl`, keeps the entries
+//! for the checks, and tells the person watching what matters as it happens: the stale write,
+//! the deletion, the empty endpoint, the refusals, and the clients' success every 5 s.
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::path::Path;
+
+use outage_lab_dynamodb_events::{Event, JournalEntry, Refusal};
+use outage_lab_engine::error::HarnessError;
+use outage_lab_engine::journal::JournalWriter;
+use outage_lab_engine::supervisor::{Inbound, Supervisor};
+use outage_lab_engine::terminal::say;
+use outage_lab_proto::{EngineEvent, Vocabulary as _};
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::task::JoinHandle;
+
+use crate::names::ProcessName;
+
+/// What the recorder hands back at the end: every entry, and the journal to append the verdict to.
+pub(super) type Recorded = (Vec<JournalEntry>, JournalWriter<Event>);
+
+/// The task that writes the journal.
+pub(super) struct Recorder {
+    task: JoinHandle<Recorded>,
+}
+
+impl Recorder {
+    /// Starts writing `<run>/journal.jsonl` from what `rx` hears.
+    pub(super) fn start(
+        run_dir: &Path,
+        mut rx: UnboundedReceiver<Inbound<Event>>,
+        endpoint: &str,
+    ) -> Result<Recorder, HarnessError> {
+        let path = run_dir.join("journal.jsonl");
+        let file = File::create(&path)
+            .map_err(|e| HarnessError::io(format!("create {}", path.display()), e))?;
+        let mut journal = JournalWriter::new(file);
+        let mut narrator = Narrator::new(endpoint);
+        let task = tokio::spawn(async move {
+            let mut entries = Vec::new();
+            while let Some(inbound) = rx.recv().await {
+                let entry = JournalEntry {
+                    t_ms: inbound.t_ms,
+                    source: inbound.source,
+                    source_pid: inbound.pid,
+                    event: inbound.event,
+                };
+                journal.write(&entry);
+                narrator.tell(&entry);
+                entries.push(entry);
+            }
+            (entries, journal)
+        });
+        Ok(Recorder { task })
+    }
+
+    /// Waits until every process's stream has ended (the supervisor, the last sender, is
+    /// dropped here); every entry and the journal.
+    pub(super) async fn finish(
+        self,
+        sup: Supervisor<ProcessName>,
+    ) -> Result<Recorded, HarnessError> {
+        drop(sup);
+        self.task
+            .await
+            .map_err(|e| HarnessError::Start(format!("the journal writer failed: {e}")))
+    }
+}
+
+/// What the person watching is told.
+struct Narrator {
+    endpoint: String,
+    refused: BTreeSet<String>,
+    window: Window,
+}
+
+/// The clients' counts since the last line.
+#[derive(Default)]
+struct Window {
+    until_ms: u64,
+    ok: u64,
+    failed: u64,
+    lookups_failed: u64,
+    served_stale: u64,
+}
+
+/// The clients' line comes this often.
+const CLIENTS_EVERY_MS: u64 = 5_000;
+
+impl Narrator {
+    fn new(endpoint: &str) -> Self {
+        Narrator {
+            endpoint: endpoint.to_owned(),
+            refused: BTreeSet::new(),
+            window: Window {
+                until_ms: CLIENTS_EVERY_MS,
+                ..Window::default()
+            },
+        }
+    }
+
+    fn tell(&mut self, entry: &JournalEntry) {
+        let t = entry.t_ms as f64 / 1000.0;
+        if let Some(line) = self.line(entry) {
+            say(&format!("t={t:>5.1}s  {line}"));
+        }
+    }
+
+    fn line(&mut self, entry: &JournalEntry) -> Option<String> {
+        match &entry.event {
+            Event::EndpointApplied {
+                enactor,
+                endpoint,
+                generation,
+                replaced: Some(replaced),
+                ..
+            } if replaced > generation && *endpoint == self.endpoint => Some(format!(
+                "{enactor} wrote its old plan {generation} over the newer {replaced} on {endpoint}"
+            )),
+            Event::PlanDeleted {
+                enactor,
+                generation,
+                applied,
+                emptied,
+            } if !emptied.is_empty() => Some(format!(
+                "{enactor}'s clean-up (after applying {applied}) deleted {generation}, which {} still used: their records are now empty",
+                emptied.join(", ")
+            )),
+            Event::ApplyRefused {
+                enactor,
+                endpoint,
+                refusal: refusal @ Refusal::PlanGone { .. },
+                ..
+            } if *endpoint == self.endpoint && self.refused.insert(enactor.clone()) => {
+                Some(format!("{enactor} will not touch {endpoint}: {refusal}"))
+            }
+            Event::EndpointProbed {
+                server,
+                addrs,
+                error,
+                ..
+            } => Some(match (addrs.is_empty(), error) {
+                (_, Some(error)) => format!("{server} gave no answer: {error}"),
+                (true, None) => format!("{server} answers {}: no address", self.endpoint),
+                (false, None) => format!("{server} answers {}: {addrs:?}", self.endpoint),
+            }),
+            Event::ClientStats {
+                ok,
+                failed,
+                lookups_failed,
+                served_stale,
+                ..
+            } => {
+                let line = self.clients_line(entry.t_ms);
+                let w = &mut self.window;
+                (w.ok, w.failed) = (w.ok + ok, w.failed + failed);
+                w.lookups_failed += lookups_failed;
+                w.served_stale += served_stale;
+                line
+            }
+            _ => self.engine_line(entry),
+        }
+    }
+
+    /// The clients' line for the window that ended before `t_ms`, if one did.
+    fn clients_line(&mut self, t_ms: u64) -> Option<String> {
+        if t_ms < self.window.until_ms {
+            return None;
+        }
+        let w = std::mem::take(&mut self.window);
+        self.window.until_ms = (t_ms / CLIENTS_EVERY_MS + 1) * CLIENTS_EVERY_MS;
+        Some(format!(
+            "clients: {} requests ok, {} failed ({} lookups found no address, {} served stale)",
+            w.ok, w.failed, w.lookups_failed, w.served_stale
+        ))
+    }
+
+    fn engine_line(&self, entry: &JournalEntry) -> Option<String> {
+        match entry.event.engine()? {
+            EngineEvent::ProcessExited {
+                name,
+                status,
+                expected: false,
+                ..
+            } => Some(format!("{name} exited unasked ({status})")),
+            _ => None,
+        }
+    }
+}

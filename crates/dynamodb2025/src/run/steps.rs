@@ -1,0 +1,129 @@
+//! The timeline's steps, each done to the running lab through the same APIs an operator has:
+//! the planner's and enactors' admin API (`/control`), the plan store, the DNS servers' admin
+//! API. Each is journaled as `fault_injected` with what exactly was done.
+
+use std::time::Duration;
+
+use outage_lab_dns_automation::client::PlanStore;
+use outage_lab_dns_automation::control::Control;
+use outage_lab_dns_automation::repair;
+use outage_lab_engine::error::HarnessError;
+use outage_lab_engine::terminal::say;
+use outage_lab_proto::EngineEvent;
+use tokio_util::sync::CancellationToken;
+
+use super::Fleet;
+use crate::scenario::{Scenario, Step};
+
+/// Plays the timeline to its end, or until `stop`.
+pub(super) async fn play(
+    scenario: &Scenario,
+    fleet: &Fleet,
+    stop: &CancellationToken,
+) -> Result<(), HarnessError> {
+    let start = fleet.sup.clock().now();
+    for (at, step) in scenario.steps() {
+        if !wait_until(fleet, start + Duration::from(at), stop).await {
+            return Ok(());
+        }
+        let detail = apply(fleet, &scenario.service.endpoint, &step).await?;
+        let t = fleet.sup.clock().now().saturating_sub(start);
+        say(&format!(
+            "t={:>5.1}s  {}: {detail}",
+            t.as_secs_f64(),
+            step.name()
+        ));
+        fleet.sup.emit(EngineEvent::FaultInjected {
+            action: step.name().to_owned(),
+            detail,
+        });
+    }
+    wait_until(fleet, start + Duration::from(scenario.duration), stop).await;
+    Ok(())
+}
+
+/// Sleeps until lab time `at`; false if `stop` came first.
+async fn wait_until(fleet: &Fleet, at: Duration, stop: &CancellationToken) -> bool {
+    let deadline = fleet.sup.clock().instant_at(at);
+    tokio::select! {
+        () = stop.cancelled() => false,
+        () = tokio::time::sleep_until(deadline.into()) => true,
+    }
+}
+
+/// Does `step`; what exactly was done, in words.
+async fn apply(fleet: &Fleet, endpoint: &str, step: &Step) -> Result<String, HarnessError> {
+    let failed = |detail: String| HarnessError::Fault {
+        action: step.name().to_owned(),
+        detail,
+    };
+    match step {
+        Step::SlowEnactor {
+            enactor,
+            delay,
+            jitter,
+        } => {
+            let control = Control {
+                enabled: true,
+                stall: *delay,
+                jitter: *jitter,
+            };
+            put_control(fleet, enactor, control).await.map_err(failed)?;
+            Ok(format!(
+                "{enactor}: every write now stalls {delay} (give or take {jitter}) before it goes through"
+            ))
+        }
+        Step::DisableAutomation => {
+            for name in fleet.controls.keys() {
+                let current = get_control(fleet, name).await.map_err(failed)?;
+                let off = Control {
+                    enabled: false,
+                    ..current
+                };
+                put_control(fleet, name, off).await.map_err(failed)?;
+            }
+            let names: Vec<&str> = fleet.controls.keys().map(String::as_str).collect();
+            Ok(format!(
+                "turned off {}: no new plan, no new write",
+                names.join(", ")
+            ))
+        }
+        Step::ManualRepair => {
+            let store = PlanStore::new(fleet.http.clone(), fleet.store);
+            let restored =
+                repair::manual_repair(&store, &fleet.http, &fleet.dns_admins(), endpoint).await;
+            match restored.map_err(|e| failed(e.to_string()))? {
+                Some(generation) => Ok(format!(
+                    "{endpoint} restored from the newest plan {generation} on every DNS server"
+                )),
+                None => Err(failed(
+                    "the plan store holds no plan to restore from".into(),
+                )),
+            }
+        }
+    }
+}
+
+async fn get_control(fleet: &Fleet, name: &str) -> Result<Control, String> {
+    let url = format!("http://{}/control", fleet.controls[name]);
+    let answer = (fleet.http.get(&url).send().await).map_err(|e| format!("GET {url}: {e}"))?;
+    answer
+        .error_for_status()
+        .map_err(|e| format!("GET {url}: {e}"))?
+        .json()
+        .await
+        .map_err(|e| format!("GET {url}: {e}"))
+}
+
+async fn put_control(fleet: &Fleet, name: &str, control: Control) -> Result<(), String> {
+    let Some(addr) = fleet.controls.get(name) else {
+        return Err(format!("no process named {name} in this run"));
+    };
+    let url = format!("http://{addr}/control");
+    let answer = fleet.http.put(&url).json(&control).send().await;
+    let answer = answer.map_err(|e| format!("PUT {url}: {e}"))?;
+    answer
+        .error_for_status()
+        .map_err(|e| format!("PUT {url}: {e}"))?;
+    Ok(())
+}

@@ -1,0 +1,169 @@
+//! The October 2025 incident end to end: the shipped scenario as real processes, the race
+//! seen in the journal, and the empty endpoint seen by `dig` on every lab DNS server while it
+//! lasts, then the service's addresses again after the operators' repair.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::{Proc, poll_until, run, scenario};
+
+const ENDPOINT: &str = "dynamodb.us-east-1.lab.internal.";
+
+/// The journal so far, as JSON values (a half-written last line is skipped).
+fn journal(run_dir: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(run_dir.join("journal.jsonl")).unwrap_or_default();
+    (text.lines())
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+fn kind<'a>(entries: &'a [Value], kind: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
+    entries.iter().filter(move |e| e["kind"] == kind)
+}
+
+/// Each DNS server's last probed answer for the endpoint: how many addresses.
+fn answers(entries: &[Value]) -> BTreeMap<String, usize> {
+    (kind(entries, "endpoint_probed"))
+        .map(|e| {
+            let addrs = e["addrs"].as_array().map_or(0, Vec::len);
+            (e["server"].as_str().unwrap_or_default().to_owned(), addrs)
+        })
+        .collect()
+}
+
+/// Where each lab DNS server answers DNS, from its `ready` line.
+fn dns_servers(entries: &[Value]) -> Vec<String> {
+    (kind(entries, "ready"))
+        .filter(|e| e["role"] == "dns")
+        .map(|e| {
+            e["addrs"]["dns"]
+                .as_str()
+                .expect("a dns address")
+                .to_owned()
+        })
+        .collect()
+}
+
+/// `dig @server endpoint A`, once, without recursion: its whole output.
+fn dig(server: &str) -> String {
+    let (ip, port) = server.rsplit_once(':').expect("ip:port");
+    let out = Command::new("dig")
+        .args([&format!("@{ip}"), "-p", port, ENDPOINT, "A"])
+        .args(["+tries=1", "+time=5", "+norecurse"])
+        .output()
+        .expect("dig runs (Debian's bind9-dnsutils; scripts/test installs it)");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn header(dig: &str, field: &str) -> String {
+    let after = dig.split(field).nth(1).unwrap_or_else(|| panic!("{dig}"));
+    after
+        .split(',')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+#[test]
+fn the_race_empties_the_endpoint_on_every_dns_server_until_the_operators_repair_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let fixture = scenario("dynamodb-2025-10-20.yaml");
+    let args = [
+        "run",
+        fixture.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let proc = Proc::start(&args);
+    // The race fires by itself after the stall at 2 s; the automation is turned off at 17 s.
+    let empty = poll_until(
+        Duration::from_secs(40),
+        || answers(&journal(&out)),
+        |seen| seen.len() == 3 && seen.values().all(|n| *n == 0),
+    );
+    assert_eq!(
+        empty.values().sum::<usize>(),
+        0,
+        "never empty everywhere: {empty:?}"
+    );
+    let servers = dns_servers(&journal(&out));
+    assert_eq!(servers.len(), 3);
+    for server in &servers {
+        let seen = dig(server);
+        assert_eq!(header(&seen, "status: "), "NOERROR", "{server}: {seen}");
+        assert_eq!(header(&seen, "ANSWER: "), "0", "{server}: NODATA: {seen}");
+        assert_eq!(
+            header(&seen, "AUTHORITY: "),
+            "1",
+            "{server}: the SOA for the TTL: {seen}"
+        );
+    }
+    let repaired = poll_until(
+        Duration::from_secs(30),
+        || kind(&journal(&out), "fault_injected").any(|e| e["action"] == "manual_repair"),
+        |done| *done,
+    );
+    assert!(repaired, "no manual_repair in the journal");
+    for server in &servers {
+        let seen = dig(server);
+        let answered: u32 = header(&seen, "ANSWER: ").parse().unwrap();
+        assert!(answered >= 1, "{server} after the repair: {seen}");
+        assert!(
+            seen.contains("127.25."),
+            "{server}: the service's addresses: {seen}"
+        );
+    }
+    let done = proc.wait(Duration::from_secs(60));
+    assert_eq!(done.code(), Some(0), "{}", done.output());
+    let entries = journal(&out);
+    let stale = kind(&entries, "endpoint_applied")
+        .any(|e| e["endpoint"] == ENDPOINT && e["replaced"].as_u64() > e["generation"].as_u64());
+    let deleted = kind(&entries, "plan_deleted").any(|e| {
+        e["emptied"]
+            .as_array()
+            .is_some_and(|a| a.contains(&ENDPOINT.into()))
+    });
+    assert!(
+        stale && deleted,
+        "the journal shows a stale write {stale}, a deletion {deleted}"
+    );
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["verdict"], "pass", "{report:#}");
+}
+
+#[test]
+fn the_2025_scenario_validates_and_the_modes_it_lacks_say_so_with_exit_2() {
+    let fixture = scenario("dynamodb-2025-10-20.yaml");
+    let fixture = fixture.to_str().unwrap();
+    let valid = run(&["validate", fixture], Duration::from_secs(20));
+    assert_eq!(valid.code(), Some(0), "{}", valid.output());
+    assert!(
+        valid
+            .output()
+            .contains("ok (dynamodb-2025-10-20: 3 DNS servers, 3 enactors")
+    );
+    let compare = run(&["compare", fixture], Duration::from_secs(20));
+    assert_eq!(compare.code(), Some(2), "{}", compare.output());
+    assert!(
+        compare
+            .output()
+            .contains("`compare` is not available for dynamodb-2025-10-20")
+    );
+    let set = run(
+        &["run", fixture, "--set", "dns.ttl=2s"],
+        Duration::from_secs(20),
+    );
+    assert_eq!(set.code(), Some(2), "{}", set.output());
+    assert!(
+        set.output().contains("--set is not available"),
+        "{}",
+        set.output()
+    );
+}
