@@ -3,8 +3,9 @@
 //! deletes the plans many generations older than the one it applied, and with each the records
 //! of any endpoint that still used it.
 //!
-//! Before it writes an endpoint it looks at the plan the endpoint has; if that plan was deleted,
-//! it cannot tell what it would replace and leaves the endpoint alone. That is how an endpoint
+//! Before it writes an endpoint it reads its own plan again (one deleted while it waited is given
+//! up: there is nothing left to write), and looks at the plan the endpoint has; if that plan was
+//! deleted, it cannot tell what it would replace and leaves the endpoint alone. That is how an endpoint
 //! emptied by clean-up stays empty: no enactor will touch it again until an operator repairs it.
 //!
 //! Three run, independently. A slowed one (the `slow_enactor` step) stalls before each write;
@@ -131,11 +132,30 @@ impl Enactor {
             if shutdown.is_cancelled() {
                 return Ok(None);
             }
+            if !self.plan_still_there(&plan, endpoint).await? {
+                return Ok(Some(plan.generation));
+            }
             self.apply(&plan, endpoint).await?;
             tokio::time::sleep(self.config.settle.into()).await;
         }
         self.clean_up(plan.generation).await?;
         Ok(Some(plan.generation))
+    }
+
+    /// Whether the plan it is applying is still in the store: it reads its plan at each write,
+    /// as a real enactor reads the plan it applies; one deleted while it waited is given up
+    /// (told as a refusal of `endpoint`).
+    async fn plan_still_there(&self, plan: &Plan, endpoint: &str) -> Result<bool, RoundError> {
+        if self.store.plan(plan.generation).await?.is_some() {
+            return Ok(true);
+        }
+        self.events.emit(Event::ApplyRefused {
+            enactor: self.config.name.clone(),
+            endpoint: endpoint.to_owned(),
+            generation: plan.generation,
+            refusal: Refusal::OwnPlanGone,
+        });
+        Ok(false)
     }
 
     async fn stall_before(

@@ -13,7 +13,7 @@
 //! | `GET /plans/{g}` | plan `g`; 404 if it was never stored or was deleted |
 //! | `DELETE /plans/{g}` | deletes plan `g`; 404 if it is not there |
 //! | `GET /endpoints` | [`EndpointsMsg`]: the plan each endpoint uses |
-//! | `PUT /endpoints/{name}` | [`UseMsg`]: endpoint `name` now uses a plan; with `only_if_newer`, 409 [`UseMsg`] (what it has) unless the plan is newer than the one it has |
+//! | `PUT /endpoints/{name}` | [`UseMsg`]: endpoint `name` now uses a plan; 404 if that plan is not stored (deleted while its enactor wrote); with `only_if_newer`, 409 [`UseMsg`] (what it has) unless the plan is newer than the one it has |
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -130,6 +130,13 @@ async fn use_plan(
     Json(msg): Json<UseMsg>,
 ) -> Response {
     let mut plans = lock(&shared);
+    if !plans.plans.contains_key(&msg.generation) {
+        let why = format!(
+            "no plan {}: an endpoint can only use a stored plan",
+            msg.generation
+        );
+        return (StatusCode::NOT_FOUND, why).into_response();
+    }
     let current = plans.endpoints.get(&name).copied();
     if msg.only_if_newer
         && let Some(current) = current.filter(|c| *c >= msg.generation)

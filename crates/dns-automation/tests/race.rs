@@ -537,3 +537,27 @@ async fn clean_up_that_keeps_plans_in_use_leaves_the_stale_plan_answering() {
         vec![plans[2].addrs(&endpoint(0)); 3]
     );
 }
+
+#[tokio::test]
+async fn the_store_will_not_record_an_endpoint_as_using_a_plan_it_no_longer_holds() {
+    let bench = Bench::start().await;
+    let store = &bench.lab.store;
+    bench.publish_one(1).await;
+    bench.publish_one(2).await;
+    store
+        .set_endpoint(&endpoint(0), Generation(1))
+        .await
+        .expect("g1 is stored");
+    assert!(store.delete(Generation(1)).await.expect("deleted"));
+    let refused = store.set_endpoint(&endpoint(0), Generation(1)).await;
+    assert!(
+        refused.is_err(),
+        "an endpoint recorded as using a deleted plan"
+    );
+    let used = store.endpoints().await.expect("endpoints").endpoints;
+    assert_eq!(
+        used.get(&endpoint(0)),
+        Some(&Generation(1)),
+        "what it had stays"
+    );
+}

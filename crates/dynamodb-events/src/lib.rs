@@ -87,6 +87,9 @@ pub enum Refusal {
         /// The generation the endpoint has.
         current: Generation,
     },
+    /// The enactor's own plan was deleted while it waited to write: there are no records left
+    /// to write, so it gives up the rest of its round and picks up the newest plan.
+    OwnPlanGone,
 }
 
 impl fmt::Display for Refusal {
@@ -98,6 +101,7 @@ impl fmt::Display for Refusal {
             Refusal::NewerApplied { current } => {
                 write!(f, "it already has the newer plan {current}")
             }
+            Refusal::OwnPlanGone => f.write_str("the enactor's own plan was deleted meanwhile"),
         }
     }
 }
