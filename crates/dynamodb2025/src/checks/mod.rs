@@ -147,10 +147,11 @@ fn fault_took_effect(run: &Run<'_>) -> Result<Race, String> {
             run.endpoint
         ));
     };
-    let stale = stale_write(run, generation, deleted_ms).ok_or_else(|| {
+    let (written_ms, stale) = stale_write(run, generation, deleted_ms).ok_or_else(|| {
         format!("{cleaner} deleted {generation}, which {} used, at {deleted_ms}ms, but no enactor wrote it over a newer plan", run.endpoint)
     })?;
-    let empty_ms = all_servers_empty(run, deleted_ms).ok_or_else(|| {
+    // The clean-up empties the servers before it tells of the deletion: count from the write.
+    let empty_ms = all_servers_empty(run, written_ms).ok_or_else(|| {
         format!(
             "{stale}; {cleaner}'s clean-up deleted it at {deleted_ms}ms, but not every one of {} DNS servers answered {} with no address before the repair",
             run.dns_servers, run.endpoint
@@ -165,8 +166,8 @@ fn fault_took_effect(run: &Run<'_>) -> Result<Race, String> {
     })
 }
 
-/// The stale overwrite of the endpoint with `generation`, before `before_ms`, in words.
-fn stale_write(run: &Run<'_>, generation: Generation, before_ms: u64) -> Option<String> {
+/// The stale overwrite of the endpoint with `generation`, before `before_ms`: when, in words.
+fn stale_write(run: &Run<'_>, generation: Generation, before_ms: u64) -> Option<(u64, String)> {
     (run.during().filter(|e| e.t_ms <= before_ms))
         .filter_map(|e| match &e.event {
             Event::EndpointApplied {
@@ -176,9 +177,12 @@ fn stale_write(run: &Run<'_>, generation: Generation, before_ms: u64) -> Option<
                 replaced: Some(replaced),
                 ..
             } if endpoint == run.endpoint && *written == generation && *replaced > generation => {
-                Some(format!(
-                    "{enactor} wrote the old plan {generation} over the newer {replaced} at {}ms",
-                    e.t_ms
+                Some((
+                    e.t_ms,
+                    format!(
+                        "{enactor} wrote the old plan {generation} over the newer {replaced} at {}ms",
+                        e.t_ms
+                    ),
                 ))
             }
             _ => None,

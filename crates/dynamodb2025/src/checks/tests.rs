@@ -184,3 +184,21 @@ fn with_a_fix_that_protects_the_endpoint_an_empty_answer_fails_the_run() {
     assert!(!row(&rows, "endpoint_never_emptied").passed);
     assert_eq!(planned(&protected), rows.len());
 }
+
+#[test]
+fn servers_found_empty_before_the_clean_up_told_of_its_deletion_still_count() {
+    let journal: Vec<JournalEntry> = (outage().into_iter())
+        .map(|mut e| {
+            if matches!(&e.event, Event::EndpointProbed { addrs, .. } if addrs.is_empty()) {
+                e.t_ms = 5_250;
+            }
+            e
+        })
+        .collect();
+    let rows = judge(&scenario(), &journal);
+    let fault = row(&rows, "fault_took_effect");
+    assert!(
+        fault.passed && fault.detail.contains("from 5250ms"),
+        "{fault:?}"
+    );
+}
