@@ -252,7 +252,11 @@ async fn host(
         .map_err(RoleError::Failed)?;
     let work_dir = match &args.work_dir {
         Some(dir) => dir.clone(),
-        None => std::env::temp_dir().join(format!("outage-lab-host.{}", std::process::id())),
+        None => {
+            let temp = std::env::temp_dir();
+            reap_stale_work_dirs(&temp);
+            temp.join(format!("{WORK_DIR_PREFIX}{}", std::process::id()))
+        }
     };
     let config = outage_lab_host::Config {
         exe,
@@ -302,4 +306,54 @@ fn host_token(args: &HostArgs) -> Result<Option<String>, RoleError> {
         .with_context(|| format!("failed to read the admin token file {}", file.display()))
         .map(Some)
         .map_err(RoleError::Config)
+}
+
+/// A launcher's own work directory in the temporary directory: this, then its pid.
+const WORK_DIR_PREFIX: &str = "outage-lab-host.";
+
+/// Removes the work directories of launchers that are gone: a launcher killed outright (its
+/// container stopped, SIGKILL) leaves its directory behind. A pid that is alive again is left
+/// alone, whoever it is now.
+fn reap_stale_work_dirs(temp: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(temp) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let pid = (name.to_str())
+            .and_then(|n| n.strip_prefix(WORK_DIR_PREFIX))
+            .and_then(|pid| pid.parse::<u32>().ok());
+        if let Some(pid) = pid
+            && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gone_launchers_work_directory_is_reaped_and_a_live_ones_is_kept() {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let mine = temp
+            .path()
+            .join(format!("{WORK_DIR_PREFIX}{}", std::process::id()));
+        let gone = temp
+            .path()
+            .join(format!("{WORK_DIR_PREFIX}{}", u32::MAX - 1));
+        let other = temp.path().join("outage-lab-host.not-a-pid");
+        for dir in [&mine, &gone, &other] {
+            std::fs::create_dir(dir).expect("created");
+        }
+        reap_stale_work_dirs(temp.path());
+        assert!(mine.exists(), "a live launcher's directory was removed");
+        assert!(!gone.exists(), "a gone launcher's directory was left");
+        assert!(
+            other.exists(),
+            "a directory that is no launcher's was removed"
+        );
+    }
 }
