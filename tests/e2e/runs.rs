@@ -93,7 +93,7 @@ fn stale_agents_leak_and_fresh_agents_do_not() {
     assert_eq!(v.lost_acknowledged_writes, 0, "{v:?}");
     assert!(v.acknowledged_writes > 100, "{v:?}");
     assert!(v.recovered_at_ms.is_some(), "{v:?}");
-    assert_valid_junit(&out.join("junit.xml"));
+    crate::support::assert_valid_junit(&out.join("junit.xml"));
     assert!(report.load.requests > 1000, "{:?}", report.load);
     for s in &report.servers {
         if s.stale {
@@ -209,28 +209,7 @@ fn an_expectation_that_cannot_hold_exits_1_and_says_which() {
         junit.contains("stale_agents_grow_at_least") && junit.contains("expected at least 1GiB"),
         "{junit}"
     );
-    assert_valid_junit(&out.join("junit.xml"));
-}
-
-/// Validates a junit.xml against the common JUnit schema (fixtures/junit/junit.xsd) with
-/// xmllint (Debian's libxml2-utils; `scripts/test` installs it when missing).
-fn assert_valid_junit(path: &std::path::Path) {
-    let schema = crate::support::repo().join("fixtures/junit/junit.xsd");
-    let out = std::process::Command::new("xmllint")
-        .args(["--noout", "--schema"])
-        .arg(&schema)
-        .arg(path)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("xmllint is needed to validate junit.xml ({e}); apt-get install libxml2-utils")
-        });
-    assert!(
-        out.status.success(),
-        "{} does not validate against {}:\n{}",
-        path.display(),
-        schema.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::support::assert_valid_junit(&out.join("junit.xml"));
 }
 
 /// The size of `pid`'s spool file: unlinked at once, so found through its open descriptors.

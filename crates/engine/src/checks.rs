@@ -43,6 +43,44 @@ pub fn verdict_table(rows: &[ExpectationResult], notes: &[String]) -> String {
     out
 }
 
+/// `junit.xml` of a run: one test case per row of the verdict table, so CI systems show the
+/// verdict natively; a row that did not hold is a `<failure>` carrying its evidence. `suite` is
+/// the scenario's name, `properties` what else identifies the run (its seed, its fleet).
+pub fn junit(
+    suite: &str,
+    rows: &[ExpectationResult],
+    wall_ms: u64,
+    properties: &[(&str, String)],
+) -> String {
+    use outage_lab_proto::markup::escape;
+    let failures = rows.iter().filter(|e| !e.passed).count();
+    let (n, t, suite) = (rows.len(), wall_ms as f64 / 1000.0, escape(suite));
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    out.push_str(&format!(
+        "<testsuites name=\"outage-lab\" tests=\"{n}\" failures=\"{failures}\" time=\"{t:.3}\">\n  <testsuite name=\"{suite}\" tests=\"{n}\" failures=\"{failures}\" errors=\"0\" skipped=\"0\" time=\"{t:.3}\">\n    <properties>\n"
+    ));
+    for (name, value) in properties {
+        let (name, value) = (escape(name), escape(value));
+        out.push_str(&format!(
+            "      <property name=\"{name}\" value=\"{value}\"/>\n"
+        ));
+    }
+    out.push_str("    </properties>\n");
+    for e in rows {
+        let (name, detail) = (escape(&e.name), escape(&e.detail));
+        let body = if e.passed {
+            format!("<system-out>{detail}</system-out>")
+        } else {
+            format!("<failure message=\"{detail}\" type=\"expectation\">{detail}</failure>")
+        };
+        out.push_str(&format!(
+            "    <testcase name=\"{name}\" classname=\"outage-lab.{suite}\" time=\"0\">\n      {body}\n    </testcase>\n"
+        ));
+    }
+    out.push_str("  </testsuite>\n</testsuites>\n");
+    out
+}
+
 /// How the run itself went, as the harness saw it.
 #[derive(Debug, Default)]
 pub struct RunFacts {

@@ -4,6 +4,7 @@
 
 use std::fmt::Write;
 
+use outage_lab_proto::markup::{markdown_cell, markdown_rows, markdown_tally};
 use outage_lab_proto::report::Report;
 
 use crate::page::verdict_word;
@@ -16,23 +17,15 @@ const FILES: &str = "The run directory holds `report.html` (the plots), `junit.x
 /// expectations did not hold, the verdict table, and the run directory's files.
 pub fn render(report: &Report) -> String {
     let mut out = format!(
-        "## {} (seed {}): {}\n\n{}\n\n| expectation | held | evidence |\n| --- | --- | --- |\n",
-        escape(&report.scenario),
+        "## {} (seed {}): {}\n\n{}\n\n{}",
+        markdown_cell(&report.scenario),
         report.seed,
         verdict_word(report.verdict),
         tally(report),
+        markdown_rows(&report.expectations),
     );
-    for e in &report.expectations {
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} |",
-            escape(&e.name),
-            if e.passed { "yes" } else { "**NO**" },
-            escape(&e.detail)
-        );
-    }
     if let Some(lag) = &report.lag {
-        let _ = writeln!(out, "\n{}", escape(&lag.summary()));
+        let _ = writeln!(out, "\n{}", markdown_cell(&lag.summary()));
     }
     let _ = writeln!(out, "\n{FILES}");
     out
@@ -41,44 +34,12 @@ pub fn render(report: &Report) -> String {
 /// `Every expectation held (5 of 5); ...` or `2 of 5 expectations did not hold: a, b; ...`,
 /// then the fleet's size and the run's wall time.
 fn tally(report: &Report) -> String {
-    let total = report.expectations.len();
-    let failed: Vec<String> = (report.expectations.iter())
-        .filter(|e| !e.passed)
-        .map(|e| escape(&e.name))
-        .collect();
-    let held = if failed.is_empty() {
-        format!("Every expectation held ({total} of {total})")
-    } else {
-        format!(
-            "{} of {total} expectations did not hold: {}",
-            failed.len(),
-            failed.join(", ")
-        )
-    };
     format!(
-        "{held}; {} storage servers, {:.1} s.",
+        "{}; {} storage servers, {:.1} s.",
+        markdown_tally(&report.expectations),
         report.servers.len(),
         report.wall_ms as f64 / 1000.0
     )
-}
-
-/// Text as it must stand in a table cell to show as written: a backslash before each
-/// character Markdown would read as markup (`|` would end the cell, `<` open an HTML tag, `*`
-/// and `` ` `` start emphasis or code, `[` a link), and a line break as a space (a table row is
-/// one line).
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '\\' | '|' | '<' | '>' | '&' | '*' | '`' | '[' | ']' => {
-                out.push('\\');
-                out.push(c);
-            }
-            '\n' | '\r' => out.push(' '),
-            _ => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

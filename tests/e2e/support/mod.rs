@@ -436,3 +436,24 @@ fn a_failures_message_leads_with_the_failed_rows_the_pace_and_the_verdict() {
     );
     assert!(done.output().starts_with("--- verdict ---\nstuck_volumes"));
 }
+
+/// Validates a junit.xml against the common JUnit schema (fixtures/junit/junit.xsd) with
+/// xmllint (Debian's libxml2-utils; `scripts/test` installs it when missing).
+pub fn assert_valid_junit(path: &std::path::Path) {
+    let schema = repo().join("fixtures/junit/junit.xsd");
+    let out = std::process::Command::new("xmllint")
+        .args(["--noout", "--schema"])
+        .arg(&schema)
+        .arg(path)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("xmllint is needed to validate junit.xml ({e}); apt-get install libxml2-utils")
+        });
+    assert!(
+        out.status.success(),
+        "{} does not validate against {}:\n{}",
+        path.display(),
+        schema.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

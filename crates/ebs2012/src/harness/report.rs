@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use outage_lab_proto::markup::escape;
 use outage_lab_proto::report::{
     AgentReport, CustomersReport, ExpectationResult, FixReport, HarnessUsage, LagReport,
     LoadReport, Report, ServerAlarms, ServerReport, StorageReport, Verdict, VolumesReport,
@@ -212,31 +211,16 @@ pub fn verdict_table(report: &Report) -> String {
 /// `junit.xml`: one test case per expectation, so CI systems show the verdict natively; a failed
 /// expectation is a `<failure>` carrying its evidence.
 pub fn junit(report: &Report) -> String {
-    let failures = report.expectations.iter().filter(|e| !e.passed).count();
-    let suite = escape(&report.scenario);
-    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    out.push_str(&format!(
-        "<testsuites name=\"outage-lab\" tests=\"{n}\" failures=\"{failures}\" time=\"{t:.3}\">\n  <testsuite name=\"{suite}\" tests=\"{n}\" failures=\"{failures}\" errors=\"0\" skipped=\"0\" time=\"{t:.3}\">\n    <properties>\n      <property name=\"seed\" value=\"{seed}\"/>\n      <property name=\"servers\" value=\"{servers}\"/>\n    </properties>\n",
-        n = report.expectations.len(),
-        t = report.wall_ms as f64 / 1000.0,
-        seed = report.seed,
-        servers = report.servers.len(),
-    ));
-    for e in &report.expectations {
-        let name = escape(&e.name);
-        let detail = escape(&e.detail);
-        if e.passed {
-            out.push_str(&format!(
-                "    <testcase name=\"{name}\" classname=\"outage-lab.{suite}\" time=\"0\">\n      <system-out>{detail}</system-out>\n    </testcase>\n"
-            ));
-        } else {
-            out.push_str(&format!(
-                "    <testcase name=\"{name}\" classname=\"outage-lab.{suite}\" time=\"0\">\n      <failure message=\"{detail}\" type=\"expectation\">{detail}</failure>\n    </testcase>\n"
-            ));
-        }
-    }
-    out.push_str("  </testsuite>\n</testsuites>\n");
-    out
+    let properties = [
+        ("seed", report.seed.to_string()),
+        ("servers", report.servers.len().to_string()),
+    ];
+    outage_lab_engine::checks::junit(
+        &report.scenario,
+        &report.expectations,
+        report.wall_ms,
+        &properties,
+    )
 }
 
 #[cfg(test)]
@@ -286,6 +270,6 @@ mod tests {
 
     #[test]
     fn control_characters_are_dropped_from_xml() {
-        assert_eq!(escape("a\u{1}b\tc"), "ab\tc");
+        assert_eq!(outage_lab_proto::markup::escape("a\u{1}b\tc"), "ab\tc");
     }
 }
