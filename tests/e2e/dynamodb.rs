@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{Proc, poll_until, run, scenario};
+use crate::support::{Proc, assert_valid_junit, poll_until, run, scenario};
 
 const ENDPOINT: &str = "dynamodb.us-east-1.lab.internal.";
 
@@ -136,6 +136,18 @@ fn the_race_empties_the_endpoint_on_every_dns_server_until_the_operators_repair_
     let report: Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
     assert_eq!(report["verdict"], "pass", "{report:#}");
+    assert_valid_junit(&out.join("junit.xml"));
+    let summary = run(
+        &["report", out.to_str().unwrap(), "--format", "markdown"],
+        Duration::from_secs(20),
+    );
+    assert_eq!(summary.code(), Some(0), "{}", summary.output());
+    let text = summary.output();
+    assert!(
+        text.contains("## dynamodb-2025-10-20 (seed 20251020): PASS"),
+        "{text}"
+    );
+    assert!(text.contains("| fault_took_effect | yes |"), "{text}");
 }
 
 #[test]

@@ -17,7 +17,9 @@ pub mod scenario;
 use std::path::Path;
 use std::process::ExitCode;
 
-use outage_lab_engine::args::{CompareArgs, GridArgs, ReportArgs, RunArgs, WorkshopArgs};
+use outage_lab_engine::args::{
+    CompareArgs, GridArgs, ReportArgs, ReportFormat, RunArgs, WorkshopArgs,
+};
 use outage_lab_engine::exit;
 use outage_lab_engine::incident::{self, Incident};
 
@@ -81,8 +83,23 @@ impl Incident for Dynamodb2025 {
         Ok(line)
     }
 
-    fn report(&self, _: &ReportArgs) -> ExitCode {
-        not_yet("report")
+    fn report(&self, args: &ReportArgs) -> ExitCode {
+        if args.format != ReportFormat::Markdown {
+            eprintln!(
+                "outage-lab: {NAME} runs have no report.html yet: `report RUN_DIR --format markdown` prints their summary"
+            );
+            return ExitCode::from(exit::BAD_INPUT);
+        }
+        match report::read(&args.run_dir) {
+            Ok(report) => {
+                print!("{}", report.markdown());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("outage-lab: {e}");
+                ExitCode::from(exit::BAD_INPUT)
+            }
+        }
     }
 
     fn compare(&self, _: &CompareArgs) -> ExitCode {
@@ -105,7 +122,7 @@ impl Incident for Dynamodb2025 {
 /// A command this package does not answer yet: said plainly, exit 2, nothing started.
 fn not_yet(command: &str) -> ExitCode {
     eprintln!(
-        "outage-lab: `{command}` is not available for {NAME} scenarios yet; `run` and `validate` are"
+        "outage-lab: `{command}` is not available for {NAME} scenarios yet; `run`, `validate` and `report --format markdown` are"
     );
     ExitCode::from(exit::BAD_INPUT)
 }

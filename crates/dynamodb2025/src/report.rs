@@ -1,9 +1,10 @@
-//! `report.json` of a 2025 run: the scenario, the seed, the fixes on, every verdict row and the
-//! verdict; and the table printed at the end.
+//! `report.json` of a 2025 run (the scenario, the seed, the fixes on, every verdict row and the
+//! verdict), `junit.xml`, the table printed at the end, and the Markdown summary for CI.
 
 use std::path::Path;
 
 use outage_lab_engine::error::HarnessError;
+use outage_lab_proto::markup::{markdown_cell, markdown_rows, markdown_tally};
 use outage_lab_proto::report::ExpectationResult;
 use serde::{Deserialize, Serialize};
 
@@ -54,9 +55,89 @@ impl Report {
     pub fn table(&self) -> String {
         outage_lab_engine::checks::verdict_table(&self.expectations, &[])
     }
+
+    /// The run's summary for a CI job's page (`report RUN_DIR --format markdown`).
+    pub fn markdown(&self) -> String {
+        let fixes = match self.fixes.is_empty() {
+            true => "no fix on".to_owned(),
+            false => format!("fixes on: {}", self.fixes.join(", ")),
+        };
+        format!(
+            "## {} (seed {}): {}\n\n{}; {}, {fixes}.\n\n{}\nThe run directory holds `journal.jsonl` (every event), `junit.xml` (one test case per expectation) and `report.json` (these rows, for machines).\n",
+            markdown_cell(&self.scenario),
+            self.seed,
+            self.verdict.to_uppercase(),
+            markdown_tally(&self.expectations),
+            self.incident,
+            markdown_rows(&self.expectations),
+        )
+    }
+
+    /// `junit.xml` of the run.
+    pub fn junit(&self, wall_ms: u64) -> String {
+        let properties = [
+            ("incident", self.incident.clone()),
+            ("seed", self.seed.to_string()),
+            ("fixes", self.fixes.join(",")),
+        ];
+        outage_lab_engine::checks::junit(&self.scenario, &self.expectations, wall_ms, &properties)
+    }
 }
 
-/// Writes `<run>/report.json`.
-pub fn write(run_dir: &Path, report: &Report) -> Result<(), HarnessError> {
-    outage_lab_engine::run_dir::write_json(&run_dir.join("report.json"), report)
+/// Reads `<run>/report.json`; what is wrong with it, else.
+pub fn read(run_dir: &Path) -> Result<Report, String> {
+    let path = run_dir.join("report.json");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{} is not a report: {e}", path.display()))
+}
+
+/// Writes `<run>/report.json` and `<run>/junit.xml` (`wall_ms`: how long the run took).
+pub fn write(run_dir: &Path, report: &Report, wall_ms: u64) -> Result<(), HarnessError> {
+    outage_lab_engine::run_dir::write_json(&run_dir.join("report.json"), report)?;
+    let path = run_dir.join("junit.xml");
+    std::fs::write(&path, report.junit(wall_ms))
+        .map_err(|e| HarnessError::io(format!("write {}", path.display()), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(rows: &[(&str, bool)]) -> Report {
+        let scenario = crate::scenario::Scenario::parse(
+            include_str!("../../../fixtures/scenarios/dynamodb-2025-10-20.yaml"),
+            "fixture",
+        )
+        .expect("the fixture parses");
+        let rows = (rows.iter())
+            .map(|(name, passed)| outage_lab_engine::checks::result(name, *passed, "e|v".into()))
+            .collect();
+        Report::new(&scenario, 7, rows)
+    }
+
+    #[test]
+    fn the_markdown_summary_heads_with_the_verdict_and_names_what_did_not_hold() {
+        let failed = report(&[("fault_took_effect", true), ("automation_stuck", false)]);
+        let text = failed.markdown();
+        assert!(text.starts_with("## dynamodb-2025-10-20 (seed 7): FAIL\n\n1 of 2 expectations did not hold: automation_stuck; dynamodb-2025-10-20, no fix on."), "{text}");
+        assert!(
+            text.contains("| automation_stuck | **NO** | e\\|v |\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn junit_holds_a_case_per_row_and_the_run_as_properties() {
+        let xml = report(&[("fault_took_effect", true), ("automation_stuck", false)]).junit(26_000);
+        assert!(
+            xml.contains("tests=\"2\" failures=\"1\" time=\"26.000\""),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("<property name=\"seed\" value=\"7\"/>"),
+            "{xml}"
+        );
+        assert_eq!(xml.matches("<testcase ").count(), 2, "{xml}");
+    }
 }

@@ -284,7 +284,7 @@ fn judge(
         });
     }
     journal.flush()?;
-    report::write(run_dir, &report)?;
+    report::write(run_dir, &report, end_ms)?;
     say(&report.table());
     say(&format!("run directory: {}", run_dir.display()));
     Ok(match interrupted {

@@ -72,6 +72,8 @@ impl Recorder {
 struct Narrator {
     endpoint: String,
     refused: BTreeSet<String>,
+    /// The DNS servers whose last answer had no address.
+    empty: BTreeSet<String>,
     window: Window,
 }
 
@@ -93,6 +95,7 @@ impl Narrator {
         Narrator {
             endpoint: endpoint.to_owned(),
             refused: BTreeSet::new(),
+            empty: BTreeSet::new(),
             window: Window {
                 until_ms: CLIENTS_EVERY_MS,
                 ..Window::default()
@@ -140,11 +143,7 @@ impl Narrator {
                 addrs,
                 error,
                 ..
-            } => Some(match (addrs.is_empty(), error) {
-                (_, Some(error)) => format!("{server} gave no answer: {error}"),
-                (true, None) => format!("{server} answers {}: no address", self.endpoint),
-                (false, None) => format!("{server} answers {}: {addrs:?}", self.endpoint),
-            }),
+            } => self.probed(server, addrs.is_empty(), error.as_deref()),
             Event::ClientStats {
                 ok,
                 failed,
@@ -160,6 +159,29 @@ impl Narrator {
                 line
             }
             _ => self.engine_line(entry),
+        }
+    }
+
+    /// A DNS server's answer, told only when it goes empty or gets addresses back (the planner
+    /// moves the addresses every plan: the journal has each change).
+    fn probed(&mut self, server: &str, empty: bool, error: Option<&str>) -> Option<String> {
+        if let Some(error) = error {
+            return Some(format!("{server} gave no answer: {error}"));
+        }
+        let was_empty = self.empty.contains(server);
+        match (was_empty, empty) {
+            (false, true) => {
+                self.empty.insert(server.to_owned());
+                Some(format!("{server} answers {}: no address", self.endpoint))
+            }
+            (true, false) => {
+                self.empty.remove(server);
+                Some(format!(
+                    "{server} answers {} with addresses again",
+                    self.endpoint
+                ))
+            }
+            _ => None,
         }
     }
 

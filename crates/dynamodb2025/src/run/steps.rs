@@ -27,12 +27,9 @@ pub(super) async fn play(
             return Ok(());
         }
         let detail = apply(fleet, &scenario.service.endpoint, &step).await?;
-        let t = fleet.sup.clock().now().saturating_sub(start);
-        say(&format!(
-            "t={:>5.1}s  {}: {detail}",
-            t.as_secs_f64(),
-            step.name()
-        ));
+        // Lab time since the run began, as the journal and the other lines count it.
+        let t = fleet.sup.now_ms() as f64 / 1000.0;
+        say(&format!("t={t:>5.1}s  {}: {detail}", step.name()));
         fleet.sup.emit(EngineEvent::FaultInjected {
             action: step.name().to_owned(),
             detail,
