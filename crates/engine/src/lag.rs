@@ -24,6 +24,10 @@ pub const TIMELINE_STEPS: &str = "timeline_steps";
 /// The most a source's p99 lateness may be before a run is disturbed, unless the scenario
 /// says otherwise (`lag_tolerance`).
 pub const DEFAULT_TOLERANCE: Duration = Duration::from_millis(100);
+/// [`DEFAULT_TOLERANCE`] as a scenario's `lag_tolerance` default.
+pub fn default_tolerance() -> outage_lab_proto::HumanDuration {
+    outage_lab_proto::HumanDuration(DEFAULT_TOLERANCE)
+}
 /// How often the harness's timer fires.
 pub const HEARTBEAT_PERIOD: Duration = Duration::from_millis(100);
 /// The percentile held against the tolerance: one late firing in a hundred is noise, a

@@ -16,6 +16,23 @@ pub fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<(), Harn
     std::fs::write(path, json).map_err(|e| HarnessError::io(format!("write {}", path.display()), e))
 }
 
+/// The head of the `scenario.yaml` a run keeps: the file it ran and the command-line settings
+/// it ran with (`--set PATH=VALUE`, `--fix NAME`), one per comment line. The experiment runner
+/// reads them back ([`settings_of`]) to know whether a cell's earlier run is the same cell.
+pub fn settings_header(source: &str, settings: &[String]) -> String {
+    let lines: String = (settings.iter()).map(|s| format!("# {s}\n")).collect();
+    format!("# The scenario {source} as run, with these command-line settings:\n{lines}")
+}
+
+/// The settings a kept `scenario.yaml` names in its head ([`settings_header`]).
+pub fn settings_of(scenario_yaml: &str) -> Vec<&str> {
+    (scenario_yaml.lines())
+        .take_while(|l| l.starts_with('#'))
+        .filter_map(|l| l.strip_prefix("# "))
+        .filter(|l| l.starts_with("--"))
+        .collect()
+}
+
 /// `runs/<scenario>-<YYYYmmddTHHMMSSZ>-seed<seed>`, the directory a run writes by default.
 pub fn default_run_dir(name: &str, seed: u64) -> PathBuf {
     PathBuf::from("runs").join(format!("{name}-{}-seed{seed}", utc_stamp(now_secs())))
@@ -54,6 +71,14 @@ pub fn utc_stamp(secs: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_settings_a_run_kept_in_its_head_are_read_back_as_given() {
+        let settings = ["--fix some_fix".to_owned(), "--set dns.ttl=5s".to_owned()];
+        let kept = settings_header("s.yaml", &settings) + "name: s\n# not a setting\n";
+        assert_eq!(settings_of(&kept), ["--fix some_fix", "--set dns.ttl=5s"]);
+        assert!(settings_of("name: s\n").is_empty());
+    }
 
     #[test]
     fn utc_stamps_match_known_dates() {

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::metrics::{self, Metric, Spread};
 use super::runner::{Cell, Outcome, Results};
+use super::summary;
 use super::{Experiment, ExperimentError, page};
 use crate::scenario::overrides::Setting;
 
@@ -27,32 +28,6 @@ pub struct Variant {
     pub seeds_failed: usize,
     /// Seeds whose run was disturbed on every try (never counted as results).
     pub seeds_disturbed: usize,
-}
-
-/// The cells of a comparison: each variant over `seeds`.
-pub fn cells(fixes: &[String], seeds: &[u64], out: &Path) -> Vec<Cell> {
-    let mut variants: Vec<(String, Vec<String>)> = vec![("baseline".into(), Vec::new())];
-    variants.extend(fixes.iter().map(|f| (f.clone(), vec![f.clone()])));
-    if fixes.len() > 1 {
-        variants.push(("all fixes".into(), fixes.to_vec()));
-    }
-    let mut cells = Vec::new();
-    for (name, on) in &variants {
-        for &seed in seeds {
-            let args = on
-                .iter()
-                .flat_map(|f| ["--fix".to_owned(), f.clone()])
-                .collect();
-            let dir_name = format!("{}-seed{seed}", name.replace(' ', "-"));
-            cells.push(Cell {
-                group: name.clone(),
-                seed,
-                args,
-                dir: out.join("cells").join(dir_name),
-            });
-        }
-    }
-    cells
 }
 
 /// The variants, summarised from the cells' outcomes.
@@ -224,7 +199,7 @@ pub fn write(
         "scenario": exp.scenario.display().to_string(),
         "seeds": exp.seeds,
         "variants": variants,
-        "cells": super::cell_records(exp, cells, results),
+        "cells": summary::cell_records(&exp.scenario, cells, results),
         "wall_s": results.wall.as_secs_f64(),
         "most_at_once": results.most_at_once,
         "interrupted": results.interrupted,
@@ -272,7 +247,7 @@ pub fn command(
         c.memory_limit,
         &per_variant,
     )?;
-    let cells = cells(&fixes, &exp.seeds, &exp.out);
+    let cells = summary::compare_cells(&fixes, &exp.seeds, &exp.out);
     let results = super::run_blocking(&exp, exe, &cells)?;
     eprintln!("{}", super::pace_line(&results));
     let variants = variants(&cells, &results);

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::metrics::{Metric, Spread};
 use super::runner::{Cell, Outcome, Results};
+use super::summary::{self, plural};
 use super::{Experiment, ExperimentError, page};
 use crate::scenario::overrides::Setting;
 
@@ -229,15 +230,6 @@ pub fn table(axes: &[Axis], metric: Metric, points: &[Point]) -> String {
     out
 }
 
-/// `n` and the noun, plural unless `n` is 1: `1 seed`, `2 seeds`.
-pub fn plural(n: usize, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
-    }
-}
-
 /// Writes grid.json, grid.csv and grid.html.
 pub fn write(
     exp: &Experiment,
@@ -253,7 +245,7 @@ pub fn write(
         "axes": axes,
         "metric": metric,
         "points": points,
-        "cells": super::cell_records(exp, cells, results),
+        "cells": summary::cell_records(&exp.scenario, cells, results),
         "wall_s": results.wall.as_secs_f64(),
         "most_at_once": results.most_at_once,
         "interrupted": results.interrupted,

@@ -19,10 +19,11 @@ use std::path::{Path, PathBuf};
 
 use outage_lab_engine::located::ScenarioError;
 use outage_lab_proto::ByteSize;
-use serde::Serialize;
 
 use self::grid::AxisProblem;
 use self::metrics::Metric;
+pub use outage_lab_engine::experiment::summary::{self, exit_code, not_counted, pace_line};
+
 use self::runner::{Cell, Outcome, Results};
 use crate::containment::{self, ContainmentError};
 use crate::scenario::Scenario;
@@ -205,17 +206,11 @@ impl Experiment {
         let limit = limit.bytes;
         let jobs = jobs.unwrap_or(fit).min(fit).max(1);
         let base = base.unwrap_or(1);
-        let name = scenario
-            .file_stem()
-            .map_or("scenario".into(), |s| s.to_string_lossy().into_owned());
-        let out =
-            out.unwrap_or_else(|| PathBuf::from("runs").join(format!("{kind}-{name}-{}", stamp())));
+        let out = out.unwrap_or_else(|| summary::default_out(kind, &scenario));
         Ok(Self {
             scenario,
             out,
-            seeds: (0..u64::from(seeds))
-                .map(|i| base.wrapping_add(i))
-                .collect(),
+            seeds: summary::seeds(base, seeds),
             jobs,
             memory_limit_each: limit / jobs as u64,
         })
@@ -234,49 +229,22 @@ impl Experiment {
         }
     }
 
-    /// Runs `cells` as planned.
-    pub async fn run(&self, exe: &Path, cells: &[Cell]) -> Results {
+    /// The engine's runner for this experiment's cells, after one line on how they will run.
+    fn runner<'a>(&'a self, exe: &'a Path) -> runner::Runner<'a> {
         eprintln!(
-            "{} cells ({} seeds each), at most {} at once (fewer while the CPU is busy), each under --memory-limit {:.1}GiB; results in {}",
-            cells.len(),
+            "{} seeds each, at most {} cells at once (fewer while the CPU is busy), each under --memory-limit {:.1}GiB; results in {}",
             self.seeds.len(),
             self.jobs,
             self.memory_limit_each as f64 / f64::from(1u32 << 30),
             self.out.display()
         );
-        let runner = runner::Runner {
+        runner::Runner {
             exe,
             scenario: &self.scenario,
             jobs: self.jobs,
-            memory_limit_each: self.memory_limit_each,
-        };
-        runner.run(cells).await
+            memory_limit_each: Some(self.memory_limit_each),
+        }
     }
-}
-
-/// Every cell, its outcome and how to re-run it, for the JSON summaries.
-pub fn cell_records(exp: &Experiment, cells: &[Cell], results: &Results) -> Vec<serde_json::Value> {
-    #[derive(Serialize)]
-    struct Record<'a> {
-        group: &'a str,
-        seed: u64,
-        dir: String,
-        rerun: String,
-        #[serde(flatten)]
-        outcome: &'a Outcome,
-    }
-    (cells.iter().zip(&results.outcomes))
-        .map(|(c, o)| {
-            serde_json::to_value(Record {
-                group: &c.group,
-                seed: c.seed,
-                dir: c.dir.display().to_string(),
-                rerun: c.command(&exp.scenario),
-                outcome: o,
-            })
-            .unwrap_or_default()
-        })
-        .collect()
 }
 
 /// One row per cell: its group, seed, status, every metric, and the command that re-runs it.
@@ -329,73 +297,15 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-/// `YYYYmmddTHHMMSSZ` now.
-fn stamp() -> String {
-    use outage_lab_engine::run_dir::{now_secs, utc_stamp};
-    utc_stamp(now_secs())
-}
-
-/// Runs the cells on the one-thread runtime every outage-lab process uses (children get
-/// `PR_SET_PDEATHSIG`, tied to the thread that forks them).
+/// Runs the cells as planned, on the engine's runner.
 pub fn run_blocking(
     exp: &Experiment,
     exe: &Path,
     cells: &[Cell],
 ) -> Result<Results, ExperimentError> {
-    let runtime =
-        outage_lab_engine::runtime::single_threaded().map_err(ExperimentError::Runtime)?;
-    Ok(runtime.block_on(exp.run(exe, cells)))
-}
-
-/// The exit code of an experiment: 130 interrupted, 3 when a cell could not run or was
-/// disturbed on every try (a result is missing), else 0.
-pub fn exit_code(results: &Results) -> u8 {
-    if results.interrupted.is_some() {
-        return crate::exit::INTERRUPTED;
-    }
-    let missing = |o: &Outcome| matches!(o, Outcome::Failed { .. } | Outcome::Disturbed { .. });
-    if results.outcomes.iter().any(missing) {
-        return crate::exit::HARNESS_FAILED;
-    }
-    0
-}
-
-/// What a variant or a point left out, in words: ` (1 seed could not run; 2 seeds disturbed on
-/// every try)`, or nothing.
-pub fn not_counted(failed: usize, disturbed: usize, unit: &str) -> String {
-    let mut parts = Vec::new();
-    if failed > 0 {
-        parts.push(format!("{} could not run", grid::plural(failed, unit)));
-    }
-    if disturbed > 0 {
-        parts.push(format!(
-            "{} disturbed on every try",
-            grid::plural(disturbed, unit)
-        ));
-    }
-    if parts.is_empty() {
-        String::new()
-    } else {
-        format!(" ({})", parts.join("; "))
-    }
-}
-
-/// One line on how the cells ran: how many at once, and how many were run again.
-pub fn pace_line(results: &Results) -> String {
-    let again: u32 = (results.outcomes.iter())
-        .map(|o| match o {
-            Outcome::Ran { reruns, .. } => *reruns,
-            Outcome::Disturbed { .. } => outage_lab_engine::experiment::RERUNS,
-            _ => 0,
-        })
-        .sum();
-    format!(
-        "{} cells in {:.0}s, at most {} at once; {} came back disturbed and ran again",
-        results.outcomes.len(),
-        results.wall.as_secs_f64(),
-        results.most_at_once,
-        grid::plural(again as usize, "run")
-    )
+    exp.runner(exe)
+        .run_blocking(cells)
+        .map_err(ExperimentError::Runtime)
 }
 
 #[cfg(test)]

@@ -8,9 +8,9 @@ use outage_lab_proto::markup::escape as esc;
 use super::Experiment;
 use super::compare::Variant;
 use super::compare::applicable;
-use super::grid::plural;
 use super::grid::{Axis, Point};
 use super::metrics::{Metric, Spread};
+use super::summary::plural;
 
 const CSS: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:2em;max-width:70em;color:#222}\
 h1{font-size:1.4em}h2{font-size:1.1em;margin-top:1.6em}table{border-collapse:collapse}\

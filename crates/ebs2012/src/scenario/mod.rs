@@ -90,7 +90,7 @@ pub struct Scenario {
     pub duration: Spanned<HumanDuration>,
     /// The most the run's scheduled work may fire late (the 99th percentile of each source):
     /// over it, the run is disturbed and its `kept_pace` row fails.
-    #[serde(default = "default_lag_tolerance")]
+    #[serde(default = "outage_lab_engine::lag::default_tolerance")]
     pub lag_tolerance: HumanDuration,
     /// The storage fleet.
     pub fleet: Fleet,
@@ -137,10 +137,6 @@ pub struct Scenario {
 
 fn default_seed() -> u64 {
     1
-}
-
-fn default_lag_tolerance() -> HumanDuration {
-    HumanDuration(outage_lab_engine::lag::DEFAULT_TOLERANCE)
 }
 
 /// The refusal of a scenario file of `size` bytes, over [`MAX_SCENARIO_BYTES`].

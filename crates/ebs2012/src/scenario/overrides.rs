@@ -176,10 +176,9 @@ pub fn apply(text: &str, source: &str, settings: &[Setting]) -> Result<String, S
     }
     let yaml = serde_saphyr::to_string(&doc)
         .map_err(|e| fail(format!("cannot write the effective scenario: {e}")))?;
-    let header: String = (settings.iter()).map(|s| format!("# {s}\n")).collect();
-    Ok(format!(
-        "# The scenario {source} as run, with these command-line settings:\n{header}{yaml}"
-    ))
+    let shown: Vec<String> = settings.iter().map(ToString::to_string).collect();
+    let header = outage_lab_engine::run_dir::settings_header(source, &shown);
+    Ok(format!("{header}{yaml}"))
 }
 
 /// Puts `value` at `path`, making the mappings on the way that are not there yet. A number

@@ -9,6 +9,7 @@
 //! and an ETA; in a pipe each finished cell is one plain line.
 
 pub mod admission;
+pub mod summary;
 
 pub use admission::Admission;
 
@@ -157,8 +158,9 @@ pub struct Runner<'a> {
     /// The most cells at once (`--jobs`, or what the memory limit fits); fewer run while the
     /// CPU is busy ([`Admission`]).
     pub jobs: usize,
-    /// `--memory-limit` of each cell: the experiment's limit shared by the cells at once.
-    pub memory_limit_each: u64,
+    /// `--memory-limit` of each cell: the experiment's limit shared by the cells at once
+    /// (`None`: the incident's runs bound their own memory and take no such flag).
+    pub memory_limit_each: Option<u64>,
 }
 
 struct Running {
@@ -254,6 +256,12 @@ impl Runner<'_> {
         }
     }
 
+    /// [`Self::run`] on the one-thread runtime every outage-lab process uses (children get
+    /// `PR_SET_PDEATHSIG`, tied to the thread that forks them).
+    pub fn run_blocking<M: CellMetrics>(&self, cells: &[Cell]) -> std::io::Result<Results<M>> {
+        Ok(crate::runtime::single_threaded()?.block_on(self.run(cells)))
+    }
+
     /// Starts queued cells while the admission allows; a cell an earlier run of the experiment
     /// finished is taken as it is.
     fn start_what_may<M: CellMetrics>(&self, pool: &mut Pool<'_, M>) {
@@ -312,10 +320,11 @@ impl Runner<'_> {
             .arg("--seed")
             .arg(cell.seed.to_string())
             .arg("--out")
-            .arg(&cell.dir)
-            .arg("--memory-limit")
-            .arg(format!("{}B", self.memory_limit_each))
-            .stdin(Stdio::null())
+            .arg(&cell.dir);
+        if let Some(each) = self.memory_limit_each {
+            cmd.arg("--memory-limit").arg(format!("{each}B"));
+        }
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(err))
             // No live bar in a cell's log; plain lines only.
@@ -368,25 +377,16 @@ fn keep_disturbed(cell: &Cell, n: u32) -> PathBuf {
 /// A cell an earlier run of the same experiment (same `--out`) finished: same seed, same
 /// settings. It is not run again, so an interrupted experiment continues where it stopped.
 fn finished<M: CellMetrics>(cell: &Cell) -> Option<Outcome<M>> {
-    let report: outage_lab_proto::report::Report =
-        serde_json::from_str(&std::fs::read_to_string(cell.dir.join("report.json")).ok()?).ok()?;
+    let report = RunRecord::read(&cell.dir)?;
     let text = std::fs::read_to_string(cell.dir.join("scenario.yaml")).ok()?;
     // The run wrote its settings at the top of its scenario.yaml (none: the file as it is).
-    let written: Vec<&str> = (text.lines())
-        .take_while(|l| l.starts_with('#'))
-        .filter_map(|l| l.strip_prefix("# "))
-        .filter(|l| l.starts_with("--"))
-        .collect();
+    let written = crate::run_dir::settings_of(&text);
     let wanted: Vec<String> = (cell.args.chunks(2)).map(|pair| pair.join(" ")).collect();
     let disturbed = report.lag.as_ref().is_some_and(|l| l.disturbed);
     if report.seed != cell.seed || written != wanted || disturbed {
         return None;
     }
-    let exit = if report.verdict == outage_lab_proto::report::Verdict::Pass {
-        0
-    } else {
-        1
-    };
+    let exit = if report.verdict == "pass" { 0 } else { 1 };
     Some(Outcome::Ran {
         exit,
         metrics: M::read(&cell.dir).ok()?,
@@ -471,9 +471,24 @@ fn outcome<M: CellMetrics>(
 /// Why a finished cell's run is disturbed, from its report.json (`None`: it kept its pace, or
 /// it says nothing of it).
 fn disturbance(dir: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(dir.join("report.json")).ok()?;
-    let report: outage_lab_proto::report::Report = serde_json::from_str(&text).ok()?;
-    crate::lag::disturbance(report.lag.as_ref()?)
+    crate::lag::disturbance(RunRecord::read(dir)?.lag.as_ref()?)
+}
+
+/// What every incident's report.json says at its top level and the runner reads: the seed,
+/// the verdict (`pass` or `fail`), the wall time and how late the run's scheduled work fired.
+#[derive(Debug, serde::Deserialize)]
+struct RunRecord {
+    seed: u64,
+    verdict: String,
+    wall_ms: u64,
+    lag: Option<outage_lab_proto::report::LagReport>,
+}
+
+impl RunRecord {
+    /// A finished run's record, from `<dir>/report.json`; `None` when there is none to read.
+    fn read(dir: &Path) -> Option<Self> {
+        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).ok()?).ok()
+    }
 }
 
 /// The bar on a terminal, plain lines elsewhere.
