@@ -151,7 +151,7 @@ fn the_race_empties_the_endpoint_on_every_dns_server_until_the_operators_repair_
 }
 
 #[test]
-fn the_2025_scenario_validates_and_the_modes_it_lacks_say_so_with_exit_2() {
+fn the_2025_scenario_validates_and_what_it_cannot_take_is_refused_with_exit_2() {
     let fixture = scenario("dynamodb-2025-10-20.yaml");
     let fixture = fixture.to_str().unwrap();
     let valid = run(&["validate", fixture], Duration::from_secs(20));
@@ -161,12 +161,33 @@ fn the_2025_scenario_validates_and_the_modes_it_lacks_say_so_with_exit_2() {
             .output()
             .contains("ok (dynamodb-2025-10-20: 3 DNS servers, 3 enactors")
     );
-    let compare = run(&["compare", fixture], Duration::from_secs(20));
-    assert_eq!(compare.code(), Some(2), "{}", compare.output());
+    let grid = run(
+        &["grid", fixture, "--vary", "dns.ttl=1s,2s"],
+        Duration::from_secs(20),
+    );
+    assert_eq!(grid.code(), Some(2), "{}", grid.output());
     assert!(
-        compare
+        grid.output()
+            .contains("`grid` is not available for dynamodb-2025-10-20"),
+        "{}",
+        grid.output()
+    );
+    let vague = run(
+        &[
+            "compare",
+            fixture,
+            "--expect",
+            "serve_stale prevents outages",
+        ],
+        Duration::from_secs(20),
+    );
+    assert_eq!(vague.code(), Some(2), "{}", vague.output());
+    assert!(
+        vague
             .output()
-            .contains("`compare` is not available for dynamodb-2025-10-20")
+            .contains("expected 'VARIANT prevents empty_endpoint'"),
+        "{}",
+        vague.output()
     );
     let set = run(
         &["run", fixture, "--set", "dns.ttl=2s"],
@@ -178,4 +199,57 @@ fn the_2025_scenario_validates_and_the_modes_it_lacks_say_so_with_exit_2() {
         "{}",
         set.output()
     );
+}
+
+#[test]
+fn compare_shows_serve_stale_keeps_requests_working_while_the_endpoint_stays_empty() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("compare");
+    let fixture = scenario("dynamodb-2025-10-20.yaml");
+    let args = [
+        "compare",
+        fixture.to_str().unwrap(),
+        "--fix",
+        "serve_stale",
+        "--seeds",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+        "--expect",
+        "serve_stale prevents failed_requests",
+        "--expect",
+        "serve_stale prevents empty_endpoint",
+    ];
+    let done = run(&args, Duration::from_secs(150));
+    let text = done.output();
+    assert_eq!(done.code(), Some(1), "one expectation fails: {text}");
+    assert!(
+        text.contains("expect held: serve_stale prevents failed_requests"),
+        "{text}"
+    );
+    assert!(
+        text.contains("expect FAILED: serve_stale prevents empty_endpoint: serve_stale alone: the endpoint emptied on 1 of 1 seeds, requests failed on 0 of 1 seeds"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "with no fix: the endpoint emptied on 1 of 1 seeds, requests failed on 1 of 1 seeds"
+        ),
+        "{text}"
+    );
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("compare.json")).unwrap()).unwrap();
+    let cells = summary["cells"].as_array().expect("cells");
+    assert_eq!(cells.len(), 2, "{summary:#}");
+    let baseline = &cells[0]["metrics"];
+    assert!(
+        baseline["requests_failed"].as_u64() > Some(0),
+        "{summary:#}"
+    );
+    assert!(
+        baseline["endpoint_empty_s"].as_f64() > Some(1.0),
+        "{summary:#}"
+    );
+    let markdown = std::fs::read_to_string(out.join("compare.md")).unwrap();
+    assert!(markdown.contains("| serve_stale | 1/1 |"), "{markdown}");
 }

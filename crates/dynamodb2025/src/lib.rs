@@ -3,11 +3,12 @@
 //!
 //! The package holds the incident's scenario ([`scenario`]), its processes' names ([`names`])
 //! and hidden role commands ([`roles`]), the run ([`run`]: the lab as processes, the timeline's
-//! steps, the journal), its checks ([`checks`]) and its report ([`report`]). The parts it runs
+//! steps, the journal), its checks ([`checks`]), its report ([`report`]) and its comparison of fixes ([`compare`]). The parts it runs
 //! are the role crates' (`dns-automation`, `kv`) and the engine's lab DNS server; the program
 //! knows it by one registry line ([`DYNAMODB_2025`]).
 
 pub mod checks;
+pub mod compare;
 pub mod names;
 pub mod report;
 pub mod roles;
@@ -102,8 +103,8 @@ impl Incident for Dynamodb2025 {
         }
     }
 
-    fn compare(&self, _: &CompareArgs) -> ExitCode {
-        not_yet("compare")
+    fn compare(&self, args: &CompareArgs) -> ExitCode {
+        compare::command(args)
     }
 
     fn grid(&self, _: &GridArgs) -> ExitCode {
@@ -122,7 +123,7 @@ impl Incident for Dynamodb2025 {
 /// A command this package does not answer yet: said plainly, exit 2, nothing started.
 fn not_yet(command: &str) -> ExitCode {
     eprintln!(
-        "outage-lab: `{command}` is not available for {NAME} scenarios yet; `run`, `validate` and `report --format markdown` are"
+        "outage-lab: `{command}` is not available for {NAME} scenarios yet; `run`, `compare`, `validate` and `report --format markdown` are"
     );
     ExitCode::from(exit::BAD_INPUT)
 }

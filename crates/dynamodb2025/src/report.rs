@@ -5,10 +5,24 @@ use std::path::Path;
 
 use outage_lab_engine::error::HarnessError;
 use outage_lab_proto::markup::{markdown_cell, markdown_rows, markdown_tally};
-use outage_lab_proto::report::ExpectationResult;
+use outage_lab_proto::report::{ExpectationResult, LagReport};
 use serde::{Deserialize, Serialize};
 
+use crate::checks::Measures;
 use crate::scenario::Scenario;
+
+/// What a run came to, as the report keeps it.
+#[derive(Debug)]
+pub struct Judged {
+    /// Every row of the verdict table.
+    pub rows: Vec<ExpectationResult>,
+    /// Its numbers.
+    pub measures: Measures,
+    /// How long it took, lab ms.
+    pub wall_ms: u64,
+    /// How late its scheduled work fired.
+    pub lag: LagReport,
+}
 
 /// What a run concluded.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -25,11 +39,24 @@ pub struct Report {
     pub verdict: String,
     /// Every row of the verdict table.
     pub expectations: Vec<ExpectationResult>,
+    /// How long the run took, lab ms from its start until everything had stopped.
+    pub wall_ms: u64,
+    /// How late the run's scheduled work fired, against the scenario's tolerance.
+    pub lag: LagReport,
+    /// What the run came to in numbers (what `compare` sets side by side).
+    pub measures: Measures,
 }
 
 impl Report {
-    /// The report of a run of `scenario` at `seed` judged as `rows`.
-    pub fn new(scenario: &Scenario, seed: u64, rows: Vec<ExpectationResult>) -> Report {
+    /// The report of a run of `scenario` at `seed`: judged as `rows`, measured as `measures`;
+    /// it took `wall_ms` and kept the pace `lag` says.
+    pub fn new(scenario: &Scenario, seed: u64, judged: Judged) -> Report {
+        let Judged {
+            rows,
+            measures,
+            wall_ms,
+            lag,
+        } = judged;
         let passed = rows.iter().all(|r| r.passed);
         Report {
             incident: crate::scenario::NAME.to_owned(),
@@ -43,6 +70,9 @@ impl Report {
                 .collect(),
             verdict: if passed { "pass" } else { "fail" }.to_owned(),
             expectations: rows,
+            wall_ms,
+            lag,
+            measures,
         }
     }
 
@@ -74,13 +104,18 @@ impl Report {
     }
 
     /// `junit.xml` of the run.
-    pub fn junit(&self, wall_ms: u64) -> String {
+    pub fn junit(&self) -> String {
         let properties = [
             ("incident", self.incident.clone()),
             ("seed", self.seed.to_string()),
             ("fixes", self.fixes.join(",")),
         ];
-        outage_lab_engine::checks::junit(&self.scenario, &self.expectations, wall_ms, &properties)
+        outage_lab_engine::checks::junit(
+            &self.scenario,
+            &self.expectations,
+            self.wall_ms,
+            &properties,
+        )
     }
 }
 
@@ -92,11 +127,11 @@ pub fn read(run_dir: &Path) -> Result<Report, String> {
     serde_json::from_str(&text).map_err(|e| format!("{} is not a report: {e}", path.display()))
 }
 
-/// Writes `<run>/report.json` and `<run>/junit.xml` (`wall_ms`: how long the run took).
-pub fn write(run_dir: &Path, report: &Report, wall_ms: u64) -> Result<(), HarnessError> {
+/// Writes `<run>/report.json` and `<run>/junit.xml`.
+pub fn write(run_dir: &Path, report: &Report) -> Result<(), HarnessError> {
     outage_lab_engine::run_dir::write_json(&run_dir.join("report.json"), report)?;
     let path = run_dir.join("junit.xml");
-    std::fs::write(&path, report.junit(wall_ms))
+    std::fs::write(&path, report.junit())
         .map_err(|e| HarnessError::io(format!("write {}", path.display()), e))
 }
 
@@ -113,7 +148,15 @@ mod tests {
         let rows = (rows.iter())
             .map(|(name, passed)| outage_lab_engine::checks::result(name, *passed, "e|v".into()))
             .collect();
-        Report::new(&scenario, 7, rows)
+        {
+            let judged = Judged {
+                rows,
+                measures: Measures::default(),
+                wall_ms: 26_000,
+                lag: LagReport::default(),
+            };
+            Report::new(&scenario, 7, judged)
+        }
     }
 
     #[test]
@@ -129,7 +172,7 @@ mod tests {
 
     #[test]
     fn junit_holds_a_case_per_row_and_the_run_as_properties() {
-        let xml = report(&[("fault_took_effect", true), ("automation_stuck", false)]).junit(26_000);
+        let xml = report(&[("fault_took_effect", true), ("automation_stuck", false)]).junit();
         assert!(
             xml.contains("tests=\"2\" failures=\"1\" time=\"26.000\""),
             "{xml}"

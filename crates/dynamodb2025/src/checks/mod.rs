@@ -7,7 +7,10 @@
 //! `clients_recover_within`. With `enactor_checks_at_write` or `cleanup_keeps_active_plan`:
 //! `endpoint_never_emptied` and `clients_kept_working`.
 
+mod measures;
 mod window;
+
+pub use measures::Measures;
 
 use outage_lab_dynamodb_events::{Event, Generation, JournalEntry};
 use outage_lab_engine::checks::result;
@@ -21,9 +24,7 @@ use window::Clients;
 pub fn judge(scenario: &Scenario, entries: &[JournalEntry]) -> Vec<ExpectationResult> {
     let run = Run::read(scenario, entries);
     let mut rows = vec![processes_stayed_up(&run)];
-    let protected = scenario.fixes.enactor_checks_at_write.is_some()
-        || scenario.fixes.cleanup_keeps_active_plan.is_some();
-    if protected {
+    if scenario.fixes.protect_endpoint() {
         rows.push(endpoint_never_emptied(&run));
         rows.push(clients_kept_working(&run, run.timeline_ms));
         return rows;
@@ -43,11 +44,18 @@ pub fn judge(scenario: &Scenario, entries: &[JournalEntry]) -> Vec<ExpectationRe
     rows
 }
 
-/// The planned rows' names, for `validate`'s summary.
+/// The run's numbers ([`Measures`]), from the journal.
+pub fn measure(scenario: &Scenario, entries: &[JournalEntry]) -> Measures {
+    Measures::of(&Run::read(scenario, entries))
+}
+
+/// How many rows [`judge`] plans for the scenario, for `validate`'s summary.
 pub fn planned(scenario: &Scenario) -> usize {
-    let protected = scenario.fixes.enactor_checks_at_write.is_some()
-        || scenario.fixes.cleanup_keeps_active_plan.is_some();
-    if protected { 3 } else { 5 }
+    if scenario.fixes.protect_endpoint() {
+        3
+    } else {
+        5
+    }
 }
 
 /// What the checks read from the journal, once.

@@ -22,9 +22,11 @@ use outage_lab_engine::args::RunArgs;
 use outage_lab_engine::clock::LabClock;
 use outage_lab_engine::error::HarnessError;
 use outage_lab_engine::exit;
+use outage_lab_engine::lag::{Heartbeat, LagMeter};
 use outage_lab_engine::ledger;
 use outage_lab_engine::supervisor::Supervisor;
 use outage_lab_engine::terminal::say;
+use outage_lab_proto::report::LagReport;
 use outage_lab_proto::{EngineEvent, RunPhase};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
@@ -41,7 +43,7 @@ const STOP_GRACE: Duration = Duration::from_secs(3);
 
 /// `outage-lab run` for a 2025 scenario.
 pub(crate) fn command(args: RunArgs) -> ExitCode {
-    let (scenario, seed, run_dir) = match prepare(&args) {
+    let prepared = match prepare(&args) {
         Ok(prepared) => prepared,
         Err(message) => {
             eprintln!("outage-lab: {message}");
@@ -56,7 +58,7 @@ pub(crate) fn command(args: RunArgs) -> ExitCode {
         Ok(runtime) => runtime,
         Err(e) => return harness_failed(&format!("cannot start a runtime: {e}")),
     };
-    match runtime.block_on(run(&scenario, seed, &run_dir, exe)) {
+    match runtime.block_on(run(&prepared, exe)) {
         Ok(Ended::Judged(true)) => ExitCode::SUCCESS,
         Ok(Ended::Judged(false)) => ExitCode::from(exit::EXPECTATION_FAILED),
         Ok(Ended::Interrupted(sig)) => {
@@ -72,8 +74,18 @@ fn harness_failed(message: &str) -> ExitCode {
     ExitCode::from(exit::HARNESS_FAILED)
 }
 
-/// The scenario as it runs (its fixes turned on), its seed and its run directory; or why not.
-fn prepare(args: &RunArgs) -> Result<(Scenario, u64, PathBuf), String> {
+/// A run about to start.
+struct Prepared {
+    /// The scenario as it runs: its fixes turned on, its seed the run's.
+    scenario: Scenario,
+    seed: u64,
+    run_dir: PathBuf,
+    /// The head of the scenario.yaml the run keeps: the file and the settings it ran with.
+    header: String,
+}
+
+/// The scenario as it runs, its seed and its run directory; or why not.
+fn prepare(args: &RunArgs) -> Result<Prepared, String> {
     let settings = &args.settings;
     let unsupported = [
         (settings.servers.is_some(), "--servers"),
@@ -103,7 +115,15 @@ fn prepare(args: &RunArgs) -> Result<(Scenario, u64, PathBuf), String> {
     let run_dir = (settings.out.clone())
         .unwrap_or_else(|| outage_lab_engine::run_dir::default_run_dir(&scenario.name, seed));
     let run_dir = std::path::absolute(&run_dir).unwrap_or(run_dir);
-    Ok((scenario, seed, run_dir))
+    let given: Vec<String> = settings.fix.iter().map(|f| format!("--fix {f}")).collect();
+    let header =
+        outage_lab_engine::run_dir::settings_header(&args.scenario.display().to_string(), &given);
+    Ok(Prepared {
+        scenario,
+        seed,
+        run_dir,
+        header,
+    })
 }
 
 /// How a run ended.
@@ -114,13 +134,15 @@ enum Ended {
     Interrupted(&'static str),
 }
 
-async fn run(
-    scenario: &Scenario,
-    seed: u64,
-    run_dir: &Path,
-    exe: PathBuf,
-) -> Result<Ended, HarnessError> {
-    prepare_run_dir(run_dir, scenario)?;
+async fn run(prepared: &Prepared, exe: PathBuf) -> Result<Ended, HarnessError> {
+    let Prepared {
+        scenario,
+        seed,
+        run_dir,
+        header,
+    } = prepared;
+    let (seed, run_dir) = (*seed, run_dir.as_path());
+    prepare_run_dir(run_dir, scenario, header)?;
     for line in ledger::reap_orphans() {
         say(&format!("reaped a process left behind: {line}"));
     }
@@ -154,12 +176,20 @@ async fn run(
     let leftovers = sup.running();
     sup.close_ledger();
     let sup = Arc::into_inner(sup).expect("every task holding the supervisor has ended");
+    let wall_ms = sup.now_ms();
     let recorded = recorder.finish(sup).await?;
-    let interrupted = match played? {
+    let (played, lag) = played?;
+    let interrupted = match played {
         Played::Completed => None,
         Played::Interrupted(sig) => Some(sig),
     };
-    judge(scenario, seed, run_dir, recorded, interrupted, leftovers)
+    let ended = Ending {
+        interrupted,
+        leftovers,
+        lag,
+        wall_ms,
+    };
+    judge(scenario, seed, run_dir, recorded, ended)
 }
 
 /// How the timeline went.
@@ -168,18 +198,22 @@ enum Played {
     Interrupted(&'static str),
 }
 
-/// Brings the lab up and plays the timeline to its end (or to SIGINT / SIGTERM).
+/// Brings the lab up and plays the timeline to its end (or to SIGINT / SIGTERM); with how late
+/// the timeline's work fired.
 async fn play(
     scenario: &Scenario,
     seed: u64,
     run_dir: &Path,
     sup: &Arc<Supervisor<ProcessName>>,
-) -> Result<Played, HarnessError> {
+) -> Result<(Played, LagReport), HarnessError> {
     let stop = CancellationToken::new();
     let signalled = watch_signals(stop.clone())?;
     let fleet = tokio::select! {
         fleet = Fleet::start(scenario, seed, run_dir, Arc::clone(sup)) => fleet?,
-        () = stop.cancelled() => return Ok(Played::Interrupted(signalled.get())),
+        () = stop.cancelled() => {
+            let lag = LagMeter::default().report(scenario.lag_tolerance.get());
+            return Ok((Played::Interrupted(signalled.get()), lag));
+        }
     };
     let probing = probe::start(&fleet, &scenario.service.endpoint, stop.child_token());
     sup.emit(EngineEvent::Phase {
@@ -190,14 +224,21 @@ async fn play(
         "lab up: the endpoint {} answers on every DNS server; the timeline starts",
         scenario.service.endpoint
     ));
-    let played = steps::play(scenario, &fleet, &stop).await;
+    let mut meter = LagMeter::default();
+    meter.open();
+    let heartbeat = Heartbeat::start();
+    let played = steps::play(scenario, &fleet, &stop, &mut meter).await;
+    heartbeat.finish(&mut meter);
+    meter.close();
     stop.cancel();
     let _ = probing.await;
     played?;
-    Ok(match signalled.take() {
+    let lag = meter.report(scenario.lag_tolerance.get());
+    let played = match signalled.take() {
         Some(sig) => Played::Interrupted(sig),
         None => Played::Completed,
-    })
+    };
+    Ok((played, lag))
 }
 
 /// The signal that stopped the run, once one did.
@@ -235,7 +276,7 @@ fn watch_signals(stop: CancellationToken) -> Result<Signalled, HarnessError> {
     Ok(signalled)
 }
 
-fn prepare_run_dir(run_dir: &Path, scenario: &Scenario) -> Result<(), HarnessError> {
+fn prepare_run_dir(run_dir: &Path, scenario: &Scenario, header: &str) -> Result<(), HarnessError> {
     for sub in ["config", "logs"] {
         let dir = run_dir.join(sub);
         std::fs::create_dir_all(&dir)
@@ -244,8 +285,18 @@ fn prepare_run_dir(run_dir: &Path, scenario: &Scenario) -> Result<(), HarnessErr
     let text = serde_saphyr::to_string(scenario)
         .map_err(|e| HarnessError::io("write the scenario".into(), std::io::Error::other(e)))?;
     let path = run_dir.join("scenario.yaml");
-    std::fs::write(&path, text)
+    std::fs::write(&path, format!("{header}{text}"))
         .map_err(|e| HarnessError::io(format!("write {}", path.display()), e))
+}
+
+/// How the run ended, besides its journal: what the checks and the report need.
+struct Ending {
+    interrupted: Option<&'static str>,
+    /// Processes still running after the stop.
+    leftovers: Vec<String>,
+    lag: LagReport,
+    /// Lab time when everything had stopped.
+    wall_ms: u64,
 }
 
 /// Judges the journal, appends the verdict to it, writes the report, prints the verdict table.
@@ -254,19 +305,31 @@ fn judge(
     seed: u64,
     run_dir: &Path,
     (entries, mut journal): record::Recorded,
-    interrupted: Option<&'static str>,
-    leftovers: Vec<String>,
+    ended: Ending,
 ) -> Result<Ended, HarnessError> {
+    let Ending {
+        interrupted,
+        leftovers,
+        lag,
+        wall_ms,
+    } = ended;
     let end_ms = entries.last().map_or(0, |e| e.t_ms);
     let facts = outage_lab_engine::checks::RunFacts {
         interrupted,
         leftovers,
+        disturbed: outage_lab_engine::lag::disturbance(&lag),
         ..Default::default()
     };
     let mut rows = outage_lab_engine::checks::before(&facts, end_ms);
     rows.extend(checks::judge(scenario, &entries));
     rows.extend(outage_lab_engine::checks::after(&facts));
-    let report = Report::new(scenario, seed, rows);
+    let judged = report::Judged {
+        measures: checks::measure(scenario, &entries),
+        rows,
+        wall_ms,
+        lag,
+    };
+    let report = Report::new(scenario, seed, judged);
     let verdicts = (report.expectations.iter()).map(|r| EngineEvent::Verdict {
         name: r.name.clone(),
         passed: r.passed,
@@ -284,7 +347,7 @@ fn judge(
         });
     }
     journal.flush()?;
-    report::write(run_dir, &report, end_ms)?;
+    report::write(run_dir, &report)?;
     say(&report.table());
     say(&format!("run directory: {}", run_dir.display()));
     Ok(match interrupted {

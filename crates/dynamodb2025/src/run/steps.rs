@@ -8,6 +8,7 @@ use outage_lab_dns_automation::client::PlanStore;
 use outage_lab_dns_automation::control::Control;
 use outage_lab_dns_automation::repair;
 use outage_lab_engine::error::HarnessError;
+use outage_lab_engine::lag::{LagMeter, TIMELINE_STEPS};
 use outage_lab_engine::terminal::say;
 use outage_lab_proto::EngineEvent;
 use tokio_util::sync::CancellationToken;
@@ -16,16 +17,24 @@ use super::Fleet;
 use crate::scenario::{Scenario, Step};
 
 /// Plays the timeline to its end, or until `stop`.
+/// How late each step came after its time goes to `lag`.
 pub(super) async fn play(
     scenario: &Scenario,
     fleet: &Fleet,
     stop: &CancellationToken,
+    lag: &mut LagMeter,
 ) -> Result<(), HarnessError> {
     let start = fleet.sup.clock().now();
     for (at, step) in scenario.steps() {
-        if !wait_until(fleet, start + Duration::from(at), stop).await {
+        let due = start + Duration::from(at);
+        if !wait_until(fleet, due, stop).await {
             return Ok(());
         }
+        let late = fleet.sup.clock().now().saturating_sub(due);
+        lag.late(
+            TIMELINE_STEPS,
+            u64::try_from(late.as_millis()).unwrap_or(u64::MAX),
+        );
         let detail = apply(fleet, &scenario.service.endpoint, &step).await?;
         // Lab time since the run began, as the journal and the other lines count it.
         let t = fleet.sup.now_ms() as f64 / 1000.0;

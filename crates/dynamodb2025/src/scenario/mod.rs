@@ -41,6 +41,10 @@ pub struct Scenario {
     pub timeline: Vec<StepEntry>,
     /// How long the timeline runs.
     pub duration: HumanDuration,
+    /// The most the run's scheduled work may fire late (the 99th percentile of each source):
+    /// over it, the run is disturbed and its `kept_pace` row fails.
+    #[serde(default = "outage_lab_engine::lag::default_tolerance")]
+    pub lag_tolerance: HumanDuration,
     /// The bounds the checks judge with.
     pub expect: Expect,
     /// The fixes on.
@@ -246,6 +250,12 @@ impl Fixes {
         (FIX_NAMES.iter().zip(on))
             .filter_map(|(name, on)| on.then_some(*name))
             .collect()
+    }
+
+    /// Whether a fix on keeps the endpoint from ever being emptied (the automation's: the
+    /// clients' `serve_stale` only hides an empty endpoint from them).
+    pub fn protect_endpoint(&self) -> bool {
+        self.enactor_checks_at_write.is_some() || self.cleanup_keeps_active_plan.is_some()
     }
 
     /// The automation's share of them.
