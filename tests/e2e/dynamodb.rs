@@ -79,6 +79,8 @@ fn the_race_empties_the_endpoint_on_every_dns_server_until_the_operators_repair_
         fixture.to_str().unwrap(),
         "--out",
         out.to_str().unwrap(),
+        "--set",
+        "description=told on the command line",
     ];
     let proc = Proc::start(&args);
     // The race fires by itself after the stall at 2 s; the automation is turned off at 17 s.
@@ -121,6 +123,16 @@ fn the_race_empties_the_endpoint_on_every_dns_server_until_the_operators_repair_
     }
     let done = proc.wait(Duration::from_secs(60));
     assert_eq!(done.code(), Some(0), "{}", done.output());
+    assert!(
+        done.output().contains("(told on the command line)"),
+        "{}",
+        done.output()
+    );
+    let kept = std::fs::read_to_string(out.join("scenario.yaml")).unwrap();
+    assert!(
+        kept.contains("# --set description=told on the command line\n"),
+        "{kept}"
+    );
     let entries = journal(&out);
     let stale = kind(&entries, "endpoint_applied")
         .any(|e| e["endpoint"] == ENDPOINT && e["replaced"].as_u64() > e["generation"].as_u64());
@@ -190,14 +202,22 @@ fn the_2025_scenario_validates_and_what_it_cannot_take_is_refused_with_exit_2() 
         vague.output()
     );
     let set = run(
-        &["run", fixture, "--set", "dns.ttl=2s"],
+        &["run", fixture, "--set", "dns.servers=9"],
         Duration::from_secs(20),
     );
     assert_eq!(set.code(), Some(2), "{}", set.output());
     assert!(
-        set.output().contains("--set is not available"),
+        set.output()
+            .contains("--set dns.servers=9: expected 1 to 5, got 9"),
         "{}",
         set.output()
+    );
+    let servers = run(&["run", fixture, "--servers", "6"], Duration::from_secs(20));
+    assert_eq!(servers.code(), Some(2), "{}", servers.output());
+    assert!(
+        servers.output().contains("--servers is not available"),
+        "{}",
+        servers.output()
     );
 }
 
@@ -251,5 +271,14 @@ fn compare_shows_serve_stale_keeps_requests_working_while_the_endpoint_stays_emp
         "{summary:#}"
     );
     let markdown = std::fs::read_to_string(out.join("compare.md")).unwrap();
-    assert!(markdown.contains("| serve_stale | 1/1 |"), "{markdown}");
+    let cell = out.join("cells/serve_stale-seed20251020/report.json");
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(cell).unwrap()).unwrap();
+    let failed: Vec<&Value> = (report["expectations"].as_array().unwrap().iter())
+        .filter(|r| r["passed"] == false)
+        .collect();
+    assert!(
+        markdown.contains("| serve_stale | 1/1 |"),
+        "{markdown}\nrows that did not hold: {failed:#?}\nlag: {:#}",
+        report["lag"]
+    );
 }

@@ -121,7 +121,7 @@ fn settings(args: &RunSettings) -> Result<Vec<Setting>, SettingArgError> {
     for name in &args.fix {
         out.push(Setting::fix(name, kinds::FixName::NAMES)?);
     }
-    out.extend(args.servers.map(Setting::servers));
+    out.extend(args.servers.map(crate::scenario::overrides::servers));
     Ok(out)
 }
 
@@ -346,7 +346,7 @@ mod tests {
         assert_eq!(e.exit_code(), exit::BAD_INPUT);
         assert_eq!(
             e.to_string(),
-            r#"--set "x" has no '='; expected PATH=VALUE, e.g. fleet.servers=30"#
+            r#"--set "x" has no '='; expected PATH=VALUE, e.g. dns.ttl=5s"#
         );
         let e = RunError::WorkshopSetting(set());
         assert_eq!(e.exit_code(), exit::BAD_INPUT);

@@ -37,6 +37,7 @@ pub mod lag;
 pub mod ledger;
 pub mod located;
 pub mod logs;
+pub mod overrides;
 pub mod roles;
 pub mod run_dir;
 pub mod runtime;

@@ -35,6 +35,7 @@ use crate::checks;
 use crate::names::ProcessName;
 use crate::report::{self, Report};
 use crate::scenario::{FIX_NAMES, Scenario};
+use outage_lab_engine::overrides::Setting;
 
 pub(crate) use fleet::Fleet;
 
@@ -89,35 +90,32 @@ fn prepare(args: &RunArgs) -> Result<Prepared, String> {
     let settings = &args.settings;
     let unsupported = [
         (settings.servers.is_some(), "--servers"),
-        (!settings.set.is_empty(), "--set"),
         (settings.memory_limit.is_some(), "--memory-limit"),
         (settings.serve.is_some(), "--serve"),
         (args.hosts.is_some(), "--hosts"),
     ];
     if let Some((_, flag)) = unsupported.iter().find(|(given, _)| *given) {
         return Err(format!(
-            "{flag} is not available for {} runs yet: they take --seed, --fix and --out",
+            "{flag} is not available for {} runs yet: they take --seed, --set, --fix and --out",
             crate::scenario::NAME
         ));
     }
-    let (mut scenario, _) = Scenario::load(&args.scenario).map_err(|e| e.to_string())?;
-    for fix in &settings.fix {
-        if !scenario.fixes.turn_on(fix) {
-            return Err(format!(
-                "--fix {fix}: no such fix of {}; it has {}",
-                crate::scenario::NAME,
-                FIX_NAMES.join(", ")
-            ));
-        }
+    let mut given = Vec::new();
+    for arg in &settings.set {
+        given.push(Setting::parse(arg).map_err(|e| format!("--set {e}"))?);
     }
+    for fix in &settings.fix {
+        given.push(Setting::fix(fix, FIX_NAMES).map_err(|e| e.to_string())?);
+    }
+    let mut scenario = Scenario::load_with(&args.scenario, &given).map_err(|e| e.to_string())?;
     let seed = settings.seed.unwrap_or(scenario.seed);
     scenario.seed = seed;
     let run_dir = (settings.out.clone())
         .unwrap_or_else(|| outage_lab_engine::run_dir::default_run_dir(&scenario.name, seed));
     let run_dir = std::path::absolute(&run_dir).unwrap_or(run_dir);
-    let given: Vec<String> = settings.fix.iter().map(|f| format!("--fix {f}")).collect();
+    let shown: Vec<String> = given.iter().map(ToString::to_string).collect();
     let header =
-        outage_lab_engine::run_dir::settings_header(&args.scenario.display().to_string(), &given);
+        outage_lab_engine::run_dir::settings_header(&args.scenario.display().to_string(), &shown);
     Ok(Prepared {
         scenario,
         seed,

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use outage_lab_engine::incident::MAX_SCENARIO_BYTES;
 use outage_lab_engine::located::{Locator, ScenarioError, yaml_error};
+use outage_lab_engine::overrides::Setting;
 use outage_lab_proto::HumanDuration;
 use serde::{Deserialize, Serialize};
 
@@ -274,6 +275,15 @@ impl Scenario {
         let text = read(path).map_err(|what| Locator::new(&source, "").plain(what))?;
         let scenario = Scenario::parse(&text, &source)?;
         Ok((scenario, text))
+    }
+
+    /// Reads, parses and checks the scenario at `path` with the command line's `settings`
+    /// (`--set`, `--fix`) applied to its document; a setting that makes a valid file invalid is
+    /// named in the error.
+    pub fn load_with(path: &Path, settings: &[Setting]) -> Result<Scenario, ScenarioError> {
+        let source = path.display().to_string();
+        let text = read(path).map_err(|what| Locator::new(&source, "").plain(what))?;
+        outage_lab_engine::overrides::parse_with(&text, &source, settings, Scenario::parse)
     }
 
     /// Parses and checks `text`, read from `source`.

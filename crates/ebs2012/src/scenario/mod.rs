@@ -51,11 +51,6 @@ use outage_lab_engine::located::{Locator, ScenarioError, yaml_error};
 /// program also reads no further than).
 pub use outage_lab_engine::incident::MAX_SCENARIO_BYTES;
 
-/// Most command-line settings (`--set`, `--fix`, `--servers`) one scenario takes. When the
-/// settings break a valid file, each prefix of them is tried in turn to name the first that
-/// does, one parse of the whole document per setting: thousands of them took minutes.
-pub const MAX_SETTINGS: usize = 64;
-
 /// Longest scenario name: it is part of the run directory's name, which must stay well under the
 /// 255 bytes a file name may have.
 pub const MAX_NAME_CHARS: usize = 128;
@@ -224,39 +219,7 @@ impl Scenario {
         source: &str,
         settings: &[Setting],
     ) -> Result<Self, ScenarioError> {
-        if settings.is_empty() {
-            return Self::parse_text(text, source);
-        }
-        if settings.len() > MAX_SETTINGS {
-            return Err(ScenarioError {
-                message: format!(
-                    "{source}: {} command-line settings (--set, --fix, --servers); at most {MAX_SETTINGS} may be given",
-                    settings.len()
-                ),
-            });
-        }
-        let effective = match overrides::apply(text, source, settings) {
-            Ok(effective) => effective,
-            // Not even YAML: the file's own error, where it is.
-            Err(e) => return Err(Self::parse_text(text, source).err().unwrap_or(e)),
-        };
-        let err = match Self::parse_text(&effective, source) {
-            Ok(scenario) => return Ok(scenario),
-            Err(e) => e,
-        };
-        // The file's own mistake, if it has one, is reported where it is written.
-        Self::parse_text(text, source)?;
-        // Else the first setting that breaks it.
-        for k in 1..=settings.len() {
-            let partial = overrides::apply(text, source, &settings[..k])?;
-            if let Err(e) = Self::parse_text(&partial, source) {
-                let what = overrides::finding(&e, source);
-                return Err(ScenarioError {
-                    message: format!("{source}: {}: {what}", settings[k - 1]),
-                });
-            }
-        }
-        Err(err)
+        outage_lab_engine::overrides::parse_with(text, source, settings, Self::parse_text)
     }
 
     /// Parses and validates one document.
@@ -381,13 +344,13 @@ timeline:
 
     #[test]
     fn more_settings_than_a_command_line_needs_are_refused_before_any_is_tried() {
-        let many = vec![Setting::servers(3); MAX_SETTINGS + 1];
+        let many = vec![overrides::servers(3); outage_lab_engine::overrides::MAX_SETTINGS + 1];
         let e = Scenario::parse_with(MINIMAL, "s.yaml", &many).expect_err("too many");
         assert_eq!(
             e.message,
-            "s.yaml: 65 command-line settings (--set, --fix, --servers); at most 64 may be given"
+            "s.yaml: 65 command-line settings (--set, --fix, ...); at most 64 may be given"
         );
-        let enough = vec![Setting::servers(3); MAX_SETTINGS];
+        let enough = vec![overrides::servers(3); outage_lab_engine::overrides::MAX_SETTINGS];
         assert!(Scenario::parse_with(MINIMAL, "s.yaml", &enough).is_ok());
     }
 
@@ -606,14 +569,14 @@ timeline:
     #[test]
     fn a_fleet_override_is_applied_before_the_steps_are_checked() {
         let text = format!("{MINIMAL}  - kill: {{ at: 2s, role: agent, servers: [s005] }}\n");
-        let six = [Setting::servers(6)];
+        let six = [overrides::servers(6)];
         Scenario::parse_with(&text, "s.yaml", &six).expect("s005 exists in a fleet of 6");
         assert!(err(&text).contains("unknown storage server"));
         // A file valid on its own, made invalid by a setting: the setting is named.
         let text = format!("{MINIMAL}  - kill: {{ at: 2s, role: agent, servers: [s002] }}\n");
         let two = [
             Setting::parse("volumes.slots_per_server=4").expect("valid"),
-            Setting::servers(2),
+            overrides::servers(2),
         ];
         let e = Scenario::parse_with(&text, "s.yaml", &two).expect_err("s002 is gone");
         assert!(
