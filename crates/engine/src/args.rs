@@ -154,16 +154,18 @@ pub struct ExperimentArgs {
     /// Seeds per variant or grid point: the scenario's seed, then the next ones.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub seeds: u32,
-    /// Most cells at once [default: as many as the memory limit fits; within it, another cell
-    /// starts only while the CPU has room, and a cell whose own lag shows the machine
-    /// fell behind is run again, never counted].
+    /// Most cells at once [default: the incident's: as many as the memory limit fits, or a
+    /// fixed few for runs that take no memory limit; within it, another cell starts only while
+    /// the CPU has room, and a cell whose own lag shows the machine fell behind is run again,
+    /// never counted].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=64))]
     pub jobs: Option<u64>,
     /// Where the summaries and every cell's run directory go
     /// [default: runs/<compare|grid>-<scenario>-<UTC time>].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Memory all cells together may use [default: 75% of MemAvailable].
+    /// Memory all cells together may use, for incidents whose runs take a memory limit
+    /// [default: 75% of MemAvailable].
     #[arg(long, value_name = "SIZE")]
     pub memory_limit: Option<ByteSize>,
 }
