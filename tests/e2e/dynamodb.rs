@@ -221,8 +221,13 @@ fn the_2025_scenario_validates_and_what_it_cannot_take_is_refused_with_exit_2() 
     );
 }
 
+/// `compare` end to end, judged on what holds however the race goes: a fix that checks
+/// freshness at write time never leaves the endpoint empty, whether or not the slowed enactor's
+/// race fires in the baseline cell (under a loaded debug build it sometimes does not within
+/// the run; the race itself is the test above). The exit code says an expectation on a variant
+/// the comparison does not have failed.
 #[test]
-fn compare_shows_serve_stale_keeps_requests_working_while_the_endpoint_stays_empty() {
+fn compare_runs_the_baseline_and_a_fix_and_its_exit_code_is_the_expectations() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("compare");
     let fixture = scenario("dynamodb-2025-10-20.yaml");
@@ -230,55 +235,41 @@ fn compare_shows_serve_stale_keeps_requests_working_while_the_endpoint_stays_emp
         "compare",
         fixture.to_str().unwrap(),
         "--fix",
-        "serve_stale",
+        "enactor_checks_at_write",
         "--seeds",
         "1",
         "--out",
         out.to_str().unwrap(),
         "--expect",
-        "serve_stale prevents failed_requests",
+        "enactor_checks_at_write prevents empty_endpoint",
         "--expect",
-        "serve_stale prevents empty_endpoint",
+        "serve_stale prevents failed_requests",
     ];
     let done = run(&args, Duration::from_secs(150));
     let text = done.output();
-    assert_eq!(done.code(), Some(1), "one expectation fails: {text}");
+    assert_eq!(
+        done.code(),
+        Some(1),
+        "one expectation names no variant: {text}"
+    );
     assert!(
-        text.contains("expect held: serve_stale prevents failed_requests"),
+        text.contains("expect held: enactor_checks_at_write prevents empty_endpoint: enactor_checks_at_write alone: the endpoint emptied on 0 of 1 seeds, requests failed on 0 of 1 seeds"),
         "{text}"
     );
     assert!(
-        text.contains("expect FAILED: serve_stale prevents empty_endpoint: serve_stale alone: the endpoint emptied on 1 of 1 seeds, requests failed on 0 of 1 seeds"),
-        "{text}"
-    );
-    assert!(
-        text.contains(
-            "with no fix: the endpoint emptied on 1 of 1 seeds, requests failed on 1 of 1 seeds"
-        ),
+        text.contains("expect FAILED: serve_stale prevents failed_requests: there is no such variant in this comparison"),
         "{text}"
     );
     let summary: Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("compare.json")).unwrap()).unwrap();
     let cells = summary["cells"].as_array().expect("cells");
     assert_eq!(cells.len(), 2, "{summary:#}");
-    let baseline = &cells[0]["metrics"];
-    assert!(
-        baseline["requests_failed"].as_u64() > Some(0),
-        "{summary:#}"
-    );
-    assert!(
-        baseline["endpoint_empty_s"].as_f64() > Some(1.0),
-        "{summary:#}"
-    );
+    assert!(cells.iter().all(|c| c["status"] == "ran"), "{summary:#}");
+    assert_eq!(cells[1]["metrics"]["endpoint_empty_s"], 0.0, "{summary:#}");
     let markdown = std::fs::read_to_string(out.join("compare.md")).unwrap();
-    let cell = out.join("cells/serve_stale-seed20251020/report.json");
-    let report: Value = serde_json::from_str(&std::fs::read_to_string(cell).unwrap()).unwrap();
-    let failed: Vec<&Value> = (report["expectations"].as_array().unwrap().iter())
-        .filter(|r| r["passed"] == false)
-        .collect();
     assert!(
-        markdown.contains("| serve_stale | 1/1 |"),
-        "{markdown}\nrows that did not hold: {failed:#?}\nlag: {:#}",
-        report["lag"]
+        markdown.contains("| enactor_checks_at_write | 1/1 | 0.0 s | 0 | 0.0 s |"),
+        "{markdown}"
     );
+    assert!(markdown.contains("| baseline |"), "{markdown}");
 }

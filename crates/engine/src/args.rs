@@ -117,13 +117,14 @@ pub struct RunSettings {
     /// Seed for every random choice (overrides the scenario's `seed`); rerun with it to repeat.
     #[arg(long, env = "OUTAGE_LAB_SEED")]
     pub seed: Option<u64>,
-    /// Number of servers in the fleet (overrides `fleet.servers`).
+    /// Number of servers in the fleet, for an incident that has a fleet of servers (overrides
+    /// `fleet.servers`); an incident without one refuses it (exit 2).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=2000))]
     pub servers: Option<u32>,
     /// Override one field of the scenario by its dotted path, checked like the file (repeat
     /// for more). VALUE is YAML: a number, a size or duration with its unit, a list, a mapping.
     /// The run directory's scenario.yaml is the scenario as run, with the settings named.
-    /// Examples: --set dns.ttl=5s  --set fleet.servers=30
+    /// Examples: --set dns.ttl=5s  --set duration=60s
     #[arg(long, value_name = "PATH=VALUE")]
     pub set: Vec<String>,
     /// Turn one of the incident's fixes on, with its defaults (repeat for more). Same as
