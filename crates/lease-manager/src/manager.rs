@@ -6,7 +6,6 @@
 //! already asked again: that is how the queue can fill faster than the workers empty it, and
 //! stay full after whatever filled it has gone.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -23,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use crate::ledger::{Leases, Ledger};
 use crate::queue::{Admission, Pending, WorkQueue};
 use crate::throttle::Throttle;
 
@@ -46,6 +46,10 @@ pub struct Config {
     /// requester gave up, and serves the newest first. `None`: as it was.
     #[serde(default)]
     pub admission_control: Option<usize>,
+    /// The file it keeps its leases in ([`crate::ledger`]), so that a restart loses its queue
+    /// but not its leases. `None`: in memory only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ledger: Option<std::path::PathBuf>,
 }
 
 /// How long a renewal refused by the throttle is told to wait (`429`, `Retry-After`), as an API
@@ -82,10 +86,11 @@ pub struct Manager {
     config: Config,
     queue: Mutex<WorkQueue<(String, oneshot::Sender<Reply>)>>,
     ready: Notify,
-    leases: Mutex<HashMap<String, Instant>>,
+    leases: Mutex<Leases>,
     throttle: Mutex<(Control, Option<Throttle>)>,
     counts: Counts,
     service: Endpoint,
+    ledger: Ledger,
 }
 
 fn bump(counter: &AtomicU64, by: usize) {
@@ -93,8 +98,19 @@ fn bump(counter: &AtomicU64, by: usize) {
 }
 
 impl Manager {
-    /// A manager checking state through `service`.
+    /// A manager checking state through `service`, its leases in memory only.
     pub fn new(config: Config, service: Endpoint) -> Arc<Manager> {
+        Manager::with_ledger(config, service, Ledger::default(), Leases::new())
+    }
+
+    /// A manager checking state through `service`, holding `leases` (read from `ledger`) and
+    /// writing each renewal down there.
+    pub fn with_ledger(
+        config: Config,
+        service: Endpoint,
+        ledger: Ledger,
+        leases: Leases,
+    ) -> Arc<Manager> {
         let admission = match config.admission_control {
             Some(capacity) => Admission::Bounded { capacity },
             None => Admission::Fifo,
@@ -103,10 +119,11 @@ impl Manager {
             config,
             queue: Mutex::new(WorkQueue::new(admission)),
             ready: Notify::new(),
-            leases: Mutex::new(HashMap::new()),
+            leases: Mutex::new(leases),
             throttle: Mutex::new((Control::default(), None)),
             counts: Counts::default(),
             service,
+            ledger,
         })
     }
 
@@ -224,6 +241,7 @@ impl Manager {
         bump(&self.counts.completed, 1);
         let until = now + Duration::from(self.config.lease_ttl);
         (self.leases.lock().unwrap_or_else(|p| p.into_inner())).insert(server.to_owned(), until);
+        self.ledger.record(server, until);
         Some(Ok(()))
     }
 

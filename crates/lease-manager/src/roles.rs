@@ -13,6 +13,7 @@ use outage_lab_proto::server::serve_role;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
+use crate::ledger::{Leases, Ledger};
 use crate::manager::{self, Manager};
 use crate::servers;
 
@@ -46,6 +47,15 @@ pub enum RoleError {
     /// Its HTTP server failed.
     #[error(transparent)]
     Serve(#[from] outage_lab_proto::server::RoleError),
+    /// Its ledger cannot be read or opened for appending.
+    #[error("the lease manager's ledger {path}: {source}")]
+    Ledger {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// It cannot reach the state service at all (no resolver, or no HTTP client).
     #[error("the lease manager cannot check state at {endpoint}: {source}")]
     State {
@@ -80,7 +90,14 @@ pub async fn manager(
     .map_err(failed)?;
     // Its workers build pools as they go; one that cannot be built now never will be.
     endpoint.pool().map_err(failed)?;
-    let manager = Manager::new(config.manager, endpoint);
+    let (ledger, leases) = match &config.manager.ledger {
+        Some(path) => Ledger::open(path).map_err(|source| RoleError::Ledger {
+            path: path.clone(),
+            source,
+        })?,
+        None => (Ledger::default(), Leases::new()),
+    };
+    let manager = Manager::with_ledger(config.manager, endpoint, ledger, leases);
     let router = manager.router();
     let work = manager.run(shutdown.clone(), events.clone());
     serve_role(

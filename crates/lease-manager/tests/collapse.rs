@@ -74,6 +74,7 @@ impl Lab {
                 lease_ttl: HumanDuration::secs(4),
                 connection_max_age: HumanDuration::secs(1),
                 admission_control,
+                ledger: None,
             },
             state: StateService {
                 dns_server: dns.dns,
