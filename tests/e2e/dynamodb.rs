@@ -124,6 +124,11 @@ fn the_race_empties_the_endpoint_on_every_dns_server_until_the_operators_repair_
     let done = proc.wait(Duration::from_secs(60));
     assert_eq!(done.code(), Some(0), "{}", done.output());
     assert!(
+        done.output().contains("lease manager: 0 leases valid"),
+        "{}",
+        done.output()
+    );
+    assert!(
         done.output().contains("(told on the command line)"),
         "{}",
         done.output()
@@ -148,6 +153,18 @@ fn the_race_empties_the_endpoint_on_every_dns_server_until_the_operators_repair_
     let report: Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
     assert_eq!(report["verdict"], "pass", "{report:#}");
+    // The second half: the lease manager's collapse outlived the repair, and only the
+    // operators' throttle and restart ended it.
+    let rows: Vec<&str> = (report["expectations"].as_array().expect("rows").iter())
+        .filter_map(|r| r["name"].as_str())
+        .collect();
+    for row in [
+        "leases_expired",
+        "congestive_collapse",
+        "recovers_after_load_shed",
+    ] {
+        assert!(rows.contains(&row), "no {row} in {rows:?}");
+    }
     assert_valid_junit(&out.join("junit.xml"));
     let summary = run(
         &["report", out.to_str().unwrap(), "--format", "markdown"],

@@ -43,7 +43,7 @@ impl Incident for Dynamodb2025 {
     fn title(&self) -> &'static str {
         "the AWS us-east-1 outage of 19-20 October 2025: a slowed DNS enactor and another's \
          clean-up race, DynamoDB's endpoint answers no address, and the automation cannot \
-         repair it"
+         repair it; then EC2's lease manager collapses under its own recovery"
     }
 
     fn fixes(&self) -> Vec<&'static str> {
@@ -64,8 +64,12 @@ impl Incident for Dynamodb2025 {
 
     fn validate(&self, path: &Path) -> Result<String, String> {
         let (s, _) = Scenario::load(path).map_err(|e| e.to_string())?;
+        let leases = match &s.leases {
+            Some(l) => format!(", a lease manager for {} servers", l.servers.count),
+            None => String::new(),
+        };
         let mut line = format!(
-            "{}: ok ({}: {} DNS servers, {} enactors, {} timeline steps, {} expectations)",
+            "{}: ok ({}: {} DNS servers, {} enactors{leases}, {} timeline steps, {} expectations)",
             path.display(),
             s.name,
             s.dns.servers,

@@ -22,6 +22,10 @@ pub enum ProcessName {
     Kv(usize),
     /// A client of the service (`customer-1`, `dependent-1`, ...).
     Client(ClientKind, usize),
+    /// EC2's lease manager.
+    LeaseManager,
+    /// The servers holding leases, all in one process.
+    LeaseServers,
 }
 
 /// `dns-a`, `dns-b`, ...: the `n`th DNS server's name.
@@ -48,11 +52,14 @@ impl ProcessName {
             Self::Enactor(_) => "enactor",
             Self::Kv(_) => "kv",
             Self::Client(..) => "kv-client",
+            Self::LeaseManager => "lease-manager",
+            Self::LeaseServers => "lease-servers",
         }
     }
 }
 
-/// At a freeze the clients stop first, then the automation, then the service; the DNS servers
+/// At a freeze the clients (and the lease servers) stop first, then the automation (and the
+/// lease manager), then the service; the DNS servers
 /// and the plan store only answer and keep answering.
 impl ProcessKey for ProcessName {
     type Event = Event;
@@ -68,8 +75,8 @@ impl ProcessKey for ProcessName {
 
     fn freeze_rank(&self) -> Option<u8> {
         match self {
-            Self::Client(..) => Some(0),
-            Self::Planner | Self::Enactor(_) => Some(1),
+            Self::Client(..) | Self::LeaseServers => Some(0),
+            Self::Planner | Self::Enactor(_) | Self::LeaseManager => Some(1),
             Self::Kv(_) => Some(2),
             Self::Dns(_) | Self::PlanStore => None,
         }
@@ -86,6 +93,7 @@ impl fmt::Display for ProcessName {
             Self::Kv(n) => write!(f, "kv-{}", n + 1),
             Self::Client(ClientKind::Customer, n) => write!(f, "customer-{}", n + 1),
             Self::Client(ClientKind::Dependent, n) => write!(f, "dependent-{}", n + 1),
+            Self::LeaseManager | Self::LeaseServers => f.write_str(self.role()),
         }
     }
 }

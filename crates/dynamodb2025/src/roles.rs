@@ -1,5 +1,5 @@
 //! The 2025 incident's hidden role commands: the plan store, the planner, an enactor, an
-//! instance of the service and a client. Each loads its JSON config, binds what it serves, and
+//! instance of the service, a client, the lease manager and its servers. Each loads its JSON config, binds what it serves, and
 //! runs until SIGINT or SIGTERM through the engine's role plumbing; the lab's DNS servers are the
 //! engine's `dns` role.
 
@@ -13,6 +13,7 @@ use outage_lab_dns_automation::roles as automation;
 use outage_lab_dynamodb_events::EventSink;
 use outage_lab_engine::roles::{self, RoleError, bind, load};
 use outage_lab_kv::roles as kv;
+use outage_lab_lease_manager::roles as leases;
 use outage_lab_proto::server::Listeners;
 
 /// The hidden role commands the harness spawns.
@@ -33,6 +34,12 @@ pub enum RoleCommand {
     /// Role: a client of the key-value service (spawned by the harness).
     #[command(hide = true)]
     KvClient(ConfigArgs),
+    /// Role: EC2's lease manager (spawned by the harness).
+    #[command(hide = true)]
+    LeaseManager(ConfiguredServeArgs),
+    /// Role: the servers holding leases (spawned by the harness).
+    #[command(hide = true)]
+    LeaseServers(ConfigArgs),
 }
 
 /// A role that serves HTTP and needs no config.
@@ -53,6 +60,17 @@ pub struct AutomationArgs {
     #[arg(long, value_name = "ADDR")]
     pub store: SocketAddr,
     /// Address of its admin API (`/control`); port 0 lets the kernel choose.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: SocketAddr,
+}
+
+/// A role with a config that serves HTTP.
+#[derive(Debug, Args)]
+pub struct ConfiguredServeArgs {
+    /// The role's JSON config.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Address to serve on; port 0 lets the kernel choose (the real one is announced).
     #[arg(long, value_name = "ADDR")]
     pub listen: SocketAddr,
 }
@@ -97,6 +115,17 @@ pub fn run(role: RoleCommand) -> ExitCode {
             RoleCommand::KvClient(args) => {
                 let config = load(&args.config)?;
                 (kv::client(config, shutdown, events).await).map_err(failed)
+            }
+            RoleCommand::LeaseManager(args) => {
+                let config = load(&args.config)?;
+                let http = bind(args.listen).await?;
+                (leases::manager(config, Listeners { http }, shutdown, events).await)
+                    .map_err(failed)
+            }
+            RoleCommand::LeaseServers(args) => {
+                let config = load(&args.config)?;
+                leases::servers(config, shutdown, events).await;
+                Ok(())
             }
         }
     })

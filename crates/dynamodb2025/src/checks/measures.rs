@@ -1,5 +1,6 @@
 //! What a run came to in numbers, from the journal alone like the rows: how long the endpoint
-//! answered no address on every DNS server, and what the clients saw. `report.json` keeps them,
+//! answered no address on every DNS server, what the clients saw, and how long the lease
+//! manager stayed collapsed. `report.json` keeps them,
 //! and `compare` puts the variants side by side on them.
 
 use outage_lab_dynamodb_events::Event;
@@ -7,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Run;
 use super::window::Clients;
+use crate::scenario::Scenario;
 
 /// A run's numbers.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -21,10 +23,14 @@ pub struct Measures {
     pub served_stale: u64,
     /// Lab seconds from the first second with a failed request to the last (0: none failed).
     pub outage_s: f64,
+    /// Lab seconds the lease manager stayed collapsed after the repair, busy and doing
+    /// nothing in time (0 without a lease manager).
+    #[serde(default)]
+    pub collapsed_s: f64,
 }
 
 impl Measures {
-    pub(super) fn of(run: &Run<'_>) -> Measures {
+    pub(super) fn of(run: &Run<'_>, scenario: &Scenario) -> Measures {
         let clients = Clients::between(run, run.timeline_ms, run.stopping_ms);
         let failing: Vec<u64> = (run.during())
             .filter(|e| matches!(e.event, Event::ClientStats { failed, .. } if failed > 0))
@@ -41,6 +47,7 @@ impl Measures {
             requests_ok: clients.ok,
             served_stale: clients.served_stale,
             outage_s: seconds(outage_ms),
+            collapsed_s: seconds(super::leases::collapsed_ms(run, scenario)),
         }
     }
 }

@@ -7,12 +7,13 @@
 //! `clients_recover_within`. With `enactor_checks_at_write` or `cleanup_keeps_active_plan`:
 //! `endpoint_never_emptied` and `clients_kept_working`.
 
+mod leases;
 mod measures;
 mod window;
 
 pub use measures::Measures;
 
-use outage_lab_dynamodb_events::{Event, Generation, JournalEntry};
+use outage_lab_dynamodb_events::{Event, Generation, JournalEntry, Refusal};
 use outage_lab_engine::checks::result;
 use outage_lab_proto::report::ExpectationResult;
 use outage_lab_proto::{EngineEvent, RunPhase, Vocabulary};
@@ -24,38 +25,52 @@ use window::Clients;
 pub fn judge(scenario: &Scenario, entries: &[JournalEntry]) -> Vec<ExpectationResult> {
     let run = Run::read(scenario, entries);
     let mut rows = vec![processes_stayed_up(&run)];
-    if scenario.fixes.protect_endpoint() {
-        rows.push(endpoint_never_emptied(&run));
-        rows.push(clients_kept_working(&run, run.timeline_ms));
-        return rows;
+    let emptied_ms = first_half(&run, scenario, &mut rows);
+    if let Some(leases) = &scenario.leases {
+        rows.extend(leases::rows(&run, scenario, leases, emptied_ms));
     }
-    let race = fault_took_effect(&run);
+    rows
+}
+
+/// The DNS race's rows, pushed to `rows`; when every DNS server answered the endpoint empty.
+fn first_half(
+    run: &Run<'_>,
+    scenario: &Scenario,
+    rows: &mut Vec<ExpectationResult>,
+) -> Option<u64> {
+    if scenario.fixes.protect_endpoint() {
+        rows.push(endpoint_never_emptied(run));
+        rows.push(clients_kept_working(run, run.timeline_ms));
+        return None;
+    }
+    let race = fault_took_effect(run);
     let emptied_ms = race.as_ref().ok().map(|r| r.emptied_ms);
     rows.push(match &race {
         Ok(race) => result("fault_took_effect", true, race.evidence.clone()),
         Err(why) => result("fault_took_effect", false, why.clone()),
     });
-    rows.push(automation_stuck(&run, emptied_ms));
+    rows.push(automation_stuck(run, emptied_ms));
     rows.push(match scenario.fixes.serve_stale {
-        Some(_) => clients_kept_working(&run, emptied_ms.unwrap_or(run.timeline_ms)),
-        None => new_connections_failed(&run, scenario, emptied_ms),
+        Some(_) => clients_kept_working(run, emptied_ms.unwrap_or(run.timeline_ms)),
+        None => new_connections_failed(run, scenario, emptied_ms),
     });
-    rows.push(clients_recover_within(&run, scenario));
-    rows
+    rows.push(clients_recover_within(run, scenario));
+    emptied_ms
 }
 
 /// The run's numbers ([`Measures`]), from the journal.
 pub fn measure(scenario: &Scenario, entries: &[JournalEntry]) -> Measures {
-    Measures::of(&Run::read(scenario, entries))
+    Measures::of(&Run::read(scenario, entries), scenario)
 }
 
 /// How many rows [`judge`] plans for the scenario, for `validate`'s summary.
 pub fn planned(scenario: &Scenario) -> usize {
-    if scenario.fixes.protect_endpoint() {
+    let first_half = if scenario.fixes.protect_endpoint() {
         3
     } else {
         5
-    }
+    };
+    first_half + leases::planned(scenario)
 }
 
 /// What the checks read from the journal, once.
@@ -69,6 +84,8 @@ struct Run<'a> {
     stopping_ms: u64,
     /// When the first manual repair was done.
     repair_ms: Option<u64>,
+    /// The DNS answers' TTL, a negative answer's included.
+    ttl_ms: u64,
 }
 
 impl<'a> Run<'a> {
@@ -92,6 +109,7 @@ impl<'a> Run<'a> {
             timeline_ms: phase(RunPhase::Timeline).unwrap_or(0),
             stopping_ms: phase(RunPhase::Stopping).unwrap_or(u64::MAX),
             repair_ms,
+            ttl_ms: scenario.dns.ttl.as_millis(),
         }
     }
 
@@ -151,8 +169,9 @@ fn fault_took_effect(run: &Run<'_>) -> Result<Race, String> {
     });
     let Some((deleted_ms, cleaner, generation)) = deleted else {
         return Err(format!(
-            "no clean-up deleted a plan {} used: the race did not fire before the run ended",
-            run.endpoint
+            "no clean-up deleted a plan {} used: the race did not fire before the run ended ({})",
+            run.endpoint,
+            stalled_writes(run)
         ));
     };
     let (written_ms, stale) = stale_write(run, generation, deleted_ms).ok_or_else(|| {
@@ -172,6 +191,51 @@ fn fault_took_effect(run: &Run<'_>) -> Result<Race, String> {
             run.dns_servers, run.endpoint
         ),
     })
+}
+
+/// How the slowed writes of the endpoint ended, in words: the evidence of a race that did not
+/// fire (each write landed too early, and was overwritten, or too late, its plan deleted).
+fn stalled_writes(run: &Run<'_>) -> String {
+    let entries: Vec<&JournalEntry> = run.during().collect();
+    let (mut stalled, mut written, mut gone, mut refused) = (0, 0, 0, 0);
+    for (i, e) in entries.iter().enumerate() {
+        let Event::WriteStalled {
+            enactor,
+            endpoint,
+            generation,
+            ..
+        } = &e.event
+        else {
+            continue;
+        };
+        if endpoint != run.endpoint {
+            continue;
+        }
+        stalled += 1;
+        let outcome = entries[i..].iter().find_map(|later| match &later.event {
+            Event::EndpointApplied {
+                enactor: who,
+                generation: g,
+                ..
+            } if who == enactor && g == generation => Some(None),
+            Event::ApplyRefused {
+                enactor: who,
+                generation: g,
+                refusal,
+                ..
+            } if who == enactor && g == generation => Some(Some(*refusal)),
+            _ => None,
+        });
+        match outcome {
+            Some(None) => written += 1,
+            Some(Some(Refusal::OwnPlanGone)) => gone += 1,
+            Some(Some(_)) => refused += 1,
+            None => {}
+        }
+    }
+    format!(
+        "{stalled} stalled writes: {written} went through and were overwritten before a clean-up, {gone} found their own plan already deleted, {refused} refused otherwise"
+    )
 }
 
 /// The stale overwrite of the endpoint with `generation`, before `before_ms`: when, in words.

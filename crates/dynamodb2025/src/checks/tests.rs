@@ -7,8 +7,19 @@ use super::*;
 const FIXTURE: &str = include_str!("../../../../fixtures/scenarios/dynamodb-2025-10-20.yaml");
 const EP: &str = "dynamodb.us-east-1.lab.internal.";
 
-fn scenario() -> Scenario {
+/// The shipped scenario, both halves.
+fn both_halves() -> Scenario {
     Scenario::parse(FIXTURE, "fixture").expect("the fixture parses")
+}
+
+/// The shipped scenario without its lease manager: the DNS race alone.
+fn scenario() -> Scenario {
+    let mut first = both_halves();
+    first.leases = None;
+    first
+        .timeline
+        .retain(|e| e.step().is_some_and(|s| !s.sheds_load()));
+    first
 }
 
 fn at(t_ms: u64, event: impl Into<Event>) -> JournalEntry {
@@ -201,4 +212,139 @@ fn servers_found_empty_before_the_clean_up_told_of_its_deletion_still_count() {
         fault.passed && fault.detail.contains("from 5250ms"),
         "{fault:?}"
     );
+}
+
+/// The lease manager's second at `t_ms`: work done, of it in time, its queue, leases valid.
+fn lease(t_ms: u64, processed: u64, completed: u64, queued: u64, valid: u64) -> JournalEntry {
+    at(
+        t_ms,
+        Event::LeaseStats {
+            queued,
+            received: processed,
+            processed,
+            completed,
+            timed_out: processed - completed,
+            failed_checks: 0,
+            dropped: 0,
+            throttled: 0,
+            leases_valid: valid,
+            servers: 300,
+        },
+    )
+}
+
+fn step(t_ms: u64, action: &str) -> JournalEntry {
+    at(
+        t_ms,
+        EngineEvent::FaultInjected {
+            action: action.into(),
+            detail: String::new(),
+        },
+    )
+}
+
+/// [`outage`] with the lease manager: leases expire while the endpoint is empty (5.4 s to the
+/// repair at 10 s), the workers then do nothing in time from 11 s to 18 s, the operators
+/// throttle at 18 s and restart it at 19 s, and the leases are back at 21 s.
+fn outage_with_leases() -> Vec<JournalEntry> {
+    let mut j: Vec<JournalEntry> = (outage().into_iter())
+        .filter(|e| {
+            !matches!(
+                e.event.engine(),
+                Some(EngineEvent::Phase {
+                    name: RunPhase::Stopping,
+                    ..
+                })
+            )
+        })
+        .collect();
+    j.extend((1..=5).map(|s| lease(s * 1000, 100, 100, 0, 300)));
+    j.extend(
+        [(6, 150), (7, 40), (8, 0), (9, 0), (10, 0)]
+            .map(|(s, v)| lease(s * 1000 + 1, 10, 0, 500 * s, v)),
+    );
+    j.extend((11..=18).map(|s| lease(s * 1000 + 1, 180, 2, 6000 + 500 * s, 0)));
+    j.push(step(18_100, "throttle_renewals"));
+    j.push(step(19_100, "restart_lease_manager"));
+    j.extend(
+        [(19, 0, 30), (20, 150, 200), (21, 100, 299), (22, 100, 300)]
+            .map(|(s, done, v)| lease(s * 1000 + 200, done, done, 0, v)),
+    );
+    j.push(phase(25_000, RunPhase::Stopping));
+    j.sort_by_key(|e| e.t_ms);
+    j
+}
+
+#[test]
+fn a_collapse_that_outlives_the_repair_until_the_operators_shed_load_holds_every_lease_row() {
+    let rows = judge(&both_halves(), &outage_with_leases());
+    assert!(rows.iter().all(|r| r.passed), "{rows:#?}");
+    assert_eq!(planned(&both_halves()), rows.len());
+    let expired = &row(&rows, "leases_expired").detail;
+    assert!(
+        expired.contains("fell from 300 to 0 of 300 by 8001ms"),
+        "{expired}"
+    );
+    // From the repair (10 s) plus the negative TTL (1 s) and the connections' age (1 s).
+    let collapse = &row(&rows, "congestive_collapse").detail;
+    assert!(
+        collapse
+            .contains("for 6000ms from 12001ms (limit 5000ms): 12 of 1080 renewals done in time"),
+        "{collapse}"
+    );
+    let back = &row(&rows, "recovers_after_load_shed").detail;
+    assert!(
+        back.contains("at 19100ms, 299 of 300 leases were valid at 21200ms"),
+        "{back}"
+    );
+}
+
+#[test]
+fn renewals_done_in_time_in_the_middle_of_the_window_cut_the_collapse_short() {
+    let journal: Vec<JournalEntry> = (outage_with_leases().into_iter())
+        .map(|e| match e.event {
+            Event::LeaseStats { .. } if e.t_ms == 15_001 => lease(15_001, 180, 170, 100, 150),
+            _ => e,
+        })
+        .collect();
+    let rows = judge(&both_halves(), &journal);
+    let collapse = row(&rows, "congestive_collapse");
+    assert!(
+        !collapse.passed && collapse.detail.contains("for 3000ms"),
+        "{collapse:?}"
+    );
+}
+
+#[test]
+fn with_admission_control_the_leases_must_come_back_before_anyone_sheds_load() {
+    let mut fixed = both_halves();
+    fixed.fixes.turn_on("admission_control");
+    let rows = judge(&fixed, &outage_with_leases());
+    let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(
+        names[names.len() - 2..],
+        ["leases_expired", "recovers_by_itself"]
+    );
+    let itself = row(&rows, "recovers_by_itself");
+    assert!(
+        !itself.passed
+            && itself
+                .detail
+                .contains("the operators shed load first, at 19100ms"),
+        "{itself:?}"
+    );
+    assert_eq!(planned(&fixed), rows.len());
+}
+
+#[test]
+fn with_the_endpoint_protected_the_leases_must_stay_valid() {
+    let mut protected = both_halves();
+    protected.fixes.turn_on("enactor_checks_at_write");
+    let rows = judge(&protected, &outage_with_leases());
+    let kept = row(&rows, "leases_kept");
+    assert!(
+        !kept.passed && kept.detail.contains("the fewest valid were 0 of 300"),
+        "{kept:?}"
+    );
+    assert_eq!(planned(&protected), rows.len());
 }

@@ -27,15 +27,18 @@ pub enum Harm {
     EmptyEndpoint,
     /// A client's request failing.
     FailedRequests,
+    /// The lease manager collapsing after the repair.
+    Collapse,
 }
 
 impl Harm {
-    const ALL: [Harm; 2] = [Harm::EmptyEndpoint, Harm::FailedRequests];
+    const ALL: [Harm; 3] = [Harm::EmptyEndpoint, Harm::FailedRequests, Harm::Collapse];
 
     fn name(self) -> &'static str {
         match self {
             Harm::EmptyEndpoint => "empty_endpoint",
             Harm::FailedRequests => "failed_requests",
+            Harm::Collapse => "collapse",
         }
     }
 
@@ -43,13 +46,22 @@ impl Harm {
         match self {
             Harm::EmptyEndpoint => "the endpoint emptied",
             Harm::FailedRequests => "requests failed",
+            Harm::Collapse => "the lease manager collapsed",
         }
+    }
+
+    /// The harms `scenario` can show: the collapse only with a lease manager.
+    fn of(scenario: &Scenario) -> Vec<Harm> {
+        (Harm::ALL.into_iter())
+            .filter(|h| *h != Harm::Collapse || scenario.leases.is_some())
+            .collect()
     }
 
     fn happened(self, m: &Measures) -> bool {
         match self {
             Harm::EmptyEndpoint => m.endpoint_empty_s > 0.0,
             Harm::FailedRequests => m.requests_failed > 0,
+            Harm::Collapse => m.collapsed_s > 0.0,
         }
     }
 }
@@ -113,10 +125,12 @@ pub struct Medians {
     pub requests_failed: f64,
     /// Seconds from the first failed request to the last.
     pub outage_s: f64,
+    /// Seconds the lease manager stayed collapsed after the repair.
+    pub collapsed_s: f64,
 }
 
 /// The variants, in the cells' order, from their outcomes.
-pub fn variants(cells: &[Cell], results: &Results<CellResult>) -> Vec<Variant> {
+pub fn variants(cells: &[Cell], results: &Results<CellResult>, harms: &[Harm]) -> Vec<Variant> {
     let mut groups: Vec<(&str, Vec<&Outcome<CellResult>>)> = Vec::new();
     for (cell, outcome) in cells.iter().zip(&results.outcomes) {
         match groups.last_mut() {
@@ -125,11 +139,11 @@ pub fn variants(cells: &[Cell], results: &Results<CellResult>) -> Vec<Variant> {
         }
     }
     (groups.into_iter())
-        .map(|(name, outcomes)| variant(name, &outcomes))
+        .map(|(name, outcomes)| variant(name, &outcomes, harms))
         .collect()
 }
 
-fn variant(name: &str, outcomes: &[&Outcome<CellResult>]) -> Variant {
+fn variant(name: &str, outcomes: &[&Outcome<CellResult>], harms: &[Harm]) -> Variant {
     let ran: Vec<&CellResult> = (outcomes.iter())
         .filter_map(|o| match o {
             Outcome::Ran { metrics, .. } => Some(metrics),
@@ -141,7 +155,7 @@ fn variant(name: &str, outcomes: &[&Outcome<CellResult>]) -> Variant {
     Variant {
         name: name.to_owned(),
         seeds_ran: ran.len(),
-        seeds_without: (Harm::ALL.iter())
+        seeds_without: (harms.iter())
             .map(|&h| (h, ran.iter().filter(|c| !h.happened(&c.measures)).count()))
             .collect(),
         seeds_passed: ran.iter().filter(|c| c.passed).count(),
@@ -149,6 +163,7 @@ fn variant(name: &str, outcomes: &[&Outcome<CellResult>]) -> Variant {
             endpoint_empty_s: of(|m| m.endpoint_empty_s),
             requests_failed: of(|m| m.requests_failed as f64),
             outage_s: of(|m| m.outage_s),
+            collapsed_s: of(|m| m.collapsed_s),
         },
         seeds_failed: count(|o| matches!(o, Outcome::Failed { .. })),
         seeds_disturbed: count(|o| matches!(o, Outcome::Disturbed { .. })),
@@ -186,8 +201,8 @@ impl Variant {
             "all fixes" => "all fixes together".to_owned(),
             name => format!("{name} alone"),
         };
-        let each: Vec<String> = (Harm::ALL.iter())
-            .map(|&h| {
+        let each: Vec<String> = (self.seeds_without.iter())
+            .map(|&(h, _)| {
                 let n = self.seeds_ran - self.without(h);
                 format!("{} on {n} of {} seeds", h.words(), self.seeds_ran)
             })
@@ -200,17 +215,18 @@ impl Variant {
 /// The terminal table: one row per variant.
 pub fn table(variants: &[Variant]) -> String {
     let mut out = format!(
-        "{:<28} {:>10} {:>18} {:>16} {:>10}\n",
-        "variant", "passed", "endpoint empty", "requests failed", "outage"
+        "{:<28} {:>10} {:>18} {:>16} {:>10} {:>10}\n",
+        "variant", "passed", "endpoint empty", "requests failed", "outage", "collapsed"
     );
     for v in variants {
         out.push_str(&format!(
-            "{:<28} {:>10} {:>17.1}s {:>16} {:>9.1}s\n",
+            "{:<28} {:>10} {:>17.1}s {:>16} {:>9.1}s {:>9.1}s\n",
             v.name,
             format!("{}/{}", v.seeds_passed, v.seeds_ran),
             v.median.endpoint_empty_s,
             v.median.requests_failed,
-            v.median.outage_s
+            v.median.outage_s,
+            v.median.collapsed_s
         ));
     }
     out.push_str("(medians over the seeds; passed: every expectation of the run held)\n");
@@ -237,7 +253,7 @@ impl Expect {
         });
         parsed.ok_or_else(|| {
             format!(
-                "--expect {text:?}: expected 'VARIANT prevents empty_endpoint' or 'VARIANT prevents failed_requests', e.g. 'serve_stale prevents failed_requests'"
+                "--expect {text:?}: expected 'VARIANT prevents empty_endpoint', 'VARIANT prevents failed_requests' or 'VARIANT prevents collapse', e.g. 'serve_stale prevents failed_requests'"
             )
         })
     }
@@ -262,6 +278,7 @@ impl Expect {
 struct Plan {
     fixes: Vec<String>,
     expects: Vec<Expect>,
+    harms: Vec<Harm>,
     seeds: Vec<u64>,
     out: PathBuf,
     jobs: usize,
@@ -277,7 +294,10 @@ fn plan(args: &CompareArgs) -> Result<Plan, String> {
     }
     let (scenario, _) = Scenario::load(&c.scenario).map_err(|e| e.to_string())?;
     let fixes: Vec<String> = match args.fix.is_empty() {
-        true => FIX_NAMES.iter().map(|f| (*f).to_owned()).collect(),
+        true => (FIX_NAMES.iter())
+            .filter(|f| scenario.fix_applies(f))
+            .map(|f| (*f).to_owned())
+            .collect(),
         false => args.fix.clone(),
     };
     if let Some(unknown) = fixes.iter().find(|f| !FIX_NAMES.contains(&f.as_str())) {
@@ -287,10 +307,21 @@ fn plan(args: &CompareArgs) -> Result<Plan, String> {
             FIX_NAMES.join(", ")
         ));
     }
-    let expects = (args.expect.iter().map(|e| Expect::parse(e))).collect::<Result<_, _>>()?;
+    let expects: Vec<Expect> =
+        (args.expect.iter().map(|e| Expect::parse(e))).collect::<Result<_, _>>()?;
+    let harms = Harm::of(&scenario);
+    if let Some(e) = expects.iter().find(|e| !harms.contains(&e.harm)) {
+        return Err(format!(
+            "--expect '{} prevents {}': {} has no lease manager (no `leases:`), so nothing can collapse",
+            e.variant,
+            e.harm.name(),
+            c.scenario.display()
+        ));
+    }
     Ok(Plan {
         fixes,
         expects,
+        harms,
         seeds: summary::seeds(scenario.seed, c.seeds),
         out: (c.out.clone()).unwrap_or_else(|| summary::default_out("compare", &c.scenario)),
         jobs: c.jobs.map_or(DEFAULT_JOBS, |j| j as usize),
@@ -335,7 +366,7 @@ fn run(args: &CompareArgs, plan: &Plan) -> Result<u8, String> {
     let results =
         (runner.run_blocking(&cells)).map_err(|e| format!("cannot start a runtime: {e}"))?;
     eprintln!("{}", summary::pace_line(&results));
-    let variants = variants(&cells, &results);
+    let variants = variants(&cells, &results, &plan.harms);
     println!("{}", table(&variants));
     for v in &variants {
         println!("{}", v.verdict_line());
@@ -392,18 +423,19 @@ fn write(
 fn markdown(scenario: &Path, variants: &[Variant]) -> String {
     use outage_lab_proto::markup::markdown_cell;
     let mut out = format!(
-        "## Compare: {}\n\n| variant | passed | endpoint empty (median) | requests failed (median) | outage (median) |\n|---|---|---|---|---|\n",
+        "## Compare: {}\n\n| variant | passed | endpoint empty (median) | requests failed (median) | outage (median) | collapsed (median) |\n|---|---|---|---|---|---|\n",
         markdown_cell(&scenario.display().to_string())
     );
     for v in variants {
         out.push_str(&format!(
-            "| {} | {}/{} | {:.1} s | {} | {:.1} s |\n",
+            "| {} | {}/{} | {:.1} s | {} | {:.1} s | {:.1} s |\n",
             markdown_cell(&v.name),
             v.seeds_passed,
             v.seeds_ran,
             v.median.endpoint_empty_s,
             v.median.requests_failed,
-            v.median.outage_s
+            v.median.outage_s,
+            v.median.collapsed_s
         ));
     }
     out.push('\n');

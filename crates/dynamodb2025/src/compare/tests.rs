@@ -13,6 +13,7 @@ fn ran(empty_s: f64, failed: u64, passed: bool) -> Outcome<CellResult> {
                 requests_ok: 100,
                 served_stale: 0,
                 outage_s: if failed > 0 { 14.0 } else { 0.0 },
+                collapsed_s: 0.0,
             },
         },
         wall_s: 30.0,
@@ -29,7 +30,11 @@ fn compared(outcomes: Vec<Outcome<CellResult>>) -> Vec<Variant> {
         wall: Duration::from_secs(60),
         most_at_once: 4,
     };
-    variants(&cells, &results)
+    variants(
+        &cells,
+        &results,
+        &[Harm::EmptyEndpoint, Harm::FailedRequests],
+    )
 }
 
 #[test]
@@ -98,4 +103,44 @@ fn the_median_of_an_even_count_is_the_mean_of_the_middle_two() {
     assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
     assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
     assert_eq!(median(Vec::new()), 0.0);
+}
+
+#[test]
+fn with_a_lease_manager_a_fix_that_keeps_it_working_prevents_the_collapse() {
+    let with_collapse = |collapsed_s| match ran(14.0, 300, true) {
+        Outcome::Ran {
+            exit,
+            mut metrics,
+            wall_s,
+            reruns,
+        } => {
+            metrics.measures.collapsed_s = collapsed_s;
+            Outcome::Ran {
+                exit,
+                metrics,
+                wall_s,
+                reruns,
+            }
+        }
+        other => other,
+    };
+    let fixes = ["admission_control".to_owned()];
+    let cells = summary::compare_cells(&fixes, &[1, 2, 3], Path::new("out"));
+    let results = Results {
+        outcomes: [7.0, 7.0, 8.0, 0.0, 0.0, 0.0].map(with_collapse).to_vec(),
+        interrupted: None,
+        wall: Duration::from_secs(60),
+        most_at_once: 4,
+    };
+    let variants = variants(&cells, &results, &Harm::ALL);
+    assert_eq!(variants[0].median.collapsed_s, 7.0);
+    assert!(!variants[0].prevents(Harm::Collapse));
+    assert!(variants[1].prevents(Harm::Collapse));
+    assert!(
+        variants[1]
+            .verdict_line()
+            .ends_with("the lease manager collapsed on 0 of 3 seeds"),
+        "{}",
+        variants[1].verdict_line()
+    );
 }

@@ -1,6 +1,6 @@
 //! The lab of a 2025 run as processes: the DNS servers, the plan store, the service's instances
 //! (one per load-balancer address), the planner, the enactors, and once the endpoint answers
-//! everywhere, the clients. Each is this program's hidden role command, with its config in
+//! everywhere, the clients, then the lease manager and its servers if the scenario has them. Each is this program's hidden role command, with its config in
 //! `<run>/config/<name>.json`.
 
 use std::collections::BTreeMap;
@@ -13,6 +13,9 @@ use outage_lab_dns_automation::{enactor, planner};
 use outage_lab_dynamodb_events::ClientKind;
 use outage_lab_engine::error::HarnessError;
 use outage_lab_engine::supervisor::{Started, Supervisor};
+use outage_lab_lease_manager::manager as lease_manager;
+use outage_lab_lease_manager::roles as lease_roles;
+use outage_lab_lease_manager::servers as lease_servers;
 
 use crate::names::ProcessName;
 use crate::scenario::Scenario;
@@ -67,6 +70,8 @@ pub(crate) struct Fleet {
     pub store: SocketAddr,
     /// The planner's admin API, then each enactor's, by name.
     pub controls: BTreeMap<String, SocketAddr>,
+    /// The lease manager's API, if the scenario has one.
+    pub lease_manager: Option<SocketAddr>,
     config_dir: PathBuf,
 }
 
@@ -89,6 +94,7 @@ impl Fleet {
             dns: Vec::new(),
             store: SocketAddr::from(([127, 0, 0, 1], 0)),
             controls: BTreeMap::new(),
+            lease_manager: None,
             config_dir: run_dir.join("config"),
         };
         fleet.start_dns(scenario).await?;
@@ -102,6 +108,7 @@ impl Fleet {
             .wait_for_first_plan(&scenario.service.endpoint)
             .await?;
         fleet.start_clients(scenario, lbs.port).await?;
+        fleet.start_leases(scenario, lbs.port).await?;
         Ok(fleet)
     }
 
@@ -245,6 +252,76 @@ impl Fleet {
                 .await?;
         }
         Ok(())
+    }
+
+    /// The lease manager, checking state through the first DNS server, and its servers.
+    async fn start_leases(&mut self, scenario: &Scenario, port: u16) -> Result<(), HarnessError> {
+        let Some(leases) = &scenario.leases else {
+            return Ok(());
+        };
+        let m = &leases.manager;
+        let config = lease_roles::ManagerConfig {
+            manager: lease_manager::Config {
+                workers: m.workers,
+                work: m.work,
+                lease_ttl: m.lease_ttl,
+                connection_max_age: m.connection_max_age,
+                admission_control: scenario.fixes.admission_control.map(|a| a.capacity),
+                ledger: Some(self.config_dir.with_file_name("lease-ledger")),
+            },
+            state: lease_roles::StateService {
+                dns_server: self.dns[0].dns,
+                endpoint: scenario.service.endpoint.clone(),
+                port,
+                timeout: m.check_timeout,
+            },
+        };
+        let name = ProcessName::LeaseManager;
+        let file = self.write_config(&name, &config)?;
+        let started = self.spawn(name, &["--config", &file], loopback()).await?;
+        let manager = addr(&started, "http", "lease-manager")?;
+        self.lease_manager = Some(manager);
+        let s = &leases.servers;
+        let servers = lease_servers::Config {
+            count: s.count,
+            manager,
+            renew_every: s.renew_every,
+            budget: s.budget,
+            retry_after: s.retry_after,
+        };
+        let name = ProcessName::LeaseServers;
+        let file = self.write_config(&name, &servers)?;
+        self.spawn_args(&name, &args(&["lease-servers", "--config", &file]))
+            .await?;
+        Ok(())
+    }
+
+    /// Kills the lease manager (its queue dies with it) and starts it again where it served,
+    /// with the config it had; its address.
+    pub(crate) async fn restart_lease_manager(&self) -> Result<SocketAddr, HarnessError> {
+        let name = ProcessName::LeaseManager;
+        let Some(at) = self.lease_manager else {
+            return Err(HarnessError::Start("this run has no lease manager".into()));
+        };
+        self.sup
+            .stop_many(std::slice::from_ref(&name), Duration::ZERO)
+            .await;
+        let file = self
+            .config_dir
+            .join(format!("{name}.json"))
+            .display()
+            .to_string();
+        // The killed process's port is free once the kernel has closed its socket: at once,
+        // as a rule; a few tries cover a slow close.
+        let mut tries = 0;
+        loop {
+            match self.spawn(name.clone(), &["--config", &file], at).await {
+                Ok(_) => return Ok(at),
+                Err(e) if tries >= 4 => return Err(e),
+                Err(_) => tries += 1,
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     /// Starts `name` (`<role> <extra> --listen <listen>`) and waits until it is ready.

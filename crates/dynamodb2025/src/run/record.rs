@@ -1,6 +1,7 @@
 //! Hears every process of the run (and the harness), writes `journal.jsonl`, keeps the entries
 //! for the checks, and tells the person watching what matters as it happens: the stale write,
-//! the deletion, the empty endpoint, the refusals, and the clients' success every 5 s.
+//! the deletion, the empty endpoint, the refusals, and every 5 s the clients' success and the
+//! lease manager's leases, queue and goodput.
 
 use std::collections::BTreeSet;
 use std::fs::File;
@@ -75,6 +76,15 @@ struct Narrator {
     /// The DNS servers whose last answer had no address.
     empty: BTreeSet<String>,
     window: Window,
+    leases: LeaseWindow,
+}
+
+/// The lease manager's counts since its last line.
+#[derive(Default)]
+struct LeaseWindow {
+    until_ms: u64,
+    processed: u64,
+    completed: u64,
 }
 
 /// The clients' counts since the last line.
@@ -99,6 +109,10 @@ impl Narrator {
             window: Window {
                 until_ms: CLIENTS_EVERY_MS,
                 ..Window::default()
+            },
+            leases: LeaseWindow {
+                until_ms: CLIENTS_EVERY_MS,
+                ..LeaseWindow::default()
             },
         }
     }
@@ -157,6 +171,25 @@ impl Narrator {
                 w.lookups_failed += lookups_failed;
                 w.served_stale += served_stale;
                 line
+            }
+            Event::LeaseStats {
+                queued,
+                processed,
+                completed,
+                leases_valid,
+                ..
+            } => {
+                let w = &mut self.leases;
+                (w.processed, w.completed) = (w.processed + processed, w.completed + completed);
+                if entry.t_ms < w.until_ms {
+                    return None;
+                }
+                let w = std::mem::take(&mut self.leases);
+                self.leases.until_ms = (entry.t_ms / CLIENTS_EVERY_MS + 1) * CLIENTS_EVERY_MS;
+                Some(format!(
+                    "lease manager: {leases_valid} leases valid, {queued} renewals queued; {} of {} done in time since the last line",
+                    w.completed, w.processed
+                ))
             }
             _ => self.engine_line(entry),
         }

@@ -1,7 +1,8 @@
 //! The timeline's steps, each done to the running lab through the same APIs an operator has:
-//! the planner's and enactors' admin API (`/control`), the plan store, the DNS servers' admin
-//! API. Each is journaled as `fault_injected` with what exactly was done.
+//! the planner's, enactors' and lease manager's admin API (`/control`), the plan store, the DNS
+//! servers' admin API, the supervisor (a restart). Each is journaled as `fault_injected` with what exactly was done.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use outage_lab_dns_automation::client::PlanStore;
@@ -10,6 +11,7 @@ use outage_lab_dns_automation::repair;
 use outage_lab_engine::error::HarnessError;
 use outage_lab_engine::lag::{LagMeter, TIMELINE_STEPS};
 use outage_lab_engine::terminal::say;
+use outage_lab_lease_manager::manager::Control as LeaseControl;
 use outage_lab_proto::EngineEvent;
 use tokio_util::sync::CancellationToken;
 
@@ -107,12 +109,55 @@ async fn apply(fleet: &Fleet, endpoint: &str, step: &Step) -> Result<String, Har
                 )),
             }
         }
+        Step::ThrottleRenewals { per_second } => {
+            let throttle = LeaseControl {
+                throttle: Some(*per_second),
+            };
+            let at = fleet
+                .lease_manager
+                .ok_or_else(|| failed(NO_MANAGER.into()))?;
+            put_json(&fleet.http, at, &throttle).await.map_err(failed)?;
+            Ok(format!(
+                "the lease manager admits {per_second} renewals a second; the rest are told to come back later"
+            ))
+        }
+        Step::RestartLeaseManager => {
+            let at = fleet
+                .lease_manager
+                .ok_or_else(|| failed(NO_MANAGER.into()))?;
+            let kept: LeaseControl = get_json(&fleet.http, at).await.map_err(failed)?;
+            fleet.restart_lease_manager().await?;
+            put_json(&fleet.http, at, &kept).await.map_err(failed)?;
+            Ok(match kept.throttle {
+                Some(n) => format!(
+                    "the lease manager killed and started again, its queue lost; its throttle ({n} a second) kept"
+                ),
+                None => "the lease manager killed and started again, its queue lost".into(),
+            })
+        }
     }
 }
 
+const NO_MANAGER: &str = "this run has no lease manager (the scenario has no `leases:`)";
+
 async fn get_control(fleet: &Fleet, name: &str) -> Result<Control, String> {
-    let url = format!("http://{}/control", fleet.controls[name]);
-    let answer = (fleet.http.get(&url).send().await).map_err(|e| format!("GET {url}: {e}"))?;
+    get_json(&fleet.http, fleet.controls[name]).await
+}
+
+async fn put_control(fleet: &Fleet, name: &str, control: Control) -> Result<(), String> {
+    let Some(addr) = fleet.controls.get(name) else {
+        return Err(format!("no process named {name} in this run"));
+    };
+    put_json(&fleet.http, *addr, &control).await
+}
+
+/// What `GET /control` of the process at `addr` says.
+async fn get_json<T: serde::de::DeserializeOwned>(
+    http: &reqwest::Client,
+    addr: SocketAddr,
+) -> Result<T, String> {
+    let url = format!("http://{addr}/control");
+    let answer = (http.get(&url).send().await).map_err(|e| format!("GET {url}: {e}"))?;
     answer
         .error_for_status()
         .map_err(|e| format!("GET {url}: {e}"))?
@@ -121,12 +166,14 @@ async fn get_control(fleet: &Fleet, name: &str) -> Result<Control, String> {
         .map_err(|e| format!("GET {url}: {e}"))
 }
 
-async fn put_control(fleet: &Fleet, name: &str, control: Control) -> Result<(), String> {
-    let Some(addr) = fleet.controls.get(name) else {
-        return Err(format!("no process named {name} in this run"));
-    };
+/// Sets the process at `addr` to `control` (`PUT /control`).
+async fn put_json(
+    http: &reqwest::Client,
+    addr: SocketAddr,
+    control: &impl serde::Serialize,
+) -> Result<(), String> {
     let url = format!("http://{addr}/control");
-    let answer = fleet.http.put(&url).json(&control).send().await;
+    let answer = http.put(&url).json(control).send().await;
     let answer = answer.map_err(|e| format!("PUT {url}: {e}"))?;
     answer
         .error_for_status()

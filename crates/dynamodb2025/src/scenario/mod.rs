@@ -12,6 +12,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::names::enactor_name;
 
+mod leases;
+
+pub use leases::{AdmissionControl, LeaseManager, LeaseServers, Leases, ThrottleRenewals};
+
 /// The incident's name, as a scenario's `incident:` names it.
 pub const NAME: &str = "dynamodb-2025-10-20";
 
@@ -37,6 +41,9 @@ pub struct Scenario {
     pub service: Service,
     /// The service's clients.
     pub clients: Clients,
+    /// EC2's lease manager and its servers, the outage's second half; none: the first alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leases: Option<Leases>,
     /// The steps, in the order they happen.
     #[serde(default)]
     pub timeline: Vec<StepEntry>,
@@ -127,6 +134,13 @@ pub struct StepEntry {
     /// An operator restores the endpoint from the newest plan on every DNS server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manual_repair: Option<Empty>,
+    /// The operators throttle the renewals the lease manager takes in
+    /// (`throttle_renewals: { per_second: 120 }`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttle_renewals: Option<ThrottleRenewals>,
+    /// The operators restart the lease manager: its queue is lost, its throttle kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_lease_manager: Option<Empty>,
 }
 
 /// `slow_enactor`'s fields.
@@ -163,6 +177,13 @@ pub enum Step {
     DisableAutomation,
     /// The operators restore the endpoint.
     ManualRepair,
+    /// The operators throttle the lease manager's incoming renewals.
+    ThrottleRenewals {
+        /// Renewals admitted per second.
+        per_second: u32,
+    },
+    /// The operators restart the lease manager.
+    RestartLeaseManager,
 }
 
 impl Step {
@@ -172,7 +193,17 @@ impl Step {
             Step::SlowEnactor { .. } => "slow_enactor",
             Step::DisableAutomation => "disable_automation",
             Step::ManualRepair => "manual_repair",
+            Step::ThrottleRenewals { .. } => "throttle_renewals",
+            Step::RestartLeaseManager => "restart_lease_manager",
         }
+    }
+
+    /// Whether it sheds the lease manager's load (the operators' way out of its collapse).
+    pub fn sheds_load(&self) -> bool {
+        matches!(
+            self,
+            Step::ThrottleRenewals { .. } | Step::RestartLeaseManager
+        )
     }
 }
 
@@ -192,6 +223,14 @@ impl StepEntry {
         }
         if self.manual_repair.is_some() {
             steps.push(Step::ManualRepair);
+        }
+        if let Some(throttle) = self.throttle_renewals {
+            steps.push(Step::ThrottleRenewals {
+                per_second: throttle.per_second,
+            });
+        }
+        if self.restart_lease_manager.is_some() {
+            steps.push(Step::RestartLeaseManager);
         }
         (steps.len() == 1).then(|| steps.remove(0))
     }
@@ -219,6 +258,10 @@ pub struct Fixes {
     /// Clients' resolvers keep the last good answer when a new one is empty or fails.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub serve_stale: Option<Empty>,
+    /// The lease manager's queue is bounded, drops work whose requester gave up, and serves
+    /// the newest first (needs `leases:`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admission_control: Option<AdmissionControl>,
 }
 
 /// Every fix's name, as `--fix` takes it.
@@ -226,6 +269,7 @@ pub const FIX_NAMES: &[&str] = &[
     "enactor_checks_at_write",
     "cleanup_keeps_active_plan",
     "serve_stale",
+    "admission_control",
 ];
 
 impl Fixes {
@@ -235,6 +279,10 @@ impl Fixes {
             "enactor_checks_at_write" => &mut self.enactor_checks_at_write,
             "cleanup_keeps_active_plan" => &mut self.cleanup_keeps_active_plan,
             "serve_stale" => &mut self.serve_stale,
+            "admission_control" => {
+                self.admission_control = Some(AdmissionControl::default());
+                return true;
+            }
             _ => return false,
         };
         *slot = Some(Empty {});
@@ -247,6 +295,7 @@ impl Fixes {
             self.enactor_checks_at_write.is_some(),
             self.cleanup_keeps_active_plan.is_some(),
             self.serve_stale.is_some(),
+            self.admission_control.is_some(),
         ];
         (FIX_NAMES.iter().zip(on))
             .filter_map(|(name, on)| on.then_some(*name))
@@ -331,7 +380,37 @@ impl Scenario {
         range(&["clients", "rate"], self.clients.rate as usize, 1, 1000)?;
         self.validate_durations(at)?;
         self.validate_endpoint(at)?;
+        self.validate_leases(at)?;
         self.validate_timeline(at)
+    }
+
+    /// Whether the fix `name` has something to act on here: `admission_control` needs the
+    /// lease manager.
+    pub fn fix_applies(&self, name: &str) -> bool {
+        name != "admission_control" || self.leases.is_some()
+    }
+
+    fn validate_leases(&self, at: &Locator<'_>) -> Result<(), ScenarioError> {
+        if let Some(leases) = &self.leases {
+            return leases.validate(at);
+        }
+        if self.fixes.admission_control.is_some() {
+            return Err(at.at_path(
+                &[&["fixes", "admission_control"], &["fixes"]],
+                "expected a `leases:` section: admission_control is the lease manager's fix".into(),
+            ));
+        }
+        let sheds = self
+            .timeline
+            .iter()
+            .position(|e| e.step().is_some_and(|s| s.sheds_load()));
+        match sheds {
+            Some(i) => Err(at.at_path(
+                &[&["timeline", &i.to_string()]],
+                "expected a `leases:` section: this step acts on the lease manager".into(),
+            )),
+            None => Ok(()),
+        }
     }
 
     fn validate_durations(&self, at: &Locator<'_>) -> Result<(), ScenarioError> {
@@ -398,7 +477,7 @@ impl Scenario {
             let Some(step) = entry.step() else {
                 return Err(at.at_path(
                     &[path],
-                    "expected exactly one of slow_enactor, disable_automation, manual_repair beside `at`".into(),
+                    "expected exactly one of slow_enactor, disable_automation, manual_repair, throttle_renewals, restart_lease_manager beside `at`".into(),
                 ));
             };
             if entry.at >= self.duration {
