@@ -96,13 +96,13 @@ mod tests {
 
     #[test]
     fn a_restarted_manager_reads_back_what_it_wrote() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("a temp dir");
         let path = dir.path().join("leases");
-        let (ledger, leases) = Ledger::open(&path).unwrap();
+        let (ledger, leases) = Ledger::open(&path).expect("opens");
         assert!(leases.is_empty());
         ledger.record("d0007", Instant::now() + Duration::from_secs(4));
         drop(ledger);
-        let (_, leases) = Ledger::open(&path).unwrap();
+        let (_, leases) = Ledger::open(&path).expect("opens again");
         let left = leases["d0007"].saturating_duration_since(Instant::now());
         assert!(left > Duration::from_secs(3), "{left:?}");
     }

@@ -7,6 +7,7 @@
 //! * [`ledger`]: the file its leases are written to, read back by a restarted manager.
 //! * [`queue`]: the work queue, first in first out as it was, or with the fix
 //!   `admission_control`.
+//! * [`runbook`]: the fix `recovery_runbook`, the operators' way out done by the manager.
 //! * [`throttle`]: the operators' throttle on incoming renewals, set through the manager's
 //!   `PUT /control`.
 //! * [`roles`]: the manager and the servers as the processes of a run run them.
@@ -18,5 +19,6 @@ pub mod ledger;
 pub mod manager;
 pub mod queue;
 pub mod roles;
+pub mod runbook;
 pub mod servers;
 pub mod throttle;

@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::ledger::{Leases, Ledger};
 use crate::queue::{Admission, Pending, WorkQueue};
+use crate::runbook::Runbook;
 use crate::throttle::Throttle;
 
 /// The header in which a server says how long it will wait, in milliseconds.
@@ -50,6 +51,11 @@ pub struct Config {
     /// but not its leases. `None`: in memory only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ledger: Option<std::path::PathBuf>,
+    /// Fix `recovery_runbook` ([`crate::runbook`]): when its checks come back after failing,
+    /// the manager drops its backlog and admits this many renewals a second until the leases
+    /// are back. `None`: as it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_runbook: Option<u32>,
 }
 
 /// How long a renewal refused by the throttle is told to wait (`429`, `Retry-After`), as an API
@@ -91,6 +97,7 @@ pub struct Manager {
     counts: Counts,
     service: Endpoint,
     ledger: Ledger,
+    runbook: Option<Runbook>,
 }
 
 fn bump(counter: &AtomicU64, by: usize) {
@@ -115,6 +122,7 @@ impl Manager {
             Some(capacity) => Admission::Bounded { capacity },
             None => Admission::Fifo,
         };
+        let runbook = config.recovery_runbook.map(Runbook::new);
         Arc::new(Manager {
             config,
             queue: Mutex::new(WorkQueue::new(admission)),
@@ -124,6 +132,7 @@ impl Manager {
             counts: Counts::default(),
             service,
             ledger,
+            runbook,
         })
     }
 
@@ -229,7 +238,17 @@ impl Manager {
         tokio::time::sleep(self.config.work.into()).await;
         if !checked {
             bump(&self.counts.failed_checks, 1);
+            if let Some(runbook) = &self.runbook {
+                runbook.check_failed();
+            }
             return None;
+        }
+        if let Some(per_second) = self.runbook.as_ref().and_then(Runbook::check_succeeded) {
+            tracing::info!("recovery runbook: backlog dropped, {per_second} renewals a second");
+            self.drop_all(self.lock_queue().clear());
+            self.set_control(Control {
+                throttle: Some(per_second),
+            });
         }
         let now = Instant::now();
         if now > deadline {
@@ -274,8 +293,37 @@ impl Manager {
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return,
-                _ = second.tick() => events.emit(self.stats()),
+                _ = second.tick() => {
+                    let stats = self.stats();
+                    self.runbook_second(&stats);
+                    events.emit(stats);
+                }
             }
+        }
+    }
+
+    /// Sets what operators set (`PUT /control`).
+    fn set_control(&self, new: Control) {
+        let bucket = new.throttle.map(|rate| Throttle::new(rate, Instant::now()));
+        *self.throttle.lock().unwrap_or_else(|p| p.into_inner()) = (new, bucket);
+    }
+
+    /// Fix `recovery_runbook`: lifts its bound once a second's `stats` show the leases back.
+    fn runbook_second(&self, stats: &Event) {
+        let (
+            Some(runbook),
+            Event::LeaseStats {
+                leases_valid,
+                servers,
+                ..
+            },
+        ) = (&self.runbook, stats)
+        else {
+            return;
+        };
+        if runbook.leases(*leases_valid, *servers) {
+            tracing::info!("recovery runbook: leases back, renewals no longer bounded");
+            self.set_control(Control::default());
         }
     }
 }
@@ -288,8 +336,7 @@ async fn set_control(
     State(manager): State<Arc<Manager>>,
     Json(new): Json<Control>,
 ) -> Json<Control> {
-    let bucket = new.throttle.map(|rate| Throttle::new(rate, Instant::now()));
-    *manager.throttle.lock().unwrap_or_else(|p| p.into_inner()) = (new, bucket);
+    manager.set_control(new);
     Json(new)
 }
 

@@ -1,7 +1,8 @@
 //! The second half's rows, judged from the lease manager's `lease_stats` (one a second):
 //! `leases_expired` while the endpoint was empty; `congestive_collapse` after the repair, the
 //! workers busy and nearly all their work done too late; then `recovers_after_load_shed` after
-//! the operators' throttle and restart, or with `admission_control` `recovers_by_itself`. With a
+//! the operators' throttle and restart, or with `admission_control` or `recovery_runbook`
+//! `recovers_by_itself`. With a
 //! fix that keeps the endpoint, `leases_kept`.
 
 use outage_lab_dynamodb_events::Event;
@@ -47,7 +48,7 @@ pub(super) fn rows(
         return rows;
     };
     let shed = load_shed_ms(run, scenario);
-    if scenario.fixes.admission_control.is_some() {
+    if scenario.fixes.heal_lease_manager() {
         rows.push(recovered(
             "recovers_by_itself",
             &seconds,
@@ -107,7 +108,7 @@ pub(super) fn planned(scenario: &Scenario) -> usize {
     }
     let repaired = (scenario.steps().iter()).any(|(_, s)| s.name() == "manual_repair");
     let shed = (scenario.steps().iter()).any(|(_, s)| s.sheds_load());
-    match (repaired, scenario.fixes.admission_control.is_some()) {
+    match (repaired, scenario.fixes.heal_lease_manager()) {
         (false, _) => 1,
         (true, true) => 2,
         (true, false) => 2 + usize::from(shed),

@@ -337,6 +337,28 @@ fn with_admission_control_the_leases_must_come_back_before_anyone_sheds_load() {
 }
 
 #[test]
+fn with_the_recovery_runbook_the_leases_come_back_by_themselves_within_the_bound() {
+    let mut fixed = both_halves();
+    fixed.fixes.turn_on("recovery_runbook");
+    let journal: Vec<JournalEntry> = (outage_with_leases().into_iter())
+        .filter(|e| !matches!(e.event, Event::LeaseStats { .. }) || e.t_ms < 11_000)
+        .chain([
+            lease(11_001, 120, 100, 0, 150),
+            lease(12_001, 120, 120, 0, 290),
+        ])
+        .collect();
+    let rows = judge(&fixed, &journal);
+    let itself = row(&rows, "recovers_by_itself");
+    assert!(
+        itself.passed
+            && itself
+                .detail
+                .contains("290 of 300 leases were valid at 12001ms: 2001ms later"),
+        "{itself:?}"
+    );
+}
+
+#[test]
 fn with_the_endpoint_protected_the_leases_must_stay_valid() {
     let mut protected = both_halves();
     protected.fixes.turn_on("enactor_checks_at_write");

@@ -268,6 +268,7 @@ impl Fleet {
                 connection_max_age: m.connection_max_age,
                 admission_control: scenario.fixes.admission_control.map(|a| a.capacity),
                 ledger: Some(self.config_dir.with_file_name("lease-ledger")),
+                recovery_runbook: scenario.fixes.recovery_runbook.map(|r| r.per_second),
             },
             state: lease_roles::StateService {
                 dns_server: self.dns[0].dns,

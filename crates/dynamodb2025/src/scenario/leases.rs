@@ -1,6 +1,6 @@
 //! The second half of a 2025 scenario: EC2's lease manager and the servers whose leases it keeps
 //! (`leases:`), its steps (`throttle_renewals`, `restart_lease_manager`), its fix
-//! (`admission_control`) and the bounds its checks judge with. A scenario without `leases:` is
+//! (`admission_control`, `recovery_runbook`) and the bounds its checks judge with. A scenario without `leases:` is
 //! the first half alone.
 
 use outage_lab_engine::located::{Locator, ScenarioError};
@@ -77,6 +77,30 @@ impl Default for AdmissionControl {
             capacity: default_capacity(),
         }
     }
+}
+
+/// The fix `recovery_runbook`'s fields: when its checks come back after failing, the lease
+/// manager drops its backlog and admits renewals at a bounded rate until the leases are back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecoveryRunbook {
+    /// Renewals admitted per second while the leases come back.
+    #[serde(default = "default_recovery_rate")]
+    pub per_second: u32,
+}
+
+impl Default for RecoveryRunbook {
+    fn default() -> Self {
+        RecoveryRunbook {
+            per_second: default_recovery_rate(),
+        }
+    }
+}
+
+/// The operators' throttle in the shipped scenario: a fifth above the renewals' steady rate
+/// (300 servers every 3 s), well within what the workers can do (200 a second).
+fn default_recovery_rate() -> u32 {
+    120
 }
 
 /// About two seconds of the default manager's work (4 workers at 20 ms a renewal).

@@ -14,7 +14,9 @@ use crate::names::enactor_name;
 
 mod leases;
 
-pub use leases::{AdmissionControl, LeaseManager, LeaseServers, Leases, ThrottleRenewals};
+pub use leases::{
+    AdmissionControl, LeaseManager, LeaseServers, Leases, RecoveryRunbook, ThrottleRenewals,
+};
 
 /// The incident's name, as a scenario's `incident:` names it.
 pub const NAME: &str = "dynamodb-2025-10-20";
@@ -262,7 +264,14 @@ pub struct Fixes {
     /// the newest first (needs `leases:`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admission_control: Option<AdmissionControl>,
+    /// When its checks come back, the lease manager drops its backlog and bounds the renewals
+    /// it admits until the leases are back (needs `leases:`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_runbook: Option<RecoveryRunbook>,
 }
+
+/// The fixes of the lease manager, which need a `leases:` section.
+const LEASE_FIXES: &[&str] = &["admission_control", "recovery_runbook"];
 
 /// Every fix's name, as `--fix` takes it.
 pub const FIX_NAMES: &[&str] = &[
@@ -270,6 +279,7 @@ pub const FIX_NAMES: &[&str] = &[
     "cleanup_keeps_active_plan",
     "serve_stale",
     "admission_control",
+    "recovery_runbook",
 ];
 
 impl Fixes {
@@ -281,6 +291,10 @@ impl Fixes {
             "serve_stale" => &mut self.serve_stale,
             "admission_control" => {
                 self.admission_control = Some(AdmissionControl::default());
+                return true;
+            }
+            "recovery_runbook" => {
+                self.recovery_runbook = Some(RecoveryRunbook::default());
                 return true;
             }
             _ => return false,
@@ -296,6 +310,7 @@ impl Fixes {
             self.cleanup_keeps_active_plan.is_some(),
             self.serve_stale.is_some(),
             self.admission_control.is_some(),
+            self.recovery_runbook.is_some(),
         ];
         (FIX_NAMES.iter().zip(on))
             .filter_map(|(name, on)| on.then_some(*name))
@@ -306,6 +321,11 @@ impl Fixes {
     /// clients' `serve_stale` only hides an empty endpoint from them).
     pub fn protect_endpoint(&self) -> bool {
         self.enactor_checks_at_write.is_some() || self.cleanup_keeps_active_plan.is_some()
+    }
+
+    /// Whether a fix on lets the lease manager recover by itself after the repair.
+    pub fn heal_lease_manager(&self) -> bool {
+        self.admission_control.is_some() || self.recovery_runbook.is_some()
     }
 
     /// The automation's share of them.
@@ -384,20 +404,21 @@ impl Scenario {
         self.validate_timeline(at)
     }
 
-    /// Whether the fix `name` has something to act on here: `admission_control` needs the
-    /// lease manager.
+    /// Whether the fix `name` has something to act on here: the lease manager's fixes need
+    /// one.
     pub fn fix_applies(&self, name: &str) -> bool {
-        name != "admission_control" || self.leases.is_some()
+        !LEASE_FIXES.contains(&name) || self.leases.is_some()
     }
 
     fn validate_leases(&self, at: &Locator<'_>) -> Result<(), ScenarioError> {
         if let Some(leases) = &self.leases {
             return leases.validate(at);
         }
-        if self.fixes.admission_control.is_some() {
+        let on = self.fixes.on();
+        if let Some(fix) = LEASE_FIXES.iter().find(|f| on.contains(f)) {
             return Err(at.at_path(
-                &[&["fixes", "admission_control"], &["fixes"]],
-                "expected a `leases:` section: admission_control is the lease manager's fix".into(),
+                &[&["fixes", fix], &["fixes"]],
+                format!("expected a `leases:` section: {fix} is the lease manager's fix"),
             ));
         }
         let sheds = self
