@@ -87,8 +87,12 @@ impl CellMetrics for CellResult {
 
     fn headline(&self) -> String {
         let m = &self.measures;
+        let collapsed = match m.collapsed_s > 0.0 {
+            true => format!(", lease manager collapsed {:.1}s", m.collapsed_s),
+            false => String::new(),
+        };
         format!(
-            "endpoint empty {:.1}s, {} of {} requests failed",
+            "endpoint empty {:.1}s, {} of {} requests failed{collapsed}",
             m.endpoint_empty_s,
             m.requests_failed,
             m.requests_failed + m.requests_ok

@@ -132,6 +132,16 @@ fn with_a_lease_manager_a_fix_that_keeps_it_working_prevents_the_collapse() {
         wall: Duration::from_secs(60),
         most_at_once: 4,
     };
+    let Outcome::Ran { metrics, .. } = &results.outcomes[0] else {
+        unreachable!("every cell ran")
+    };
+    assert!(
+        metrics
+            .headline()
+            .ends_with("failed, lease manager collapsed 7.0s"),
+        "{}",
+        metrics.headline()
+    );
     let variants = variants(&cells, &results, &Harm::ALL);
     assert_eq!(variants[0].median.collapsed_s, 7.0);
     assert!(!variants[0].prevents(Harm::Collapse));
