@@ -6,8 +6,9 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Leases count as back when this share of the servers hold one.
-const BACK_SHARE: f64 = 0.95;
+/// Leases count as back when this share of the servers hold one (a throttle only a little
+/// above the renewals' rate refuses a few in its bursts, and their leases lapse a moment).
+pub const BACK_SHARE: f64 = 0.95;
 
 /// The runbook's state.
 #[derive(Debug)]

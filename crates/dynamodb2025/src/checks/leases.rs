@@ -2,8 +2,7 @@
 //! `leases_expired` while the endpoint was empty; `congestive_collapse` after the repair, the
 //! workers busy and nearly all their work done too late; then `recovers_after_load_shed` after
 //! the operators' throttle and restart, or with `admission_control` or `recovery_runbook`
-//! `recovers_by_itself`. With a
-//! fix that keeps the endpoint, `leases_kept`.
+//! `recovers_by_itself`. With a fix that keeps the endpoint, `leases_kept`.
 
 use outage_lab_dynamodb_events::Event;
 use outage_lab_engine::checks::result;
@@ -11,11 +10,9 @@ use outage_lab_proto::report::ExpectationResult;
 use outage_lab_proto::{EngineEvent, Vocabulary};
 
 use super::Run;
-use crate::scenario::{Leases, Scenario};
+use crate::scenario::{Leases, Scenario, Step};
 
-/// A lease counts as back when this share of the servers hold one (a throttle only a little
-/// above the renewals' rate refuses a few in its bursts, and their leases lapse a moment).
-const BACK_SHARE: f64 = 0.95;
+use outage_lab_lease_manager::runbook::BACK_SHARE;
 
 /// A second counts as collapsed when less than this share of the work finished in time.
 const GOODPUT_SHARE: f64 = 0.1;
@@ -106,7 +103,7 @@ pub(super) fn planned(scenario: &Scenario) -> usize {
     if scenario.fixes.protect_endpoint() {
         return 1;
     }
-    let repaired = (scenario.steps().iter()).any(|(_, s)| s.name() == "manual_repair");
+    let repaired = (scenario.steps().iter()).any(|(_, s)| matches!(s, Step::ManualRepair));
     let shed = (scenario.steps().iter()).any(|(_, s)| s.sheds_load());
     match (repaired, scenario.fixes.heal_lease_manager()) {
         (false, _) => 1,
