@@ -278,10 +278,12 @@ async fn first_in_first_out_it_collapses_and_stays_down_under_a_throttle_until_a
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_recovery_runbook_the_manager_drops_its_backlog_and_recovers_by_itself() {
     let lab = Lab::start(None, Some(120)).await;
-    let after = lab.outage_and_repair().await;
+    let mut after = lab.outage_and_repair().await;
+    after.extend(lab.seconds(Duration::from_secs(2)).await);
     eprintln!("(queued, processed, completed, timed out, leases) after the repair: {after:?}");
-    // The same 6 s as admission control's: the checks come back after the negative TTL, the
-    // backlog goes at once, and 120 renewals a second bring 300 leases back within 3 s.
+    // The checks come back after the negative TTL and the backlog goes at once; servers the
+    // bound refused wait their Retry-After (1-2 s), so the leases come back about 5 s after
+    // the repair (seen: 281 then 298 of 300 at 5 and 6 s in a loaded CI run): the last 2 of 8 s.
     let tail = &after[after.len().saturating_sub(2)..];
     assert!(
         tail.iter().all(|s| s.4 >= SERVERS - 10),
