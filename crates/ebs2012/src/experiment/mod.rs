@@ -20,11 +20,10 @@ use std::path::{Path, PathBuf};
 use outage_lab_engine::located::ScenarioError;
 use outage_lab_proto::ByteSize;
 
-use self::grid::AxisProblem;
-use self::metrics::Metric;
+use outage_lab_engine::experiment::grid::GridError;
 pub use outage_lab_engine::experiment::summary::{self, exit_code, not_counted, pace_line};
 
-use self::runner::{Cell, Outcome, Results};
+use self::runner::{Cell, Results};
 use crate::containment::{self, ContainmentError};
 use crate::scenario::Scenario;
 use crate::scenario::overrides::{Setting, SettingError};
@@ -39,26 +38,9 @@ pub enum ExperimentError {
     /// A `--fix` naming no fix, or a grid point that is not a setting.
     #[error(transparent)]
     Setting(#[from] SettingError),
-    /// A `--vary` argument that is not an axis.
-    #[error("--vary {arg}: {problem}")]
-    Vary {
-        /// The argument as given.
-        arg: String,
-        /// What is wrong with it.
-        problem: AxisProblem,
-    },
-    /// More `--vary` axes than a grid has.
-    #[error("{count} --vary axes; a grid has one or two")]
-    TooManyAxes {
-        /// How many were given.
-        count: usize,
-    },
-    /// A `--metric` that is not one of [`Metric::NAMES`].
-    #[error("--metric {name}: unknown metric; expected one of {}", Metric::NAMES.join(", "))]
-    UnknownMetric {
-        /// The name as given.
-        name: String,
-    },
+    /// A grid's `--vary` or `--metric` that is wrong, or its summaries not written.
+    #[error(transparent)]
+    Grid(#[from] GridError),
     /// An `--expect` that is not `VARIANT prevents stuck_volumes`.
     #[error(
         "--expect {text:?}: expected 'VARIANT prevents stuck_volumes', e.g. 'dns_verification prevents stuck_volumes'"
@@ -142,14 +124,13 @@ impl ExperimentError {
         match self {
             Self::Set(_)
             | Self::Setting(_)
-            | Self::Vary { .. }
-            | Self::TooManyAxes { .. }
-            | Self::UnknownMetric { .. }
             | Self::Expect { .. }
             | Self::Scenario(_)
             | Self::Containment(_)
             | Self::CellOverLimit { .. } => crate::exit::BAD_INPUT,
-            Self::OwnExecutable(_)
+            Self::Grid(e) if e.is_bad_input() => crate::exit::BAD_INPUT,
+            Self::Grid(_)
+            | Self::OwnExecutable(_)
             | Self::Runtime(_)
             | Self::Create { .. }
             | Self::Write { .. }
@@ -249,52 +230,7 @@ impl Experiment {
 
 /// One row per cell: its group, seed, status, every metric, and the command that re-runs it.
 pub fn csv(exp: &Experiment, cells: &[Cell], results: &Results) -> String {
-    let mut out = format!("group,seed,status,exit,{},rerun\n", Metric::NAMES.join(","));
-    for (c, o) in cells.iter().zip(&results.outcomes) {
-        let (status, exit, values) = match o {
-            Outcome::Ran { exit, metrics, .. } => {
-                let values: Vec<String> = (Metric::ALL.iter())
-                    .map(|&m| metrics.get(m).map_or(String::new(), |v| format!("{v}")))
-                    .collect();
-                ("ran", exit.to_string(), values)
-            }
-            Outcome::Failed { .. } => (
-                "could_not_run",
-                String::new(),
-                vec![String::new(); Metric::ALL.len()],
-            ),
-            Outcome::Disturbed { .. } => (
-                "disturbed",
-                String::new(),
-                vec![String::new(); Metric::ALL.len()],
-            ),
-            Outcome::Interrupted => (
-                "interrupted",
-                String::new(),
-                vec![String::new(); Metric::ALL.len()],
-            ),
-        };
-        let row = [
-            csv_field(&c.group),
-            c.seed.to_string(),
-            status.to_owned(),
-            exit,
-            values.join(","),
-            csv_field(&c.command(&exp.scenario)),
-        ];
-        out.push_str(&row.join(","));
-        out.push('\n');
-    }
-    out
-}
-
-/// A CSV field, quoted when it must be (RFC 4180).
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_owned()
-    }
+    outage_lab_engine::experiment::grid::csv::<metrics::Metric>(&exp.scenario, cells, results)
 }
 
 /// Runs the cells as planned, on the engine's runner.
@@ -314,7 +250,7 @@ mod tests {
 
     #[test]
     fn bad_input_exits_2_and_a_failure_of_the_harness_3() {
-        let bad = ExperimentError::TooManyAxes { count: 3 };
+        let bad = ExperimentError::from(GridError::TooManyAxes { count: 3 });
         assert_eq!(bad.exit_code(), crate::exit::BAD_INPUT);
         assert_eq!(bad.to_string(), "3 --vary axes; a grid has one or two");
         let failed = ExperimentError::Runtime(std::io::Error::other("no threads"));

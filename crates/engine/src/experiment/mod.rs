@@ -9,6 +9,7 @@
 //! and an ETA; in a pipe each finished cell is one plain line.
 
 pub mod admission;
+pub mod grid;
 pub mod summary;
 
 pub use admission::Admission;
