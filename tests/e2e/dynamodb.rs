@@ -190,16 +190,34 @@ fn the_2025_scenario_validates_and_what_it_cannot_take_is_refused_with_exit_2() 
             .output()
             .contains("ok (dynamodb-2025-10-20: 3 DNS servers, 3 enactors")
     );
-    let grid = run(
-        &["grid", fixture, "--vary", "dns.ttl=1s,2s"],
+    let no_workers = run(
+        &["grid", fixture, "--vary", "leases.manager.workers=4,0"],
         Duration::from_secs(20),
     );
-    assert_eq!(grid.code(), Some(2), "{}", grid.output());
+    assert_eq!(no_workers.code(), Some(2), "{}", no_workers.output());
     assert!(
-        grid.output()
-            .contains("`grid` is not available for dynamodb-2025-10-20"),
+        no_workers.output().contains("leases.manager.workers"),
+        "a point the scenario refuses is named before any cell starts: {}",
+        no_workers.output()
+    );
+    let luck = run(
+        &[
+            "grid",
+            fixture,
+            "--vary",
+            "dns.ttl=1s,2s",
+            "--metric",
+            "luck",
+        ],
+        Duration::from_secs(20),
+    );
+    assert_eq!(luck.code(), Some(2), "{}", luck.output());
+    assert!(
+        luck.output().contains(
+            "--metric luck: unknown metric; expected one of back_by_itself_s, collapsed_s"
+        ),
         "{}",
-        grid.output()
+        luck.output()
     );
     let vague = run(
         &[

@@ -3,12 +3,14 @@
 //!
 //! The package holds the incident's scenario ([`scenario`]), its processes' names ([`names`])
 //! and hidden role commands ([`roles`]), the run ([`run`]: the lab as processes, the timeline's
-//! steps, the journal), its checks ([`checks`]), its report ([`report`]) and its comparison of fixes ([`compare`]). The parts it runs
+//! steps, the journal), its checks ([`checks`]), its report ([`report`]), its comparison of fixes ([`compare`]) and its map over settings
+//! ([`grid`]). The parts it runs
 //! are the role crates' (`dns-automation`, `kv`) and the engine's lab DNS server; the program
 //! knows it by one registry line ([`DYNAMODB_2025`]).
 
 pub mod checks;
 pub mod compare;
+pub mod grid;
 pub mod names;
 pub mod report;
 pub mod roles;
@@ -111,8 +113,8 @@ impl Incident for Dynamodb2025 {
         compare::command(args)
     }
 
-    fn grid(&self, _: &GridArgs) -> ExitCode {
-        not_yet("grid")
+    fn grid(&self, args: &GridArgs) -> ExitCode {
+        grid::command(args)
     }
 
     fn commands(&self) -> Vec<clap::Command> {
@@ -127,7 +129,7 @@ impl Incident for Dynamodb2025 {
 /// A command this package does not answer yet: said plainly, exit 2, nothing started.
 fn not_yet(command: &str) -> ExitCode {
     eprintln!(
-        "outage-lab: `{command}` is not available for {NAME} scenarios yet; `run`, `compare`, `validate` and `report --format markdown` are"
+        "outage-lab: `{command}` is not available for {NAME} scenarios yet; `run`, `compare`, `grid`, `validate` and `report --format markdown` are"
     );
     ExitCode::from(exit::BAD_INPUT)
 }

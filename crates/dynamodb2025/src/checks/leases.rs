@@ -137,6 +137,11 @@ fn seconds(run: &Run<'_>) -> Vec<Second> {
 
 /// When the last step that sheds the lease manager's load was done.
 fn load_shed_ms(run: &Run<'_>, scenario: &Scenario) -> Option<u64> {
+    shed_steps_ms(run, scenario).last().copied()
+}
+
+/// When each step that sheds the lease manager's load was done, in order.
+fn shed_steps_ms(run: &Run<'_>, scenario: &Scenario) -> Vec<u64> {
     let names: Vec<&str> = (scenario.steps().iter())
         .filter(|(_, s)| s.sheds_load())
         .map(|(_, s)| s.name())
@@ -148,7 +153,33 @@ fn load_shed_ms(run: &Run<'_>, scenario: &Scenario) -> Option<u64> {
             }
             _ => None,
         })
-        .last()
+        .collect()
+}
+
+/// How long after the repair the leases were back to stay, by themselves, in lab ms: the first
+/// second from which at least [`BACK_SHARE`] of them were valid in every second up to the first
+/// step that sheds load (or the end). `None` when they were not back by then, or without a
+/// lease manager or a repair. What `grid` maps as `back_by_itself_s`.
+pub(super) fn back_by_itself_ms(run: &Run<'_>, scenario: &Scenario) -> Option<u64> {
+    let (leases, repair) = (scenario.leases.as_ref()?, run.repair_ms?);
+    let floor = (leases.servers.count as f64 * BACK_SHARE).ceil() as u64;
+    let shed = shed_steps_ms(run, scenario).first().copied();
+    let after: Vec<Second> = (seconds(run).into_iter())
+        .filter(|s| s.t_ms > repair && shed.is_none_or(|x| s.t_ms <= x))
+        .collect();
+    let back = match after.iter().rposition(|s| s.leases_valid < floor) {
+        None => after.first()?,
+        Some(last_below) => after.get(last_below + 1)?,
+    };
+    Some(back.t_ms - repair)
+}
+
+/// The most leases lost at once during the run: servers less the fewest valid (`None`
+/// without a lease manager).
+pub(super) fn most_lost(run: &Run<'_>, scenario: &Scenario) -> Option<u64> {
+    let servers = scenario.leases.as_ref()?.servers.count as u64;
+    let fewest = (seconds(run).iter()).map(|s| s.leases_valid).min();
+    Some(fewest.map_or(0, |f| servers.saturating_sub(f)))
 }
 
 fn leases_expired(

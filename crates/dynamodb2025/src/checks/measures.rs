@@ -27,6 +27,14 @@ pub struct Measures {
     /// nothing in time (0 without a lease manager).
     #[serde(default)]
     pub collapsed_s: f64,
+    /// Lab seconds from the repair until the leases were back to stay, by themselves (before
+    /// any step that sheds the manager's load); `None` when they were not, or without a lease
+    /// manager or a repair.
+    #[serde(default)]
+    pub back_by_itself_s: Option<f64>,
+    /// The most leases lost at once (`None` without a lease manager).
+    #[serde(default)]
+    pub leases_lost: Option<u64>,
 }
 
 impl Measures {
@@ -48,6 +56,8 @@ impl Measures {
             served_stale: clients.served_stale,
             outage_s: seconds(outage_ms),
             collapsed_s: seconds(super::leases::collapsed_ms(run, scenario)),
+            back_by_itself_s: super::leases::back_by_itself_ms(run, scenario).map(seconds),
+            leases_lost: super::leases::most_lost(run, scenario),
         }
     }
 }

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use outage_lab_engine::args::CompareArgs;
+use outage_lab_engine::args::{CompareArgs, ExperimentArgs};
 use outage_lab_engine::exit;
 use outage_lab_engine::experiment::summary::{self, not_counted};
 use outage_lab_engine::experiment::{Cell, CellMetrics, Outcome, Results, Runner};
@@ -15,9 +15,9 @@ use serde::Serialize;
 use crate::checks::Measures;
 use crate::scenario::{FIX_NAMES, Scenario};
 
-/// Most cells at once unless `--jobs` says otherwise; within it the engine's admission starts
+/// Most cells at once unless `--jobs` says otherwise (for `grid` too); within it the engine's admission starts
 /// another only while the CPU has room. A 2025 cell is about 20 small processes.
-const DEFAULT_JOBS: usize = 4;
+pub(crate) const DEFAULT_JOBS: usize = 4;
 
 /// What a comparison's `--expect` can say a variant prevents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -288,14 +288,20 @@ struct Plan {
     jobs: usize,
 }
 
+/// Refuses what a 2025 experiment cannot take (`what`: `comparisons`, `grids`).
+pub(crate) fn refuse_untaken(c: &ExperimentArgs, what: &str) -> Result<(), String> {
+    match c.memory_limit {
+        Some(_) => Err(format!(
+            "--memory-limit is not available for {} {what}: their runs take none",
+            crate::scenario::NAME
+        )),
+        None => Ok(()),
+    }
+}
+
 fn plan(args: &CompareArgs) -> Result<Plan, String> {
     let c = &args.common;
-    if c.memory_limit.is_some() {
-        return Err(format!(
-            "--memory-limit is not available for {} comparisons: their runs take none",
-            crate::scenario::NAME
-        ));
-    }
+    refuse_untaken(c, "comparisons")?;
     let (scenario, _) = Scenario::load(&c.scenario).map_err(|e| e.to_string())?;
     let fixes: Vec<String> = match args.fix.is_empty() {
         true => (FIX_NAMES.iter())
@@ -335,29 +341,31 @@ fn plan(args: &CompareArgs) -> Result<Plan, String> {
 /// `outage-lab compare` of a 2025 scenario: exit 0 when every cell ran and every `--expect`
 /// held, 1 when one did not, 2 for bad input, 3 when a cell could not run, 130 interrupted.
 pub fn command(args: &CompareArgs) -> ExitCode {
-    let plan = match plan(args) {
-        Ok(plan) => plan,
-        Err(message) => {
-            eprintln!("outage-lab: {message}");
-            return ExitCode::from(exit::BAD_INPUT);
-        }
+    exit_of(plan(args), |plan| run(args, plan))
+}
+
+/// An experiment's exit: a plan refused is bad input (2, said, nothing started); a run that
+/// failed, the harness (3, said); else the code the run came to.
+pub(crate) fn exit_of<P>(
+    plan: Result<P, String>,
+    run: impl FnOnce(&P) -> Result<u8, String>,
+) -> ExitCode {
+    let (code, message) = match plan.map(|p| run(&p)) {
+        Err(message) => (exit::BAD_INPUT, message),
+        Ok(Err(message)) => (exit::HARNESS_FAILED, message),
+        Ok(Ok(code)) => return ExitCode::from(code),
     };
-    match run(args, &plan) {
-        Ok(code) => ExitCode::from(code),
-        Err(message) => {
-            eprintln!("outage-lab: {message}");
-            ExitCode::from(exit::HARNESS_FAILED)
-        }
-    }
+    eprintln!("outage-lab: {message}");
+    ExitCode::from(code)
 }
 
 fn run(args: &CompareArgs, plan: &Plan) -> Result<u8, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
     let cells = summary::compare_cells(&plan.fixes, &plan.seeds, &plan.out);
     eprintln!(
-        "{} cells ({} seeds each), at most {} at once (fewer while the CPU is busy); results in {}",
-        cells.len(),
-        plan.seeds.len(),
+        "{} ({} each), at most {} at once (fewer while the CPU is busy); results in {}",
+        summary::plural(cells.len(), "cell"),
+        summary::plural(plan.seeds.len(), "seed"),
         plan.jobs,
         plan.out.display()
     );

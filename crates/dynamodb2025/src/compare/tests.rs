@@ -14,6 +14,7 @@ fn ran(empty_s: f64, failed: u64, passed: bool) -> Outcome<CellResult> {
                 served_stale: 0,
                 outage_s: if failed > 0 { 14.0 } else { 0.0 },
                 collapsed_s: 0.0,
+                ..Measures::default()
             },
         },
         wall_s: 30.0,
