@@ -14,6 +14,8 @@
 //! - [`lag`]: how late the run's scheduled work fired, and whether the run kept its pace;
 //! - [`experiment`]: runs the cells of `compare` and `grid` as child runs, several at once;
 //! - [`logs`]: the logs a run leaves;
+//! - [`plot`]: the SVG kit of every report page (time and value axes, the run's phases and
+//!   steps, polylines);
 //! - [`runtime`]: the one-thread runtime every process uses;
 //! - [`roles`]: what every role command needs, and the role commands every incident's runs use
 //!   (the lab's DNS server);
@@ -38,6 +40,7 @@ pub mod ledger;
 pub mod located;
 pub mod logs;
 pub mod overrides;
+pub mod plot;
 pub mod roles;
 pub mod run_dir;
 pub mod runtime;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use outage_lab_proto::report::CustomersReport;
 
 use crate::series::Phases;
-use crate::svg::{Frame, legend, trim};
+use outage_lab_engine::plot::{Frame, legend, trim};
 
 /// Colours of the API plots, as CSS.
 pub(crate) const CSS: &str = "svg .apiok{stroke:#2ca02c;stroke-width:2}svg .apithr{stroke:#e377c2;stroke-width:2}\

@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use crate::series::Phases;
-use crate::svg::{esc, secs};
+use outage_lab_engine::plot::{esc, secs};
 
 /// (when in 2012, what happened, the timeline action that plays it in a run, if any).
 const EVENTS: &[(&str, &str, Option<&str>)] = &[

@@ -14,7 +14,6 @@ pub mod live;
 pub mod markdown;
 mod page;
 pub mod series;
-mod svg;
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};

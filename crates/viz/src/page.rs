@@ -8,7 +8,7 @@ use outage_lab_ebs_events::{AlarmKind, Event, JournalEntry, ProcessRole};
 use outage_lab_proto::report::{LoadReport, Report, Verdict, VolumesReport};
 
 use crate::series::{self, Group, Phases};
-use crate::svg::{Frame, esc, legend, secs, trim};
+use outage_lab_engine::plot::{Frame, esc, legend, secs, trim};
 
 /// Colours of the memory plot. Exact RGB, drawn without transparency, so a screenshot can be
 /// checked for them pixel by pixel.
@@ -129,11 +129,7 @@ th{{background:#f3f3f3}}td.no{{color:#c00;font-weight:bold}}td.yes{{color:#1a7f3
 .kv td:first-child{{color:#555}}.legend span{{margin-right:14px;white-space:nowrap}}\
 .sw{{display:inline-block;width:14px;height:4px;margin-right:4px;vertical-align:middle}}\
 .note{{color:#666;font-style:italic}}.foot{{color:#777;font-size:12px;margin-top:24px}}\
-svg{{display:block;font:11px sans-serif}}svg .frame{{fill:none;stroke:#888}}svg .grid{{stroke:#eee}}\
-svg .tick{{stroke:#888}}svg .tl{{text-anchor:middle;fill:#444}}svg .vl{{text-anchor:end;fill:#444}}\
-svg .band{{stroke:none}}svg .b0{{fill:#f7f7f7}}svg .b1{{fill:#eef3f8}}\
-svg .fault{{stroke:#444;stroke-dasharray:4 3}}svg .fn{{text-anchor:middle;fill:#000;font-weight:bold}}\
-svg polyline{{fill:none;stroke-width:1.5;stroke-linejoin:round}}\
+{plot}\
 svg .stale{{stroke:{stale};stroke-width:2}}svg .fresh{{stroke:{fresh}}}svg .storage{{stroke:{storage}}}\
 svg .leak{{stroke:{leak};stroke-width:2}}svg .aggregate{{stroke:{agg};stroke-width:2}}\
 svg .cache_aware_aggregate{{stroke:{agg};stroke-width:2;stroke-dasharray:3 2}}\
@@ -145,6 +141,7 @@ svg .rowl{{text-anchor:end;fill:#222}}svg .ans{{fill:#fff;font-size:10px}}{api}"
         leak = hex(colour::LEAK_ALARM),
         agg = hex(colour::AGGREGATE_ALARM),
         api = crate::api::CSS,
+        plot = outage_lab_engine::plot::CSS,
     )
 }
 
@@ -578,16 +575,7 @@ fn phase_table(out: &mut String, phases: &Phases) {
             secs(b.to_ms)
         );
     }
-    for (i, f) in phases.faults.iter().enumerate() {
-        let _ = write!(
-            out,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            i + 1,
-            secs(f.t_ms),
-            esc(&f.action),
-            esc(&f.detail)
-        );
-    }
+    outage_lab_engine::plot::step_rows(out, phases);
     out.push_str("</table>\n<p class=\"note\">The numbers mark the faults on every plot above; shaded bands are the phases.</p>\n");
 }
 

@@ -7,6 +7,8 @@ use std::net::IpAddr;
 use outage_lab_ebs_events::{AlarmKind, Event, JournalEntry, ProcessRole};
 use outage_lab_proto::report::Report;
 
+pub use outage_lab_engine::plot::{Phases, decimate, phases};
+
 /// Most points kept per drawn line. At 200 servers (400 memory lines) this keeps the page at
 /// about a megabyte; 300 points are more than the 850 pixels a line spans can show apart.
 pub const MAX_POINTS: usize = 300;
@@ -68,110 +70,6 @@ pub fn memory_lines(entries: &[JournalEntry], report: &Report) -> Vec<MemoryLine
             points: decimate(&points, MAX_POINTS),
         })
         .collect()
-}
-
-/// Keeps at most `max` points of a series while keeping its shape: the time range is cut into
-/// `max / 2` buckets and each bucket keeps its lowest and its highest point, in time order. A
-/// leak's climb, a restart's drop and a cache's churn all survive; only redundant points go.
-pub fn decimate(points: &[(u64, f64)], max: usize) -> Vec<(u64, f64)> {
-    let buckets = (max / 2).max(1);
-    if points.len() <= max || points.len() < 2 {
-        return points.to_vec();
-    }
-    let (first, last) = (points[0].0, points[points.len() - 1].0);
-    let span = (last - first).max(1);
-    let mut out = Vec::with_capacity(max);
-    let mut i = 0;
-    for b in 0..buckets as u64 {
-        let end = first + span * (b + 1) / buckets as u64;
-        let start = i;
-        while i < points.len() && (points[i].0 <= end || b + 1 == buckets as u64) {
-            i += 1;
-        }
-        let bucket = &points[start..i];
-        if bucket.is_empty() {
-            continue;
-        }
-        let lo = bucket
-            .iter()
-            .enumerate()
-            .min_by(|a, b| a.1.1.total_cmp(&b.1.1))
-            .map_or(0, |(k, _)| k);
-        let hi = bucket
-            .iter()
-            .enumerate()
-            .max_by(|a, b| a.1.1.total_cmp(&b.1.1))
-            .map_or(0, |(k, _)| k);
-        let (a, b) = (lo.min(hi), lo.max(hi));
-        out.push(bucket[a]);
-        if b != a {
-            out.push(bucket[b]);
-        }
-    }
-    out
-}
-
-/// A stretch of the run between two phase events.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Band {
-    /// Phase name (`start-up`, `timeline`, `stopping`).
-    pub name: String,
-    /// Start, ms.
-    pub from_ms: u64,
-    /// End, ms.
-    pub to_ms: u64,
-}
-
-/// A fault or repair injected on the timeline.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fault {
-    /// When, ms.
-    pub t_ms: u64,
-    /// Timeline action.
-    pub action: String,
-    /// What exactly was done.
-    pub detail: String,
-}
-
-/// The scenario's phases and faults, drawn on every time axis.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Phases {
-    /// Consecutive bands covering the run.
-    pub bands: Vec<Band>,
-    /// Faults in time order.
-    pub faults: Vec<Fault>,
-}
-
-/// The phases (`phase` events) as consecutive bands, and every `fault_injected` event.
-pub fn phases(entries: &[JournalEntry], end_ms: u64) -> Phases {
-    let mut bands: Vec<Band> = vec![Band {
-        name: "start-up".into(),
-        from_ms: 0,
-        to_ms: end_ms,
-    }];
-    let mut faults = Vec::new();
-    for e in entries {
-        match &e.event {
-            Event::Phase { name, .. } => {
-                if let Some(last) = bands.last_mut() {
-                    last.to_ms = e.t_ms;
-                }
-                bands.push(Band {
-                    name: name.to_string(),
-                    from_ms: e.t_ms,
-                    to_ms: end_ms,
-                });
-            }
-            Event::FaultInjected { action, detail } => faults.push(Fault {
-                t_ms: e.t_ms,
-                action: action.clone(),
-                detail: detail.clone(),
-            }),
-            _ => {}
-        }
-    }
-    bands.retain(|b| b.to_ms > b.from_ms);
-    Phases { bands, faults }
 }
 
 /// What one DNS server answered for the collector name, over time.
