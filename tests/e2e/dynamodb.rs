@@ -177,6 +177,19 @@ fn the_race_empties_the_endpoint_on_every_dns_server_until_the_operators_repair_
         "{text}"
     );
     assert!(text.contains("| fault_took_effect | yes |"), "{text}");
+    // The page the run wrote draws both halves, and `report` draws it again.
+    let page_path = out.join("report.html");
+    let page = std::fs::read_to_string(&page_path).expect("the run wrote report.html");
+    for id in [
+        "endpoint", "clients", "leases", "queue", "goodput", "verdict",
+    ] {
+        assert!(page.contains(&format!("<h2 id=\"{id}\">")), "no {id} chart");
+    }
+    std::fs::remove_file(&page_path).unwrap();
+    let html = run(&["report", out.to_str().unwrap()], Duration::from_secs(20));
+    assert_eq!(html.code(), Some(0), "{}", html.output());
+    assert!(html.output().contains("report.html ("), "{}", html.output());
+    assert_eq!(std::fs::read_to_string(&page_path).unwrap(), page);
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //!
 //! The package holds the incident's scenario ([`scenario`]), its processes' names ([`names`])
 //! and hidden role commands ([`roles`]), the run ([`run`]: the lab as processes, the timeline's
-//! steps, the journal), its checks ([`checks`]), its report ([`report`]), its comparison of fixes ([`compare`]) and its map over settings
+//! steps, the journal), its checks ([`checks`]), its report ([`report`] and the page [`page`]), its comparison of fixes ([`compare`]) and its map over settings
 //! ([`grid`]). The parts it runs
 //! are the role crates' (`dns-automation`, `kv`) and the engine's lab DNS server; the program
 //! knows it by one registry line ([`DYNAMODB_2025`]).
@@ -12,6 +12,7 @@ pub mod checks;
 pub mod compare;
 pub mod grid;
 pub mod names;
+pub mod page;
 pub mod report;
 pub mod roles;
 mod run;
@@ -91,19 +92,24 @@ impl Incident for Dynamodb2025 {
     }
 
     fn report(&self, args: &ReportArgs) -> ExitCode {
-        if args.format != ReportFormat::Markdown {
-            eprintln!(
-                "outage-lab: {NAME} runs have no report.html yet: `report RUN_DIR --format markdown` prints their summary"
-            );
-            return ExitCode::from(exit::BAD_INPUT);
-        }
-        match report::read(&args.run_dir) {
-            Ok(report) => {
-                print!("{}", report.markdown());
+        let done = match args.format {
+            ReportFormat::Html => page::rebuild(&args.run_dir).map(|(path, skipped)| {
+                let bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
+                let skipped = match skipped {
+                    0 => String::new(),
+                    n => format!("; {n} journal lines could not be read and are left out"),
+                };
+                format!("wrote {} ({bytes} bytes){skipped}", path.display())
+            }),
+            ReportFormat::Markdown => report::read(&args.run_dir).map(|r| r.markdown()),
+        };
+        match done {
+            Ok(text) => {
+                println!("{}", text.trim_end());
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                eprintln!("outage-lab: {e}");
+                eprintln!("outage-lab: cannot build the report: {e}");
                 ExitCode::from(exit::BAD_INPUT)
             }
         }
@@ -129,7 +135,7 @@ impl Incident for Dynamodb2025 {
 /// A command this package does not answer yet: said plainly, exit 2, nothing started.
 fn not_yet(command: &str) -> ExitCode {
     eprintln!(
-        "outage-lab: `{command}` is not available for {NAME} scenarios yet; `run`, `compare`, `grid`, `validate` and `report --format markdown` are"
+        "outage-lab: `{command}` is not available for {NAME} scenarios yet; `run`, `compare`, `grid`, `validate` and `report` are"
     );
     ExitCode::from(exit::BAD_INPUT)
 }

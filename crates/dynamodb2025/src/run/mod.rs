@@ -346,6 +346,8 @@ fn judge(
     }
     journal.flush()?;
     report::write(run_dir, &report)?;
+    crate::page::write(run_dir, &report, &entries)
+        .map_err(|e| HarnessError::io(format!("write {}/report.html", run_dir.display()), e))?;
     say(&report.table());
     say(&format!("run directory: {}", run_dir.display()));
     Ok(match interrupted {
