@@ -59,7 +59,7 @@ pub fn grid<M: GridMetric>(
 }
 
 /// A heat map cell's width, px.
-const CELL_W: f64 = 120.0;
+const CELL_W: f64 = 160.0;
 /// A heat map cell's height, px.
 const CELL_H: f64 = 48.0;
 /// Where the heat map's cells start, px from its top (the axis titles and values are above).
