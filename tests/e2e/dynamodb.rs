@@ -162,6 +162,7 @@ fn the_race_empties_the_endpoint_on_every_dns_server_until_the_operators_repair_
         "leases_expired",
         "congestive_collapse",
         "recovers_after_load_shed",
+        "launches_refused",
     ] {
         assert!(rows.contains(&row), "no {row} in {rows:?}");
     }

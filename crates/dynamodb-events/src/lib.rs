@@ -225,6 +225,18 @@ outage_lab_proto::with_engine_events! {
             /// Servers it has ever granted a lease.
             servers: u64,
         },
+        /// One customer's last second of instance launches: each needs a server whose lease is
+        /// valid, and without one the answer is "insufficient capacity".
+        LaunchStats = "launch_stats" {
+            /// The customer's name (`customer-1`, ...).
+            customer: String,
+            /// Launches placed on a server.
+            launched: u64,
+            /// Launches refused because no server held a valid lease.
+            insufficient_capacity: u64,
+            /// Launches that failed otherwise (no answer in time, the manager down).
+            failed: u64,
+        },
         /// What a lab DNS server answered the harness's own query for the service's endpoint,
         /// told when it changed: the answer every client's resolver gets, in real DNS packets.
         EndpointProbed = "endpoint_probed" {

@@ -68,7 +68,15 @@ impl Incident for Dynamodb2025 {
     fn validate(&self, path: &Path) -> Result<String, String> {
         let (s, _) = Scenario::load(path).map_err(|e| e.to_string())?;
         let leases = match &s.leases {
-            Some(l) => format!(", a lease manager for {} servers", l.servers.count),
+            Some(l) => {
+                let launching = (l.launches.as_ref()).map_or(String::new(), |c| {
+                    format!(" and {} launching customers", c.customers)
+                });
+                format!(
+                    ", a lease manager for {} servers{launching}",
+                    l.servers.count
+                )
+            }
             None => String::new(),
         };
         let mut line = format!(

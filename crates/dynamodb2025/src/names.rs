@@ -26,6 +26,8 @@ pub enum ProcessName {
     LeaseManager,
     /// The servers holding leases, all in one process.
     LeaseServers,
+    /// The customers launching instances, all in one process.
+    Launchers,
 }
 
 /// `dns-a`, `dns-b`, ...: the `n`th DNS server's name.
@@ -54,11 +56,12 @@ impl ProcessName {
             Self::Client(..) => "kv-client",
             Self::LeaseManager => "lease-manager",
             Self::LeaseServers => "lease-servers",
+            Self::Launchers => "launchers",
         }
     }
 }
 
-/// At a freeze the clients (and the lease servers) stop first, then the automation (and the
+/// At a freeze the clients (and the lease servers and launching customers) stop first, then the automation (and the
 /// lease manager), then the service; the DNS servers
 /// and the plan store only answer and keep answering.
 impl ProcessKey for ProcessName {
@@ -75,7 +78,7 @@ impl ProcessKey for ProcessName {
 
     fn freeze_rank(&self) -> Option<u8> {
         match self {
-            Self::Client(..) | Self::LeaseServers => Some(0),
+            Self::Client(..) | Self::LeaseServers | Self::Launchers => Some(0),
             Self::Planner | Self::Enactor(_) | Self::LeaseManager => Some(1),
             Self::Kv(_) => Some(2),
             Self::Dns(_) | Self::PlanStore => None,
@@ -93,7 +96,7 @@ impl fmt::Display for ProcessName {
             Self::Kv(n) => write!(f, "kv-{}", n + 1),
             Self::Client(ClientKind::Customer, n) => write!(f, "customer-{}", n + 1),
             Self::Client(ClientKind::Dependent, n) => write!(f, "dependent-{}", n + 1),
-            Self::LeaseManager | Self::LeaseServers => f.write_str(self.role()),
+            Self::LeaseManager | Self::LeaseServers | Self::Launchers => f.write_str(self.role()),
         }
     }
 }

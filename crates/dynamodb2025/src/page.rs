@@ -2,7 +2,8 @@
 //! fetched), from the run's journal and report alone, written at the end of every run and
 //! again by `outage-lab report RUN_DIR`. The verdict and the run's numbers, then both halves on
 //! one time axis: what the DNS servers answered for the endpoint, the clients' requests, the
-//! leases valid, the lease manager's queue, and its work against the work done in time.
+//! leases valid, the lease manager's queue, its work against the work done in time, and the
+//! customers' launches.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -115,6 +116,12 @@ fn summary(out: &mut String, report: &Report) {
         });
         rows.push(("leases back", back));
     }
+    if let Some(refused) = m.launches_refused {
+        rows.push((
+            "launches refused: insufficient capacity",
+            refused.to_string(),
+        ));
+    }
     rows.push(("wall time", secs(report.wall_ms)));
     out.push_str("<table class=\"kv\">");
     for (k, v) in rows {
@@ -191,6 +198,20 @@ fn charts(entries: &[JournalEntry]) -> Vec<(&'static str, &'static str, Vec<Seri
             ),
         ],
     ));
+    let (placed, refused) = launches(entries);
+    charts.push((
+        "launches",
+        "Customers' launches per second",
+        vec![
+            Series::new(
+                "placed",
+                "#2ca02c",
+                "placed on a server with a lease",
+                placed,
+            ),
+            Series::new("refused", "#d62728", "insufficient capacity", refused),
+        ],
+    ));
     charts.retain(|(_, _, series)| series.iter().any(|s| !s.points.is_empty()));
     charts
 }
@@ -249,26 +270,45 @@ fn answering(entries: &[JournalEntry]) -> Points {
     points
 }
 
+/// Every customer's launches, summed per second of the journal: placed, refused for
+/// insufficient capacity.
+fn launches(entries: &[JournalEntry]) -> (Points, Points) {
+    per_second(entries, |e| match e {
+        Event::LaunchStats {
+            launched,
+            insufficient_capacity,
+            ..
+        } => Some((*launched, *insufficient_capacity)),
+        _ => None,
+    })
+}
+
+/// Two counts of the events `pick` reads, summed per second of the journal (each count covers
+/// the second before it was told).
+fn per_second(
+    entries: &[JournalEntry],
+    pick: impl Fn(&Event) -> Option<(u64, u64)>,
+) -> (Points, Points) {
+    let mut seconds: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
+    for e in entries {
+        if let Some((a, b)) = pick(&e.event) {
+            let second = seconds.entry(e.t_ms / 1000 * 1000).or_default();
+            second.0 += a;
+            second.1 += b;
+        }
+    }
+    let first = seconds.iter().map(|(t, (a, _))| (*t, *a as f64)).collect();
+    let second = seconds.iter().map(|(t, (_, b))| (*t, *b as f64)).collect();
+    (first, second)
+}
+
 /// Every client's requests, summed per second of the journal (each count covers the second
 /// before it was told): succeeded, failed.
 fn clients(entries: &[JournalEntry]) -> (Points, Points) {
-    let mut per_second: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
-    for e in entries {
-        if let Event::ClientStats { ok, failed, .. } = &e.event {
-            let second = per_second.entry(e.t_ms / 1000 * 1000).or_default();
-            second.0 += ok;
-            second.1 += failed;
-        }
-    }
-    let ok = per_second
-        .iter()
-        .map(|(t, (ok, _))| (*t, *ok as f64))
-        .collect();
-    let failed = per_second
-        .iter()
-        .map(|(t, (_, f))| (*t, *f as f64))
-        .collect();
-    (ok, failed)
+    per_second(entries, |e| match e {
+        Event::ClientStats { ok, failed, .. } => Some((*ok, *failed)),
+        _ => None,
+    })
 }
 
 /// One second of the lease manager, as it told it.

@@ -40,6 +40,9 @@ pub enum RoleCommand {
     /// Role: the servers holding leases (spawned by the harness).
     #[command(hide = true)]
     LeaseServers(ConfigArgs),
+    /// Role: the customers launching instances (spawned by the harness).
+    #[command(hide = true)]
+    Launchers(ConfigArgs),
 }
 
 /// A role that serves HTTP and needs no config.
@@ -125,6 +128,11 @@ pub fn run(role: RoleCommand) -> ExitCode {
             RoleCommand::LeaseServers(args) => {
                 let config = load(&args.config)?;
                 leases::servers(config, shutdown, events).await;
+                Ok(())
+            }
+            RoleCommand::Launchers(args) => {
+                let config = load(&args.config)?;
+                leases::launchers(config, shutdown, events).await;
                 Ok(())
             }
         }

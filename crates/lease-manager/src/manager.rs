@@ -98,6 +98,8 @@ pub struct Manager {
     service: Endpoint,
     ledger: Ledger,
     runbook: Option<Runbook>,
+    /// Where the next launch looks first among the servers with a valid lease.
+    placed: AtomicU64,
 }
 
 fn bump(counter: &AtomicU64, by: usize) {
@@ -133,6 +135,7 @@ impl Manager {
             service,
             ledger,
             runbook,
+            placed: AtomicU64::new(0),
         })
     }
 
@@ -140,6 +143,7 @@ impl Manager {
     pub fn router(self: &Arc<Self>) -> axum::Router {
         axum::Router::new()
             .route("/renew/{server}", post(renew))
+            .route("/launch/{customer}", post(launch))
             .route("/control", get(control).put(set_control))
             .with_state(Arc::clone(self))
     }
@@ -264,6 +268,19 @@ impl Manager {
         Some(Ok(()))
     }
 
+    /// A server whose lease is valid now, for a launch, taking them in turn; `None` when no
+    /// server holds one.
+    fn place(&self) -> Option<String> {
+        let now = Instant::now();
+        let leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
+        let valid: Vec<&String> = (leases.iter())
+            .filter(|(_, until)| **until > now)
+            .map(|(server, _)| server)
+            .collect();
+        let turn = self.placed.fetch_add(1, Ordering::Relaxed) as usize;
+        (!valid.is_empty()).then(|| valid[turn % valid.len()].clone())
+    }
+
     /// The last second's counts, taken.
     pub fn stats(&self) -> Event {
         let take = |c: &AtomicU64| c.swap(0, Ordering::Relaxed);
@@ -288,18 +305,12 @@ impl Manager {
         for _ in 0..self.config.workers.max(1) {
             tokio::spawn(Arc::clone(&self).work(shutdown.clone()));
         }
-        let mut second = tokio::time::interval(Duration::from_secs(1));
-        second.tick().await;
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                _ = second.tick() => {
-                    let stats = self.stats();
-                    self.runbook_second(&stats);
-                    events.emit(stats);
-                }
-            }
-        }
+        crate::every_second(shutdown, || {
+            let stats = self.stats();
+            self.runbook_second(&stats);
+            events.emit(stats);
+        })
+        .await;
     }
 
     /// Sets what operators set (`PUT /control`).
@@ -338,6 +349,21 @@ async fn set_control(
 ) -> Json<Control> {
     manager.set_control(new);
     Json(new)
+}
+
+/// `POST /launch/{customer}`: the server it was placed on, or 503 "insufficient capacity".
+async fn launch(State(manager): State<Arc<Manager>>, Path(customer): Path<String>) -> Response {
+    match manager.place() {
+        Some(server) => (StatusCode::OK, server).into_response(),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "{}: no server holds a valid lease for {customer}'s launch",
+                crate::launches::INSUFFICIENT_CAPACITY
+            ),
+        )
+            .into_response(),
+    }
 }
 
 async fn renew(

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::ledger::{Leases, Ledger};
 use crate::manager::{self, Manager};
-use crate::servers;
+use crate::{launches, servers};
 
 /// Where the manager's state checks read: the key-value service, through a lab DNS server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,4 +120,14 @@ pub async fn servers(config: servers::Config, shutdown: CancellationToken, event
         addrs: BTreeMap::new(),
     });
     servers::run(config, shutdown).await;
+}
+
+/// The customers launching instances, until `shutdown`. They listen on nothing: they are
+/// ready at once, and then they launch.
+pub async fn launchers(config: launches::Config, shutdown: CancellationToken, events: EventSink) {
+    events.emit(Event::Ready {
+        role: "launchers".to_owned(),
+        addrs: BTreeMap::new(),
+    });
+    launches::run(config, shutdown, events).await;
 }

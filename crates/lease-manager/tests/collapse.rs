@@ -9,24 +9,20 @@
 //! every 3 s (100 a second). After the outage all 300 ask at once: 1.5 s of work against a
 //! 300 ms budget, and every server whose renewal times out asks again 50 ms later.
 
-use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
 use outage_lab_dns::client::change;
-use outage_lab_dns::testing;
 use outage_lab_dynamodb_events::{Event, EventSink};
-use outage_lab_kv as kv;
-use outage_lab_lease_manager::manager::Config;
-use outage_lab_lease_manager::roles::{self, Listeners, ManagerConfig, StateService};
-use outage_lab_lease_manager::servers;
+use outage_lab_lease_manager::roles::{self, Listeners};
 use outage_lab_proto::HumanDuration;
 use outage_lab_proto::wire::DnsChange;
 use tokio::net::TcpListener;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-const ENDPOINT: &str = "kv.lab.internal.";
+mod support;
+use support::ENDPOINT;
 const SERVERS: u64 = 300;
 
 /// One second of the manager: (queued, processed, completed, timed out, leases valid).
@@ -51,39 +47,9 @@ impl Lab {
     async fn start(admission_control: Option<usize>, recovery_runbook: Option<u32>) -> Lab {
         let shutdown = CancellationToken::new();
         let (sink, events) = EventSink::channel();
-        let http = TcpListener::bind("127.0.9.1:0").await.expect("service");
-        let port = http.local_addr().expect("addr").port();
-        let service = kv::roles::service(
-            kv::roles::Listeners { http },
-            shutdown.clone(),
-            sink.clone(),
-        );
-        tokio::spawn(service);
         let service = Ipv4Addr::new(127, 0, 9, 1);
-        let config = outage_lab_dns::Config {
-            records: BTreeMap::from([(ENDPOINT.to_owned(), vec![service])]),
-            ttl: HumanDuration::secs(1),
-            admin_token: None,
-            counted: None,
-        };
-        let dns = testing::serve(config, &shutdown).await;
-        let config = ManagerConfig {
-            manager: Config {
-                workers: 4,
-                work: HumanDuration::millis(20),
-                lease_ttl: HumanDuration::secs(4),
-                connection_max_age: HumanDuration::secs(1),
-                admission_control,
-                ledger: None,
-                recovery_runbook,
-            },
-            state: StateService {
-                dns_server: dns.dns,
-                endpoint: ENDPOINT.to_owned(),
-                port,
-                timeout: HumanDuration::millis(500),
-            },
-        };
+        let (config, dns_admin) =
+            support::state_service(&shutdown, service, admission_control, recovery_runbook).await;
         let start_manager = Box::new(move |http: TcpListener, stop: CancellationToken| {
             let role = roles::manager(config.clone(), Listeners { http }, stop, sink.clone());
             tokio::spawn(role);
@@ -92,20 +58,14 @@ impl Lab {
         let manager_addr = api.local_addr().expect("addr");
         let manager_stop = shutdown.child_token();
         start_manager(api, manager_stop.clone());
-        let fleet = servers::Config {
-            count: SERVERS as usize,
-            manager: manager_addr,
-            renew_every: HumanDuration::secs(3),
-            budget: HumanDuration::millis(300),
-            retry_after: HumanDuration::millis(50),
-        };
-        tokio::spawn(roles::servers(
-            fleet,
-            shutdown.clone(),
-            EventSink::discard(),
-        ));
+        support::start_servers(
+            &shutdown,
+            manager_addr,
+            SERVERS as usize,
+            HumanDuration::secs(3),
+        );
         let lab = Lab {
-            dns_admin: dns.admin,
+            dns_admin,
             service,
             events,
             manager_addr,
@@ -114,7 +74,7 @@ impl Lab {
             _stop: shutdown.clone().drop_guard(),
             shutdown,
         };
-        lab.ready(&["kv", "lease_manager"]).await;
+        lab.ready(&["lease_manager"]).await;
         lab
     }
 

@@ -174,11 +174,15 @@ pub(super) fn back_by_itself_ms(run: &Run<'_>, scenario: &Scenario) -> Option<u6
     Some(back.t_ms - repair)
 }
 
-/// The most leases lost at once during the run: servers less the fewest valid (`None`
-/// without a lease manager).
+/// The most leases lost at once once the fleet held its leases (the first second with
+/// [`BACK_SHARE`] of them valid): servers less the fewest valid from then on (`None` without a
+/// lease manager).
 pub(super) fn most_lost(run: &Run<'_>, scenario: &Scenario) -> Option<u64> {
     let servers = scenario.leases.as_ref()?.servers.count as u64;
-    let fewest = (seconds(run).iter()).map(|s| s.leases_valid).min();
+    let floor = (servers as f64 * BACK_SHARE).ceil() as u64;
+    let seconds = seconds(run);
+    let held = seconds.iter().position(|s| s.leases_valid >= floor);
+    let fewest = held.and_then(|i| seconds[i..].iter().map(|s| s.leases_valid).min());
     Some(fewest.map_or(0, |f| servers.saturating_sub(f)))
 }
 

@@ -35,6 +35,9 @@ pub struct Measures {
     /// The most leases lost at once (`None` without a lease manager).
     #[serde(default)]
     pub leases_lost: Option<u64>,
+    /// Customers' launches refused for insufficient capacity (`None` when nobody launches).
+    #[serde(default)]
+    pub launches_refused: Option<u64>,
 }
 
 impl Measures {
@@ -58,6 +61,7 @@ impl Measures {
             collapsed_s: seconds(super::leases::collapsed_ms(run, scenario)),
             back_by_itself_s: super::leases::back_by_itself_ms(run, scenario).map(seconds),
             leases_lost: super::leases::most_lost(run, scenario),
+            launches_refused: super::launches::refused(run, scenario),
         }
     }
 }

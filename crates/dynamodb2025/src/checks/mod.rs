@@ -7,6 +7,7 @@
 //! `clients_recover_within`. With `enactor_checks_at_write` or `cleanup_keeps_active_plan`:
 //! `endpoint_never_emptied` and `clients_kept_working`.
 
+mod launches;
 mod leases;
 mod measures;
 mod window;
@@ -29,6 +30,7 @@ pub fn judge(scenario: &Scenario, entries: &[JournalEntry]) -> Vec<ExpectationRe
     if let Some(leases) = &scenario.leases {
         rows.extend(leases::rows(&run, scenario, leases, emptied_ms));
     }
+    rows.extend(launches::row(&run, scenario));
     rows
 }
 
@@ -70,7 +72,7 @@ pub fn planned(scenario: &Scenario) -> usize {
     } else {
         5
     };
-    first_half + leases::planned(scenario)
+    first_half + leases::planned(scenario) + launches::planned(scenario)
 }
 
 /// What the checks read from the journal, once.

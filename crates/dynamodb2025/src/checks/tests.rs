@@ -270,9 +270,29 @@ fn outage_with_leases() -> Vec<JournalEntry> {
         [(19, 0, 30), (20, 150, 200), (21, 100, 299), (22, 100, 300)]
             .map(|(s, done, v)| lease(s * 1000 + 200, done, done, 0, v)),
     );
+    // Two customers launch 4 a second: refused while no lease is valid (9 s to 20 s).
+    j.extend((2..=24).flat_map(|s| {
+        let refused = (9..=20).contains(&s);
+        (0..2).map(move |c| launch(s * 1000 + 300, c, refused))
+    }));
     j.push(phase(25_000, RunPhase::Stopping));
     j.sort_by_key(|e| e.t_ms);
     j
+}
+
+/// Customer `c`'s second of 4 launches at `t_ms`, all refused for insufficient capacity or all
+/// placed.
+fn launch(t_ms: u64, c: usize, refused: bool) -> JournalEntry {
+    let (launched, insufficient_capacity) = if refused { (0, 4) } else { (4, 0) };
+    at(
+        t_ms,
+        Event::LaunchStats {
+            customer: format!("customer-{}", c + 1),
+            launched,
+            insufficient_capacity,
+            failed: 0,
+        },
+    )
 }
 
 #[test]
@@ -296,6 +316,27 @@ fn a_collapse_that_outlives_the_repair_until_the_operators_shed_load_holds_every
     assert!(
         back.contains("at 19100ms, 299 of 300 leases were valid at 21200ms"),
         "{back}"
+    );
+    let launches = &row(&rows, "launches_refused").detail;
+    assert!(
+        launches.contains("96 launches refused with insufficient capacity from 9300ms to 20300ms (customer-1 48, customer-2 48); in the last 3000ms, 24 placed and 0 refused"),
+        "{launches}"
+    );
+}
+
+#[test]
+fn launches_refused_to_the_end_do_not_hold() {
+    let journal: Vec<JournalEntry> = (outage_with_leases().into_iter())
+        .map(|e| match e.event {
+            Event::LaunchStats { .. } if e.t_ms == 24_300 => launch(24_300, 0, true),
+            _ => e,
+        })
+        .collect();
+    let rows = judge(&both_halves(), &journal);
+    let launches = row(&rows, "launches_refused");
+    assert!(
+        !launches.passed && launches.detail.ends_with("16 placed and 8 refused"),
+        "{launches:?}"
     );
 }
 
@@ -322,8 +363,8 @@ fn with_admission_control_the_leases_must_come_back_before_anyone_sheds_load() {
     let rows = judge(&fixed, &outage_with_leases());
     let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(
-        names[names.len() - 2..],
-        ["leases_expired", "recovers_by_itself"]
+        names[names.len() - 3..],
+        ["leases_expired", "recovers_by_itself", "launches_refused"]
     );
     let itself = row(&rows, "recovers_by_itself");
     assert!(

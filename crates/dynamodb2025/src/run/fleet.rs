@@ -13,12 +13,13 @@ use outage_lab_dns_automation::{enactor, planner};
 use outage_lab_dynamodb_events::ClientKind;
 use outage_lab_engine::error::HarnessError;
 use outage_lab_engine::supervisor::{Started, Supervisor};
+use outage_lab_lease_manager::launches as lease_launches;
 use outage_lab_lease_manager::manager as lease_manager;
 use outage_lab_lease_manager::roles as lease_roles;
 use outage_lab_lease_manager::servers as lease_servers;
 
 use crate::names::ProcessName;
-use crate::scenario::Scenario;
+use crate::scenario::{Launches, LeaseServers, Scenario};
 
 /// How long a process may take to tell it is ready.
 const READY_WITHIN: Duration = Duration::from_secs(15);
@@ -293,6 +294,31 @@ impl Fleet {
         let name = ProcessName::LeaseServers;
         let file = self.write_config(&name, &servers)?;
         self.spawn_args(&name, &args(&["lease-servers", "--config", &file]))
+            .await?;
+        match &leases.launches {
+            Some(launches) => self.start_launchers(launches, manager, s).await,
+            None => Ok(()),
+        }
+    }
+
+    /// The customers launching instances through the lease manager at `manager`, each waiting
+    /// as long as a server does for an answer, from the servers' first round of renewals on.
+    async fn start_launchers(
+        &mut self,
+        launches: &Launches,
+        manager: SocketAddr,
+        servers: &LeaseServers,
+    ) -> Result<(), HarnessError> {
+        let config = lease_launches::Config {
+            customers: launches.customers,
+            manager,
+            every: launches.every,
+            timeout: servers.budget,
+            start_after: servers.renew_every,
+        };
+        let name = ProcessName::Launchers;
+        let file = self.write_config(&name, &config)?;
+        self.spawn_args(&name, &args(&["launchers", "--config", &file]))
             .await?;
         Ok(())
     }

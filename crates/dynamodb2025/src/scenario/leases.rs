@@ -15,6 +15,10 @@ pub struct Leases {
     pub manager: LeaseManager,
     /// The servers ("droplets") that renew their leases through it.
     pub servers: LeaseServers,
+    /// Customers launching instances, each launch placed on a server with a valid lease
+    /// (none: nobody launches).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launches: Option<Launches>,
     /// How long after the repair the manager must stay collapsed for `congestive_collapse`.
     pub collapsed_for: HumanDuration,
     /// How long every lease may take to come back after the last throttle or restart (or,
@@ -51,6 +55,16 @@ pub struct LeaseServers {
     pub budget: HumanDuration,
     /// How long it waits before asking again after a failure.
     pub retry_after: HumanDuration,
+}
+
+/// The customers who launch instances.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Launches {
+    /// How many customers (1 to 16).
+    pub customers: usize,
+    /// How often each launches.
+    pub every: HumanDuration,
 }
 
 /// `throttle_renewals`' fields: the operators' throttle on incoming renewals.
@@ -123,6 +137,16 @@ impl Leases {
         };
         range(&["manager", "workers"], self.manager.workers, 1, 64)?;
         range(&["servers", "count"], self.servers.count, 1, 2000)?;
+        if let Some(l) = &self.launches {
+            range(&["launches", "customers"], l.customers, 1, 16)?;
+            let ms = usize::try_from(l.every.as_millis()).unwrap_or(usize::MAX);
+            if !(50..=10_000).contains(&ms) {
+                return Err(at.at_path(
+                    &[&["leases", "launches", "every"]],
+                    format!("expected 50ms to 10s, got {}", l.every),
+                ));
+            }
+        }
         let positive: [(&[&str], HumanDuration); 8] = [
             (&["manager", "work"], self.manager.work),
             (&["manager", "lease_ttl"], self.manager.lease_ttl),

@@ -15,7 +15,8 @@ use crate::names::enactor_name;
 mod leases;
 
 pub use leases::{
-    AdmissionControl, LeaseManager, LeaseServers, Leases, RecoveryRunbook, ThrottleRenewals,
+    AdmissionControl, Launches, LeaseManager, LeaseServers, Leases, RecoveryRunbook,
+    ThrottleRenewals,
 };
 
 /// The incident's name, as a scenario's `incident:` names it.
