@@ -119,10 +119,14 @@ fn footprint_mib() -> f64 {
     FILL * PROBE_BUDGET_MIB - smallest
 }
 
+/// Judged against the footprint the budget was made from. A second measuring run is not the
+/// same number: under load a debug server's footprint was measured 1.4-2.1 MiB above the first
+/// (a flake of this test in two loaded runs of the suite), and every run of the suite uses the
+/// budget made from its own first measurement.
 #[test]
 fn the_suites_budget_leaves_a_fresh_server_the_room_a_users_has() {
     let budget: f64 = budget().trim_end_matches("MiB").parse().unwrap();
-    let room = FILL * budget - footprint_mib();
+    let room = FILL * budget - measured().footprint;
     let users = FILL * SHIPPED_BUDGET_MIB - RELEASE_FOOTPRINT_MIB;
     assert!(
         (room - users).abs() <= 1.0,
