@@ -200,5 +200,7 @@ fn every_record_fault_is_what_dig_sees() {
         ("NOERROR", 1),
         "{seen}"
     );
-    assert!(query_ms(&seen) >= 800, "{seen}");
+    // dig tells whole milliseconds, cut down, and the server's timer ticks in milliseconds: an
+    // 800 ms delay was once told as 799 (in CI). An answer at once takes 0-1 ms here.
+    assert!(query_ms(&seen) >= 790, "{seen}");
 }

@@ -130,8 +130,11 @@ fn summary(out: &mut String, report: &Report) {
     out.push_str("</table>\n");
 }
 
-/// The charts: an id, a heading and the series of each; a chart with no points is left out.
-fn charts(entries: &[JournalEntry]) -> Vec<(&'static str, &'static str, Vec<Series>)> {
+/// A chart: its id, its heading and its series.
+type Chart = (&'static str, &'static str, Vec<Series>);
+
+/// The charts: the first half's, then the lease manager's; a chart with no points is left out.
+fn charts(entries: &[JournalEntry]) -> Vec<Chart> {
     let answering = Series::new(
         "addr",
         "#1f77b4",
@@ -154,66 +157,64 @@ fn charts(entries: &[JournalEntry]) -> Vec<(&'static str, &'static str, Vec<Seri
             ],
         ),
     ];
-    let lease = |f: fn(&Lease) -> u64| -> Points {
-        leases(entries)
-            .iter()
-            .map(|l| (l.t_ms, f(l) as f64))
-            .collect()
-    };
-    charts.push((
-        "leases",
-        "Leases valid",
-        vec![Series::new(
-            "leases",
-            "#9467bd",
-            "leases valid",
-            lease(|l| l.valid),
-        )],
-    ));
-    charts.push((
-        "queue",
-        "The lease manager's queue",
-        vec![Series::new(
-            "queue",
-            "#8c564b",
-            "renewals queued",
-            lease(|l| l.queued),
-        )],
-    ));
-    charts.push((
-        "goodput",
-        "The lease manager's work per second, and the work done in time (goodput)",
-        vec![
-            Series::new(
-                "work",
-                "#7f7f7f",
-                "renewals worked on",
-                lease(|l| l.processed),
-            ),
-            Series::new(
-                "goodput",
-                "#ff7f0e",
-                "renewed in time (goodput)",
-                lease(|l| l.completed),
-            ),
-        ],
-    ));
-    let (placed, refused) = launches(entries);
-    charts.push((
-        "launches",
-        "Customers' launches per second",
-        vec![
-            Series::new(
-                "placed",
-                "#2ca02c",
-                "placed on a server with a lease",
-                placed,
-            ),
-            Series::new("refused", "#d62728", "insufficient capacity", refused),
-        ],
-    ));
+    charts.extend(lease_charts(entries));
     charts.retain(|(_, _, series)| series.iter().any(|s| !s.points.is_empty()));
     charts
+}
+
+/// The lease manager's charts: its leases, its queue, its work and goodput, the launches.
+fn lease_charts(entries: &[JournalEntry]) -> Vec<Chart> {
+    let seconds = leases(entries);
+    let lease = |f: fn(&Lease) -> u64| -> Points {
+        seconds.iter().map(|l| (l.t_ms, f(l) as f64)).collect()
+    };
+    let one = |class: &'static str, colour: &'static str, name: &str, f: fn(&Lease) -> u64| {
+        vec![Series::new(class, colour, name, lease(f))]
+    };
+    let (placed, refused) = launches(entries);
+    vec![
+        (
+            "leases",
+            "Leases valid",
+            one("leases", "#9467bd", "leases valid", |l| l.valid),
+        ),
+        (
+            "queue",
+            "The lease manager's queue",
+            one("queue", "#8c564b", "renewals queued", |l| l.queued),
+        ),
+        (
+            "goodput",
+            "The lease manager's work per second, and the work done in time (goodput)",
+            vec![
+                Series::new(
+                    "work",
+                    "#7f7f7f",
+                    "renewals worked on",
+                    lease(|l| l.processed),
+                ),
+                Series::new(
+                    "goodput",
+                    "#ff7f0e",
+                    "renewed in time (goodput)",
+                    lease(|l| l.completed),
+                ),
+            ],
+        ),
+        (
+            "launches",
+            "Customers' launches per second",
+            vec![
+                Series::new(
+                    "placed",
+                    "#2ca02c",
+                    "placed on a server with a lease",
+                    placed,
+                ),
+                Series::new("refused", "#d62728", "insufficient capacity", refused),
+            ],
+        ),
+    ]
 }
 
 /// One chart of `series` over the run, the phases and steps drawn behind.
