@@ -29,16 +29,24 @@ pub enum Harm {
     FailedRequests,
     /// The lease manager collapsing after the repair.
     Collapse,
+    /// A customer's launch refused for insufficient capacity.
+    RefusedLaunches,
 }
 
 impl Harm {
-    const ALL: [Harm; 3] = [Harm::EmptyEndpoint, Harm::FailedRequests, Harm::Collapse];
+    const ALL: [Harm; 4] = [
+        Harm::EmptyEndpoint,
+        Harm::FailedRequests,
+        Harm::Collapse,
+        Harm::RefusedLaunches,
+    ];
 
     fn name(self) -> &'static str {
         match self {
             Harm::EmptyEndpoint => "empty_endpoint",
             Harm::FailedRequests => "failed_requests",
             Harm::Collapse => "collapse",
+            Harm::RefusedLaunches => "refused_launches",
         }
     }
 
@@ -47,13 +55,20 @@ impl Harm {
             Harm::EmptyEndpoint => "the endpoint emptied",
             Harm::FailedRequests => "requests failed",
             Harm::Collapse => "the lease manager collapsed",
+            Harm::RefusedLaunches => "launches were refused",
         }
     }
 
-    /// The harms `scenario` can show: the collapse only with a lease manager.
+    /// The harms `scenario` can show: the collapse only with a lease manager, refused launches
+    /// only with customers who launch.
     fn of(scenario: &Scenario) -> Vec<Harm> {
+        let launches = (scenario.leases.as_ref()).is_some_and(|l| l.launches.is_some());
         (Harm::ALL.into_iter())
-            .filter(|h| *h != Harm::Collapse || scenario.leases.is_some())
+            .filter(|h| match h {
+                Harm::Collapse => scenario.leases.is_some(),
+                Harm::RefusedLaunches => launches,
+                Harm::EmptyEndpoint | Harm::FailedRequests => true,
+            })
             .collect()
     }
 
@@ -62,6 +77,7 @@ impl Harm {
             Harm::EmptyEndpoint => m.endpoint_empty_s > 0.0,
             Harm::FailedRequests => m.requests_failed > 0,
             Harm::Collapse => m.collapsed_s > 0.0,
+            Harm::RefusedLaunches => m.launches_refused.is_some_and(|n| n > 0),
         }
     }
 }
@@ -131,6 +147,8 @@ pub struct Medians {
     pub outage_s: f64,
     /// Seconds the lease manager stayed collapsed after the repair.
     pub collapsed_s: f64,
+    /// Launches refused for insufficient capacity.
+    pub launches_refused: f64,
 }
 
 /// The variants, in the cells' order, from their outcomes.
@@ -168,6 +186,7 @@ fn variant(name: &str, outcomes: &[&Outcome<CellResult>], harms: &[Harm]) -> Var
             requests_failed: of(|m| m.requests_failed as f64),
             outage_s: of(|m| m.outage_s),
             collapsed_s: of(|m| m.collapsed_s),
+            launches_refused: of(|m| m.launches_refused.unwrap_or(0) as f64),
         },
         seeds_failed: count(|o| matches!(o, Outcome::Failed { .. })),
         seeds_disturbed: count(|o| matches!(o, Outcome::Disturbed { .. })),
@@ -219,18 +238,25 @@ impl Variant {
 /// The terminal table: one row per variant.
 pub fn table(variants: &[Variant]) -> String {
     let mut out = format!(
-        "{:<28} {:>10} {:>18} {:>16} {:>10} {:>10}\n",
-        "variant", "passed", "endpoint empty", "requests failed", "outage", "collapsed"
+        "{:<28} {:>10} {:>18} {:>16} {:>10} {:>10} {:>17}\n",
+        "variant",
+        "passed",
+        "endpoint empty",
+        "requests failed",
+        "outage",
+        "collapsed",
+        "launches refused"
     );
     for v in variants {
         out.push_str(&format!(
-            "{:<28} {:>10} {:>17.1}s {:>16} {:>9.1}s {:>9.1}s\n",
+            "{:<28} {:>10} {:>17.1}s {:>16} {:>9.1}s {:>9.1}s {:>17}\n",
             v.name,
             format!("{}/{}", v.seeds_passed, v.seeds_ran),
             v.median.endpoint_empty_s,
             v.median.requests_failed,
             v.median.outage_s,
-            v.median.collapsed_s
+            v.median.collapsed_s,
+            v.median.launches_refused
         ));
     }
     out.push_str("(medians over the seeds; passed: every expectation of the run held)\n");
@@ -257,7 +283,7 @@ impl Expect {
         });
         parsed.ok_or_else(|| {
             format!(
-                "--expect {text:?}: expected 'VARIANT prevents empty_endpoint', 'VARIANT prevents failed_requests' or 'VARIANT prevents collapse', e.g. 'serve_stale prevents failed_requests'"
+                "--expect {text:?}: expected 'VARIANT prevents empty_endpoint', 'VARIANT prevents failed_requests', 'VARIANT prevents collapse' or 'VARIANT prevents refused_launches', e.g. 'serve_stale prevents failed_requests'"
             )
         })
     }
@@ -321,8 +347,14 @@ fn plan(args: &CompareArgs) -> Result<Plan, String> {
         (args.expect.iter().map(|e| Expect::parse(e))).collect::<Result<_, _>>()?;
     let harms = Harm::of(&scenario);
     if let Some(e) = expects.iter().find(|e| !harms.contains(&e.harm)) {
+        let lacks = match e.harm {
+            Harm::RefusedLaunches => {
+                "no customers who launch (no `leases.launches:`), so no launch can be refused"
+            }
+            _ => "no lease manager (no `leases:`), so nothing can collapse",
+        };
         return Err(format!(
-            "--expect '{} prevents {}': {} has no lease manager (no `leases:`), so nothing can collapse",
+            "--expect '{} prevents {}': {} has {lacks}",
             e.variant,
             e.harm.name(),
             c.scenario.display()
@@ -435,19 +467,20 @@ fn write(
 fn markdown(scenario: &Path, variants: &[Variant]) -> String {
     use outage_lab_proto::markup::markdown_cell;
     let mut out = format!(
-        "## Compare: {}\n\n| variant | passed | endpoint empty (median) | requests failed (median) | outage (median) | collapsed (median) |\n|---|---|---|---|---|---|\n",
+        "## Compare: {}\n\n| variant | passed | endpoint empty (median) | requests failed (median) | outage (median) | collapsed (median) | launches refused (median) |\n|---|---|---|---|---|---|---|\n",
         markdown_cell(&scenario.display().to_string())
     );
     for v in variants {
         out.push_str(&format!(
-            "| {} | {}/{} | {:.1} s | {} | {:.1} s | {:.1} s |\n",
+            "| {} | {}/{} | {:.1} s | {} | {:.1} s | {:.1} s | {} |\n",
             markdown_cell(&v.name),
             v.seeds_passed,
             v.seeds_ran,
             v.median.endpoint_empty_s,
             v.median.requests_failed,
             v.median.outage_s,
-            v.median.collapsed_s
+            v.median.collapsed_s,
+            v.median.launches_refused
         ));
     }
     out.push('\n');

@@ -143,7 +143,8 @@ fn with_a_lease_manager_a_fix_that_keeps_it_working_prevents_the_collapse() {
         "{}",
         metrics.headline()
     );
-    let variants = variants(&cells, &results, &Harm::ALL);
+    let harms = [Harm::EmptyEndpoint, Harm::FailedRequests, Harm::Collapse];
+    let variants = variants(&cells, &results, &harms);
     assert_eq!(variants[0].median.collapsed_s, 7.0);
     assert!(!variants[0].prevents(Harm::Collapse));
     assert!(variants[1].prevents(Harm::Collapse));
@@ -154,4 +155,31 @@ fn with_a_lease_manager_a_fix_that_keeps_it_working_prevents_the_collapse() {
         "{}",
         variants[1].verdict_line()
     );
+}
+
+#[test]
+fn refused_launches_are_a_harm_only_where_customers_launch() {
+    let shipped = crate::scenario::Scenario::parse(
+        include_str!("../../../../fixtures/scenarios/dynamodb-2025-10-20.yaml"),
+        "fixture",
+    )
+    .expect("the fixture parses");
+    assert!(Harm::of(&shipped).contains(&Harm::RefusedLaunches));
+    let mut quiet = shipped.clone();
+    if let Some(leases) = quiet.leases.as_mut() {
+        leases.launches = None;
+    }
+    assert!(!Harm::of(&quiet).contains(&Harm::RefusedLaunches));
+    assert!(Harm::of(&quiet).contains(&Harm::Collapse));
+    let e = Expect::parse("admission_control prevents refused_launches").expect("a harm");
+    assert_eq!(e.harm, Harm::RefusedLaunches);
+    let refused = |n| CellResult {
+        passed: true,
+        measures: Measures {
+            launches_refused: Some(n),
+            ..Measures::default()
+        },
+    };
+    assert!(Harm::RefusedLaunches.happened(&refused(3).measures));
+    assert!(!Harm::RefusedLaunches.happened(&refused(0).measures));
 }

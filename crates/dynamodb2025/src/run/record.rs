@@ -79,12 +79,14 @@ struct Narrator {
     leases: LeaseWindow,
 }
 
-/// The lease manager's counts since its last line.
+/// The lease manager's counts since its last line, and the customers' launches.
 #[derive(Default)]
 struct LeaseWindow {
     until_ms: u64,
     processed: u64,
     completed: u64,
+    launched: u64,
+    refused: u64,
 }
 
 /// The clients' counts since the last line.
@@ -172,27 +174,52 @@ impl Narrator {
                 w.served_stale += served_stale;
                 line
             }
-            Event::LeaseStats {
-                queued,
-                processed,
-                completed,
-                leases_valid,
+            Event::LeaseStats { .. } => self.lease_line(entry),
+            Event::LaunchStats {
+                launched,
+                insufficient_capacity,
                 ..
             } => {
                 let w = &mut self.leases;
-                (w.processed, w.completed) = (w.processed + processed, w.completed + completed);
-                if entry.t_ms < w.until_ms {
-                    return None;
-                }
-                let w = std::mem::take(&mut self.leases);
-                self.leases.until_ms = (entry.t_ms / CLIENTS_EVERY_MS + 1) * CLIENTS_EVERY_MS;
-                Some(format!(
-                    "lease manager: {leases_valid} leases valid, {queued} renewals queued; {} of {} done in time since the last line",
-                    w.completed, w.processed
-                ))
+                w.launched += launched;
+                w.refused += insufficient_capacity;
+                None
             }
             _ => self.engine_line(entry),
         }
+    }
+
+    /// The lease manager's line, every [`CLIENTS_EVERY_MS`]: its leases and queue, its work done
+    /// in time, and the customers' launches since the last line.
+    fn lease_line(&mut self, entry: &JournalEntry) -> Option<String> {
+        let Event::LeaseStats {
+            queued,
+            processed,
+            completed,
+            leases_valid,
+            ..
+        } = &entry.event
+        else {
+            return None;
+        };
+        let w = &mut self.leases;
+        (w.processed, w.completed) = (w.processed + processed, w.completed + completed);
+        if entry.t_ms < w.until_ms {
+            return None;
+        }
+        let w = std::mem::take(&mut self.leases);
+        self.leases.until_ms = (entry.t_ms / CLIENTS_EVERY_MS + 1) * CLIENTS_EVERY_MS;
+        let launches = match w.launched + w.refused {
+            0 => String::new(),
+            _ => format!(
+                "; launches: {} placed, {} refused (insufficient capacity)",
+                w.launched, w.refused
+            ),
+        };
+        Some(format!(
+            "lease manager: {leases_valid} leases valid, {queued} renewals queued; {} of {} done in time since the last line{launches}",
+            w.completed, w.processed
+        ))
     }
 
     /// A DNS server's answer, told only when it goes empty or gets addresses back (the planner
