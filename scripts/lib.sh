@@ -93,11 +93,13 @@ apt_update() { as_root apt-get update -qq; }
 
 # apt_install [APT-GET-OPTION...] PACKAGE...: installs Debian packages non-interactively (as
 # root, or through sudo). A first try that fails (a fresh machine may have no package lists, or
-# stale ones) is retried once after apt_update. apt-get's progress goes to stdout: callers
-# redirect it (>/dev/null, or >&2 where stdout is a result); its warnings and errors to stderr.
+# stale ones; an install killed half-way leaves dpkg "interrupted") is retried once after
+# finishing what dpkg left and apt_update. apt-get's progress goes to stdout: callers redirect
+# it (>/dev/null, or >&2 where stdout is a result); its warnings and errors to stderr.
 apt_install() {
   export DEBIAN_FRONTEND=noninteractive
   as_root apt-get install -y -qq "$@" && return 0
+  as_root dpkg --configure -a || true
   # A failed update may still have refreshed the lists that matter: the retry judges.
   apt_update || true
   as_root apt-get install -y -qq "$@"
